@@ -1,0 +1,80 @@
+"""Plot a TensorBoard scalar (default val/acc) against epoch, one labelled line per run.
+
+    python scripts/plot_curves.py outputs/multirun/2026-11-25_13-47-29 --out docs/addition_val_acc.png
+
+Each argument is a run directory or a folder searched for run directories (any folder holding
+TensorBoard event files). A run is labelled by the `name` in its config.yaml and its folder name.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from omegaconf import OmegaConf
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+
+def find_runs(paths: list[Path]) -> list[Path]:
+    runs = set()
+    for path in paths:
+        if not path.exists():
+            sys.exit(f"plot_curves: {path}: no such file or directory")
+        runs.update(p.parent for p in path.rglob("events.out.tfevents.*"))
+    return sorted(runs)
+
+
+def read_scalar(run: Path, tag: str) -> tuple[list[int], list[float]]:
+    acc = EventAccumulator(str(run), size_guidance={"scalars": 0})
+    acc.Reload()
+    if tag not in acc.Tags()["scalars"]:
+        return [], []
+    by_step = {e.step: e.value for e in acc.Scalars(tag)}  # a resumed run may repeat a step: keep the last
+    steps = sorted(by_step)
+    return steps, [by_step[s] for s in steps]
+
+
+def label(run: Path) -> str:
+    config = run / "config.yaml"
+    name = OmegaConf.load(config).get("name") if config.is_file() else None
+    return f"{name} ({run.name})" if name and name not in run.name else run.name
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+", type=Path, help="run directories or folders holding them")
+    parser.add_argument("--tag", default="val/acc", help="scalar to plot (default: val/acc)")
+    parser.add_argument("--out", type=Path, default=Path("curves.png"), help="PNG to write (default: curves.png)")
+    parser.add_argument("--title", default=None)
+    args = parser.parse_args(argv)
+
+    runs = find_runs(args.runs)
+    if not runs:
+        sys.exit(f"plot_curves: no TensorBoard event files under {', '.join(map(str, args.runs))}")
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    plotted = 0
+    for run in runs:
+        steps, values = read_scalar(run, args.tag)
+        if steps:
+            ax.plot(steps, values, marker="o", markersize=3, label=label(run))
+            plotted += 1
+        else:
+            print(f"plot_curves: {run} has no {args.tag!r} scalar, skipped", file=sys.stderr)
+    if not plotted:
+        sys.exit(f"plot_curves: no run has a {args.tag!r} scalar")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(args.tag)
+    ax.set_title(args.title or args.tag)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(args.out, dpi=120)
+    print(f"wrote {args.out} ({plotted} runs)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""The chapter's addition toy and its fixed-width text format.
+
+File format, one example per line: the question left-aligned and space-padded, then `_` (the
+decoder's start symbol) and the answer, space-padded. Every line has the same width:
+
+    16+75  _91
+    582+84 _666
+
+Widths and the character vocabulary are read from the file, so any string-to-string problem
+written this way can be loaded unchanged. Run `python -m seq2seq.data.addition --help` to write
+the chapter's dataset to a file.
+"""
+
+import argparse
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from seq2seq.errors import DataError
+
+START = "_"
+
+
+@dataclass
+class PairData:
+    """Questions and answers of one file. Each answer starts with START; all have equal widths."""
+
+    questions: list[str]
+    answers: list[str]
+
+
+def random_operand(rng: random.Random, max_digits: int) -> int:
+    """Digit count uniform in 1..max_digits, then the digits: small numbers are common."""
+    digits = rng.randint(1, max_digits)
+    low = 0 if digits == 1 else 10 ** (digits - 1)
+    return rng.randint(low, 10**digits - 1)
+
+
+def generate_addition(num_examples: int = 50_000, max_digits: int = 3, seed: int = 0) -> PairData:
+    """Distinct questions `a+b` (`a+b` and `b+a` count as the same question), padded as in the chapter."""
+    capacity = (10**max_digits) * (10**max_digits + 1) // 2  # unordered pairs of 0 .. 10**max_digits - 1
+    if num_examples > capacity:
+        raise DataError(f"only {capacity} distinct questions exist with max_digits={max_digits}")
+    rng = random.Random(seed)
+    q_width = 2 * max_digits + 1
+    a_width = max_digits + 2  # START + up to max_digits + 1 digits
+    seen: set[tuple[int, int]] = set()
+    questions, answers = [], []
+    while len(questions) < num_examples:
+        a, b = random_operand(rng, max_digits), random_operand(rng, max_digits)
+        key = (min(a, b), max(a, b))
+        if key in seen:
+            continue
+        seen.add(key)
+        questions.append(f"{a}+{b}".ljust(q_width))
+        answers.append(f"{START}{a + b}".ljust(a_width))
+    return PairData(questions, answers)
+
+
+def format_pairs(data: PairData) -> str:
+    return "".join(q + a + "\n" for q, a in zip(data.questions, data.answers, strict=True))
+
+
+def load_pairs(path: str | Path) -> PairData:
+    """Read a fixed-width pair file, failing with the file and line of the first problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file (task.path must name a file in the addition format)")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the final newline ends the last line; it does not start a new one
+    if not lines:
+        raise DataError(f"{path}: empty file, expected lines like '16+75  _91  '")
+    questions, answers = [], []
+    width = split = None
+    for lineno, line in enumerate(lines, start=1):
+        line = line.removesuffix("\r")
+        where = f"{path}:{lineno}"
+        if START not in line:
+            raise DataError(f"{where}: no '{START}' separating question and answer in {line!r}")
+        if line.index(START) == 0:
+            raise DataError(f"{where}: empty question before '{START}' in {line!r}")
+        if width is None:
+            width, split = len(line), line.index(START)
+        elif len(line) != width:
+            raise DataError(f"{where}: line is {len(line)} characters wide, line 1 is {width}: {line!r}")
+        elif line.index(START) != split:
+            raise DataError(
+                f"{where}: '{START}' at column {line.index(START) + 1}, line 1 has it at column {split + 1}: {line!r}"
+            )
+        questions.append(line[:split])
+        answers.append(line[split:])
+    if width - split < 2:
+        raise DataError(f"{path}:1: empty answer after '{START}'")
+    return PairData(questions, answers)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Write the chapter's addition dataset to a text file.")
+    parser.add_argument("out", type=Path, help="file to write, e.g. addition.txt")
+    parser.add_argument("--num-examples", type=int, default=50_000)
+    parser.add_argument("--max-digits", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    data = generate_addition(args.num_examples, args.max_digits, args.seed)
+    args.out.write_text(format_pairs(data), encoding="utf-8")
+    print(f"wrote {len(data.questions)} questions to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""LSTM language models: the chapter's Rnnlm and, through its options, BetterRnnlm.
+
+Shapes: B batch (parallel rows of the token stream), T time steps, D wordvec, H hidden, V vocabulary.
+"""
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class Rnnlm(nn.Module):
+    """Embedding + LSTM (num_layers) + Linear.
+
+    BetterRnnlm of the chapter is this class with two 650-unit layers, dropout 0.5 after the
+    embedding, between the layers and before the output, and the output layer tied to the embedding.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        wordvec_size: int = 100,
+        hidden_size: int = 100,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        tie_weights: bool = False,
+    ):
+        super().__init__()
+        if tie_weights and wordvec_size != hidden_size:
+            raise ValueError(f"tie_weights needs wordvec_size == hidden_size, got {wordvec_size} and {hidden_size}")
+        self.drop = nn.Dropout(dropout)
+        self.embed = nn.Embedding(vocab_size, wordvec_size)
+        self.lstm = nn.LSTM(
+            wordvec_size,
+            hidden_size,
+            num_layers,
+            batch_first=True,
+            dropout=dropout if num_layers > 1 else 0.0,
+        )
+        self.out = nn.Linear(hidden_size, vocab_size)
+        # As in pytorch/examples word_language_model: small uniform init for the embedding and output.
+        nn.init.uniform_(self.embed.weight, -0.1, 0.1)
+        nn.init.zeros_(self.out.bias)
+        if tie_weights:
+            self.out.weight = self.embed.weight
+        else:
+            nn.init.uniform_(self.out.weight, -0.1, 0.1)
+
+    def forward(self, tokens: torch.Tensor, state=None):
+        """tokens (B, T), LSTM state or None -> logits (B, T, V), new state."""
+        x = self.drop(self.embed(tokens))  # (B, T, D)
+        out, state = self.lstm(x, state)  # (B, T, H)
+        return self.out(self.drop(out)), state  # (B, T, V)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        prompt: torch.Tensor,
+        num_words: int,
+        num_samples: int = 1,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        greedy: bool = False,
+        skip_ids: list[int] | tuple[int, ...] = (),
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Feed `prompt` (P,) through the model, then sample `num_words` more words for each of
+        `num_samples` independent samples. Returns the new ids only: (num_samples, num_words)."""
+        if prompt.numel() == 0:
+            raise ValueError("generate needs a prompt of at least one word")
+        tokens = prompt.view(1, -1).expand(num_samples, -1)  # (B, P)
+        logits, state = self(tokens)
+        logits = logits[:, -1]  # (B, V)
+        out = []
+        for _ in range(num_words):
+            token = sample_next(logits, temperature, top_k, top_p, greedy, skip_ids, generator)
+            out.append(token)  # (B, 1)
+            logits, state = self(token, state)
+            logits = logits[:, -1]
+        return torch.cat(out, dim=1)  # (B, num_words)
+
+
+def sample_next(logits, temperature=1.0, top_k=None, top_p=None, greedy=False, skip_ids=(), generator=None):
+    """Pick the next token for each row of logits (B, V) -> (B, 1). Words in skip_ids are never picked."""
+    logits = logits.float().clone()
+    if skip_ids:
+        logits[:, list(skip_ids)] = float("-inf")
+    if greedy:
+        return logits.argmax(dim=-1, keepdim=True)
+    logits = logits / temperature
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1)
+        logits[logits < kth] = float("-inf")
+    if top_p is not None and top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+        # Drop a word when the words ranked above it already hold top_p of the mass (the first is kept).
+        drop = cumulative - sorted_logits.softmax(dim=-1) >= top_p
+        logits.scatter_(1, order, sorted_logits.masked_fill(drop, float("-inf")))
+    probs = F.softmax(logits, dim=-1)
+    return torch.multinomial(probs, 1, generator=generator)  # (B, 1)

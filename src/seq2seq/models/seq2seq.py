@@ -1,0 +1,92 @@
+"""Encoder-Decoder models of the reference chapter (sections 2.3 and 3.2).
+
+Shapes: B batch, S source length, T target length, D wordvec size, H hidden size, V vocabulary.
+"""
+
+import torch
+from torch import nn
+
+
+class Encoder(nn.Module):
+    """Embedding + LSTM. Returns only the last hidden state h: the memory cell stays private."""
+
+    def __init__(self, vocab_size: int, wordvec_size: int, hidden_size: int):
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, wordvec_size)
+        self.lstm = nn.LSTM(wordvec_size, hidden_size, batch_first=True)
+
+    def forward(self, src: torch.Tensor) -> torch.Tensor:
+        _, (h, _) = self.lstm(self.embed(src))  # h: (1, B, H)
+        return h[0]  # (B, H)
+
+
+class Decoder(nn.Module):
+    """Embedding + LSTM started from the encoder's h (cell zero) + Linear to the vocabulary."""
+
+    def __init__(self, vocab_size: int, wordvec_size: int, hidden_size: int):
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, wordvec_size)
+        self.lstm = nn.LSTM(wordvec_size, hidden_size, batch_first=True)
+        self.out = nn.Linear(hidden_size, vocab_size)
+
+    def init_state(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h0 = h.unsqueeze(0)  # (1, B, H)
+        return h0, torch.zeros_like(h0)
+
+    def forward(self, tokens, h, state):
+        """tokens (B, T), encoder output h (B, H) -> logits (B, T, V) and the new LSTM state."""
+        out, state = self.lstm(self.embed(tokens), state)  # (B, T, H)
+        return self.out(out), state  # (B, T, V)
+
+
+class PeekyDecoder(Decoder):
+    """Decoder that also 'peeks' at h: h is concatenated to the LSTM input and to the Linear input
+    at every time step, so the encoder's summary reaches every step, not only the first."""
+
+    def __init__(self, vocab_size: int, wordvec_size: int, hidden_size: int):
+        super().__init__(vocab_size, wordvec_size, hidden_size)
+        self.lstm = nn.LSTM(wordvec_size + hidden_size, hidden_size, batch_first=True)
+        self.out = nn.Linear(hidden_size + hidden_size, vocab_size)
+
+    def forward(self, tokens, h, state):
+        B, T = tokens.shape
+        peek = h.unsqueeze(1).expand(B, T, h.shape[-1])  # (B, T, H), a view: no copy
+        x = torch.cat([self.embed(tokens), peek], dim=-1)  # (B, T, D + H)
+        out, state = self.lstm(x, state)  # (B, T, H)
+        return self.out(torch.cat([out, peek], dim=-1)), state  # (B, T, V)
+
+
+class Seq2seq(nn.Module):
+    """Encoder + Decoder joined by the encoder's last hidden state."""
+
+    decoder_class: type[Decoder] = Decoder
+
+    def __init__(self, vocab_size: int, wordvec_size: int = 16, hidden_size: int = 128):
+        super().__init__()
+        self.encoder = Encoder(vocab_size, wordvec_size, hidden_size)
+        self.decoder = self.decoder_class(vocab_size, wordvec_size, hidden_size)
+
+    def forward(self, src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
+        """Teacher forcing: src (B, S), decoder input tgt_in (B, T) -> logits (B, T, V)."""
+        h = self.encoder(src)  # (B, H)
+        logits, _ = self.decoder(tgt_in, h, self.decoder.init_state(h))
+        return logits
+
+    @torch.no_grad()
+    def generate(self, src: torch.Tensor, start_id: int, length: int) -> torch.Tensor:
+        """Greedy (argmax) decoding of a whole batch at once: src (B, S) -> token ids (B, length)."""
+        h = self.encoder(src)  # (B, H)
+        state = self.decoder.init_state(h)
+        token = torch.full((src.shape[0], 1), start_id, dtype=torch.long, device=src.device)  # (B, 1)
+        out = []
+        for _ in range(length):
+            logits, state = self.decoder(token, h, state)  # (B, 1, V)
+            token = logits.argmax(dim=-1)  # (B, 1)
+            out.append(token)
+        return torch.cat(out, dim=1)  # (B, length)
+
+
+class PeekySeq2seq(Seq2seq):
+    """Seq2seq with the Peeky decoder (section 3.2)."""
+
+    decoder_class = PeekyDecoder

@@ -1,0 +1,123 @@
+"""Fixed-width string-to-string pairs (the chapter's addition toy) for Encoder-Decoder models."""
+
+import torch
+from torch.nn import functional as F
+
+from seq2seq.data.addition import START, generate_addition, load_pairs
+from seq2seq.data.vocab import Vocab
+from seq2seq.errors import DataError
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """Shuffling depends only on (seed, epoch), so a resumed run replays the same order."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
+class AdditionTask:
+    """Questions (B, S) and answers (B, A) as character ids; the answer starts with `_`.
+
+    Teacher forcing feeds the decoder answer[:, :-1] (`_91 `) and scores it on answer[:, 1:] (`91  `).
+    """
+
+    monitor = "val/acc"
+    mode = "max"
+    final_splits: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        path: str | None = None,
+        num_examples: int = 50_000,
+        max_digits: int = 3,
+        reverse: bool = False,
+        val_fraction: float = 0.1,
+        batch_size: int = 128,
+        num_samples: int = 10,
+        seed: int = 0,
+    ):
+        data = load_pairs(path) if path else generate_addition(num_examples, max_digits, seed)
+        n = len(data.questions)
+        n_val = int(n * val_fraction)
+        if not 0 < n_val < n:
+            raise DataError(f"val_fraction={val_fraction} leaves no train or no validation examples of {n}")
+        self.vocab = Vocab(sorted(set("".join(data.questions) + "".join(data.answers))))
+        self.question_width = len(data.questions[0])
+        self.answer_width = len(data.answers[0])
+        self.reverse = reverse
+        self.batch_size = batch_size
+        self.num_samples = num_samples
+        self.seed = seed
+
+        # Shuffle with the seed; the last val_fraction of the shuffled examples is validation.
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+        questions = [data.questions[i] for i in order]
+        answers = [data.answers[i] for i in order]
+        x = self.encode_questions(questions)  # (N, S)
+        t = torch.tensor([self.vocab.encode(a) for a in answers])  # (N, A)
+        self.x_train, self.t_train = x[: n - n_val], t[: n - n_val]
+        self.x_val, self.t_val = x[n - n_val :], t[n - n_val :]
+        self.val_questions = questions[n - n_val :]
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocab)
+
+    @property
+    def start_id(self) -> int:
+        return self.vocab.stoi[START]
+
+    def encode_questions(self, questions: list[str]) -> torch.Tensor:
+        """Questions of exactly question_width characters -> ids (N, S), reversed if configured."""
+        x = torch.tensor([self.vocab.encode(q) for q in questions], dtype=torch.long)  # (N, S)
+        return x.flip(1) if self.reverse else x
+
+    def train_batches(self, epoch: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        perm = torch.randperm(len(self.x_train), generator=epoch_generator(self.seed, epoch))
+        x, t = self.x_train[perm], self.t_train[perm]  # one gather per epoch; batches are views
+        return [(x[i : i + self.batch_size], t[i : i + self.batch_size]) for i in range(0, len(x), self.batch_size)]
+
+    def training_step(self, model, batch, carry=None):
+        x, t = batch  # (B, S), (B, A)
+        logits = model(x, t[:, :-1])  # (B, A-1, V)
+        return F.cross_entropy(logits.flatten(0, 1), t[:, 1:].flatten()), None
+
+    def train_metrics(self, mean_loss: float) -> dict[str, float]:
+        return {}
+
+    @torch.no_grad()
+    def evaluate(self, model, split: str = "val"):
+        """Loss with teacher forcing; exact match and per-character accuracy of batched greedy decoding."""
+        if split != "val":
+            raise ValueError(f"AdditionTask has no split {split!r}")
+        x, t = self.x_val, self.t_val
+        target = t[:, 1:]  # (N, A-1)
+        loss = F.cross_entropy(model(x, t[:, :-1]).flatten(0, 1), target.flatten())
+        pred = model.generate(x, self.start_id, target.shape[1])  # (N, A-1)
+        right = pred == target
+        metrics = {
+            "val/loss": loss.item(),
+            "val/acc": right.all(dim=1).float().mean().item(),
+            "val/char_acc": right.float().mean().item(),
+        }
+        return metrics, self.format_samples(pred[: self.num_samples], right[: self.num_samples])
+
+    def format_samples(self, pred: torch.Tensor, right: torch.Tensor) -> str:
+        """The chapter's printout: question, correct answer, prediction marked ☑ or ☒."""
+        lines = []
+        for i in range(len(pred)):
+            mark = "☑" if right[i].all() else "☒"
+            lines += [
+                f"Q {self.val_questions[i]}",
+                f"T {self.vocab.decode(self.t_val[i, 1:].tolist())}",
+                f"{mark} {self.vocab.decode(pred[i].tolist())}",
+                "---",
+            ]
+        return "\n".join(lines)
+
+    def state_dict(self) -> dict:
+        return {
+            "kind": "pairs",
+            "vocab": self.vocab.itos,
+            "question_width": self.question_width,
+            "answer_width": self.answer_width,
+            "reverse": self.reverse,
+        }

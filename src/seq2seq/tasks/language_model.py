@@ -1,0 +1,90 @@
+"""Word-level language modelling on Penn Treebank with truncated backpropagation through time."""
+
+import math
+
+import torch
+from torch.nn import functional as F
+
+from seq2seq.data.ptb import EOS, load_ptb
+
+
+def batchify(stream: list[int], batch_size: int) -> torch.Tensor:
+    """Cut the token stream into batch_size parallel rows (B, L), dropping the < B leftover tokens.
+
+    Row i holds the i-th contiguous chunk of the stream, so reading the columns left to right in
+    windows continues every row exactly where its previous window stopped:
+
+        stream a b c d e f g h i j k l   B=3  ->  row 0: a b c d
+                                                  row 1: e f g h
+                                                  row 2: i j k l
+    """
+    data = torch.tensor(stream, dtype=torch.long)
+    length = len(data) // batch_size
+    return data[: length * batch_size].view(batch_size, length)  # (B, L)
+
+
+def windows(data: torch.Tensor, time_size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(input, target) windows of time_size columns; the target is the input shifted by one word."""
+    length = data.shape[1] - 1  # the last column is only ever a target
+    return [(data[:, i : i + time_size], data[:, i + 1 : i + 1 + time_size]) for i in range(0, length, time_size)]
+
+
+def repackage_hidden(state):
+    """Detach the LSTM state from the previous window's graph (truncated BPTT)."""
+    if state is None:
+        return None
+    return tuple(s.detach() for s in state)
+
+
+class LanguageModelTask:
+    monitor = "val/ppl"
+    mode = "min"
+    final_splits = ("test",)
+
+    def __init__(
+        self,
+        data_dir: str,
+        batch_size: int = 20,
+        time_size: int = 35,
+        eval_batch_size: int = 10,
+        download: bool = True,
+        seed: int = 0,
+    ):
+        self.vocab, streams = load_ptb(data_dir, download_missing=download)
+        self.time_size = time_size
+        self.train_data = batchify(streams["train"], batch_size)  # (B, L)
+        self.eval_data = {
+            "val": batchify(streams["valid"], eval_batch_size),
+            "test": batchify(streams["test"], eval_batch_size),
+        }
+        self.num_tokens = {"train": len(streams["train"]), "val": len(streams["valid"]), "test": len(streams["test"])}
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocab)
+
+    def train_batches(self, epoch: int):
+        # The stream is read in order; the LSTM state starts from zero at every epoch.
+        return windows(self.train_data, self.time_size)
+
+    def training_step(self, model, batch, carry=None):
+        x, y = batch  # (B, T), (B, T)
+        logits, state = model(x, repackage_hidden(carry))  # (B, T, V)
+        return F.cross_entropy(logits.flatten(0, 1), y.flatten()), state
+
+    def train_metrics(self, mean_loss: float) -> dict[str, float]:
+        return {"train/ppl": math.exp(mean_loss)}
+
+    @torch.no_grad()
+    def evaluate(self, model, split: str = "val"):
+        """Perplexity over the whole split, read in windows with the state carried, as in training."""
+        total, count, state = 0.0, 0, None
+        for x, y in windows(self.eval_data[split], self.time_size):
+            logits, state = model(x, state)
+            total += F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum").item()
+            count += y.numel()
+        loss = total / count
+        return {f"{split}/loss": loss, f"{split}/ppl": math.exp(loss)}, None
+
+    def state_dict(self) -> dict:
+        return {"kind": "lm", "vocab": self.vocab.itos, "eos": EOS}

@@ -1,0 +1,43 @@
+import os
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import open_dict
+
+from seq2seq.config import CONFIG_DIR
+
+REPO = Path(__file__).resolve().parents[1]
+PTB_DIR = Path(os.environ.get("PTB_DIR", REPO.parent / "shared" / "data" / "ptb"))
+
+# Small, fast settings for addition runs in tests: 400 two-digit questions, tiny model, no bars.
+TINY_ADDITION = [
+    "task.num_examples=400",
+    "task.max_digits=2",
+    "task.batch_size=32",
+    "model.wordvec_size=8",
+    "model.hidden_size=32",
+    "trainer.progress=false",
+    "trainer.log_every_n_steps=5",
+]
+
+
+@pytest.fixture
+def make_cfg(tmp_path):
+    """Compose `train.yaml` with overrides, writing the run into tmp_path/run (or out=...)."""
+
+    def _make(*overrides: str, out: Path | None = None):
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            cfg = compose("train", overrides=list(overrides))
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(out or tmp_path / "run")
+        return cfg
+
+    return _make
+
+
+@pytest.fixture
+def ptb_dir() -> Path:
+    if not (PTB_DIR / "ptb.train.txt").is_file():
+        pytest.fail(f"Penn Treebank not found in {PTB_DIR}; set PTB_DIR to the folder holding ptb.*.txt")
+    return PTB_DIR

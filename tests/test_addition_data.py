@@ -1,0 +1,116 @@
+import pytest
+import torch
+
+from seq2seq.data.addition import format_pairs, generate_addition, load_pairs, main
+from seq2seq.errors import DataError
+from seq2seq.tasks import AdditionTask
+
+
+def test_generator_matches_the_chapter_format():
+    data = generate_addition(5000, max_digits=3, seed=0)
+    assert len(data.questions) == 5000
+    assert {len(q) for q in data.questions} == {7}
+    assert {len(a) for a in data.answers} == {5}
+    for q, a in zip(data.questions, data.answers, strict=True):
+        x, y = q.split("+")
+        assert a.startswith("_")
+        assert int(a[1:]) == int(x) + int(y)
+        assert q == q.rstrip().ljust(7) and a == a.rstrip().ljust(5)
+
+
+def test_generator_questions_are_distinct_up_to_order():
+    data = generate_addition(5000, seed=1)
+    keys = {tuple(sorted(map(int, q.split("+")))) for q in data.questions}
+    assert len(keys) == 5000
+
+
+def test_digit_count_is_uniform_so_small_numbers_are_common():
+    data = generate_addition(20000, seed=0)
+    operands = [x for q in data.questions for x in q.split("+")]
+    lengths = [len(x.strip()) for x in operands]
+    share = [lengths.count(d) / len(lengths) for d in (1, 2, 3)]
+    # One-digit pairs run out (only 55 exist), so 1-digit operands are rarer than a third, but the
+    # 2- and 3-digit shares stay near a third each, far above their 9% and 90% share of 0..999.
+    assert 0.25 < share[1] < 0.45 and 0.35 < share[2] < 0.6
+
+
+def test_generator_is_seeded():
+    assert generate_addition(300, seed=3) == generate_addition(300, seed=3)
+    assert generate_addition(300, seed=3) != generate_addition(300, seed=4)
+
+
+def test_generator_refuses_more_questions_than_exist():
+    with pytest.raises(DataError, match="distinct questions"):
+        generate_addition(100, max_digits=1)
+
+
+def test_file_round_trip(tmp_path):
+    data = generate_addition(200, seed=0)
+    path = tmp_path / "addition.txt"
+    path.write_text(format_pairs(data))
+    assert load_pairs(path) == data
+
+
+def test_cli_writes_a_loadable_file(tmp_path, capsys):
+    main([str(tmp_path / "a.txt"), "--num-examples", "50", "--seed", "2"])
+    assert load_pairs(tmp_path / "a.txt") == generate_addition(50, seed=2)
+    assert "wrote 50 questions" in capsys.readouterr().out
+
+
+def test_loader_takes_widths_and_vocabulary_from_the_file(tmp_path):
+    path = tmp_path / "copy.txt"
+    path.write_text("abc_cba\nbca_acb\nxyz_zyx\nzzz_zzz\n")
+    task = AdditionTask(path=str(path), val_fraction=0.25)
+    assert task.question_width == 3 and task.answer_width == 4
+    assert task.vocab.itos == ["_", "a", "b", "c", "x", "y", "z"]
+    assert len(task.x_train) == 3 and len(task.x_val) == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", "empty file"),
+        ("1+1  _2 \n1+2  3  \n", r":2: no '_'"),
+        ("1+1  _2 \n1+22 _23 \n", r":2: line is 9 characters wide, line 1 is 8"),
+        ("1+1  _2 \n1+2 _3  \n", r":2: '_' at column 5, line 1 has it at column 6"),
+        ("_2 \n", r":1: empty question"),
+        ("1+1_\n", "empty answer"),
+    ],
+)
+def test_malformed_files_name_file_and_line(tmp_path, content, message):
+    path = tmp_path / "bad.txt"
+    path.write_text(content)
+    with pytest.raises(DataError, match=message) as err:
+        load_pairs(path)
+    assert str(path) in str(err.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(DataError, match="no such file"):
+        load_pairs(tmp_path / "nope.txt")
+
+
+def test_split_is_seeded_45000_5000_shape():
+    task = AdditionTask(num_examples=1000, seed=0)
+    assert len(task.x_train) == 900 and len(task.x_val) == 100
+    again = AdditionTask(num_examples=1000, seed=0)
+    assert torch.equal(task.x_val, again.x_val)
+    other = AdditionTask(num_examples=1000, seed=1)
+    assert not torch.equal(task.x_val, other.x_val)
+
+
+def test_reverse_flips_the_padded_question():
+    plain = AdditionTask(num_examples=200, seed=0)
+    reverse = AdditionTask(num_examples=200, seed=0, reverse=True)
+    assert torch.equal(reverse.x_train, plain.x_train.flip(1))
+    assert torch.equal(reverse.t_train, plain.t_train)
+    q = plain.val_questions[0]
+    assert plain.vocab.decode(reverse.x_val[0].tolist()) == q[::-1]
+
+
+def test_epoch_order_depends_on_seed_and_epoch_only():
+    task = AdditionTask(num_examples=300, batch_size=50, seed=0)
+    first = task.train_batches(0)
+    assert len(first) == 6 and sum(len(x) for x, _ in first) == 270
+    assert torch.equal(first[0][0], task.train_batches(0)[0][0])
+    assert not torch.equal(first[0][0], task.train_batches(1)[0][0])

@@ -1,0 +1,66 @@
+import torch
+from torch.nn import functional as F
+
+from seq2seq.models import Decoder, PeekyDecoder, PeekySeq2seq, Rnnlm, Seq2seq
+
+V, D, H, B, S, T = 13, 8, 16, 4, 7, 4
+
+
+def test_seq2seq_shapes():
+    for cls in (Seq2seq, PeekySeq2seq):
+        model = cls(V, D, H)
+        src, tgt = torch.randint(V, (B, S)), torch.randint(V, (B, T))
+        assert model.encoder(src).shape == (B, H)
+        assert model(src, tgt).shape == (B, T, V)
+        assert model.generate(src, start_id=0, length=T).shape == (B, T)
+
+
+def test_peeky_decoder_feeds_h_to_every_step():
+    """With the LSTM state fixed, h only matters to a plain Decoder through its initial state, but
+    changes every step's output of a PeekyDecoder."""
+    torch.manual_seed(0)
+    tokens = torch.randint(V, (B, T))
+    zero_state = (torch.zeros(1, B, H), torch.zeros(1, B, H))
+    h1, h2 = torch.randn(B, H), torch.randn(B, H)
+    plain, peeky = Decoder(V, D, H), PeekyDecoder(V, D, H)
+    assert torch.equal(plain(tokens, h1, zero_state)[0], plain(tokens, h2, zero_state)[0])
+    diff = (peeky(tokens, h1, zero_state)[0] - peeky(tokens, h2, zero_state)[0]).abs().amax(dim=(0, 2))
+    assert (diff > 1e-4).all(), diff  # every time step sees h
+
+
+def test_peeky_parameter_shapes_follow_the_chapter():
+    peeky = PeekyDecoder(V, D, H)
+    assert peeky.lstm.weight_ih_l0.shape == (4 * H, D + H)
+    assert peeky.out.weight.shape == (V, H + H)
+
+
+def test_greedy_decoding_of_a_trained_tiny_model():
+    """Learn to copy 3-symbol strings; greedy generation must then reproduce them."""
+    torch.manual_seed(0)
+    vocab, start = 6, 5
+    src = torch.randint(5, (64, 3))
+    tgt = torch.cat([torch.full((64, 1), start), src], dim=1)  # `_abc`
+    model = PeekySeq2seq(vocab, 8, 32)
+    opt = torch.optim.Adam(model.parameters(), lr=0.02)
+    for _ in range(300):
+        loss = F.cross_entropy(model(src, tgt[:, :-1]).flatten(0, 1), tgt[:, 1:].flatten())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert torch.equal(model.generate(src, start, 3), src)
+
+
+def test_generate_batched_equals_one_at_a_time():
+    torch.manual_seed(0)
+    model = Seq2seq(V, D, H).eval()
+    src = torch.randint(V, (6, S))
+    batched = model.generate(src, 0, T)
+    single = torch.cat([model.generate(src[i : i + 1], 0, T) for i in range(6)])
+    assert torch.equal(batched, single)
+
+
+def test_rnnlm_shapes_and_state():
+    model = Rnnlm(V, 10, 10, num_layers=2, dropout=0.5, tie_weights=True)
+    assert model.out.weight is model.embed.weight
+    logits, (h, c) = model(torch.randint(V, (B, T)))
+    assert logits.shape == (B, T, V) and h.shape == (2, B, 10) and c.shape == (2, B, 10)

@@ -1,0 +1,143 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from seq2seq import checkpoint as ckpt
+from seq2seq.config import CONFIG_DIR
+from seq2seq.errors import CheckpointError
+from seq2seq.train import train
+
+from .conftest import TINY_ADDITION
+
+EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
+
+
+def scalars(run_dir: Path, tag: str) -> list[tuple[int, float]]:
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    return [(e.step, e.value) for e in acc.Scalars(tag)]
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_composes(experiment):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=[f"experiment={experiment}"])
+    assert cfg.name == experiment
+    assert cfg.model._target_.startswith("seq2seq.models.")
+
+
+def test_addition_experiments_differ_only_as_the_chapter_says(make_cfg):
+    base, rev, peeky = (make_cfg(f"experiment={e}_addition") for e in ("baseline", "reverse", "peeky"))
+    assert (base.task.reverse, rev.task.reverse, peeky.task.reverse) == (False, True, True)
+    assert base.model._target_ == rev.model._target_ == "seq2seq.models.Seq2seq"
+    assert peeky.model._target_ == "seq2seq.models.PeekySeq2seq"
+    assert base.optimizer.lr == 0.001 and base.task.batch_size == 128
+    assert base.trainer.max_epochs == 25 and base.trainer.grad_clip == 5.0
+    assert make_cfg("experiment=peeky_addition", "model.hidden_size=256").model.hidden_size == 256
+
+
+def test_loss_falls_when_overfitting(make_cfg):
+    cfg = make_cfg(
+        *TINY_ADDITION,
+        "task.num_examples=64",
+        "task.batch_size=64",
+        "trainer.max_epochs=60",
+        "optimizer.lr=0.01",
+        "task.reverse=true",
+        "model=peeky_seq2seq",
+        "model.wordvec_size=8",
+        "model.hidden_size=32",
+    )
+    train(cfg)
+    losses = [v for _, v in scalars(Path(cfg.paths.output_dir), "train/epoch_loss")]
+    assert losses[-1] < 0.25 * losses[0]
+
+
+def test_end_to_end_run_writes_events_checkpoints_and_config(make_cfg):
+    cfg = make_cfg(*TINY_ADDITION, "trainer.max_epochs=2")
+    metrics = train(cfg)
+    run = Path(cfg.paths.output_dir)
+    assert {"last.pt", "best.pt", "config.yaml"} <= {p.name for p in run.iterdir()}
+    for tag in ("val/acc", "val/char_acc", "val/loss", "train/lr", "train/grad_norm"):
+        assert [s for s, _ in scalars(run, tag)] == [1, 2], tag
+    assert len(scalars(run, "train/loss")) == 2 * 12  # 360 train questions / 32 per batch, per step
+    assert 0.0 <= metrics["val/acc"] <= 1.0 and metrics["epoch"] == 2.0
+    acc = EventAccumulator(str(run))
+    acc.Reload()
+    assert "val/samples/text_summary" in acc.Tags()["tensors"]
+    saved = ckpt.load(run / "last.pt")
+    assert saved["progress"]["epoch"] == 2 and saved["config"]["seed"] == 0
+    assert saved["task"]["vocab"][0] == " "
+
+
+def test_checkpoint_rebuilds_the_model_alone(make_cfg):
+    cfg = make_cfg(
+        *TINY_ADDITION, "trainer.max_epochs=1", "model=peeky_seq2seq", "model.wordvec_size=8", "model.hidden_size=32"
+    )
+    train(cfg)
+    model, _saved = ckpt.load_model(Path(cfg.paths.output_dir) / "best.pt")
+    assert type(model).__name__ == "PeekySeq2seq"
+    assert model.decoder.lstm.hidden_size == 32
+
+
+def test_max_steps_stops_early_and_resume_continues(make_cfg):
+    run = Path(make_cfg().paths.output_dir)
+    train(make_cfg(*TINY_ADDITION, "trainer.max_epochs=3", "trainer.max_steps=15"))
+    saved = ckpt.load(run / "last.pt")["progress"]
+    assert (saved["step"], saved["epoch"], saved["batch"]) == (15, 1, 3)
+
+    metrics = train(
+        make_cfg(*TINY_ADDITION, "trainer.max_epochs=3", f"trainer.resume={run}", out=run.parent / "ignored")
+    )
+    assert metrics["epoch"] == 3.0 and metrics["step"] == 36.0
+    steps = [s for s, _ in scalars(run, "train/loss")]
+    assert steps == list(range(1, 37))  # continued in the same writer: no gap, no duplicate
+
+
+def test_resume_is_exact(make_cfg, tmp_path):
+    straight = train(make_cfg(*TINY_ADDITION, "trainer.max_epochs=3", out=tmp_path / "a"))
+    train(make_cfg(*TINY_ADDITION, "trainer.max_epochs=1", out=tmp_path / "b"))
+    resumed = train(make_cfg(*TINY_ADDITION, "trainer.max_epochs=3", f"trainer.resume={tmp_path / 'b'}"))
+    assert resumed["val/acc"] == straight["val/acc"] and resumed["val/loss"] == straight["val/loss"]
+    a, b = ckpt.load(tmp_path / "a" / "last.pt"), ckpt.load(tmp_path / "b" / "last.pt")
+    for k, v in a["model_state"].items():
+        assert torch.equal(v, b["model_state"][k]), k
+
+
+def test_resume_refuses_a_checkpoint_of_another_model(make_cfg, tmp_path):
+    train(make_cfg(*TINY_ADDITION, "trainer.max_epochs=1", out=tmp_path / "a"))
+    cfg = make_cfg(
+        *TINY_ADDITION,
+        "model=peeky_seq2seq",
+        "model.wordvec_size=8",
+        "model.hidden_size=32",
+        f"trainer.resume={tmp_path / 'a'}",
+    )
+    with pytest.raises(CheckpointError, match="made for model"):
+        train(cfg)
+
+
+def test_two_job_multirun_writes_two_runs(tmp_path):
+    cmd = [
+        sys.executable,
+        "-m",
+        "seq2seq.train",
+        "-m",
+        "seed=1,2",
+        *TINY_ADDITION,
+        "trainer.max_steps=3",
+        f"hydra.sweep.dir={tmp_path}",
+    ]
+    subprocess.run(cmd, check=True, capture_output=True, cwd=tmp_path)
+    runs = sorted(p for p in tmp_path.iterdir() if p.is_dir())
+    assert [p.name[:2] for p in runs] == ["0_", "1_"]
+    assert all("seed=" in p.name for p in runs)
+    for run in runs:
+        assert len(list(run.glob("events.out.tfevents.*"))) >= 1 and (run / "last.pt").is_file()
+    seeds = [ckpt.load(r / "last.pt")["config"]["seed"] for r in runs]
+    assert seeds == [1, 2]
