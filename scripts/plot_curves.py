@@ -43,12 +43,27 @@ def label(run: Path) -> str:
     return f"{name} ({run.name})" if name and name not in run.name else run.name
 
 
+def print_table(runs: list[Path], tag: str) -> None:
+    """Markdown table: final and best value of `tag`, mean seconds per training epoch and per validation."""
+    print(f"| run | epochs | final {tag} | best {tag} | s/epoch (train) | s/validation |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for run in runs:
+        steps, values = read_scalar(run, tag)
+        if not steps:
+            continue
+        best = max(values) if "acc" in tag else min(values)
+        train_s, val_s = (read_scalar(run, t)[1] for t in ("train/epoch_time", "val/time"))
+        mean = [f"{sum(v) / len(v):.2f}" if v else "-" for v in (train_s, val_s)]
+        print(f"| {label(run)} | {steps[-1]} | {values[-1]:.4f} | {best:.4f} | {mean[0]} | {mean[1]} |")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", type=Path, help="run directories or folders holding them")
     parser.add_argument("--tag", default="val/acc", help="scalar to plot (default: val/acc)")
     parser.add_argument("--out", type=Path, default=Path("curves.png"), help="PNG to write (default: curves.png)")
     parser.add_argument("--title", default=None)
+    parser.add_argument("--table", action="store_true", help="also print final and best value and s/epoch per run")
     args = parser.parse_args(argv)
 
     runs = find_runs(args.runs)
@@ -65,6 +80,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"plot_curves: {run} has no {args.tag!r} scalar, skipped", file=sys.stderr)
     if not plotted:
         sys.exit(f"plot_curves: no run has a {args.tag!r} scalar")
+    if args.table:
+        print_table(runs, args.tag)
     ax.set_xlabel("epoch")
     ax.set_ylabel(args.tag)
     ax.set_title(args.title or args.tag)

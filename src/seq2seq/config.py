@@ -1,8 +1,17 @@
-"""Config helpers: where the config tree lives and checks that run before any training starts."""
+"""Config schemas and checks that run before any training starts.
 
+The dataclasses below are registered with Hydra's ConfigStore and listed first in the defaults of
+the YAML files they describe, so a misspelt key (`trainer.max_epoch=3`) or a wrong type
+(`trainer.max_epochs=ten`) fails when the config is composed, naming the key. `validate` adds the
+range checks a type cannot express (positive sizes, fractions in (0, 1)).
+"""
+
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from seq2seq.errors import ConfigError
 
@@ -11,7 +20,89 @@ CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 # `${suffix:x}` is '_x', or '' when x is empty: run directory names without a dangling '_'.
 OmegaConf.register_new_resolver("suffix", lambda s: f"_{s}" if s else "", replace=True)
 
-# Keys that must hold positive numbers when present (None means "not set" where allowed).
+
+@dataclass
+class TrainerConfig:
+    max_epochs: int = 25
+    max_steps: int | None = None
+    grad_clip: float = 5.0
+    resume: str | None = None
+    log_every_n_steps: int = 25
+    progress: bool = True
+
+
+@dataclass
+class PathsConfig:
+    output_dir: str = MISSING
+
+
+@dataclass
+class TrainConfig:
+    name: str = "run"
+    seed: int = 0
+    task: Any = MISSING
+    model: Any = MISSING
+    optimizer: Any = MISSING
+    scheduler: Any = None
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+
+
+@dataclass
+class AdditionTaskConfig:
+    _target_: str = "seq2seq.tasks.AdditionTask"
+    path: str | None = None
+    num_examples: int = 50_000
+    max_digits: int = 3
+    reverse: bool = False
+    val_fraction: float = 0.1
+    batch_size: int = 128
+    num_samples: int = 10
+    seed: int = 0
+
+
+@dataclass
+class LanguageModelTaskConfig:
+    _target_: str = "seq2seq.tasks.LanguageModelTask"
+    data_dir: str = MISSING
+    batch_size: int = 20
+    time_size: int = 35
+    eval_batch_size: int = 10
+    download: bool = True
+    seed: int = 0
+
+
+@dataclass
+class Seq2seqConfig:
+    _target_: str = "seq2seq.models.Seq2seq"
+    wordvec_size: int = 16
+    hidden_size: int = 128
+    init: str = "chapter"
+
+
+@dataclass
+class RnnlmConfig:
+    _target_: str = "seq2seq.models.Rnnlm"
+    wordvec_size: int = 100
+    hidden_size: int = 100
+    num_layers: int = 1
+    dropout: float = 0.0
+    tie_weights: bool = False
+    init: str = "chapter"
+
+
+def register_configs() -> None:
+    cs = ConfigStore.instance()
+    cs.store(name="train_schema", node=TrainConfig)
+    cs.store(group="task", name="addition_schema", node=AdditionTaskConfig)
+    cs.store(group="task", name="language_model_schema", node=LanguageModelTaskConfig)
+    cs.store(group="model", name="seq2seq_schema", node=Seq2seqConfig)
+    cs.store(group="model", name="rnnlm_schema", node=RnnlmConfig)
+
+
+register_configs()
+
+# Keys that must hold positive numbers when present (None means "not set" where the schema allows it).
 POSITIVE = (
     "trainer.max_epochs",
     "trainer.max_steps",
@@ -32,18 +123,19 @@ POSITIVE = (
 def validate(cfg: DictConfig) -> None:
     """Fail before training with the name of the first impossible value."""
     for key in POSITIVE:
-        node, *rest = key.split(".")
-        section = cfg.get(node)
-        if section is None or rest[0] not in section:
-            continue
-        value = section[rest[0]]
-        if value is None and key in ("trainer.max_steps",):
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             raise ConfigError(f"{key}={value!r}: must be a positive number")
-    fraction = cfg.task.get("val_fraction")
-    if fraction is not None and not 0 < fraction < 1:
-        raise ConfigError(f"task.val_fraction={fraction!r}: must be between 0 and 1")
-    dropout = cfg.model.get("dropout")
-    if dropout is not None and not 0 <= dropout < 1:
-        raise ConfigError(f"model.dropout={dropout!r}: must be in [0, 1)")
+    checks = {
+        "task.val_fraction": lambda v: 0 < v < 1,
+        "model.dropout": lambda v: 0 <= v < 1,
+    }
+    for key, ok in checks.items():
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is not None and not ok(value):
+            raise ConfigError(f"{key}={value!r}: out of range")
+    init = OmegaConf.select(cfg, "model.init", default=None)
+    if init is not None and init not in ("chapter", "pytorch"):
+        raise ConfigError(f"model.init={init!r}: must be 'chapter' or 'pytorch'")

@@ -11,12 +11,14 @@ class StopRequested:
     def __init__(self):
         self.requested = False
         self.signal_name = None
+        self.signum = 0
         self._previous = {}
 
     def _handle(self, signum, frame):
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
+        self.signum = signum
         self.signal_name = signal.Signals(signum).name
 
     def __enter__(self):

@@ -7,12 +7,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from seq2seq.models.init import chapter_init_, check_init
+
 
 class Rnnlm(nn.Module):
     """Embedding + LSTM (num_layers) + Linear.
 
     BetterRnnlm of the chapter is this class with two 650-unit layers, dropout 0.5 after the
     embedding, between the layers and before the output, and the output layer tied to the embedding.
+    init: "chapter" (the reference code's initialisation) or "pytorch" (PyTorch's defaults).
     """
 
     def __init__(
@@ -23,6 +26,7 @@ class Rnnlm(nn.Module):
         num_layers: int = 1,
         dropout: float = 0.0,
         tie_weights: bool = False,
+        init: str = "chapter",
     ):
         super().__init__()
         if tie_weights and wordvec_size != hidden_size:
@@ -37,13 +41,11 @@ class Rnnlm(nn.Module):
             dropout=dropout if num_layers > 1 else 0.0,
         )
         self.out = nn.Linear(hidden_size, vocab_size)
-        # As in pytorch/examples word_language_model: small uniform init for the embedding and output.
-        nn.init.uniform_(self.embed.weight, -0.1, 0.1)
-        nn.init.zeros_(self.out.bias)
-        if tie_weights:
+        check_init(init)
+        if init == "chapter":
+            chapter_init_(self)
+        if tie_weights:  # one matrix is both embedding and output layer, as in the chapter
             self.out.weight = self.embed.weight
-        else:
-            nn.init.uniform_(self.out.weight, -0.1, 0.1)
 
     def forward(self, tokens: torch.Tensor, state=None):
         """tokens (B, T), LSTM state or None -> logits (B, T, V), new state."""

@@ -6,6 +6,8 @@ Shapes: B batch, S source length, T target length, D wordvec size, H hidden size
 import torch
 from torch import nn
 
+from seq2seq.models.init import chapter_init_, check_init
+
 
 class Encoder(nn.Module):
     """Embedding + LSTM. Returns only the last hidden state h: the memory cell stays private."""
@@ -57,14 +59,20 @@ class PeekyDecoder(Decoder):
 
 
 class Seq2seq(nn.Module):
-    """Encoder + Decoder joined by the encoder's last hidden state."""
+    """Encoder + Decoder joined by the encoder's last hidden state.
+
+    init: "chapter" (the reference code's initialisation, see chapter_init_) or "pytorch" (defaults).
+    """
 
     decoder_class: type[Decoder] = Decoder
 
-    def __init__(self, vocab_size: int, wordvec_size: int = 16, hidden_size: int = 128):
+    def __init__(self, vocab_size: int, wordvec_size: int = 16, hidden_size: int = 128, init: str = "chapter"):
         super().__init__()
         self.encoder = Encoder(vocab_size, wordvec_size, hidden_size)
         self.decoder = self.decoder_class(vocab_size, wordvec_size, hidden_size)
+        check_init(init)
+        if init == "chapter":
+            chapter_init_(self)
 
     def forward(self, src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
         """Teacher forcing: src (B, S), decoder input tgt_in (B, T) -> logits (B, T, V)."""

@@ -26,7 +26,10 @@ def batchify(stream: list[int], batch_size: int) -> torch.Tensor:
 def windows(data: torch.Tensor, time_size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(input, target) windows of time_size columns; the target is the input shifted by one word."""
     length = data.shape[1] - 1  # the last column is only ever a target
-    return [(data[:, i : i + time_size], data[:, i + 1 : i + 1 + time_size]) for i in range(0, length, time_size)]
+    return [
+        (data[:, i : min(i + time_size, length)], data[:, i + 1 : i + 1 + time_size])
+        for i in range(0, length, time_size)
+    ]
 
 
 def repackage_hidden(state):

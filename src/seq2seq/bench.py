@@ -1,0 +1,137 @@
+"""Speed benchmark: `python -m seq2seq.bench [--quick] [--out bench.json]`.
+
+Times, after a warm-up and in one process, the same `train_step` and `task.evaluate` that the
+training loop runs, with each experiment's own config:
+
+- addition (baseline, reverse, peeky at the chapter's hyperparameters): training examples/s and
+  seconds per epoch, validation questions/s (all 5,000 questions, one batch);
+- PTB `rnnlm` and `better_rnnlm`: training and evaluation tokens/s, seconds per training epoch.
+
+--quick times fewer steps (and a prefix of the evaluation stream for better_rnnlm) and
+extrapolates to an epoch: CI runs it to show the loop has not become slower.
+"""
+
+import argparse
+import json
+import platform
+import resource
+import time
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+
+from seq2seq.config import CONFIG_DIR
+from seq2seq.train import build, train_step
+
+
+def compose_experiment(name: str, overrides: list[str]):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose("train", overrides=[f"experiment={name}", *overrides])
+
+
+def time_steps(setup, cfg, batches, warmup: int, steps: int) -> float:
+    """Seconds per optimizer step over `steps` steps after `warmup` steps."""
+    setup.model.train()
+    carry = None
+    for i in range(warmup):
+        _, _, carry = train_step(setup.task, setup.model, setup.optimizer, batches[i], carry, cfg.trainer.grad_clip)
+    started = time.perf_counter()
+    for i in range(warmup, warmup + steps):
+        _, _, carry = train_step(setup.task, setup.model, setup.optimizer, batches[i], carry, cfg.trainer.grad_clip)
+    return (time.perf_counter() - started) / steps
+
+
+def time_eval(setup, split: str) -> float:
+    setup.model.eval()
+    setup.task.evaluate(setup.model, split)  # warm-up
+    started = time.perf_counter()
+    setup.task.evaluate(setup.model, split)
+    return time.perf_counter() - started
+
+
+def peak_memory_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def bench_addition(name: str, quick: bool) -> dict:
+    cfg = compose_experiment(name, [])
+    setup = build(cfg)
+    batches = setup.task.train_batches(0) * 2  # room for the warm-up before a full epoch
+    per_epoch = len(batches) // 2
+    steps = 60 if quick else per_epoch
+    step_s = time_steps(setup, cfg, batches, warmup=20, steps=steps)
+    eval_s = time_eval(setup, "val")
+    examples = len(setup.task.x_train)
+    return {
+        "bench": f"{name} train",
+        "epoch_s": step_s * per_epoch,
+        "rate": examples / (step_s * per_epoch),
+        "unit": "examples/s",
+        "eval_s": eval_s,
+        "eval_rate": len(setup.task.x_val) / eval_s,
+        "eval_unit": "questions/s",
+        "peak_mb": peak_memory_mb(),
+    }
+
+
+def bench_language_model(name: str, quick: bool, ptb_dir: str | None) -> dict:
+    cfg = compose_experiment(name, [f"task.data_dir={ptb_dir}"] if ptb_dir else [])
+    setup = build(cfg)
+    batches = setup.task.train_batches(0)
+    steps = (10 if quick else 100) if name == "rnnlm_ptb" else (3 if quick else 20)
+    step_s = time_steps(setup, cfg, batches, warmup=3, steps=steps)
+    tokens_per_step = batches[0][0].numel()
+    test = setup.task.eval_data["test"]
+    if quick and name != "rnnlm_ptb":
+        setup.task.eval_data["test"] = test[:, : 20 * setup.task.time_size + 1]  # a prefix of the test stream
+    eval_tokens = setup.task.eval_data["test"][:, 1:].numel()
+    eval_s = time_eval(setup, "test")
+    return {
+        "bench": f"{name} train",
+        "epoch_s": step_s * len(batches),
+        "rate": tokens_per_step / step_s,
+        "unit": "tokens/s",
+        "eval_s": eval_s * test[:, 1:].numel() / eval_tokens,  # seconds for the whole test set
+        "eval_rate": eval_tokens / eval_s,
+        "eval_unit": "tokens/s",
+        "peak_mb": peak_memory_mb(),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer steps, extrapolated (CI)")
+    parser.add_argument("--out", type=Path, default=Path("outputs/bench.json"), help="JSON results file")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--ptb-dir", default=None, help="folder with ptb.*.txt (default: task.data_dir)")
+    parser.add_argument("--skip-ptb", action="store_true", help="addition only")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    rows = [bench_addition(name, args.quick) for name in ("baseline_addition", "reverse_addition", "peeky_addition")]
+    if not args.skip_ptb:
+        rows += [bench_language_model(name, args.quick, args.ptb_dir) for name in ("rnnlm_ptb", "better_rnnlm_ptb")]
+
+    info = {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+        "quick": args.quick,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    print(f"torch {info['torch']}, {info['threads']} threads, quick={args.quick}")
+    print(f"{'benchmark':<26}{'s/epoch':>9}{'train rate':>22}{'eval s':>9}{'eval rate':>24}{'peak MB':>9}")
+    for r in rows:
+        print(
+            f"{r['bench']:<26}{r['epoch_s']:>9.2f}{r['rate']:>12,.0f} {r['unit']:<9}{r['eval_s']:>9.3f}"
+            f"{r['eval_rate']:>12,.0f} {r['eval_unit']:<11}{r['peak_mb']:>9.0f}"
+        )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({**info, "results": rows}, indent=2))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from seq2seq import checkpoint as ckpt
+from seq2seq.data import ptb
+from seq2seq.errors import CheckpointError, DataError
+from seq2seq.generate import answer, encode_questions
+from seq2seq.train import train
+
+from .conftest import TINY_ADDITION
+
+
+@pytest.fixture(scope="module")
+def addition_run(tmp_path_factory):
+    """A tiny reversed Peeky model trained for a few epochs (its answers need not be right)."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import open_dict
+
+    from seq2seq.config import CONFIG_DIR
+
+    out = tmp_path_factory.mktemp("addition")
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=[
+                *TINY_ADDITION,
+                "experiment=peeky_addition",
+                "model.wordvec_size=8",
+                "model.hidden_size=32",
+                "trainer.max_epochs=2",
+            ],
+        )
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(out)
+    train(cfg)
+    return out
+
+
+def run_generate(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "seq2seq.generate", *args], input=stdin, capture_output=True, text=True
+    )
+
+
+def test_answers_match_the_validation_decoding(addition_run):
+    model, saved = ckpt.load_model(addition_run / "best.pt")
+    task = saved["task"]
+    assert task["reverse"] is True
+    questions = ["12+3", "7+70", "99+99"]
+    x = encode_questions(questions, task)
+    assert x.shape == (3, 5)
+    vocab = task["vocab"]
+    assert "".join(vocab[i] for i in x[0].tolist()) == "12+3 "[::-1]  # padded, then reversed as in training
+    answers = answer(model, task, questions)
+    assert len(answers) == 3 and all(a == a.strip() for a in answers)
+
+
+@pytest.mark.parametrize(
+    ("questions", "message"),
+    [
+        (["1+2345"], "has 6 characters; this model takes at most 5"),
+        (["1*2"], r"characters \['\*'\] are not in the model's vocabulary"),
+        (["   "], "is empty"),
+        ([], "no questions"),
+    ],
+)
+def test_bad_questions_are_refused(addition_run, questions, message):
+    _, saved = ckpt.load_model(addition_run / "best.pt")
+    with pytest.raises(DataError, match=message):
+        encode_questions(questions, saved["task"])
+
+
+def test_cli_answers_a_question_and_standard_input_in_a_fresh_process(addition_run):
+    one = run_generate(f"checkpoint={addition_run / 'best.pt'}", "question=12+3")
+    assert one.returncode == 0, one.stderr
+    model, saved = ckpt.load_model(addition_run / "best.pt")
+    assert one.stdout.strip() == answer(model, saved["task"], ["12+3"])[0]
+    many = run_generate(f"checkpoint={addition_run}", "file=-", stdin="12+3\n7+70\n")
+    assert many.returncode == 0, many.stderr
+    assert [line.split("\t")[0] for line in many.stdout.strip().split("\n")] == ["12+3", "7+70"]
+
+
+def test_cli_reports_bad_input_without_a_traceback(addition_run, tmp_path):
+    bad = run_generate(f"checkpoint={addition_run / 'best.pt'}", "question=1*2")
+    assert bad.returncode == 1 and "not in the model's vocabulary" in bad.stderr and "Traceback" not in bad.stderr
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    junk = run_generate(f"checkpoint={tmp_path / 'junk.pt'}", "question=1+2")
+    assert junk.returncode == 1 and "not a readable checkpoint" in junk.stderr
+
+
+def test_language_model_generation_from_a_checkpoint(tmp_path, make_cfg):
+    for split in ptb.SPLITS:
+        (tmp_path / f"ptb.{split}.txt").write_text(" the cat sat on the mat \n N dogs <unk> ran \n" * 10)
+    cfg = make_cfg(
+        "experiment=rnnlm_ptb",
+        f"task.data_dir={tmp_path}",
+        "task.batch_size=2",
+        "task.time_size=5",
+        "task.eval_batch_size=2",
+        "trainer.max_epochs=1",
+        "trainer.progress=false",
+        out=tmp_path / "lm",
+    )
+    train(cfg)
+    args = [f"checkpoint={tmp_path / 'lm'}", "prompt=the cat", "num_words=30", "num_samples=2", "seed=3"]
+    first, again = run_generate(*args), run_generate(*args)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == again.stdout  # the seed fixes the samples
+    samples = first.stdout.strip().split("\n\n")
+    assert len(samples) == 2 and all(s.startswith("the cat") for s in samples)
+    words = first.stdout.split()
+    assert not {"N", "<unk>", "<eos>"} & set(words)
+    unknown = run_generate(f"checkpoint={tmp_path / 'lm'}", "prompt=zebra")
+    assert unknown.returncode == 1 and "zebra" in unknown.stderr
+
+
+def test_crafted_checkpoint_cannot_run_code(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    torch.save({"format": "seq2seq-checkpoint", "payload": Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        ckpt.load(tmp_path / "evil.pt")
+    assert not marker.exists()
+    spec = {
+        "format": "seq2seq-checkpoint",
+        "version": 1,
+        "model": {"_target_": "os.system", "command": "true"},
+        "model_state": {},
+        "task": {},
+    }
+    torch.save(spec, tmp_path / "target.pt")
+    with pytest.raises(CheckpointError, match=r"not a class of seq2seq\.models"):
+        ckpt.load_model(tmp_path / "target.pt")
+
+
+def test_truncated_and_foreign_files_are_refused(addition_run, tmp_path):
+    data = (addition_run / "best.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        ckpt.load(tmp_path / "cut.pt")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not a seq2seq checkpoint"):
+        ckpt.load(tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        ckpt.load(tmp_path / "missing.pt")
