@@ -45,7 +45,7 @@ def test_loss_falls_when_overfitting(make_cfg):
     cfg = make_cfg(
         *TINY_ADDITION,
         "task.num_examples=64",
-        "task.batch_size=64",
+        "task.batch_size=16",
         "trainer.max_epochs=60",
         "optimizer.lr=0.01",
         "task.reverse=true",
@@ -55,7 +55,7 @@ def test_loss_falls_when_overfitting(make_cfg):
     )
     train(cfg)
     losses = [v for _, v in scalars(Path(cfg.paths.output_dir), "train/epoch_loss")]
-    assert losses[-1] < 0.25 * losses[0]
+    assert losses[-1] < 0.1 * losses[0]  # 58 examples, 240 steps: memorised
 
 
 def test_end_to_end_run_writes_events_checkpoints_and_config(make_cfg):
