@@ -37,6 +37,19 @@ def read_scalar(run: Path, tag: str) -> tuple[list[int], list[float]]:
     return steps, [by_step[s] for s in steps]
 
 
+def elapsed(run: Path, epochs: list[int]) -> list[float]:
+    """Seconds of training and validation up to the end of each epoch (startup excluded)."""
+    per_epoch = {}
+    for tag in ("train/epoch_time", "val/time"):
+        for epoch, seconds in zip(*read_scalar(run, tag), strict=True):
+            per_epoch[epoch] = per_epoch.get(epoch, 0.0) + seconds
+    total, out = 0.0, {}
+    for epoch in sorted(per_epoch):
+        total += per_epoch[epoch]
+        out[epoch] = total
+    return [out[e] for e in epochs]
+
+
 def label(run: Path) -> str:
     config = run / "config.yaml"
     name = OmegaConf.load(config).get("name") if config.is_file() else None
@@ -62,6 +75,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("runs", nargs="+", type=Path, help="run directories or folders holding them")
     parser.add_argument("--tag", default="val/acc", help="scalar to plot (default: val/acc)")
     parser.add_argument("--out", type=Path, default=Path("curves.png"), help="PNG to write (default: curves.png)")
+    parser.add_argument(
+        "--x", choices=["epoch", "time"], default="epoch", help="x axis: epoch, or seconds of training + validation"
+    )
     parser.add_argument("--title", default=None)
     parser.add_argument("--table", action="store_true", help="also print final and best value and s/epoch per run")
     args = parser.parse_args(argv)
@@ -73,6 +89,8 @@ def main(argv: list[str] | None = None) -> None:
     plotted = 0
     for run in runs:
         steps, values = read_scalar(run, args.tag)
+        if steps and args.x == "time":
+            steps = elapsed(run, steps)
         if steps:
             ax.plot(steps, values, marker="o", markersize=3, label=label(run))
             plotted += 1
@@ -82,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"plot_curves: no run has a {args.tag!r} scalar")
     if args.table:
         print_table(runs, args.tag)
-    ax.set_xlabel("epoch")
+    ax.set_xlabel("epoch" if args.x == "epoch" else "seconds (training + validation)")
     ax.set_ylabel(args.tag)
     ax.set_title(args.title or args.tag)
     ax.grid(alpha=0.3)

@@ -116,6 +116,8 @@ def test_language_model_generation_from_a_checkpoint(tmp_path, make_cfg):
     assert not {"N", "<unk>", "<eos>"} & set(words)
     unknown = run_generate(f"checkpoint={tmp_path / 'lm'}", "prompt=zebra")
     assert unknown.returncode == 1 and "zebra" in unknown.stderr
+    empty = run_generate(f"checkpoint={tmp_path / 'lm'}", "prompt=''")
+    assert empty.returncode == 1 and "prompt is empty" in empty.stderr
 
 
 def test_crafted_checkpoint_cannot_run_code(tmp_path):

@@ -14,7 +14,7 @@ from omegaconf.errors import ConfigKeyError, ValidationError
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from seq2seq import checkpoint as ckpt
-from seq2seq.errors import ConfigError
+from seq2seq.errors import CheckpointError, ConfigError
 from seq2seq.train import TrainingInterrupted, train, train_step
 
 from .conftest import TINY_ADDITION
@@ -218,3 +218,48 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(make_cfg, tmp_
     kept = ckpt.load(tmp_path / "run" / "last.pt")
     assert kept["progress"].pop("rng").equal(good["progress"].pop("rng"))
     assert kept["progress"] == good["progress"]
+
+
+def test_resume_refuses_another_task_or_vocabulary_and_junk_files(make_cfg, tmp_path):
+    train(make_cfg(*TINY_ADDITION, "trainer.max_epochs=1", out=tmp_path / "a"))
+    with pytest.raises(CheckpointError, match=r"another task or vocabulary \(differs in: reverse\)"):
+        train(make_cfg(*TINY_ADDITION, "task.reverse=true", f"trainer.resume={tmp_path / 'a'}"))
+    with pytest.raises(CheckpointError, match=r"differs in: answer_width, question_width\)"):
+        train(make_cfg(*TINY_ADDITION, "task.max_digits=3", f"trainer.resume={tmp_path / 'a'}"))
+    (tmp_path / "junk.pt").write_bytes(b"\x00" * 100)
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        train(make_cfg(*TINY_ADDITION, f"trainer.resume={tmp_path / 'junk.pt'}"))
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        train(make_cfg(*TINY_ADDITION, f"trainer.resume={tmp_path / 'nowhere'}"))
+
+
+def test_a_crash_while_saving_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    ckpt.save({"model": {}, "model_state": {"w": torch.ones(3)}, "task": {}}, tmp_path / "last.pt")
+
+    def torn_write(obj, path):
+        Path(path).write_bytes(b"PK\x03\x04 half a zip")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ckpt.torch, "save", torn_write)
+    with pytest.raises(OSError, match="disk full"):
+        ckpt.save({"model": {}, "model_state": {"w": torch.zeros(3)}, "task": {}}, tmp_path / "last.pt")
+    monkeypatch.undo()
+    assert torch.equal(ckpt.load(tmp_path / "last.pt")["model_state"]["w"], torch.ones(3))
+
+
+def test_different_seeds_in_a_multirun_give_different_runs(tmp_path):
+    cmd = [
+        sys.executable,
+        "-m",
+        "seq2seq.train",
+        "-m",
+        "seed=0,1",
+        *TINY_ADDITION,
+        "trainer.max_epochs=1",
+        f"hydra.sweep.dir={tmp_path}",
+    ]
+    subprocess.run(cmd, check=True, capture_output=True, cwd=tmp_path)
+    a, b = (ckpt.load(p / "last.pt") for p in sorted(p for p in tmp_path.iterdir() if p.is_dir()))
+    assert (a["config"]["seed"], b["config"]["seed"]) == (0, 1)
+    assert not torch.equal(a["model_state"]["encoder.embed.weight"], b["model_state"]["encoder.embed.weight"])
+    assert a["metrics"]["val/loss"] != b["metrics"]["val/loss"]

@@ -141,3 +141,21 @@ def test_two_job_multirun_writes_two_runs(tmp_path):
         assert len(list(run.glob("events.out.tfevents.*"))) >= 1 and (run / "last.pt").is_file()
     seeds = [ckpt.load(r / "last.pt")["config"]["seed"] for r in runs]
     assert seeds == [1, 2]
+
+
+def test_plot_curves_writes_a_png_with_one_line_per_run(make_cfg, tmp_path):
+    for seed in (0, 1):
+        train(make_cfg(*TINY_ADDITION, "trainer.max_epochs=2", f"seed={seed}", out=tmp_path / "runs" / f"seed{seed}"))
+    script = Path(__file__).resolve().parents[1] / "scripts" / "plot_curves.py"
+    out = tmp_path / "curves.png"
+    result = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "runs"), "--out", str(out), "--table", "--x", "time"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| run (seed")]
+    assert len(rows) == 2 and all("| 2 |" in row for row in rows)
+    missing = subprocess.run([sys.executable, str(script), str(tmp_path / "nothing")], capture_output=True, text=True)
+    assert missing.returncode != 0 and "no such file" in missing.stderr
