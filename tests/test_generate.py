@@ -118,6 +118,8 @@ def test_language_model_generation_from_a_checkpoint(tmp_path, make_cfg):
     assert unknown.returncode == 1 and "zebra" in unknown.stderr
     empty = run_generate(f"checkpoint={tmp_path / 'lm'}", "prompt=''")
     assert empty.returncode == 1 and "prompt is empty" in empty.stderr
+    cold = run_generate(f"checkpoint={tmp_path / 'lm'}", "temperature=0")
+    assert cold.returncode == 1 and "temperature=0" in cold.stderr
 
 
 def test_crafted_checkpoint_cannot_run_code(tmp_path):

@@ -92,12 +92,14 @@ class RnnlmConfig:
 
 
 def register_configs() -> None:
+    """Schemas live in the `schema` group; config files pull theirs in with `/schema/...@_here_`, so
+    they are not offered as options of the task and model groups."""
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
-    cs.store(group="task", name="addition_schema", node=AdditionTaskConfig)
-    cs.store(group="task", name="language_model_schema", node=LanguageModelTaskConfig)
-    cs.store(group="model", name="seq2seq_schema", node=Seq2seqConfig)
-    cs.store(group="model", name="rnnlm_schema", node=RnnlmConfig)
+    cs.store(group="schema/task", name="addition", node=AdditionTaskConfig)
+    cs.store(group="schema/task", name="language_model", node=LanguageModelTaskConfig)
+    cs.store(group="schema/model", name="seq2seq", node=Seq2seqConfig)
+    cs.store(group="schema/model", name="rnnlm", node=RnnlmConfig)
 
 
 register_configs()

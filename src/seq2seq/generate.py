@@ -48,6 +48,16 @@ def answer(model, task: dict, questions: list[str]) -> list[str]:
 
 def sample(model, task: dict, cfg) -> list[str]:
     """Text samples from a language model: the prompt, then the sampled words."""
+    checks = {
+        "num_words": cfg.num_words >= 1,
+        "num_samples": cfg.num_samples >= 1,
+        "temperature": cfg.temperature > 0,
+        "top_k": cfg.top_k is None or cfg.top_k >= 1,
+        "top_p": cfg.top_p is None or 0 < cfg.top_p <= 1,
+    }
+    for key, ok in checks.items():
+        if not ok:
+            raise DataError(f"{key}={cfg[key]!r} is out of range")
     vocab = Vocab(task["vocab"])
     words = str(cfg.prompt).split()
     if not words:
