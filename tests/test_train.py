@@ -159,3 +159,18 @@ def test_plot_curves_writes_a_png_with_one_line_per_run(make_cfg, tmp_path):
     assert len(rows) == 2 and all("| 2 |" in row for row in rows)
     missing = subprocess.run([sys.executable, str(script), str(tmp_path / "nothing")], capture_output=True, text=True)
     assert missing.returncode != 0 and "no such file" in missing.stderr
+
+
+def test_device_selection(make_cfg):
+    from seq2seq.errors import ConfigError
+    from seq2seq.train import build, select_device
+
+    assert select_device("cpu").type == "cpu"
+    assert select_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    setup = build(make_cfg(*TINY_ADDITION, "trainer.device=cpu"))
+    assert next(setup.model.parameters()).device.type == "cpu" and setup.task.x_train.device.type == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA device"):
+            select_device("cuda")
+    with pytest.raises(ConfigError, match=r"trainer\.device='tpu'"):
+        train(make_cfg(*TINY_ADDITION, "trainer.device=tpu"))

@@ -29,6 +29,7 @@ class TrainerConfig:
     resume: str | None = None
     log_every_n_steps: int = 25
     progress: bool = True
+    device: str = "auto"
 
 
 @dataclass
@@ -138,6 +139,9 @@ def validate(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key, default=None)
         if value is not None and not ok(value):
             raise ConfigError(f"{key}={value!r}: out of range")
+    device = OmegaConf.select(cfg, "trainer.device", default="auto")
+    if device not in ("auto", "cpu", "cuda"):
+        raise ConfigError(f"trainer.device={device!r}: must be auto, cpu or cuda")
     init = OmegaConf.select(cfg, "model.init", default=None)
     if init is not None and init not in ("chapter", "pytorch"):
         raise ConfigError(f"model.init={init!r}: must be 'chapter' or 'pytorch'")

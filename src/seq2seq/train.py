@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from seq2seq import checkpoint as ckpt
 from seq2seq.config import validate
-from seq2seq.errors import CheckpointError, Seq2seqError
+from seq2seq.errors import CheckpointError, ConfigError, Seq2seqError
 from seq2seq.interrupt import StopRequested
 
 log = logging.getLogger(__name__)
@@ -49,11 +49,21 @@ class Setup:
     scheduler: object | None
 
 
+def select_device(name: str) -> torch.device:
+    """`trainer.device`: auto (CUDA when available, else CPU), cpu or cuda."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("trainer.device=cuda, but no CUDA device is available (use trainer.device=auto or cpu)")
+    return torch.device(name)
+
+
 def build(cfg: DictConfig) -> Setup:
     """Task, model, optimizer and scheduler from the config; the seed fixes the initialisation."""
+    device = select_device(cfg.trainer.device)
     torch.manual_seed(cfg.seed)
-    task = instantiate(cfg.task)
-    model = instantiate(cfg.model, vocab_size=task.vocab_size)
+    task = instantiate(cfg.task).to(device)
+    model = instantiate(cfg.model, vocab_size=task.vocab_size).to(device)
     model_spec = {**OmegaConf.to_container(cfg.model, resolve=True), "vocab_size": task.vocab_size}
     optimizer = instantiate(cfg.optimizer)(model.parameters())
     scheduler = None
@@ -75,6 +85,10 @@ def train_step(task, model, optimizer, batch, carry, grad_clip: float):
     grad_norm = nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     optimizer.step()
     return loss.detach(), grad_norm, carry
+
+
+def cuda_rng_state() -> torch.Tensor | None:
+    return torch.cuda.get_rng_state() if torch.cuda.is_available() else None
 
 
 def flat_hparams(cfg: DictConfig) -> dict:
@@ -115,7 +129,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
     setup = build(cfg)
     task, model, optimizer, scheduler = setup.task, setup.model, setup.optimizer, setup.scheduler
     task_state = task.state_dict()
-    log.info("model %s: %d parameters", type(model).__name__, sum(p.numel() for p in model.parameters()))
+    log.info(
+        "model %s: %d parameters, on %s, %d CPU threads",
+        type(model).__name__,
+        sum(p.numel() for p in model.parameters()),
+        next(model.parameters()).device,
+        torch.get_num_threads(),
+    )
 
     # Where training stands; saved in every checkpoint so a resumed run continues exactly.
     progress = {"epoch": 0, "batch": 0, "step": 0, "best": None, "best_partial": False}
@@ -129,7 +149,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
             scheduler.load_state_dict(resumed["scheduler"])
         progress = dict(resumed["progress"])
         torch.set_rng_state(progress.pop("rng"))
+        cuda_rng = progress.pop("cuda_rng", None)
+        if cuda_rng is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state(cuda_rng)
         carry, metrics = resumed["carry"], resumed["metrics"]
+        if carry is not None:  # checkpoints load on the CPU
+            carry = tuple(c.to(next(model.parameters()).device) for c in carry)
         log.info("resuming %s at epoch %d, step %d", resume_path, progress["epoch"] + 1, progress["step"])
     run_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
@@ -142,7 +167,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
             "config": OmegaConf.to_container(cfg, resolve=True),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
-            "progress": {**progress, "rng": torch.get_rng_state()},
+            "progress": {**progress, "rng": torch.get_rng_state(), "cuda_rng": cuda_rng_state()},
             "carry": carry,
             "metrics": metrics,
         }
@@ -209,8 +234,10 @@ def run_epoch(cfg, setup: Setup, writer, progress, stop, carry):
     task, model, optimizer, scheduler = setup.task, setup.model, setup.optimizer, setup.scheduler
     model.train()
     batches = task.train_batches(progress["epoch"])
-    losses = torch.zeros(len(batches))  # per-step values stay tensors until a flush: no sync per step
-    grads = torch.zeros(len(batches))
+    # Per-step values stay tensors on the training device until a flush: no host sync per step.
+    device = next(model.parameters()).device
+    losses = torch.zeros(len(batches), device=device)
+    grads = torch.zeros(len(batches), device=device)
     step_scheduler = scheduler is not None and not isinstance(scheduler, ReduceLROnPlateau)
     max_steps, log_every = cfg.trainer.max_steps, cfg.trainer.log_every_n_steps
     start = logged = progress["batch"]

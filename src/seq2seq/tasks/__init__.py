@@ -4,6 +4,7 @@ The loop in `seq2seq.train` only calls the interface below, so a new task is a n
 new `configs/task/*.yaml`, never a branch in the loop:
 
 - `vocab_size`, `monitor` (metric that picks `best.pt`), `mode` ("max" or "min")
+- `to(device)`: move the task's tensors to the training device once
 - `train_batches(epoch)`: the epoch's batches, in an order fixed by the seed and the epoch
 - `training_step(model, batch, carry) -> (loss, carry)`: `carry` is state kept between the
   batches of an epoch (the language model's LSTM state); None at the start of an epoch

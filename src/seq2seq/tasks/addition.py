@@ -70,8 +70,14 @@ class AdditionTask:
         x = torch.tensor([self.vocab.encode(q) for q in questions], dtype=torch.long)  # (N, S)
         return x.flip(1) if self.reverse else x
 
+    def to(self, device: torch.device) -> "AdditionTask":
+        """Keep the whole dataset on the training device: batches are slices, never copies."""
+        for name in ("x_train", "t_train", "x_val", "t_val"):
+            setattr(self, name, getattr(self, name).to(device))
+        return self
+
     def train_batches(self, epoch: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        perm = torch.randperm(len(self.x_train), generator=epoch_generator(self.seed, epoch))
+        perm = torch.randperm(len(self.x_train), generator=epoch_generator(self.seed, epoch)).to(self.x_train.device)
         x, t = self.x_train[perm], self.t_train[perm]  # one gather per epoch; batches are views
         return [(x[i : i + self.batch_size], t[i : i + self.batch_size]) for i in range(0, len(x), self.batch_size)]
 

@@ -66,6 +66,11 @@ class LanguageModelTask:
     def vocab_size(self) -> int:
         return len(self.vocab)
 
+    def to(self, device: torch.device) -> "LanguageModelTask":
+        self.train_data = self.train_data.to(device)
+        self.eval_data = {split: data.to(device) for split, data in self.eval_data.items()}
+        return self
+
     def train_batches(self, epoch: int):
         # The stream is read in order; the LSTM state starts from zero at every epoch.
         return windows(self.train_data, self.time_size)
