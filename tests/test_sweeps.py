@@ -1,0 +1,70 @@
+"""Sweeps on Hydra's launchers and sweepers: joblib, submitit (local), Optuna."""
+
+import os
+import subprocess
+import sys
+
+import yaml
+from hydra import compose, initialize_config_dir
+
+from seq2seq import checkpoint as ckpt
+from seq2seq.config import CONFIG_DIR
+
+from .conftest import TINY_ADDITION
+
+
+def sweep(tmp_path, *overrides):
+    cmd = [
+        sys.executable,
+        "-m",
+        "seq2seq.train",
+        "-m",
+        *TINY_ADDITION,
+        "trainer.max_epochs=1",
+        f"hydra.sweep.dir={tmp_path}",
+        *overrides,
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return sorted(p for p in tmp_path.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def test_joblib_runs_jobs_in_parallel_each_on_its_share_of_the_cores(tmp_path):
+    runs = sweep(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=0,1")
+    assert [r.name[:2] for r in runs] == ["0_", "1_"]
+    share = max(1, (os.cpu_count() or 1) // 2)
+    for run in runs:
+        assert (run / "last.pt").is_file() and list(run.glob("events.out.tfevents.*"))
+        log = (run / "train.log").read_text()
+        threads = int(log.split(" CPU threads")[0].rsplit(" ", 1)[-1])
+        assert threads <= share
+
+
+def test_submitit_local_launcher(tmp_path):
+    runs = sweep(tmp_path, "hydra/launcher=submitit_local", "seed=0,1")
+    assert len(runs) == 2 and all((r / "best.pt").is_file() for r in runs)
+
+
+def test_optuna_search_optimises_best_val_acc(tmp_path):
+    runs = sweep(
+        tmp_path,
+        "experiment=peeky_addition",
+        "hparams_search=addition_optuna",
+        "hydra.sweeper.n_trials=3",
+        "model.wordvec_size=8",
+    )
+    assert len(runs) == 3
+    results = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
+    bests = [ckpt.load(r / "last.pt")["progress"]["best"] for r in runs]
+    assert results["best_value"] == max(bests)
+    # The tiny overrides pin batch and hidden size, which leaves the learning rate searched.
+    assert set(results["best_params"]) == {"optimizer.lr"}
+    lrs = {ckpt.load(r / "last.pt")["config"]["optimizer"]["lr"] for r in runs}
+    assert len(lrs) == 3
+
+
+def test_slurm_launcher_config_composes():
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=["hydra/launcher=slurm"], return_hydra_config=True)
+    assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
+    assert cfg.hydra.launcher.array_parallelism == 16
