@@ -6,6 +6,7 @@ the thin Hydra entry point. Everything task-specific lives behind the interface 
 
 import logging
 import math
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -16,11 +17,13 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from seq2seq import checkpoint as ckpt
+from seq2seq import distributed
 from seq2seq.config import validate
 from seq2seq.errors import CheckpointError, ConfigError, Seq2seqError
 from seq2seq.interrupt import StopRequested
@@ -43,10 +46,19 @@ class TrainingInterrupted(Seq2seqError):
 @dataclass
 class Setup:
     task: object
-    model: nn.Module
+    model: nn.Module  # for evaluation, generation and checkpoints
+    train_model: nn.Module  # what training steps call: the model, or its DDP wrapper under torchrun
     model_spec: dict  # constructor arguments saved in checkpoints, vocabulary size included
     optimizer: torch.optim.Optimizer
     scheduler: object | None
+    ctx: distributed.Context
+
+
+class NullWriter:
+    """Ranks other than 0 write no TensorBoard events."""
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
 
 
 def select_device(name: str) -> torch.device:
@@ -60,10 +72,11 @@ def select_device(name: str) -> torch.device:
 
 def build(cfg: DictConfig) -> Setup:
     """Task, model, optimizer and scheduler from the config; the seed fixes the initialisation."""
-    device = select_device(cfg.trainer.device)
+    ctx, device = distributed.init(select_device(cfg.trainer.device))
     torch.manual_seed(cfg.seed)
     task = instantiate(cfg.task).to(device)
     model = instantiate(cfg.model, vocab_size=task.vocab_size).to(device)
+    train_model = DistributedDataParallel(model) if ctx.enabled else model
     model_spec = {**OmegaConf.to_container(cfg.model, resolve=True), "vocab_size": task.vocab_size}
     optimizer = instantiate(cfg.optimizer)(model.parameters())
     scheduler = None
@@ -74,7 +87,7 @@ def build(cfg: DictConfig) -> Setup:
             scheduler = factory(optimizer, mode=task.mode)
         else:
             scheduler = factory(optimizer, total_steps=len(task.train_batches(0)) * cfg.trainer.max_epochs)
-    return Setup(task, model, model_spec, optimizer, scheduler)
+    return Setup(task, model, train_model, model_spec, optimizer, scheduler, ctx)
 
 
 def train_step(task, model, optimizer, batch, carry, grad_clip: float):
@@ -127,8 +140,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     run_dir = resume_path.parent if resume_path else Path(cfg.paths.output_dir)
 
     setup = build(cfg)
-    task, model, optimizer, scheduler = setup.task, setup.model, setup.optimizer, setup.scheduler
+    task, model, optimizer, scheduler, ctx = setup.task, setup.model, setup.optimizer, setup.scheduler, setup.ctx
     task_state = task.state_dict()
+    if not ctx.is_main:
+        logging.getLogger().setLevel(logging.WARNING)  # rank 0 reports for everyone
     log.info(
         "model %s: %d parameters, on %s, %d CPU threads",
         type(model).__name__,
@@ -156,10 +171,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
         if carry is not None:  # checkpoints load on the CPU
             carry = tuple(c.to(next(model.parameters()).device) for c in carry)
         log.info("resuming %s at epoch %d, step %d", resume_path, progress["epoch"] + 1, progress["step"])
-    run_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    if ctx.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
 
     def save(*names: str) -> None:
+        if not ctx.is_main:
+            return
         state = {
             "model": setup.model_spec,
             "model_state": model.state_dict(),
@@ -175,7 +193,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
             ckpt.save(state, run_dir / name)
 
     # purge_step drops events a crashed run wrote after its checkpoint, so no step appears twice.
-    writer = SummaryWriter(str(run_dir), purge_step=progress["step"] + 1 if resumed else None)
+    writer = (
+        SummaryWriter(str(run_dir), purge_step=progress["step"] + 1 if resumed else None)
+        if ctx.is_main
+        else NullWriter()
+    )
     sign = 1.0 if task.mode == "max" else -1.0
     max_steps = cfg.trainer.max_steps
     try:
@@ -184,12 +206,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 finished, carry = run_epoch(cfg, setup, writer, progress, stop, carry)
                 if not finished and stop.requested:
                     save("last.pt")
+                    by = stop.signal_name or "a signal to another rank"
                     raise TrainingInterrupted(
-                        f"stopped by {stop.signal_name} at step {progress['step']}, checkpoint saved; resume with "
+                        f"stopped by {by} at step {progress['step']}, checkpoint saved; resume with "
                         f"the same overrides plus: trainer.resume={run_dir}",
-                        stop.signum,
+                        stop.signum or signal.SIGTERM,
                     )
-                metrics = validate_epoch(task, model, writer, progress, finished)
+                metrics = distributed.broadcast(
+                    validate_epoch(task, model, writer, progress, finished) if ctx.is_main else None, ctx
+                )
                 # A partial epoch (max_steps) is validated for the report only: the scheduler, the
                 # curves and best.pt follow full epochs, so a resumed run matches an uninterrupted one.
                 # Only a run with no best.pt yet keeps a provisional one, replaced by the next full epoch.
@@ -212,7 +237,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
                     save("last.pt")
 
         metrics = {**metrics, f"best/{task.monitor}": progress["best"]}
-        if task.final_splits and (run_dir / "best.pt").is_file():
+        if task.final_splits and ctx.is_main and (run_dir / "best.pt").is_file():
             model.load_state_dict(ckpt.load(run_dir / "best.pt")["model_state"])
             model.eval()
             for split in task.final_splits:
@@ -221,6 +246,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
                     writer.add_scalar(name, value, progress["epoch"])
                 metrics.update(split_metrics)
                 log.info("best checkpoint on %s: %s", split, format_metrics(split_metrics))
+        metrics = distributed.broadcast(metrics, ctx)
         final = {f"hparam/{k}": v for k, v in metrics.items() if isinstance(v, float) and math.isfinite(v)}
         writer.add_hparams(flat_hparams(cfg), final, run_name=".", global_step=progress["epoch"])
     finally:
@@ -231,9 +257,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
 def run_epoch(cfg, setup: Setup, writer, progress, stop, carry):
     """Train from progress['batch'] to the end of the epoch. Returns (finished, carry): finished is
     False when stopped early (max_steps or a stop signal); progress says where to continue."""
-    task, model, optimizer, scheduler = setup.task, setup.model, setup.optimizer, setup.scheduler
+    task, model, optimizer, scheduler, ctx = setup.task, setup.model, setup.optimizer, setup.scheduler, setup.ctx
     model.train()
-    batches = task.train_batches(progress["epoch"])
+    batches = [b for b in task.train_batches(progress["epoch"]) if distributed.usable(b, ctx)]
     # Per-step values stay tensors on the training device until a flush: no host sync per step.
     device = next(model.parameters()).device
     losses = torch.zeros(len(batches), device=device)
@@ -244,7 +270,7 @@ def run_epoch(cfg, setup: Setup, writer, progress, stop, carry):
     bar = tqdm(
         range(start, len(batches)),
         desc=f"epoch {progress['epoch'] + 1}/{cfg.trainer.max_epochs}",
-        disable=not cfg.trainer.progress,
+        disable=not (cfg.trainer.progress and ctx.is_main),
         leave=False,
         initial=start,
         total=len(batches),
@@ -253,7 +279,7 @@ def run_epoch(cfg, setup: Setup, writer, progress, stop, carry):
     def flush(upto: int) -> None:
         """Write train/loss for the steps since the last flush; stop on a non-finite loss."""
         nonlocal logged
-        chunk = losses[logged:upto].tolist()
+        chunk = distributed.mean(losses[logged:upto], ctx).tolist()  # the global batch's loss
         first_step = progress["step"] - (upto - logged) + 1
         for i, value in enumerate(chunk):
             if not math.isfinite(value):
@@ -270,14 +296,18 @@ def run_epoch(cfg, setup: Setup, writer, progress, stop, carry):
 
     started = time.perf_counter()
     for i in bar:
-        losses[i], grads[i], carry = train_step(task, model, optimizer, batches[i], carry, cfg.trainer.grad_clip)
+        batch = distributed.shard(batches[i], ctx)
+        losses[i], grads[i], carry = train_step(task, setup.train_model, optimizer, batch, carry, cfg.trainer.grad_clip)
         if step_scheduler:
             scheduler.step()
         progress["step"] += 1
         progress["batch"] = i + 1
         if i + 1 - logged >= log_every:
             flush(i + 1)
-        if stop.requested or (max_steps and progress["step"] >= max_steps):
+        if distributed.any_rank(stop.requested, ctx):  # every rank stops at the same step
+            stop.requested = True
+            break
+        if max_steps and progress["step"] >= max_steps:
             break
     bar.close()
     flush(progress["batch"])
