@@ -174,3 +174,10 @@ def test_device_selection(make_cfg):
             select_device("cuda")
     with pytest.raises(ConfigError, match=r"trainer\.device='tpu'"):
         train(make_cfg(*TINY_ADDITION, "trainer.device=tpu"))
+
+
+def test_bf16_precision_trains_close_to_fp32(make_cfg, tmp_path):
+    fp32 = train(make_cfg(*TINY_ADDITION, "trainer.max_epochs=2", out=tmp_path / "fp32"))
+    bf16 = train(make_cfg(*TINY_ADDITION, "trainer.max_epochs=2", "trainer.precision=bf16", out=tmp_path / "bf16"))
+    assert bf16["val/loss"] == pytest.approx(fp32["val/loss"], rel=0.05)
+    assert bf16["val/loss"] != fp32["val/loss"]  # it really ran in bf16

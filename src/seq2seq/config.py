@@ -30,6 +30,7 @@ class TrainerConfig:
     log_every_n_steps: int = 25
     progress: bool = True
     device: str = "auto"
+    precision: str = "fp32"
 
 
 @dataclass
@@ -142,6 +143,9 @@ def validate(cfg: DictConfig) -> None:
     device = OmegaConf.select(cfg, "trainer.device", default="auto")
     if device not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"trainer.device={device!r}: must be auto, cpu or cuda")
+    precision = OmegaConf.select(cfg, "trainer.precision", default="fp32")
+    if precision not in ("fp32", "bf16"):
+        raise ConfigError(f"trainer.precision={precision!r}: must be fp32 or bf16")
     init = OmegaConf.select(cfg, "model.init", default=None)
     if init is not None and init not in ("chapter", "pytorch"):
         raise ConfigError(f"model.init={init!r}: must be 'chapter' or 'pytorch'")

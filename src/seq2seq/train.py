@@ -90,9 +90,16 @@ def build(cfg: DictConfig) -> Setup:
     return Setup(task, model, train_model, model_spec, optimizer, scheduler, ctx)
 
 
-def train_step(task, model, optimizer, batch, carry, grad_clip: float):
+def autocast(model: nn.Module, precision: str):
+    """bf16 autocast for `trainer.precision=bf16` (matrix products in bf16, reductions in fp32)."""
+    device_type = next(model.parameters()).device.type
+    return torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def train_step(task, model, optimizer, batch, carry, grad_clip: float, precision: str = "fp32"):
     """One optimizer step. Returns the loss and gradient norm as tensors (no host sync) and the carry."""
-    loss, carry = task.training_step(model, batch, carry)
+    with autocast(model, precision):
+        loss, carry = task.training_step(model, batch, carry)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     grad_norm = nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
@@ -212,9 +219,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
                         f"the same overrides plus: trainer.resume={run_dir}",
                         stop.signum or signal.SIGTERM,
                     )
-                metrics = distributed.broadcast(
-                    validate_epoch(task, model, writer, progress, finished) if ctx.is_main else None, ctx
-                )
+                with autocast(model, cfg.trainer.precision):
+                    metrics = validate_epoch(task, model, writer, progress, finished) if ctx.is_main else None
+                metrics = distributed.broadcast(metrics, ctx)
                 # A partial epoch (max_steps) is validated for the report only: the scheduler, the
                 # curves and best.pt follow full epochs, so a resumed run matches an uninterrupted one.
                 # Only a run with no best.pt yet keeps a provisional one, replaced by the next full epoch.
@@ -241,7 +248,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
             model.load_state_dict(ckpt.load(run_dir / "best.pt")["model_state"])
             model.eval()
             for split in task.final_splits:
-                split_metrics, _ = task.evaluate(model, split)
+                with autocast(model, cfg.trainer.precision):
+                    split_metrics, _ = task.evaluate(model, split)
                 for name, value in split_metrics.items():
                     writer.add_scalar(name, value, progress["epoch"])
                 metrics.update(split_metrics)
@@ -297,7 +305,9 @@ def run_epoch(cfg, setup: Setup, writer, progress, stop, carry):
     started = time.perf_counter()
     for i in bar:
         batch = distributed.shard(batches[i], ctx)
-        losses[i], grads[i], carry = train_step(task, setup.train_model, optimizer, batch, carry, cfg.trainer.grad_clip)
+        losses[i], grads[i], carry = train_step(
+            task, setup.train_model, optimizer, batch, carry, cfg.trainer.grad_clip, cfg.trainer.precision
+        )
         if step_scheduler:
             scheduler.step()
         progress["step"] += 1
