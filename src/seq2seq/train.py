@@ -139,6 +139,21 @@ def check_resumable(checkpoint: dict, setup: Setup, task_state: dict, path) -> N
             raise CheckpointError(f"{path}: has no {key} state to resume from")
 
 
+def track_best(progress: dict, value: float, finished: bool, mode: str) -> bool:
+    """Record `value` as the best so far if it is; True when best.pt should be written. Full epochs
+    compete; a partial epoch only sets a provisional best when there is none yet, and the next full
+    epoch replaces it whatever its value."""
+    best = progress["best"]
+    if finished:
+        sign = 1.0 if mode == "max" else -1.0
+        improved = best is None or progress["best_partial"] or sign * value > sign * best
+    else:
+        improved = best is None
+    if improved:
+        progress.update(best=value, best_partial=not finished)
+    return improved
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     validate(cfg)
     resume_path = ckpt.resolve(cfg.trainer.resume) if cfg.trainer.resume else None
@@ -205,7 +220,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
         if ctx.is_main
         else NullWriter()
     )
-    sign = 1.0 if task.mode == "max" else -1.0
     max_steps = cfg.trainer.max_steps
     try:
         with StopRequested() as stop:
@@ -224,24 +238,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 metrics = distributed.broadcast(metrics, ctx)
                 # A partial epoch (max_steps) is validated for the report only: the scheduler, the
                 # curves and best.pt follow full epochs, so a resumed run matches an uninterrupted one.
-                # Only a run with no best.pt yet keeps a provisional one, replaced by the next full epoch.
-                value = metrics[task.monitor]
                 if finished and isinstance(scheduler, ReduceLROnPlateau):
-                    scheduler.step(value)
-                if finished:
-                    best = progress["best"]
-                    improved = best is None or progress["best_partial"] or sign * value > sign * best
-                else:
-                    improved = progress["best"] is None
-                if improved:
-                    progress.update(best=value, best_partial=not finished)
+                    scheduler.step(metrics[task.monitor])
+                improved = track_best(progress, metrics[task.monitor], finished, task.mode)
                 if finished:
                     progress.update(epoch=progress["epoch"] + 1, batch=0, loss_sum=0.0, grad_sum=0.0)
                     carry = None
-                if improved:
-                    save("last.pt", "best.pt")
-                else:
-                    save("last.pt")
+                save("last.pt", *(["best.pt"] if improved else []))
 
         metrics = {**metrics, f"best/{task.monitor}": progress["best"]}
         if task.final_splits and ctx.is_main and (run_dir / "best.pt").is_file():
