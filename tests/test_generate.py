@@ -155,3 +155,30 @@ def test_truncated_and_foreign_files_are_refused(addition_run, tmp_path):
         ckpt.load(tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         ckpt.load(tmp_path / "missing.pt")
+
+
+def test_attention_heatmap_script(tmp_path, make_cfg, addition_run):
+    train(
+        make_cfg(
+            *TINY_ADDITION,
+            "experiment=attention_addition",
+            "model.wordvec_size=8",
+            "model.hidden_size=32",
+            "trainer.max_epochs=1",
+            out=tmp_path / "attention",
+        )
+    )
+    script = Path(__file__).resolve().parents[1] / "scripts" / "attention_heatmap.py"
+    out = tmp_path / "attention.png"
+    result = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "attention" / "best.pt"), "12+3", "7+70", "--out", str(out)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    # a model without attention is refused with a message, not a traceback
+    plain = subprocess.run(
+        [sys.executable, str(script), str(addition_run / "best.pt"), "1+2"], capture_output=True, text=True
+    )
+    assert plain.returncode == 1 and "has no attention" in plain.stderr and "Traceback" not in plain.stderr

@@ -1,16 +1,16 @@
 import torch
 from torch.nn import functional as F
 
-from seq2seq.models import Decoder, PeekyDecoder, PeekySeq2seq, Rnnlm, Seq2seq
+from seq2seq.models import AttentionSeq2seq, Decoder, PeekyDecoder, PeekySeq2seq, Rnnlm, Seq2seq
 
 V, D, H, B, S, T = 13, 8, 16, 4, 7, 4
 
 
 def test_seq2seq_shapes():
-    for cls in (Seq2seq, PeekySeq2seq):
+    for cls in (Seq2seq, PeekySeq2seq, AttentionSeq2seq):
         model = cls(V, D, H)
         src, tgt = torch.randint(V, (B, S)), torch.randint(V, (B, T))
-        assert model.encoder(src).shape == (B, H)
+        assert model.encoder(src).shape == (B, S, H)
         assert model(src, tgt).shape == (B, T, V)
         assert model.generate(src, start_id=0, length=T).shape == (B, T)
 
@@ -21,7 +21,7 @@ def test_peeky_decoder_feeds_h_to_every_step():
     torch.manual_seed(0)
     tokens = torch.randint(V, (B, T))
     zero_state = (torch.zeros(1, B, H), torch.zeros(1, B, H))
-    h1, h2 = torch.randn(B, H), torch.randn(B, H)
+    h1, h2 = torch.randn(B, S, H), torch.randn(B, S, H)  # encoder states; h is the last of them
     plain, peeky = Decoder(V, D, H), PeekyDecoder(V, D, H)
     assert torch.equal(plain(tokens, h1, zero_state)[0], plain(tokens, h2, zero_state)[0])
     diff = (peeky(tokens, h1, zero_state)[0] - peeky(tokens, h2, zero_state)[0]).abs().amax(dim=(0, 2))
@@ -64,3 +64,28 @@ def test_rnnlm_shapes_and_state():
     assert model.out.weight is model.embed.weight
     logits, (h, c) = model(torch.randint(V, (B, T)))
     assert logits.shape == (B, T, V) and h.shape == (2, B, 10) and c.shape == (2, B, 10)
+
+
+def test_attention_weights_are_a_distribution_over_source_positions():
+    torch.manual_seed(0)
+    model = AttentionSeq2seq(V, D, H)
+    src, tgt = torch.randint(V, (B, S)), torch.randint(V, (B, T))
+    weights = model.attention(src, tgt)
+    assert weights.shape == (B, T, S)
+    assert torch.allclose(weights.sum(dim=-1), torch.ones(B, T))
+    assert (weights >= 0).all()
+
+
+def test_attention_reads_every_source_position():
+    """Changing only the first source token changes the attention decoder's first output through the
+    context vector, even with the LSTM's initial state held fixed."""
+    torch.manual_seed(0)
+    model = AttentionSeq2seq(V, D, H)
+    src = torch.randint(V, (1, S))
+    other = src.clone()
+    other[0, 0] = (src[0, 0] + 1) % V
+    tokens = torch.zeros(1, 1, dtype=torch.long)
+    state = (torch.zeros(1, 1, H), torch.zeros(1, 1, H))
+    a, _ = model.decoder(tokens, model.encoder(src), state)
+    b, _ = model.decoder(tokens, model.encoder(other), state)
+    assert not torch.allclose(a, b)

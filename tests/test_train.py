@@ -39,6 +39,8 @@ def test_addition_experiments_differ_only_as_the_chapter_says(make_cfg):
     assert base.optimizer.lr == 0.001 and base.task.batch_size == 128
     assert base.trainer.max_epochs == 25 and base.trainer.grad_clip == 5.0
     assert make_cfg("experiment=peeky_addition", "model.hidden_size=256").model.hidden_size == 256
+    attention = make_cfg("experiment=attention_addition")
+    assert attention.model._target_ == "seq2seq.models.AttentionSeq2seq" and not attention.task.reverse
 
 
 def test_loss_falls_when_overfitting(make_cfg):
