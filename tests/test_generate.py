@@ -182,3 +182,14 @@ def test_attention_heatmap_script(tmp_path, make_cfg, addition_run):
         [sys.executable, str(script), str(addition_run / "best.pt"), "1+2"], capture_output=True, text=True
     )
     assert plain.returncode == 1 and "has no attention" in plain.stderr and "Traceback" not in plain.stderr
+
+
+def test_cli_beam_search_with_n_best(addition_run):
+    model, saved = ckpt.load_model(addition_run / "best.pt")
+    greedy = answer(model, saved["task"], ["12+3"])[0]
+    assert answer(model, saved["task"], ["12+3"], beam_size=1)[0] == greedy
+    result = run_generate(f"checkpoint={addition_run}", "question=12+3", "decode.beam_size=4", "decode.n_best=3")
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.rstrip("\n").split("\t")) == 3  # an untrained model's answers may be blank
+    bad = run_generate(f"checkpoint={addition_run}", "question=12+3", "decode.beam_size=2", "decode.n_best=3")
+    assert bad.returncode == 1 and "n_best" in bad.stderr

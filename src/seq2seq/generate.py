@@ -38,12 +38,20 @@ def encode_questions(questions: list[str], task: dict) -> torch.Tensor:
     return x.flip(1) if task["reverse"] else x
 
 
-def answer(model, task: dict, questions: list[str]) -> list[str]:
-    """Greedy answers for a batch of questions, padding stripped."""
+def answer(model, task: dict, questions: list[str], beam_size: int = 1, n_best: int = 1, length_penalty=0.0):
+    """Answers for a batch of questions, padding stripped: greedy, or beam search when beam_size > 1
+    (then the n_best answers of a question are joined by tabs, best first)."""
+    if beam_size < 1 or not 1 <= n_best <= beam_size:
+        raise DataError(f"need beam_size >= 1 and 1 <= n_best <= beam_size, got {beam_size} and {n_best}")
     vocab = Vocab(task["vocab"])
     x = encode_questions(questions, task)
-    pred = model.generate(x, vocab.stoi[START], task["answer_width"] - 1)  # (N, A-1)
-    return [vocab.decode(row).rstrip() for row in pred.tolist()]
+    length = task["answer_width"] - 1
+    if beam_size == 1:
+        pred = model.generate(x, vocab.stoi[START], length)[:, None]  # (N, 1, A-1)
+    else:
+        options = {"beam_size": beam_size, "n_best": n_best, "length_penalty": length_penalty}
+        pred, _ = model.beam_search(x, vocab.stoi[START], length, **options)  # (N, n_best, A-1)
+    return ["\t".join(vocab.decode(seq).rstrip() for seq in row) for row in pred.tolist()]
 
 
 def sample(model, task: dict, cfg) -> list[str]:
@@ -108,10 +116,11 @@ def run(cfg: DictConfig) -> list[str]:
         return sample(model, task, cfg)
     if cfg.question is None and cfg.file is None:
         raise DataError("give question=... or file=... (file=- reads standard input)")
+    decode = dict(cfg.decode)
     if cfg.question is not None:
-        return answer(model, task, [str(cfg.question)])
+        return answer(model, task, [str(cfg.question)], **decode)
     questions = read_lines(cfg.file)
-    return [f"{q}\t{a}" for q, a in zip(questions, answer(model, task, questions), strict=True)]
+    return [f"{q}\t{a}" for q, a in zip(questions, answer(model, task, questions, **decode), strict=True)]
 
 
 @hydra.main(version_base="1.3", config_path="../../configs", config_name="generate")

@@ -9,6 +9,7 @@ plain and Peeky decoders use.
 import torch
 from torch import nn
 
+from seq2seq.models.beam import beam_search
 from seq2seq.models.init import chapter_init_, check_init
 
 
@@ -114,6 +115,10 @@ class Seq2seq(nn.Module):
             token = logits.argmax(dim=-1)  # (B, 1)
             out.append(token)
         return torch.cat(out, dim=1)  # (B, length)
+
+    def beam_search(self, src: torch.Tensor, start_id: int, length: int, **options):
+        """Beam search decoding (see seq2seq.models.beam): (B, n_best, length) ids and their scores."""
+        return beam_search(self, src, start_id, length, **options)
 
 
 class PeekySeq2seq(Seq2seq):
