@@ -85,6 +85,13 @@ def test_malformed_files_name_file_and_line(tmp_path, content, message):
     assert str(path) in str(err.value)
 
 
+def test_non_utf8_file_names_the_line(tmp_path):
+    path = tmp_path / "latin1.txt"
+    path.write_bytes(b"1+1  _2 \n1+2  _3\xff\n")
+    with pytest.raises(DataError, match=r"latin1.txt:2: not UTF-8"):
+        load_pairs(path)
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(DataError, match="no such file"):
         load_pairs(tmp_path / "nope.txt")

@@ -29,6 +29,15 @@ def test_vocabulary_and_token_counts_match_the_shared_readme(ptb_data):
     assert streams["train"].count(vocab.stoi["<eos>"]) == 42_068  # one per line of ptb.train.txt
 
 
+def test_shared_files_match_the_loader_checksums():
+    import hashlib
+
+    from .conftest import PTB_DIR
+
+    for split, digest in ptb.SHA256.items():
+        assert hashlib.sha256((PTB_DIR / f"ptb.{split}.txt").read_bytes()).hexdigest() == digest
+
+
 def test_missing_files_offline_say_where_to_put_them(tmp_path, monkeypatch):
     with pytest.raises(DataError, match=r"ptb.train.txt: no such file.*task.data_dir"):
         ptb.load_ptb(tmp_path, download_missing=False)
@@ -65,7 +74,7 @@ def test_malformed_ptb_files(tmp_path):
     with pytest.raises(DataError, match=r"ptb.test.txt: empty file"):
         ptb.load_ptb(tmp_path, download_missing=False)
     (tmp_path / "ptb.test.txt").write_text(" a c \n")
-    with pytest.raises(DataError, match=r"ptb.test.txt: 1 words not in the training vocabulary \(first: 'c'\)"):
+    with pytest.raises(DataError, match=r"ptb.test.txt:1: 'c' is not in the training vocabulary"):
         ptb.load_ptb(tmp_path, download_missing=False)
     (tmp_path / "ptb.test.txt").write_bytes(b" a \n b \xff \n")
     with pytest.raises(DataError, match=r"ptb.test.txt:2: not UTF-8"):

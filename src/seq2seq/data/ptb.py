@@ -79,9 +79,13 @@ def load_ptb(data_dir: str | Path, download_missing: bool = True) -> tuple[Vocab
     for split in SPLITS:
         unknown = [w for w in dict.fromkeys(words[split]) if w not in vocab]
         if unknown:
+            path = data_dir / f"ptb.{split}.txt"
+            line = next(
+                n for n, text in enumerate(path.read_text("utf-8").split("\n"), 1) if unknown[0] in text.split()
+            )
             raise DataError(
-                f"{data_dir / f'ptb.{split}.txt'}: {len(unknown)} words not in the training vocabulary "
-                f"(first: {unknown[0]!r}); PTB files map rare words to <unk>"
+                f"{path}:{line}: {unknown[0]!r} is not in the training vocabulary ({len(unknown)} such words "
+                "in this file); PTB files map rare words to <unk>"
             )
         streams[split] = vocab.encode(words[split])
     return vocab, streams
