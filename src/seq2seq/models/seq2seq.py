@@ -99,14 +99,18 @@ class Seq2seq(nn.Module):
 
     def forward(self, src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
         """Teacher forcing: src (B, S), decoder input tgt_in (B, T) -> logits (B, T, V)."""
-        enc = self.encoder(src)  # (B, S, H)
+        return self.decode(self.encoder(src), tgt_in)
+
+    def decode(self, enc: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
+        """Teacher forcing from encoder states enc (B, S, H) -> logits (B, T, V)."""
         logits, _ = self.decoder(tgt_in, enc, self.decoder.init_state(enc))
         return logits
 
     @torch.no_grad()
-    def generate(self, src: torch.Tensor, start_id: int, length: int) -> torch.Tensor:
-        """Greedy (argmax) decoding of a whole batch at once: src (B, S) -> token ids (B, length)."""
-        enc = self.encoder(src)  # (B, S, H)
+    def generate(self, src: torch.Tensor, start_id: int, length: int, enc: torch.Tensor | None = None):
+        """Greedy (argmax) decoding of a whole batch at once: src (B, S) -> token ids (B, length).
+        `enc`, the encoder states of src, saves encoding twice when the caller already has them."""
+        enc = self.encoder(src) if enc is None else enc  # (B, S, H)
         state = self.decoder.init_state(enc)
         token = torch.full((src.shape[0], 1), start_id, dtype=torch.long, device=src.device)  # (B, 1)
         out = []

@@ -96,8 +96,9 @@ class AdditionTask:
             raise ValueError(f"AdditionTask has no split {split!r}")
         x, t = self.x_val, self.t_val
         target = t[:, 1:]  # (N, A-1)
-        loss = F.cross_entropy(model(x, t[:, :-1]).flatten(0, 1), target.flatten())
-        pred = model.generate(x, self.start_id, target.shape[1])  # (N, A-1)
+        enc = model.encoder(x)  # encoded once for both the loss and the greedy answers
+        loss = F.cross_entropy(model.decode(enc, t[:, :-1]).flatten(0, 1), target.flatten())
+        pred = model.generate(x, self.start_id, target.shape[1], enc=enc)  # (N, A-1)
         right = pred == target
         metrics = {
             "val/loss": loss.item(),
