@@ -1,18 +1,28 @@
 #!/usr/bin/env bash
-# Reproduce the README's results tables: the three addition experiments (25 epochs each) as one
-# sweep, their val/acc plot, and the 4-epoch Rnnlm on Penn Treebank. About 10 minutes on 2 CPU cores.
-#   bash scripts/reproduce.sh [addition|ptb|all]
+# Reproduce the README's results: the three chapter experiments on addition (25 epochs each) as one
+# sweep and their val/acc plot, the 4-epoch Rnnlm on Penn Treebank, the attention decoder on addition
+# (natural and reversed input) and fast_addition. About 20 minutes on 2 CPU cores for "all".
+#   bash scripts/reproduce.sh [addition|ptb|attention|fast|all]
 set -euo pipefail
 what="${1:-all}"
 stamp=$(date +%Y-%m-%d_%H-%M-%S)
+out="outputs/reproduce"
 
 if [[ "$what" == addition || "$what" == all ]]; then
   python -m seq2seq.train -m experiment=baseline_addition,reverse_addition,peeky_addition \
-    trainer.progress=false hydra.sweep.dir="outputs/reproduce/addition_$stamp"
-  python scripts/plot_curves.py "outputs/reproduce/addition_$stamp" --out docs/addition_val_acc.png \
+    trainer.progress=false hydra.sweep.dir="$out/addition_$stamp"
+  python scripts/plot_curves.py "$out/addition_$stamp" --out docs/addition_val_acc.png --table \
     --title "addition: exact-match accuracy on 5,000 validation questions"
 fi
 if [[ "$what" == ptb || "$what" == all ]]; then
-  python -m seq2seq.train experiment=rnnlm_ptb trainer.progress=false \
-    hydra.run.dir="outputs/reproduce/rnnlm_ptb_$stamp"
+  python -m seq2seq.train experiment=rnnlm_ptb trainer.progress=false hydra.run.dir="$out/rnnlm_ptb_$stamp"
+fi
+if [[ "$what" == attention || "$what" == all ]]; then
+  python -m seq2seq.train -m experiment=attention_addition task.reverse=false,true trainer.progress=false \
+    hydra.sweep.dir="$out/attention_$stamp"
+  python scripts/plot_curves.py "$out/attention_$stamp" --out "$out/attention_$stamp/val_acc.png" --table
+fi
+if [[ "$what" == fast || "$what" == all ]]; then
+  python -m seq2seq.train experiment=fast_addition trainer.progress=false hydra.run.dir="$out/fast_addition_$stamp"
+  python scripts/plot_curves.py "$out/fast_addition_$stamp" --x time --out "$out/fast_addition_$stamp/val_acc.png" --table
 fi
