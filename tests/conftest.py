@@ -1,4 +1,6 @@
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,16 @@ TINY_ADDITION = [
     "trainer.progress=false",
     "trainer.log_every_n_steps=5",
 ]
+
+
+def run_module(module: str, *args: str, cwd=None, stdin: str | None = None) -> subprocess.CompletedProcess:
+    """`python -m module args...` in a fresh process, output captured as text."""
+    cmd = [sys.executable, "-m", module, *args]
+    return subprocess.run(cmd, input=stdin, capture_output=True, text=True, cwd=cwd)
+
+
+def assert_ok(result: subprocess.CompletedProcess) -> None:
+    assert result.returncode == 0, result.stderr[-3000:]
 
 
 @pytest.fixture

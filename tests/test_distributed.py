@@ -1,7 +1,5 @@
 """Data-parallel training with torchrun on CPU (gloo): 2 processes vs 1 with the same global batch."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -10,7 +8,7 @@ import torch
 from seq2seq import checkpoint as ckpt
 from seq2seq.train import train
 
-from .conftest import TINY_ADDITION
+from .conftest import TINY_ADDITION, assert_ok, run_module
 
 ADDITION = [*TINY_ADDITION, "optimizer.lr=0.01", "trainer.max_epochs=3"]
 # Tolerance: the two runs average the same gradients in a different order (float rounding only).
@@ -18,19 +16,8 @@ RTOL = 1e-3
 
 
 def torchrun(tmp_path: Path, run_dir: Path, *overrides: str) -> None:
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        "-m",
-        "seq2seq.train",
-        *overrides,
-        f"hydra.run.dir={run_dir}",
-    ]
-    result = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
+    args = ["--standalone", "--nproc_per_node=2", "-m", "seq2seq.train", *overrides, f"hydra.run.dir={run_dir}"]
+    assert_ok(run_module("torch.distributed.run", *args, cwd=tmp_path))
 
 
 def test_two_processes_match_one_on_addition(make_cfg, tmp_path):

@@ -11,7 +11,7 @@ from seq2seq.errors import CheckpointError, DataError
 from seq2seq.generate import answer, encode_questions
 from seq2seq.train import train
 
-from .conftest import TINY_ADDITION
+from .conftest import TINY_ADDITION, run_module
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +41,7 @@ def addition_run(tmp_path_factory):
 
 
 def run_generate(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "seq2seq.generate", *args], input=stdin, capture_output=True, text=True
-    )
+    return run_module("seq2seq.generate", *args, stdin=stdin)
 
 
 def test_answers_match_the_validation_decoding(addition_run):

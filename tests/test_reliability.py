@@ -17,7 +17,7 @@ from seq2seq import checkpoint as ckpt
 from seq2seq.errors import CheckpointError, ConfigError
 from seq2seq.train import TrainingInterrupted, train, train_step
 
-from .conftest import TINY_ADDITION
+from .conftest import TINY_ADDITION, assert_ok, run_module
 
 
 def curve(run: Path, tag: str) -> list[tuple[int, float]]:
@@ -149,9 +149,7 @@ def test_impossible_values_fail_before_training(make_cfg, override, tmp_path):
 
 
 def test_cli_config_errors_are_one_clear_message(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "seq2seq.train", "task.batch_size=0"], capture_output=True, text=True, cwd=tmp_path
-    )
+    result = run_module("seq2seq.train", "task.batch_size=0", cwd=tmp_path)
     assert result.returncode == 1
     assert "task.batch_size=0: must be a positive number" in result.stderr
     assert "Traceback" not in result.stderr
@@ -182,21 +180,11 @@ def test_signal_stops_with_a_resumable_checkpoint(tmp_path, sig):
     assert saved["progress"]["step"] > 0 and saved["progress"]["epoch"] < 200
     assert not list(run.glob("*.tmp"))
     # it resumes where it stopped
-    resumed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "seq2seq.train",
-            *TINY_ADDITION,
-            "task.num_examples=2000",
-            f"trainer.max_epochs={saved['progress']['epoch'] + 1}",
-            f"trainer.resume={run}",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
+    more_epochs = f"trainer.max_epochs={saved['progress']['epoch'] + 1}"
+    resumed = run_module(
+        "seq2seq.train", *TINY_ADDITION, "task.num_examples=2000", more_epochs, f"trainer.resume={run}", cwd=tmp_path
     )
-    assert resumed.returncode == 0, resumed.stderr
+    assert_ok(resumed)
     assert ckpt.load(run / "last.pt")["progress"]["epoch"] == saved["progress"]["epoch"] + 1
 
 
@@ -248,17 +236,8 @@ def test_a_crash_while_saving_keeps_the_previous_checkpoint(tmp_path, monkeypatc
 
 
 def test_different_seeds_in_a_multirun_give_different_runs(tmp_path):
-    cmd = [
-        sys.executable,
-        "-m",
-        "seq2seq.train",
-        "-m",
-        "seed=0,1",
-        *TINY_ADDITION,
-        "trainer.max_epochs=1",
-        f"hydra.sweep.dir={tmp_path}",
-    ]
-    subprocess.run(cmd, check=True, capture_output=True, cwd=tmp_path)
+    args = ["-m", "seed=0,1", *TINY_ADDITION, "trainer.max_epochs=1", f"hydra.sweep.dir={tmp_path}"]
+    assert_ok(run_module("seq2seq.train", *args, cwd=tmp_path))
     a, b = (ckpt.load(p / "last.pt") for p in sorted(p for p in tmp_path.iterdir() if p.is_dir()))
     assert (a["config"]["seed"], b["config"]["seed"]) == (0, 1)
     assert not torch.equal(a["model_state"]["encoder.embed.weight"], b["model_state"]["encoder.embed.weight"])

@@ -1,8 +1,6 @@
 """Sweeps on Hydra's launchers and sweepers: joblib, submitit (local), Optuna."""
 
 import os
-import subprocess
-import sys
 
 import yaml
 from hydra import compose, initialize_config_dir
@@ -10,22 +8,12 @@ from hydra import compose, initialize_config_dir
 from seq2seq import checkpoint as ckpt
 from seq2seq.config import CONFIG_DIR
 
-from .conftest import TINY_ADDITION
+from .conftest import TINY_ADDITION, assert_ok, run_module
 
 
 def sweep(tmp_path, *overrides):
-    cmd = [
-        sys.executable,
-        "-m",
-        "seq2seq.train",
-        "-m",
-        *TINY_ADDITION,
-        "trainer.max_epochs=1",
-        f"hydra.sweep.dir={tmp_path}",
-        *overrides,
-    ]
-    result = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
+    args = ["-m", *TINY_ADDITION, "trainer.max_epochs=1", f"hydra.sweep.dir={tmp_path}", *overrides]
+    assert_ok(run_module("seq2seq.train", *args, cwd=tmp_path))
     return sorted(p for p in tmp_path.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 

@@ -12,7 +12,7 @@ from seq2seq.config import CONFIG_DIR
 from seq2seq.errors import CheckpointError
 from seq2seq.train import train
 
-from .conftest import TINY_ADDITION
+from .conftest import TINY_ADDITION, assert_ok, run_module
 
 EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
 
@@ -125,17 +125,8 @@ def test_resume_refuses_a_checkpoint_of_another_model(make_cfg, tmp_path):
 
 
 def test_two_job_multirun_writes_two_runs(tmp_path):
-    cmd = [
-        sys.executable,
-        "-m",
-        "seq2seq.train",
-        "-m",
-        "seed=1,2",
-        *TINY_ADDITION,
-        "trainer.max_steps=3",
-        f"hydra.sweep.dir={tmp_path}",
-    ]
-    subprocess.run(cmd, check=True, capture_output=True, cwd=tmp_path)
+    args = ["-m", "seed=1,2", *TINY_ADDITION, "trainer.max_steps=3", f"hydra.sweep.dir={tmp_path}"]
+    assert_ok(run_module("seq2seq.train", *args, cwd=tmp_path))
     runs = sorted(p for p in tmp_path.iterdir() if p.is_dir())
     assert [p.name[:2] for p in runs] == ["0_", "1_"]
     assert all("seed=" in p.name for p in runs)

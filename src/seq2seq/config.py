@@ -14,6 +14,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from seq2seq.errors import ConfigError
+from seq2seq.models.init import INITS
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
@@ -124,6 +125,14 @@ POSITIVE = (
 )
 
 
+# Keys that take one of a few names.
+CHOICES = {
+    "trainer.device": ("auto", "cpu", "cuda"),
+    "trainer.precision": ("fp32", "bf16"),
+    "model.init": INITS,
+}
+
+
 def validate(cfg: DictConfig) -> None:
     """Fail before training with the name of the first impossible value."""
     for key in POSITIVE:
@@ -140,12 +149,7 @@ def validate(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key, default=None)
         if value is not None and not ok(value):
             raise ConfigError(f"{key}={value!r}: out of range")
-    device = OmegaConf.select(cfg, "trainer.device", default="auto")
-    if device not in ("auto", "cpu", "cuda"):
-        raise ConfigError(f"trainer.device={device!r}: must be auto, cpu or cuda")
-    precision = OmegaConf.select(cfg, "trainer.precision", default="fp32")
-    if precision not in ("fp32", "bf16"):
-        raise ConfigError(f"trainer.precision={precision!r}: must be fp32 or bf16")
-    init = OmegaConf.select(cfg, "model.init", default=None)
-    if init is not None and init not in ("chapter", "pytorch"):
-        raise ConfigError(f"model.init={init!r}: must be 'chapter' or 'pytorch'")
+    for key, allowed in CHOICES.items():
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is not None and value not in allowed:
+            raise ConfigError(f"{key}={value!r}: must be one of {', '.join(allowed)}")

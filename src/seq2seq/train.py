@@ -4,6 +4,7 @@
 the thin Hydra entry point. Everything task-specific lives behind the interface in `seq2seq.tasks`.
 """
 
+import contextlib
 import logging
 import math
 import signal
@@ -47,6 +48,7 @@ class TrainingInterrupted(Seq2seqError):
 class Setup:
     task: object
     model: nn.Module  # for evaluation, generation and checkpoints
+    device: torch.device
     train_model: nn.Module  # what training steps call: the model, or its DDP wrapper under torchrun
     model_spec: dict  # constructor arguments saved in checkpoints, vocabulary size included
     optimizer: torch.optim.Optimizer
@@ -87,18 +89,22 @@ def build(cfg: DictConfig) -> Setup:
             scheduler = factory(optimizer, mode=task.mode)
         else:
             scheduler = factory(optimizer, total_steps=len(task.train_batches(0)) * cfg.trainer.max_epochs)
-    return Setup(task, model, train_model, model_spec, optimizer, scheduler, ctx)
+    return Setup(task, model, device, train_model, model_spec, optimizer, scheduler, ctx)
 
 
-def autocast(model: nn.Module, precision: str):
-    """bf16 autocast for `trainer.precision=bf16` (matrix products in bf16, reductions in fp32)."""
-    device_type = next(model.parameters()).device.type
-    return torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16")
+def autocast(device: torch.device, precision: str) -> torch.autocast:
+    """bf16 autocast for `trainer.precision=bf16` (matrix products in bf16, reductions in fp32).
+    The object can be entered again and again: build it once, not per step."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
-def train_step(task, model, optimizer, batch, carry, grad_clip: float, precision: str = "fp32"):
-    """One optimizer step. Returns the loss and gradient norm as tensors (no host sync) and the carry."""
-    with autocast(model, precision):
+FP32 = contextlib.nullcontext()  # the default `amp` of train_step: no autocast
+
+
+def train_step(task, model, optimizer, batch, carry, grad_clip: float, amp=FP32):
+    """One optimizer step, the forward pass inside `amp` (see autocast). Returns the loss and gradient
+    norm as tensors (no host sync) and the carry."""
+    with amp:
         loss, carry = task.training_step(model, batch, carry)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -170,7 +176,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         "model %s: %d parameters, on %s, %d CPU threads",
         type(model).__name__,
         sum(p.numel() for p in model.parameters()),
-        next(model.parameters()).device,
+        setup.device,
         torch.get_num_threads(),
     )
 
@@ -191,7 +197,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
             torch.cuda.set_rng_state(cuda_rng)
         carry, metrics = resumed["carry"], resumed["metrics"]
         if carry is not None:  # checkpoints load on the CPU
-            carry = tuple(c.to(next(model.parameters()).device) for c in carry)
+            carry = tuple(c.to(setup.device) for c in carry)
         log.info("resuming %s at epoch %d, step %d", resume_path, progress["epoch"] + 1, progress["step"])
     if ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -221,10 +227,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
         else NullWriter()
     )
     max_steps = cfg.trainer.max_steps
+    amp = autocast(setup.device, cfg.trainer.precision)
     try:
         with StopRequested() as stop:
             while progress["epoch"] < cfg.trainer.max_epochs and not (max_steps and progress["step"] >= max_steps):
-                finished, carry = run_epoch(cfg, setup, writer, progress, stop, carry)
+                finished, carry = run_epoch(cfg, setup, writer, progress, stop, carry, amp)
                 if not finished and stop.requested:
                     save("last.pt")
                     by = stop.signal_name or "a signal to another rank"
@@ -233,7 +240,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
                         f"the same overrides plus: trainer.resume={run_dir}",
                         stop.signum or signal.SIGTERM,
                     )
-                with autocast(model, cfg.trainer.precision):
+                with amp:
                     metrics = validate_epoch(task, model, writer, progress, finished) if ctx.is_main else None
                 metrics = distributed.broadcast(metrics, ctx)
                 # A partial epoch (max_steps) is validated for the report only: the scheduler, the
@@ -251,7 +258,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
             model.load_state_dict(ckpt.load(run_dir / "best.pt")["model_state"])
             model.eval()
             for split in task.final_splits:
-                with autocast(model, cfg.trainer.precision):
+                with amp:
                     split_metrics, _ = task.evaluate(model, split)
                 for name, value in split_metrics.items():
                     writer.add_scalar(name, value, progress["epoch"])
@@ -265,16 +272,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return {**metrics, "epoch": float(progress["epoch"]), "step": float(progress["step"])}
 
 
-def run_epoch(cfg, setup: Setup, writer, progress, stop, carry):
+def run_epoch(cfg, setup: Setup, writer, progress, stop, carry, amp):
     """Train from progress['batch'] to the end of the epoch. Returns (finished, carry): finished is
     False when stopped early (max_steps or a stop signal); progress says where to continue."""
     task, model, optimizer, scheduler, ctx = setup.task, setup.model, setup.optimizer, setup.scheduler, setup.ctx
     model.train()
     batches = [b for b in task.train_batches(progress["epoch"]) if distributed.usable(b, ctx)]
     # Per-step values stay tensors on the training device until a flush: no host sync per step.
-    device = next(model.parameters()).device
-    losses = torch.zeros(len(batches), device=device)
-    grads = torch.zeros(len(batches), device=device)
+    losses = torch.zeros(len(batches), device=setup.device)
+    grads = torch.zeros(len(batches), device=setup.device)
     step_scheduler = scheduler is not None and not isinstance(scheduler, ReduceLROnPlateau)
     max_steps, log_every = cfg.trainer.max_steps, cfg.trainer.log_every_n_steps
     start = logged = progress["batch"]
@@ -309,7 +315,7 @@ def run_epoch(cfg, setup: Setup, writer, progress, stop, carry):
     for i in bar:
         batch = distributed.shard(batches[i], ctx)
         losses[i], grads[i], carry = train_step(
-            task, setup.train_model, optimizer, batch, carry, cfg.trainer.grad_clip, cfg.trainer.precision
+            task, setup.train_model, optimizer, batch, carry, cfg.trainer.grad_clip, amp
         )
         if step_scheduler:
             scheduler.step()
