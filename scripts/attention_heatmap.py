@@ -1,5 +1,5 @@
-"""Attention heatmaps of an attention seq2seq checkpoint: which question character each answer
-character attends to, for the questions given.
+"""Attention heatmaps of an attention seq2seq checkpoint: which source token each output token
+attends to, for the questions given (addition or any pair task).
 
     python scripts/attention_heatmap.py outputs/attention_addition/<run>/best.pt "16+75" "582+84" --out attention.png
 """
@@ -8,34 +8,20 @@ import argparse
 import sys
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-import torch
-
 from seq2seq import checkpoint as ckpt
-from seq2seq.data.addition import START
-from seq2seq.data.vocab import Vocab
 from seq2seq.errors import Seq2seqError
-from seq2seq.generate import encode_questions
+from seq2seq.plots import attention_figures, attention_maps
+from seq2seq.tasks.codec import codec_from_state
 
 
 def heatmaps(checkpoint: Path, questions: list[str]):
-    """Per question: source characters as fed to the encoder, answer characters, weights (T, S)."""
+    """Per question: source tokens as fed to the encoder, output tokens, weights (T, S)."""
     model, saved = ckpt.load_model(checkpoint)
     if not hasattr(model, "attention"):
         raise Seq2seqError(f"{checkpoint}: {type(model).__name__} has no attention (train model=attention_seq2seq)")
-    task = saved["task"]
-    vocab = Vocab(task["vocab"])
-    x = encode_questions(questions, task)  # (N, S), reversed if the model was trained so
-    pred = model.generate(x, vocab.stoi[START], task["answer_width"] - 1)  # (N, T)
-    tgt_in = torch.cat([torch.full((len(x), 1), vocab.stoi[START]), pred[:, :-1]], dim=1)  # (N, T)
-    weights = model.attention(x, tgt_in)  # (N, T, S)
-    return [
-        (list(vocab.decode(x[i].tolist())), list(vocab.decode(pred[i].tolist())), weights[i])
-        for i in range(len(questions))
-    ]
+    codec = codec_from_state(saved["task"])
+    x, lengths = codec.encode(questions)  # (N, S), reversed if the model was trained so
+    return attention_maps(model, codec, x, lengths)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -48,15 +34,11 @@ def main(argv: list[str] | None = None) -> None:
         maps = heatmaps(args.checkpoint, args.questions)
     except Seq2seqError as e:
         sys.exit(f"attention_heatmap: {e}")
-    fig, axes = plt.subplots(1, len(maps), figsize=(3.2 * len(maps), 3.2), squeeze=False)
-    for ax, question, (source, answer, weights) in zip(axes[0], args.questions, maps, strict=True):
-        ax.imshow(weights.numpy(), cmap="gray_r", vmin=0, vmax=1)
-        ax.set_xticks(range(len(source)), [c if c != " " else "␣" for c in source])
-        ax.set_yticks(range(len(answer)), [c if c != " " else "␣" for c in answer])
-        ax.set_title(f"{question} → {''.join(answer).strip()}")
-        ax.set_xlabel("question (as fed to the encoder)")
-        ax.set_ylabel("answer")
-    fig.tight_layout()
+    titles = [
+        f"{q} → {''.join(out).replace('<eos>', '').strip()}"
+        for q, (_, out, _) in zip(args.questions, maps, strict=True)
+    ]
+    fig = attention_figures(maps, titles)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out, dpi=120)
     print(f"wrote {args.out}")

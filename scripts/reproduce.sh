@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Reproduce the README's results: the three chapter experiments on addition (25 epochs each) as one
 # sweep and their val/acc plot, the 4-epoch Rnnlm on Penn Treebank, the attention decoder on addition
-# (natural and reversed input) and fast_addition. About 20 minutes on 2 CPU cores for "all".
-#   bash scripts/reproduce.sh [addition|ptb|attention|fast|all]
+# (natural and reversed input), fast_addition, the program-execution levels (three models each), the
+# chitchat chatbot and digit captioning. About 2 hours on 2 CPU cores for "all".
+#   bash scripts/reproduce.sh [addition|ptb|attention|fast|programs|chitchat|captions|all]
 set -euo pipefail
 what="${1:-all}"
 stamp=$(date +%Y-%m-%d_%H-%M-%S)
@@ -25,4 +26,19 @@ fi
 if [[ "$what" == fast || "$what" == all ]]; then
   python -m seq2seq.train experiment=fast_addition trainer.progress=false hydra.run.dir="$out/fast_addition_$stamp"
   python scripts/plot_curves.py "$out/fast_addition_$stamp" --x time --out "$out/fast_addition_$stamp/val_acc.png" --table
+fi
+if [[ "$what" == programs || "$what" == all ]]; then
+  levels=programs_easy,programs_hard
+  python -m seq2seq.train -m experiment=$levels model=seq2seq task.reverse=false trainer.progress=false \
+    hydra.sweep.dir="$out/programs_$stamp/baseline"
+  python -m seq2seq.train -m experiment=$levels trainer.progress=false hydra.sweep.dir="$out/programs_$stamp/peeky"
+  python -m seq2seq.train -m experiment=$levels model=attention_seq2seq task.reverse=false trainer.progress=false \
+    hydra.sweep.dir="$out/programs_$stamp/attention"
+  for variant in baseline peeky attention; do
+    python scripts/plot_curves.py "$out/programs_$stamp/$variant" --out "$out/programs_$stamp/$variant.png" --table
+  done
+fi
+if [[ "$what" == chitchat || "$what" == all ]]; then
+  python -m seq2seq.train experiment=chitchat trainer.progress=false hydra.run.dir="$out/chitchat_$stamp"
+  python -m seq2seq.chat checkpoint="$out/chitchat_$stamp" < docs/chat_prompts.txt
 fi

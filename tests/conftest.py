@@ -34,16 +34,21 @@ def assert_ok(result: subprocess.CompletedProcess) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
 
 
+def compose_train(out: Path, *overrides: str):
+    """`train.yaml` composed with overrides, the run writing into `out`."""
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=list(overrides))
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(out)
+    return cfg
+
+
 @pytest.fixture
 def make_cfg(tmp_path):
     """Compose `train.yaml` with overrides, writing the run into tmp_path/run (or out=...)."""
 
     def _make(*overrides: str, out: Path | None = None):
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            cfg = compose("train", overrides=list(overrides))
-        with open_dict(cfg):
-            cfg.paths.output_dir = str(out or tmp_path / "run")
-        return cfg
+        return compose_train(out or tmp_path / "run", *overrides)
 
     return _make
 

@@ -16,7 +16,7 @@ class TableDecoder(nn.Module):
         self.table = log_probs  # (V, V): row = previous token
 
     def init_state(self, enc):
-        h = torch.zeros(1, enc.shape[0], 1)
+        h = torch.zeros(1, enc.summary.shape[0], 1)
         return h, h
 
     def forward(self, tokens, enc, state):

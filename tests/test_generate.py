@@ -8,34 +8,18 @@ import torch
 from seq2seq import checkpoint as ckpt
 from seq2seq.data import ptb
 from seq2seq.errors import CheckpointError, DataError
-from seq2seq.generate import answer, encode_questions
+from seq2seq.generate import answer
+from seq2seq.tasks.codec import codec_from_state
 from seq2seq.train import train
 
-from .conftest import TINY_ADDITION, run_module
+from .conftest import TINY_ADDITION, compose_train, run_module
 
 
 @pytest.fixture(scope="module")
 def addition_run(tmp_path_factory):
     """A tiny reversed Peeky model trained for a few epochs (its answers need not be right)."""
-    from hydra import compose, initialize_config_dir
-    from omegaconf import open_dict
-
-    from seq2seq.config import CONFIG_DIR
-
     out = tmp_path_factory.mktemp("addition")
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=[
-                *TINY_ADDITION,
-                "experiment=peeky_addition",
-                "model.wordvec_size=8",
-                "model.hidden_size=32",
-                "trainer.max_epochs=2",
-            ],
-        )
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(out)
+    cfg = compose_train(out, *TINY_ADDITION, "experiment=peeky_addition", "trainer.max_epochs=2")
     train(cfg)
     return out
 
@@ -49,11 +33,11 @@ def test_answers_match_the_validation_decoding(addition_run):
     task = saved["task"]
     assert task["reverse"] is True
     questions = ["12+3", "7+70", "99+99"]
-    x = encode_questions(questions, task)
-    assert x.shape == (3, 5)
+    x, lengths = codec_from_state(task).encode(questions)
+    assert x.shape == (3, 5) and lengths is None
     vocab = task["vocab"]
     assert "".join(vocab[i] for i in x[0].tolist()) == "12+3 "[::-1]  # padded, then reversed as in training
-    answers = answer(model, task, questions)
+    answers = answer(model, codec_from_state(task), questions)
     assert len(answers) == 3 and all(a == a.strip() for a in answers)
 
 
@@ -69,14 +53,14 @@ def test_answers_match_the_validation_decoding(addition_run):
 def test_bad_questions_are_refused(addition_run, questions, message):
     _, saved = ckpt.load_model(addition_run / "best.pt")
     with pytest.raises(DataError, match=message):
-        encode_questions(questions, saved["task"])
+        codec_from_state(saved["task"]).encode(questions)
 
 
 def test_cli_answers_a_question_and_standard_input_in_a_fresh_process(addition_run):
     one = run_generate(f"checkpoint={addition_run / 'best.pt'}", "question=12+3")
     assert one.returncode == 0, one.stderr
     model, saved = ckpt.load_model(addition_run / "best.pt")
-    assert one.stdout.strip() == answer(model, saved["task"], ["12+3"])[0]
+    assert one.stdout.strip() == answer(model, codec_from_state(saved["task"]), ["12+3"])[0]
     many = run_generate(f"checkpoint={addition_run}", "file=-", stdin="12+3\n7+70\n")
     assert many.returncode == 0, many.stderr
     assert [line.split("\t")[0] for line in many.stdout.strip().split("\n")] == ["12+3", "7+70"]
@@ -184,8 +168,8 @@ def test_attention_heatmap_script(tmp_path, make_cfg, addition_run):
 
 def test_cli_beam_search_with_n_best(addition_run):
     model, saved = ckpt.load_model(addition_run / "best.pt")
-    greedy = answer(model, saved["task"], ["12+3"])[0]
-    assert answer(model, saved["task"], ["12+3"], beam_size=1)[0] == greedy
+    greedy = answer(model, codec_from_state(saved["task"]), ["12+3"])[0]
+    assert answer(model, codec_from_state(saved["task"]), ["12+3"], beam_size=1)[0] == greedy
     result = run_generate(f"checkpoint={addition_run}", "question=12+3", "decode.beam_size=4", "decode.n_best=3")
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.rstrip("\n").split("\t")) == 3  # an untrained model's answers may be blank

@@ -7,7 +7,7 @@ import torch
 from seq2seq.data import ptb
 from seq2seq.errors import DataError
 from seq2seq.models import Rnnlm
-from seq2seq.models.rnnlm import sample_next
+from seq2seq.models.sampling import sample_next
 from seq2seq.tasks import LanguageModelTask
 from seq2seq.tasks.language_model import batchify, repackage_hidden, windows
 from seq2seq.train import train

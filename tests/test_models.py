@@ -2,6 +2,7 @@ import torch
 from torch.nn import functional as F
 
 from seq2seq.models import AttentionSeq2seq, Decoder, PeekyDecoder, PeekySeq2seq, Rnnlm, Seq2seq
+from seq2seq.models.seq2seq import Encoded
 
 V, D, H, B, S, T = 13, 8, 16, 4, 7, 4
 
@@ -10,7 +11,8 @@ def test_seq2seq_shapes():
     for cls in (Seq2seq, PeekySeq2seq, AttentionSeq2seq):
         model = cls(V, D, H)
         src, tgt = torch.randint(V, (B, S)), torch.randint(V, (B, T))
-        assert model.encoder(src).shape == (B, S, H)
+        enc = model.encoder(src)
+        assert enc.states.shape == (B, S, H) and enc.summary.shape == (B, H) and enc.mask is None
         assert model(src, tgt).shape == (B, T, V)
         assert model.generate(src, start_id=0, length=T).shape == (B, T)
 
@@ -21,7 +23,7 @@ def test_peeky_decoder_feeds_h_to_every_step():
     torch.manual_seed(0)
     tokens = torch.randint(V, (B, T))
     zero_state = (torch.zeros(1, B, H), torch.zeros(1, B, H))
-    h1, h2 = torch.randn(B, S, H), torch.randn(B, S, H)  # encoder states; h is the last of them
+    h1, h2 = (Encoded(torch.randn(B, S, H), torch.randn(B, H), None) for _ in range(2))
     plain, peeky = Decoder(V, D, H), PeekyDecoder(V, D, H)
     assert torch.equal(plain(tokens, h1, zero_state)[0], plain(tokens, h2, zero_state)[0])
     diff = (peeky(tokens, h1, zero_state)[0] - peeky(tokens, h2, zero_state)[0]).abs().amax(dim=(0, 2))

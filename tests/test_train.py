@@ -77,6 +77,14 @@ def test_end_to_end_run_writes_events_checkpoints_and_config(make_cfg):
     assert saved["task"]["vocab"][0] == " "
 
 
+def test_attention_addition_logs_heatmaps_and_other_models_none(make_cfg, tmp_path):
+    for model, expected in (("attention_seq2seq", 1), ("peeky_seq2seq", 0)):
+        cfg = make_cfg(*TINY_ADDITION, f"model={model}", "trainer.max_epochs=1", out=tmp_path / model)
+        train(cfg)
+        images = EventAccumulator(cfg.paths.output_dir, size_guidance={"images": 0}).Reload().Tags()["images"]
+        assert images.count("val/attention") == expected
+
+
 def test_checkpoint_rebuilds_the_model_alone(make_cfg):
     cfg = make_cfg(
         *TINY_ADDITION, "trainer.max_epochs=1", "model=peeky_seq2seq", "model.wordvec_size=8", "model.hidden_size=32"

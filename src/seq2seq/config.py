@@ -13,6 +13,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from seq2seq.data.text import TOKENIZERS
 from seq2seq.errors import ConfigError
 from seq2seq.models.init import INITS
 
@@ -61,6 +62,69 @@ class AdditionTaskConfig:
     val_fraction: float = 0.1
     batch_size: int = 128
     num_samples: int = 10
+    num_heatmaps: int = 2
+    seed: int = 0
+
+
+@dataclass
+class PairOptions:
+    """Options every variable-length pair task shares (seq2seq.tasks.PairsTask)."""
+
+    tokenize: str = "word"
+    lowercase: bool = False
+    min_freq: int = 1
+    max_vocab: int | None = None
+    max_length: int = 50
+    reverse: bool = False
+    batch_size: int = 64
+    eval_batch_size: int = 512
+    bucket: bool = True
+    num_samples: int = 5
+    num_heatmaps: int = 2
+    monitor: str = "val/acc"
+    seed: int = 0
+
+
+@dataclass
+class TsvTaskConfig(PairOptions):
+    _target_: str = "seq2seq.tasks.TsvTask"
+    train: Any = MISSING  # a path or a list of paths
+    val: Any = None
+    val_fraction: float = 0.1
+
+
+@dataclass
+class ChitchatTaskConfig(PairOptions):
+    _target_: str = "seq2seq.tasks.ChitchatTask"
+    val_fraction: float = 0.05
+    max_conversations: int | None = None
+
+
+@dataclass
+class ProgramsTaskConfig(PairOptions):
+    _target_: str = "seq2seq.tasks.ProgramsTask"
+    tokenize: str = "char"
+    max_length: int = 150
+    num_examples: int = 20_000
+    length: int = 2
+    nesting: int = 2
+    statements: int = 3
+    val_fraction: float = 0.1
+
+
+@dataclass
+class CaptionsTaskConfig:
+    _target_: str = "seq2seq.tasks.CaptionsTask"
+    num_train: int = 20_000
+    num_val: int = 2_000
+    max_digits: int = 4
+    val_fraction: float = 0.2
+    max_length: int = 4
+    batch_size: int = 128
+    eval_batch_size: int = 512
+    num_samples: int = 5
+    num_heatmaps: int = 4
+    monitor: str = "val/acc"
     seed: int = 0
 
 
@@ -80,6 +144,19 @@ class Seq2seqConfig:
     _target_: str = "seq2seq.models.Seq2seq"
     wordvec_size: int = 16
     hidden_size: int = 128
+    init: str = "chapter"
+    bidirectional: bool = False
+
+
+@dataclass
+class ImageCaptionerConfig:
+    _target_: str = "seq2seq.models.ImageCaptioner"
+    wordvec_size: int = 16
+    hidden_size: int = 128
+    decoder: str = "peeky"
+    channels: int = 32
+    grid_height: int = 3
+    grid_width: int = 12
     init: str = "chapter"
 
 
@@ -101,6 +178,11 @@ def register_configs() -> None:
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(group="schema/task", name="addition", node=AdditionTaskConfig)
     cs.store(group="schema/task", name="language_model", node=LanguageModelTaskConfig)
+    cs.store(group="schema/task", name="tsv", node=TsvTaskConfig)
+    cs.store(group="schema/task", name="chitchat", node=ChitchatTaskConfig)
+    cs.store(group="schema/task", name="programs", node=ProgramsTaskConfig)
+    cs.store(group="schema/task", name="captions", node=CaptionsTaskConfig)
+    cs.store(group="schema/model", name="image_captioner", node=ImageCaptionerConfig)
     cs.store(group="schema/model", name="seq2seq", node=Seq2seqConfig)
     cs.store(group="schema/model", name="rnnlm", node=RnnlmConfig)
 
@@ -118,6 +200,18 @@ POSITIVE = (
     "task.eval_batch_size",
     "task.num_examples",
     "task.max_digits",
+    "task.max_length",
+    "task.min_freq",
+    "task.max_vocab",
+    "task.max_conversations",
+    "task.length",
+    "task.nesting",
+    "task.statements",
+    "task.num_train",
+    "task.num_val",
+    "model.channels",
+    "model.grid_height",
+    "model.grid_width",
     "model.wordvec_size",
     "model.hidden_size",
     "model.num_layers",
@@ -130,6 +224,8 @@ CHOICES = {
     "trainer.device": ("auto", "cpu", "cuda"),
     "trainer.precision": ("fp32", "bf16"),
     "model.init": INITS,
+    "task.tokenize": TOKENIZERS,
+    "model.decoder": ("plain", "peeky", "attention"),
 }
 
 
@@ -149,6 +245,8 @@ def validate(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key, default=None)
         if value is not None and not ok(value):
             raise ConfigError(f"{key}={value!r}: out of range")
+    if OmegaConf.select(cfg, "model.bidirectional", default=False) and cfg.model.hidden_size % 2:
+        raise ConfigError(f"model.hidden_size={cfg.model.hidden_size}: a bidirectional encoder needs an even size")
     for key, allowed in CHOICES.items():
         value = OmegaConf.select(cfg, key, default=None)
         if value is not None and value not in allowed:

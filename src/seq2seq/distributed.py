@@ -44,10 +44,10 @@ def init(device: torch.device) -> tuple[Context, torch.device]:
 
 
 def shard(batch, ctx: Context):
-    """This rank's contiguous slice of the rows of every tensor in the batch."""
+    """This rank's contiguous slice of the rows of every tensor in the batch (None stays None)."""
     if not ctx.enabled:
         return batch
-    return tuple(t.tensor_split(ctx.world_size)[ctx.rank] for t in batch)
+    return tuple(None if t is None else t.tensor_split(ctx.world_size)[ctx.rank] for t in batch)
 
 
 def usable(batch, ctx: Context) -> bool:

@@ -1,7 +1,8 @@
 """Use a trained checkpoint: `python -m seq2seq.generate checkpoint=<run>/best.pt ...`.
 
 Seq2seq checkpoints answer a `question=...`, or every line of `file=...` (`file=-`: standard input),
-in one batch. Language-model checkpoints sample text after a `prompt=...`.
+in one batch; captioning checkpoints take PNG file names the same way. `index=N` answers validation
+example N of the checkpoint's pair task. Language-model checkpoints sample text after a `prompt=...`.
 """
 
 import sys
@@ -9,49 +10,32 @@ from pathlib import Path
 
 import hydra
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from seq2seq import checkpoint as ckpt
-from seq2seq.data.addition import START
+from seq2seq.data import text
 from seq2seq.data.vocab import Vocab
 from seq2seq.errors import DataError, Seq2seqError
+from seq2seq.tasks.codec import codec_from_state
+from seq2seq.train import make
 
 
-def encode_questions(questions: list[str], task: dict) -> torch.Tensor:
-    """Pad each question as in training (spaces to the question width) and reverse it if the model
-    was trained reversed. Unknown characters and over-long questions are refused, never cut."""
-    vocab, width = Vocab(task["vocab"]), task["question_width"]
-    if not questions:
-        raise DataError("no questions given")
-    rows = []
-    for n, question in enumerate(questions, start=1):
-        where = f"question {n} ({question!r})" if len(questions) > 1 else f"question {question!r}"
-        if not question.strip():
-            raise DataError(f"{where} is empty")
-        if len(question) > width:
-            raise DataError(f"{where} has {len(question)} characters; this model takes at most {width}")
-        unknown = sorted(set(question) - set(vocab.itos))
-        if unknown:
-            raise DataError(f"{where}: characters {unknown} are not in the model's vocabulary {vocab.itos}")
-        rows.append(vocab.encode(question.ljust(width)))
-    x = torch.tensor(rows, dtype=torch.long)  # (N, S)
-    return x.flip(1) if task["reverse"] else x
-
-
-def answer(model, task: dict, questions: list[str], beam_size: int = 1, n_best: int = 1, length_penalty=0.0):
-    """Answers for a batch of questions, padding stripped: greedy, or beam search when beam_size > 1
-    (then the n_best answers of a question are joined by tabs, best first)."""
+def answer(model, codec, questions: list[str], beam_size=1, n_best=1, length_penalty=0.0, max_length=None):
+    """Answers for a batch of questions (see seq2seq.tasks.codec for how they are encoded): greedy, or
+    beam search when beam_size > 1 (then the n_best answers of a question are joined by tabs, best first).
+    max_length: decoder steps (default: the longest answer seen in training, and its <eos>)."""
     if beam_size < 1 or not 1 <= n_best <= beam_size:
         raise DataError(f"need beam_size >= 1 and 1 <= n_best <= beam_size, got {beam_size} and {n_best}")
-    vocab = Vocab(task["vocab"])
-    x = encode_questions(questions, task)
-    length = task["answer_width"] - 1
+    if max_length is not None and max_length < 1:
+        raise DataError(f"decode.max_length={max_length}: must be at least 1")
+    steps = max_length or codec.steps
+    x, lengths = codec.encode(questions)  # (N, S), (N,) or None
     if beam_size == 1:
-        pred = model.generate(x, vocab.stoi[START], length)[:, None]  # (N, 1, A-1)
+        pred = model.generate(x, codec.start_id, steps, lengths=lengths)[:, None]  # (N, 1, L)
     else:
-        options = {"beam_size": beam_size, "n_best": n_best, "length_penalty": length_penalty}
-        pred, _ = model.beam_search(x, vocab.stoi[START], length, **options)  # (N, n_best, A-1)
-    return ["\t".join(vocab.decode(seq).rstrip() for seq in row) for row in pred.tolist()]
+        options = {"beam_size": beam_size, "n_best": n_best, "length_penalty": length_penalty, "eos_id": codec.eos_id}
+        pred, _ = model.beam_search(x, codec.start_id, steps, lengths=lengths, **options)  # (N, n_best, L)
+    return ["\t".join(codec.decode(seq) for seq in row) for row in pred.tolist()]
 
 
 def sample(model, task: dict, cfg) -> list[str]:
@@ -94,6 +78,21 @@ def sample(model, task: dict, cfg) -> list[str]:
     return texts
 
 
+def validation_answer(model, checkpoint: dict, index: int) -> str:
+    """Greedy output for validation example `index` of the checkpoint's task, rebuilt from the saved
+    config (same seed, same data), then a tab and the reference."""
+    task = make(OmegaConf.create(checkpoint["config"]["task"]))
+    if not hasattr(task, "batch"):
+        raise DataError("index=... needs a pair task (TSV pairs, chitchat, programs, captions)")
+    n = len(task.tokenized["val"])
+    if not 0 <= index < n:
+        raise DataError(f"index={index}: the validation set has examples 0..{n - 1}")
+    src, lengths, _ = task.batch("val", [index])
+    ids = model.generate(src, task.codec.start_id, task.codec.steps, lengths=lengths)[0].tolist()
+    reference = task.tokenized["val"][index][1]
+    return f"{task.codec.decode(ids)}\t{text.detokenize(reference, task.codec.mode)}"
+
+
 def read_lines(path: str) -> list[str]:
     if path == "-":
         text = sys.stdin.read()
@@ -114,13 +113,16 @@ def run(cfg: DictConfig) -> list[str]:
     task = checkpoint["task"]
     if task["kind"] == "lm":
         return sample(model, task, cfg)
+    if cfg.index is not None:
+        return [validation_answer(model, checkpoint, cfg.index)]
     if cfg.question is None and cfg.file is None:
-        raise DataError("give question=... or file=... (file=- reads standard input)")
+        raise DataError("give question=... or file=... (file=- reads standard input), or index=...")
     decode = dict(cfg.decode)
+    codec = codec_from_state(task)
     if cfg.question is not None:
-        return answer(model, task, [str(cfg.question)], **decode)
+        return answer(model, codec, [str(cfg.question)], **decode)
     questions = read_lines(cfg.file)
-    return [f"{q}\t{a}" for q, a in zip(questions, answer(model, task, questions, **decode), strict=True)]
+    return [f"{q}\t{a}" for q, a in zip(questions, answer(model, codec, questions, **decode), strict=True)]
 
 
 @hydra.main(version_base="1.3", config_path="../../configs", config_name="generate")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import hydra
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
@@ -72,12 +73,23 @@ def select_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def make(node, **kwargs):
+    """`instantiate`, with the project's own errors (bad data, impossible options) passed on as they
+    are: Hydra wraps whatever a constructor raises, which would bury the message in a traceback."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as e:
+        if isinstance(e.__cause__, Seq2seqError):
+            raise e.__cause__ from None
+        raise
+
+
 def build(cfg: DictConfig) -> Setup:
     """Task, model, optimizer and scheduler from the config; the seed fixes the initialisation."""
     ctx, device = distributed.init(select_device(cfg.trainer.device))
     torch.manual_seed(cfg.seed)
-    task = instantiate(cfg.task).to(device)
-    model = instantiate(cfg.model, vocab_size=task.vocab_size).to(device)
+    task = make(cfg.task).to(device)
+    model = make(cfg.model, vocab_size=task.vocab_size).to(device)
     train_model = DistributedDataParallel(model) if ctx.enabled else model
     model_spec = {**OmegaConf.to_container(cfg.model, resolve=True), "vocab_size": task.vocab_size}
     optimizer = instantiate(cfg.optimizer)(model.parameters())
@@ -360,6 +372,8 @@ def validate_epoch(task, model, writer, progress, finished) -> dict[str, float]:
             writer.add_scalar(name, value, epoch)
         if text:
             writer.add_text("val/samples", "    " + text.replace("\n", "\n    "), epoch)  # indented: preformatted
+        for name, figure in task.figures(model).items():
+            writer.add_figure(name, figure, epoch)
         writer.flush()
     if text:
         log.info("validation samples:\n%s", text)

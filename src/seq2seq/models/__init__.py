@@ -1,5 +1,6 @@
 """Models. Every class here takes plain typed arguments and can be rebuilt from a checkpoint."""
 
+from seq2seq.models.captioner import CNNEncoder, ImageCaptioner
 from seq2seq.models.rnnlm import Rnnlm
 from seq2seq.models.seq2seq import (
     AttentionDecoder,
@@ -14,8 +15,10 @@ from seq2seq.models.seq2seq import (
 __all__ = [
     "AttentionDecoder",
     "AttentionSeq2seq",
+    "CNNEncoder",
     "Decoder",
     "Encoder",
+    "ImageCaptioner",
     "PeekyDecoder",
     "PeekySeq2seq",
     "Rnnlm",

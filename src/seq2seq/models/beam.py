@@ -23,14 +23,17 @@ def beam_search(
     n_best: int = 1,
     eos_id: int | None = None,
     length_penalty: float = 0.0,
+    lengths: torch.Tensor | None = None,
+    skip_ids: tuple[int, ...] | list[int] = (),
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Return the n_best sequences per question (B, n_best, L) and their scores (B, n_best): summed
     log-probabilities divided by length ** length_penalty. A beam that emits eos_id is finished: it keeps
-    its score and is padded with eos_id. Without eos_id every sequence has max_length tokens."""
+    its score and is padded with eos_id. Without eos_id every sequence has max_length tokens.
+    `lengths` (B,): the real length of each padded source row. Tokens in skip_ids are never chosen."""
     if not 1 <= n_best <= beam_size:
         raise ValueError(f"need 1 <= n_best <= beam_size, got n_best={n_best}, beam_size={beam_size}")
     B, K = src.shape[0], beam_size
-    enc = model.encoder(src).repeat_interleave(K, dim=0)  # (B*K, S, H)
+    enc = model.encoder(src, lengths).repeat_interleave(K)  # states (B*K, S, H)
     state = model.decoder.init_state(enc)
     scores = torch.full((B, K), float("-inf"), device=src.device)
     scores[:, 0] = 0.0  # all beams start identical: let only one of them expand at the first step
@@ -42,6 +45,8 @@ def beam_search(
         logits, state = model.decoder(last, enc, state)  # (B*K, 1, V)
         logp = F.log_softmax(logits[:, -1].float(), dim=-1).view(B, K, -1)  # (B, K, V)
         V = logp.shape[-1]
+        if skip_ids:
+            logp[..., list(skip_ids)] = float("-inf")
         if eos_id is not None:  # a finished beam can only repeat eos, at no cost
             logp = torch.where(finished[..., None], torch.full_like(logp, float("-inf")), logp)
             logp[..., eos_id] = torch.where(finished, 0.0, logp[..., eos_id])

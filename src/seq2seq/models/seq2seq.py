@@ -2,32 +2,69 @@
 its next chapter introduces.
 
 Shapes: B batch, S source length, T target length, D wordvec size, H hidden size, V vocabulary.
-The encoder returns all its hidden states `enc` (B, S, H); h = enc[:, -1] is the summary that the
-plain and Peeky decoders use.
+Sources are right-padded; `lengths` (B,) counts each row's real tokens. The encoder packs padded
+batches, so padding never reaches its LSTM, and returns an `Encoded`: all states, the summary h of
+each row's last real token (what the plain and Peeky decoders use), and the mask attention needs.
 """
+
+from typing import NamedTuple
 
 import torch
 from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seq2seq.models.beam import beam_search
 from seq2seq.models.init import chapter_init_, check_init
+from seq2seq.models.sampling import sample_next
+
+
+class Encoded(NamedTuple):
+    states: torch.Tensor  # (B, S, H) every source position's state; zeros at padding
+    summary: torch.Tensor  # (B, H) the state after each row's last real token
+    mask: torch.Tensor | None  # (B, S) True at real tokens; None when no row is padded
+
+    def repeat_interleave(self, k: int) -> "Encoded":
+        """Each row k times in a row: the layout of beam search's B*K rows."""
+        return Encoded(*(None if t is None else t.repeat_interleave(k, dim=0) for t in self))
+
+
+def padding_mask(lengths: torch.Tensor, width: int) -> torch.Tensor:
+    """(B,) lengths -> (B, width) mask, True at the first lengths[b] positions of row b."""
+    return torch.arange(width, device=lengths.device) < lengths[:, None]
 
 
 class Encoder(nn.Module):
-    """Embedding + LSTM. Passes on its hidden states only: the memory cell stays private."""
+    """Embedding + LSTM. Passes on its hidden states only: the memory cell stays private.
 
-    def __init__(self, vocab_size: int, wordvec_size: int, hidden_size: int):
+    bidirectional: each direction has hidden_size // 2 units and the states of both are concatenated,
+    so decoders see hidden_size either way; the summary joins the forward direction's state after
+    the last token with the backward direction's state after the first.
+    """
+
+    def __init__(self, vocab_size: int, wordvec_size: int, hidden_size: int, bidirectional: bool = False):
         super().__init__()
+        if bidirectional and hidden_size % 2:
+            raise ValueError(f"a bidirectional encoder needs an even hidden_size, got {hidden_size}")
         self.embed = nn.Embedding(vocab_size, wordvec_size)
-        self.lstm = nn.LSTM(wordvec_size, hidden_size, batch_first=True)
+        units = hidden_size // 2 if bidirectional else hidden_size
+        self.lstm = nn.LSTM(wordvec_size, units, batch_first=True, bidirectional=bidirectional)
 
-    def forward(self, src: torch.Tensor) -> torch.Tensor:
-        enc, _ = self.lstm(self.embed(src))  # (B, S, H)
-        return enc
+    def forward(self, src: torch.Tensor, lengths: torch.Tensor | None = None) -> Encoded:
+        x = self.embed(src)  # (B, S, D)
+        if lengths is None:  # fixed width (the chapter's format): every position is real
+            states, (h, _) = self.lstm(x)  # (B, S, H)
+            mask = None
+        else:
+            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            states, (h, _) = self.lstm(packed)  # h: (directions, B, H / directions), at each row's end
+            states, _ = pad_packed_sequence(states, batch_first=True, total_length=src.shape[1])  # (B, S, H)
+            mask = padding_mask(lengths, src.shape[1])
+        summary = torch.cat([h[-2], h[-1]], dim=-1) if self.lstm.bidirectional else h[-1]  # (B, H)
+        return Encoded(states, summary, mask)
 
 
 class Decoder(nn.Module):
-    """Embedding + LSTM started from the encoder's h (cell zero) + Linear to the vocabulary."""
+    """Embedding + LSTM started from the encoder's summary h (cell zero) + Linear to the vocabulary."""
 
     def __init__(self, vocab_size: int, wordvec_size: int, hidden_size: int):
         super().__init__()
@@ -35,12 +72,12 @@ class Decoder(nn.Module):
         self.lstm = nn.LSTM(wordvec_size, hidden_size, batch_first=True)
         self.out = nn.Linear(hidden_size, vocab_size)
 
-    def init_state(self, enc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h0 = enc[:, -1].unsqueeze(0)  # (1, B, H)
+    def init_state(self, enc: Encoded) -> tuple[torch.Tensor, torch.Tensor]:
+        h0 = enc.summary.unsqueeze(0)  # (1, B, H)
         return h0, torch.zeros_like(h0)
 
-    def forward(self, tokens, enc, state):
-        """tokens (B, T), encoder states enc (B, S, H) -> logits (B, T, V) and the new LSTM state."""
+    def forward(self, tokens: torch.Tensor, enc: Encoded, state):
+        """tokens (B, T) and the encoder's output -> logits (B, T, V) and the new LSTM state."""
         out, state = self.lstm(self.embed(tokens), state)  # (B, T, H)
         return self.out(out), state  # (B, T, V)
 
@@ -54,30 +91,33 @@ class PeekyDecoder(Decoder):
         self.lstm = nn.LSTM(wordvec_size + hidden_size, hidden_size, batch_first=True)
         self.out = nn.Linear(hidden_size + hidden_size, vocab_size)
 
-    def forward(self, tokens, enc, state):
+    def forward(self, tokens, enc: Encoded, state):
         B, T = tokens.shape
-        peek = enc[:, -1:].expand(B, T, enc.shape[-1])  # (B, T, H), a view: no copy
+        peek = enc.summary[:, None].expand(B, T, enc.summary.shape[-1])  # (B, T, H), a view: no copy
         x = torch.cat([self.embed(tokens), peek], dim=-1)  # (B, T, D + H)
         out, state = self.lstm(x, state)  # (B, T, H)
         return self.out(torch.cat([out, peek], dim=-1)), state  # (B, T, V)
 
 
 class AttentionDecoder(Decoder):
-    """Decoder with dot-product attention: at each step the LSTM output scores every encoder state,
-    the softmax of the scores weights them into a context vector, and [output; context] feeds the
-    Linear layer."""
+    """Decoder with dot-product attention: at each step the LSTM output scores every real encoder
+    state, the softmax of the scores weights them into a context vector, and [output; context] feeds
+    the Linear layer. Padding gets weight exactly 0."""
 
     def __init__(self, vocab_size: int, wordvec_size: int, hidden_size: int):
         super().__init__(vocab_size, wordvec_size, hidden_size)
         self.out = nn.Linear(hidden_size + hidden_size, vocab_size)
 
-    def attend(self, out: torch.Tensor, enc: torch.Tensor) -> torch.Tensor:
-        """Attention weights (B, T, S) of decoder outputs (B, T, H) over encoder states (B, S, H)."""
-        return torch.bmm(out, enc.transpose(1, 2)).softmax(dim=-1)
+    def attend(self, out: torch.Tensor, enc: Encoded) -> torch.Tensor:
+        """Attention weights (B, T, S) of decoder outputs (B, T, H) over the encoder's states."""
+        scores = torch.bmm(out, enc.states.transpose(1, 2))  # (B, T, S)
+        if enc.mask is not None:
+            scores = scores.masked_fill(~enc.mask[:, None, :], float("-inf"))
+        return scores.softmax(dim=-1)
 
-    def forward(self, tokens, enc, state):
+    def forward(self, tokens, enc: Encoded, state):
         out, state = self.lstm(self.embed(tokens), state)  # (B, T, H)
-        context = torch.bmm(self.attend(out, enc), enc)  # (B, T, H)
+        context = torch.bmm(self.attend(out, enc), enc.states)  # (B, T, H)
         return self.out(torch.cat([out, context], dim=-1)), state  # (B, T, V)
 
 
@@ -85,44 +125,61 @@ class Seq2seq(nn.Module):
     """Encoder + Decoder joined by the encoder's hidden states.
 
     init: "chapter" (the reference code's initialisation, see chapter_init_) or "pytorch" (defaults).
+    bidirectional: read the source in both directions (see Encoder).
     """
 
     decoder_class: type[Decoder] = Decoder
 
-    def __init__(self, vocab_size: int, wordvec_size: int = 16, hidden_size: int = 128, init: str = "chapter"):
+    def __init__(
+        self,
+        vocab_size: int,
+        wordvec_size: int = 16,
+        hidden_size: int = 128,
+        init: str = "chapter",
+        bidirectional: bool = False,
+    ):
         super().__init__()
-        self.encoder = Encoder(vocab_size, wordvec_size, hidden_size)
+        self.encoder = Encoder(vocab_size, wordvec_size, hidden_size, bidirectional)
         self.decoder = self.decoder_class(vocab_size, wordvec_size, hidden_size)
         check_init(init)
         if init == "chapter":
             chapter_init_(self)
 
-    def forward(self, src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
-        """Teacher forcing: src (B, S), decoder input tgt_in (B, T) -> logits (B, T, V)."""
-        return self.decode(self.encoder(src), tgt_in)
+    def forward(self, src: torch.Tensor, tgt_in: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Teacher forcing: src (B, S) with lengths (B,), decoder input tgt_in (B, T) -> logits (B, T, V)."""
+        return self.decode(self.encoder(src, lengths), tgt_in)
 
-    def decode(self, enc: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
-        """Teacher forcing from encoder states enc (B, S, H) -> logits (B, T, V)."""
+    def decode(self, enc: Encoded, tgt_in: torch.Tensor) -> torch.Tensor:
+        """Teacher forcing from the encoder's output -> logits (B, T, V)."""
         logits, _ = self.decoder(tgt_in, enc, self.decoder.init_state(enc))
         return logits
 
     @torch.no_grad()
-    def generate(self, src: torch.Tensor, start_id: int, length: int, enc: torch.Tensor | None = None):
-        """Greedy (argmax) decoding of a whole batch at once: src (B, S) -> token ids (B, length).
-        `enc`, the encoder states of src, saves encoding twice when the caller already has them."""
-        enc = self.encoder(src) if enc is None else enc  # (B, S, H)
+    def generate(
+        self,
+        src: torch.Tensor,
+        start_id: int,
+        length: int,
+        enc: Encoded | None = None,
+        lengths: torch.Tensor | None = None,
+        **sampling,
+    ) -> torch.Tensor:
+        """Decode a whole batch at once: src (B, S) -> token ids (B, length). Greedy (argmax) unless
+        sampling options of `sample_next` are given (temperature, top_k, top_p, generator). `enc`, the
+        encoder's output for src, saves encoding twice when the caller already has it."""
+        enc = self.encoder(src, lengths) if enc is None else enc
         state = self.decoder.init_state(enc)
         token = torch.full((src.shape[0], 1), start_id, dtype=torch.long, device=src.device)  # (B, 1)
         out = []
         for _ in range(length):
             logits, state = self.decoder(token, enc, state)  # (B, 1, V)
-            token = logits.argmax(dim=-1)  # (B, 1)
+            token = sample_next(logits[:, -1], **sampling) if sampling else logits.argmax(dim=-1)  # (B, 1)
             out.append(token)
         return torch.cat(out, dim=1)  # (B, length)
 
-    def beam_search(self, src: torch.Tensor, start_id: int, length: int, **options):
+    def beam_search(self, src: torch.Tensor, start_id: int, length: int, lengths=None, **options):
         """Beam search decoding (see seq2seq.models.beam): (B, n_best, length) ids and their scores."""
-        return beam_search(self, src, start_id, length, **options)
+        return beam_search(self, src, start_id, length, lengths=lengths, **options)
 
 
 class PeekySeq2seq(Seq2seq):
@@ -137,8 +194,8 @@ class AttentionSeq2seq(Seq2seq):
     decoder_class = AttentionDecoder
 
     @torch.no_grad()
-    def attention(self, src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
+    def attention(self, src: torch.Tensor, tgt_in: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Attention weights (B, T, S) with teacher forcing: which source position each step reads."""
-        enc = self.encoder(src)  # (B, S, H)
+        enc = self.encoder(src, lengths)
         out, _ = self.decoder.lstm(self.decoder.embed(tgt_in), self.decoder.init_state(enc))  # (B, T, H)
         return self.decoder.attend(out, enc)

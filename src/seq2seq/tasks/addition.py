@@ -6,6 +6,8 @@ from torch.nn import functional as F
 from seq2seq.data.addition import START, generate_addition, load_pairs
 from seq2seq.data.vocab import Vocab
 from seq2seq.errors import DataError
+from seq2seq.plots import attention_figures, attention_maps
+from seq2seq.tasks.codec import FixedWidthCodec
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -32,6 +34,7 @@ class AdditionTask:
         val_fraction: float = 0.1,
         batch_size: int = 128,
         num_samples: int = 10,
+        num_heatmaps: int = 2,
         seed: int = 0,
     ):
         data = load_pairs(path) if path else generate_addition(num_examples, max_digits, seed)
@@ -43,15 +46,17 @@ class AdditionTask:
         self.question_width = len(data.questions[0])
         self.answer_width = len(data.answers[0])
         self.reverse = reverse
+        self.codec = FixedWidthCodec(self.vocab.itos, self.question_width, self.answer_width, reverse)
         self.batch_size = batch_size
         self.num_samples = num_samples
+        self.num_heatmaps = num_heatmaps
         self.seed = seed
 
         # Shuffle with the seed; the last val_fraction of the shuffled examples is validation.
         order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
         questions = [data.questions[i] for i in order]
         answers = [data.answers[i] for i in order]
-        x = self.encode_questions(questions)  # (N, S)
+        x, _ = self.codec.encode(questions)  # (N, S), reversed if configured
         t = torch.tensor([self.vocab.encode(a) for a in answers])  # (N, A)
         self.x_train, self.t_train = x[: n - n_val], t[: n - n_val]
         self.x_val, self.t_val = x[n - n_val :], t[n - n_val :]
@@ -64,11 +69,6 @@ class AdditionTask:
     @property
     def start_id(self) -> int:
         return self.vocab.stoi[START]
-
-    def encode_questions(self, questions: list[str]) -> torch.Tensor:
-        """Questions of exactly question_width characters -> ids (N, S), reversed if configured."""
-        x = torch.tensor([self.vocab.encode(q) for q in questions], dtype=torch.long)  # (N, S)
-        return x.flip(1) if self.reverse else x
 
     def to(self, device: torch.device) -> "AdditionTask":
         """Keep the whole dataset on the training device: batches are slices, never copies."""
@@ -119,6 +119,15 @@ class AdditionTask:
                 "---",
             ]
         return "\n".join(lines)
+
+    @torch.no_grad()
+    def figures(self, model) -> dict:
+        """Attention heatmaps of the first num_heatmaps validation questions (attention models only)."""
+        k = min(self.num_heatmaps, len(self.x_val))
+        if not hasattr(model, "attention") or k == 0:
+            return {}
+        maps = attention_maps(model, self.codec, self.x_val[:k])
+        return {"val/attention": attention_figures(maps, self.val_questions[:k])}
 
     def state_dict(self) -> dict:
         return {

@@ -94,5 +94,8 @@ class LanguageModelTask:
         loss = total / count
         return {f"{split}/loss": loss, f"{split}/ppl": math.exp(loss)}, None
 
+    def figures(self, model) -> dict:
+        return {}
+
     def state_dict(self) -> dict:
         return {"kind": "lm", "vocab": self.vocab.itos, "eos": EOS}

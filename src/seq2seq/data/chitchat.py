@@ -1,0 +1,26 @@
+"""(message, reply) pairs from the Chit Chat Challenge corpus, which the PyPI package
+`chitchat-dataset` ships inside the package (no download).
+
+Preprocessing: a message is the text of one speaker's turn (consecutive utterances of the same
+speaker joined by a space); each pair is a turn and the turn that answers it. Conversations, not
+pairs, are split between train and validation, so no conversation is seen in both. Lower-casing,
+tokenisation (`wordpunct`) and the length limit are the pair task's options (see configs/task/chitchat.yaml).
+"""
+
+import itertools
+
+from seq2seq.errors import DataError
+
+
+def load_conversations(max_conversations: int | None = None) -> list[list[str]]:
+    try:
+        import chitchat_dataset
+    except ImportError:
+        raise DataError("the chitchat task needs the package chitchat-dataset: pip install chitchat-dataset") from None
+    conversations = [[m.strip() for m in conv] for conv in chitchat_dataset.ConversationDataset()]
+    return conversations[:max_conversations] if max_conversations else conversations
+
+
+def reply_pairs(conversations: list[list[str]]) -> list[tuple[str, str]]:
+    """Every (turn, next turn) of every conversation; pairs with an empty side are skipped."""
+    return [(a, b) for conv in conversations for a, b in itertools.pairwise(conv) if a and b]

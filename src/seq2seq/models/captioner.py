@@ -1,0 +1,63 @@
+"""Image captioning (section 4.3 of the chapter): a small CNN in place of the LSTM encoder, feeding
+the project's decoders unchanged.
+
+Shapes: B batch, C channels, H hidden size, (GH, GW) the feature grid, S = GH * GW grid cells.
+"""
+
+import torch
+from torch import nn
+
+from seq2seq.models.init import chapter_init_, check_init
+from seq2seq.models.seq2seq import AttentionDecoder, Decoder, Encoded, PeekyDecoder, Seq2seq
+
+DECODERS = {"plain": Decoder, "peeky": PeekyDecoder, "attention": AttentionDecoder}
+
+
+class CNNEncoder(nn.Module):
+    """Two 3x3 conv layers and a pooling to a fixed (GH, GW) grid, so any image size works. Each
+    grid cell, projected to H, is one 'source position' for attention; the summary h that starts
+    (and, Peeky, feeds) the decoder is a projection of the whole grid, so it keeps the digits' order."""
+
+    def __init__(self, hidden_size: int, channels: int = 32, grid_height: int = 3, grid_width: int = 12):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, channels, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(channels, 2 * channels, 3, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveMaxPool2d((grid_height, grid_width)),
+        )
+        self.cell = nn.Linear(2 * channels, hidden_size)
+        self.summary = nn.Linear(2 * channels * grid_height * grid_width, hidden_size)
+
+    def forward(self, images: torch.Tensor, lengths: torch.Tensor | None = None) -> Encoded:
+        """images (B, 1, height, width); lengths is not used (no image is padded)."""
+        grid = self.features(images)  # (B, 2C, GH, GW)
+        states = torch.tanh(self.cell(grid.flatten(2).transpose(1, 2)))  # (B, S, H)
+        summary = torch.tanh(self.summary(grid.flatten(1)))  # (B, H)
+        return Encoded(states, summary, None)
+
+
+class ImageCaptioner(Seq2seq):
+    """CNNEncoder + one of the seq2seq decoders (`decoder`: plain, peeky or attention). Training,
+    greedy decoding and beam search are Seq2seq's, with images (B, 1, height, width) as the source."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        wordvec_size: int = 16,
+        hidden_size: int = 128,
+        decoder: str = "peeky",
+        channels: int = 32,
+        grid_height: int = 3,
+        grid_width: int = 12,
+        init: str = "chapter",
+    ):
+        nn.Module.__init__(self)
+        if decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")
+        self.encoder = CNNEncoder(hidden_size, channels, grid_height, grid_width)
+        self.decoder = DECODERS[decoder](vocab_size, wordvec_size, hidden_size)
+        check_init(init)
+        if init == "chapter":
+            chapter_init_(self.decoder)  # the CNN keeps PyTorch's ReLU-friendly default

@@ -1,0 +1,67 @@
+"""Captioning composed digit images (seq2seq.data.digit_images) with `ImageCaptioner` models.
+
+The pair machinery is PairsTask's: captions are word targets `<bos> three seven <eos>`, metrics are
+val/acc (exact caption), val/token_acc (word accuracy), val/bleu and val/loss. The source of a pair
+is an image (1, HEIGHT, width) instead of token ids, so batches are (images, None, tgt).
+"""
+
+import torch
+from matplotlib.figure import Figure
+
+from seq2seq.data import digit_images
+from seq2seq.data.split import seeded_split
+from seq2seq.tasks.pairs import PairsTask
+
+
+class CaptionsTask(PairsTask):
+    def __init__(
+        self,
+        num_train: int = 20_000,
+        num_val: int = 2_000,
+        max_digits: int = 4,
+        val_fraction: float = 0.2,
+        seed: int = 0,
+        **options,
+    ):
+        images, labels = digit_images.load_digit_images()
+        train_sources, val_sources = seeded_split(list(range(len(labels))), val_fraction, seed, "digit images")
+        self.max_digits = max_digits
+        self.images, splits = {}, {}
+        for split, sources, num, offset in (("train", train_sources, num_train, 0), ("val", val_sources, num_val, 1)):
+            self.images[split], captions = digit_images.compose(images, labels, sources, num, max_digits, seed + offset)
+            splits[split] = [(f"#{i}", caption) for i, caption in enumerate(captions)]  # source: image number
+        options.setdefault("max_length", max_digits)
+        super().__init__(splits, tokenize="word", seed=seed, **options)
+
+    def vocab_tokens(self):
+        return (caption for _, caption in self.tokenized["train"])
+
+    def tensors(self, split: str) -> dict:
+        tgt, tgt_len = self.codec.pad([self.codec.target_ids(t) for _, t in self.tokenized[split]])
+        n = len(tgt_len)
+        return {"src": self.images[split], "src_len": None, "tgt": tgt, "lengths": ([0] * n, tgt_len.tolist())}
+
+    def batch(self, split: str, rows: list[int]):
+        d = self.data[split]
+        index = torch.tensor(rows, device=d["tgt"].device)
+        T = max(d["lengths"][1][i] for i in rows)
+        return d["src"][index], None, d["tgt"][index, :T]  # (B, 1, height, width), None, (B, T)
+
+    def state_dict(self) -> dict:
+        return {**self.codec.state_dict(), "kind": "captions", "image_size": list(self.images["val"].shape[2:])}
+
+    @torch.no_grad()
+    def figures(self, model) -> dict:
+        """The first num_heatmaps validation images titled with their greedy captions."""
+        k = min(self.num_heatmaps, len(self.tokenized["val"]))
+        if k == 0:
+            return {}
+        images, _, _ = self.batch("val", list(range(k)))
+        pred = model.generate(images, self.codec.start_id, self.codec.steps).tolist()
+        fig = Figure(figsize=(3.2 * k, 1.6))
+        for ax, image, ids in zip(fig.subplots(1, k, squeeze=False)[0], images.cpu(), pred, strict=True):
+            ax.imshow(image[0].numpy(), cmap="gray", vmin=0, vmax=1)
+            ax.set_title(self.codec.decode(ids), fontsize=9)
+            ax.axis("off")
+        fig.tight_layout()
+        return {"val/captions": fig}

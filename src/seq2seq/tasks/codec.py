@@ -1,0 +1,164 @@
+"""Text <-> ids for the Encoder-Decoder tasks, rebuilt from a checkpoint for generation and chat.
+
+Two layouts:
+- `FixedWidthCodec` (the chapter's addition format): every question is space-padded to one width,
+  so no row is padded and the decoder runs a fixed number of steps.
+- `PairCodec` (variable-length pairs): sources are right-padded with <pad> (id 0) and come with their
+  lengths; targets are `<bos> tokens <eos>`, and decoding stops at <eos>.
+Both reverse the source tokens when the model was trained on reversed input (padding stays right).
+"""
+
+import torch
+
+from seq2seq.data.addition import START
+from seq2seq.data.digit_images import load_png
+from seq2seq.data.text import BOS, EOS, PAD, UNK, detokenize, tokenize
+from seq2seq.data.vocab import Vocab
+from seq2seq.errors import DataError
+
+
+def check_texts(texts: list[str]) -> None:
+    if not texts:
+        raise DataError("no questions given")
+    for n, text in enumerate(texts, start=1):
+        if not text.strip():
+            raise DataError(f"{where(texts, n)} is empty")
+
+
+def where(texts: list[str], n: int) -> str:
+    text = texts[n - 1]
+    return f"input {n} ({text!r})" if len(texts) > 1 else f"input {text!r}"
+
+
+class FixedWidthCodec:
+    eos_id = None
+
+    def __init__(self, vocab: list[str], question_width: int, answer_width: int, reverse: bool):
+        self.vocab = Vocab(vocab)
+        self.width, self.reverse = question_width, reverse
+        self.start_id = self.vocab.stoi[START]
+        self.steps = answer_width - 1  # decoder steps: the answer without its start symbol
+
+    @classmethod
+    def from_state(cls, state: dict) -> "FixedWidthCodec":
+        return cls(state["vocab"], state["question_width"], state["answer_width"], state["reverse"])
+
+    def encode(self, texts: list[str]) -> tuple[torch.Tensor, None]:
+        """Pad each question as in training (spaces to the question width), reversed if trained so.
+        Unknown characters and over-long questions are refused, never cut."""
+        check_texts(texts)
+        rows = []
+        for n, text in enumerate(texts, start=1):
+            if len(text) > self.width:
+                raise DataError(f"{where(texts, n)} has {len(text)} characters; this model takes at most {self.width}")
+            unknown = sorted(set(text) - set(self.vocab.itos))
+            if unknown:
+                raise DataError(f"{where(texts, n)}: characters {unknown} are not in the model's vocabulary")
+            rows.append(self.vocab.encode(text.ljust(self.width)))
+        x = torch.tensor(rows, dtype=torch.long)  # (N, S)
+        return (x.flip(1) if self.reverse else x), None
+
+    def decode(self, ids: list[int]) -> str:
+        return self.vocab.decode(ids).rstrip()
+
+    def tokens(self, ids: list[int]) -> list[str]:
+        return [self.vocab.itos[i] for i in ids]
+
+
+class PairCodec:
+    def __init__(self, vocab: list[str], tokenize: str, lowercase: bool, reverse: bool, max_length: int):
+        self.vocab = Vocab(vocab)
+        self.mode, self.lowercase, self.reverse, self.max_length = tokenize, lowercase, reverse, max_length
+        self.pad_id, self.start_id, self.eos_id, self.unk_id = (self.vocab.stoi[t] for t in (PAD, BOS, EOS, UNK))
+        self.steps = max_length + 1  # decoder steps: the longest target and its <eos>
+
+    @classmethod
+    def from_state(cls, state: dict) -> "PairCodec":
+        return cls(state["vocab"], state["tokenize"], state["lowercase"], state["reverse"], state["max_length"])
+
+    def state_dict(self) -> dict:
+        return {
+            "kind": "text_pairs",
+            "vocab": self.vocab.itos,
+            "tokenize": self.mode,
+            "lowercase": self.lowercase,
+            "reverse": self.reverse,
+            "max_length": self.max_length,
+        }
+
+    def tokenize(self, text: str) -> list[str]:
+        return tokenize(text, self.mode, self.lowercase)
+
+    def ids(self, tokens: list[str]) -> list[int]:
+        return [self.vocab.stoi.get(t, self.unk_id) for t in tokens]
+
+    def source_ids(self, tokens: list[str]) -> list[int]:
+        ids = self.ids(tokens)
+        return ids[::-1] if self.reverse else ids
+
+    def target_ids(self, tokens: list[str]) -> list[int]:
+        return [self.start_id, *self.ids(tokens), self.eos_id]
+
+    def pad(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Right-pad id lists with <pad> -> ids (N, longest) and lengths (N,)."""
+        lengths = torch.tensor([len(r) for r in rows], dtype=torch.long)  # (N,)
+        x = torch.full((len(rows), int(lengths.max())), self.pad_id, dtype=torch.long)  # (N, S)
+        for i, r in enumerate(rows):
+            x[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+        return x, lengths
+
+    def encode(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sources as the model saw them in training; unknown tokens become <unk>, too-long inputs are
+        refused, never cut."""
+        check_texts(texts)
+        rows = []
+        for n, text in enumerate(texts, start=1):
+            tokens = self.tokenize(text)
+            if not tokens:
+                raise DataError(f"{where(texts, n)} has no tokens")
+            if len(tokens) > self.max_length:
+                raise DataError(
+                    f"{where(texts, n)} has {len(tokens)} tokens; this model takes at most {self.max_length}"
+                )
+            rows.append(self.source_ids(tokens))
+        return self.pad(rows)
+
+    def decode(self, ids: list[int]) -> str:
+        """Output ids up to the first <eos>, as text."""
+        return detokenize(self.tokens(ids), self.mode)
+
+    def tokens(self, ids: list[int]) -> list[str]:
+        out = []
+        for i in ids:
+            if i == self.eos_id:
+                break
+            if i != self.pad_id:
+                out.append(self.vocab.itos[i])
+        return out
+
+
+class ImageCodec(PairCodec):
+    """Captioning: the inputs are PNG files (white ink on black, resized to the training images'
+    size); the outputs are PairCodec's words."""
+
+    def __init__(self, state: dict):
+        super().__init__(state["vocab"], state["tokenize"], state["lowercase"], state["reverse"], state["max_length"])
+        self.height, self.width = state["image_size"]
+
+    @classmethod
+    def from_state(cls, state: dict) -> "ImageCodec":
+        return cls(state)
+
+    def encode(self, texts: list[str]) -> tuple[torch.Tensor, None]:
+        check_texts(texts)
+        return torch.stack([load_png(path, self.height, self.width) for path in texts]), None  # (N, 1, H, W)
+
+
+CODECS = {"pairs": FixedWidthCodec, "text_pairs": PairCodec, "captions": ImageCodec}
+
+
+def codec_from_state(state: dict):
+    """The codec of a seq2seq checkpoint's task state; language models have none."""
+    if state.get("kind") not in CODECS:
+        raise DataError(f"this checkpoint's task ({state.get('kind')!r}) is not a sequence-to-sequence task")
+    return CODECS[state["kind"]].from_state(state)

@@ -1,0 +1,264 @@
+"""Variable-length (source, target) pairs for the Encoder-Decoder models: TSV files, and the base
+class of every generated pair task (chitchat, programs).
+
+Data layout on the device, per split (N pairs):
+    src      (N, S) source ids, right-padded with <pad> = 0, reversed if configured
+    src_len  (N,)   real source lengths
+    tgt      (N, T) `<bos> target <eos>`, right-padded
+A batch is `(src, src_len, tgt)` cut to its longest row. Bucketing sorts each window of 100 batches'
+worth of shuffled pairs by length before cutting, so the rows of a batch have similar lengths.
+"""
+
+import logging
+import math
+
+import sacrebleu
+import torch
+from torch.nn import functional as F
+
+from seq2seq.data import chitchat, programs, text
+from seq2seq.data.split import seeded_split
+from seq2seq.errors import ConfigError, DataError
+from seq2seq.plots import attention_figures, attention_maps
+from seq2seq.tasks.addition import epoch_generator
+from seq2seq.tasks.codec import PairCodec
+
+log = logging.getLogger(__name__)
+
+BUCKET_WINDOW = 100  # batches whose pairs are sorted by length together
+
+
+class PairsTask:
+    """Pairs given as {split: [(source, target), ...]}; see the module docstring for the layout.
+
+    Examples with more than max_length tokens on either side are left out, counted and reported.
+    Metrics: val/loss and val/ppl (teacher forcing, padding ignored), val/acc (exact match of greedy
+    decoding up to <eos>), val/token_acc (position-wise, over the target's tokens and its <eos>), and
+    val/bleu (sacrebleu on the tokens, no further tokenisation) for word-level tasks.
+    """
+
+    final_splits: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        splits: dict[str, list[tuple[str, str]]],
+        tokenize: str = "word",
+        lowercase: bool = False,
+        min_freq: int = 1,
+        max_vocab: int | None = None,
+        max_length: int = 50,
+        reverse: bool = False,
+        batch_size: int = 64,
+        eval_batch_size: int = 512,
+        bucket: bool = True,
+        num_samples: int = 5,
+        num_heatmaps: int = 2,
+        monitor: str = "val/acc",
+        seed: int = 0,
+    ):
+        if monitor not in ("val/acc", "val/token_acc", "val/bleu", "val/loss", "val/ppl"):
+            raise ConfigError(f"task.monitor={monitor!r}: must be a validation metric such as val/acc or val/loss")
+        if monitor == "val/bleu" and tokenize == "char":
+            raise ConfigError("task.monitor=val/bleu needs word tokens (BLEU is computed on words, not characters)")
+        self.monitor, self.mode = monitor, "min" if monitor in ("val/loss", "val/ppl") else "max"
+        self.batch_size, self.eval_batch_size, self.bucket = batch_size, eval_batch_size, bucket
+        self.num_samples, self.num_heatmaps, self.seed = num_samples, num_heatmaps, seed
+        self.tokenized = {}
+        self.dropped = {}
+        for split, pairs in splits.items():
+            tokens = [(text.tokenize(s, tokenize, lowercase), text.tokenize(t, tokenize, lowercase)) for s, t in pairs]
+            kept = [(s, t) for s, t in tokens if s and t and len(s) <= max_length and len(t) <= max_length]
+            self.dropped[split] = len(tokens) - len(kept)
+            if self.dropped[split]:
+                log.warning(
+                    "%s: left out %d of %d pairs with an empty side or more than max_length=%d tokens",
+                    split, self.dropped[split], len(tokens), max_length,
+                )  # fmt: skip
+            if not kept:
+                raise DataError(f"{split}: no pairs left with at most max_length={max_length} tokens per side")
+            self.tokenized[split] = kept
+        vocab = text.build_vocab(self.vocab_tokens(), min_freq, max_vocab)
+        self.codec = PairCodec(vocab.itos, tokenize, lowercase, reverse, max_length)
+        self.data = {split: self.tensors(split) for split in self.tokenized}
+        log.info("pairs: %s; vocabulary %d tokens", {k: len(v) for k, v in self.tokenized.items()}, len(vocab))
+
+    def vocab_tokens(self):
+        """Token lists the vocabulary is built from: both sides of the training pairs."""
+        return (tokens for pair in self.tokenized["train"] for tokens in pair)
+
+    def tensors(self, split: str) -> dict:
+        pairs = self.tokenized[split]
+        src, src_len = self.codec.pad([self.codec.source_ids(s) for s, _ in pairs])
+        tgt, tgt_len = self.codec.pad([self.codec.target_ids(t) for _, t in pairs])
+        return {"src": src, "src_len": src_len, "tgt": tgt, "lengths": (src_len.tolist(), tgt_len.tolist())}
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.codec.vocab)
+
+    def state_dict(self) -> dict:
+        return self.codec.state_dict()
+
+    def to(self, device: torch.device) -> "PairsTask":
+        for split in self.data.values():
+            for key in ("src", "src_len", "tgt"):
+                if split[key] is not None:
+                    split[key] = split[key].to(device)
+        return self
+
+    def batch(self, split: str, rows: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The given pairs as (src (B, S), src_len (B,), tgt (B, T)), cut to the longest row."""
+        d = self.data[split]
+        src_len, tgt_len = d["lengths"]
+        S, T = max(src_len[i] for i in rows), max(tgt_len[i] for i in rows)
+        index = torch.tensor(rows, device=d["src"].device)
+        return d["src"][index, :S], d["src_len"][index], d["tgt"][index, :T]
+
+    def train_batches(self, epoch: int):
+        """Shuffled with (seed, epoch); bucketed by length when configured, batch order shuffled too."""
+        generator = epoch_generator(self.seed, epoch)
+        src_len, tgt_len = self.data["train"]["lengths"]
+        order = torch.randperm(len(src_len), generator=generator).tolist()
+        B = self.batch_size
+        if self.bucket:
+            window = B * BUCKET_WINDOW
+            order = [
+                i
+                for start in range(0, len(order), window)
+                for i in sorted(order[start : start + window], key=lambda i: (src_len[i], tgt_len[i]))
+            ]
+        batches = [order[i : i + B] for i in range(0, len(order), B)]
+        if self.bucket:
+            batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+        return [self.batch("train", rows) for rows in batches]
+
+    def training_step(self, model, batch, carry=None):
+        src, src_len, tgt = batch  # (B, S), (B,), (B, T)
+        logits = model(src, tgt[:, :-1], src_len)  # (B, T-1, V)
+        return F.cross_entropy(logits.flatten(0, 1), tgt[:, 1:].flatten(), ignore_index=self.codec.pad_id), None
+
+    def train_metrics(self, mean_loss: float) -> dict[str, float]:
+        return {"train/ppl": math.exp(min(mean_loss, 50.0))}
+
+    @torch.no_grad()
+    def evaluate(self, model, split: str = "val"):
+        if split not in self.data:
+            raise ValueError(f"{type(self).__name__} has no split {split!r}")
+        codec, data = self.codec, self.data[split]
+        src_len = data["lengths"][0]
+        order = sorted(range(len(src_len)), key=src_len.__getitem__)  # similar lengths share a batch
+        device = data["src"].device
+        loss_sum, tokens, right, exact = (torch.zeros((), device=device) for _ in range(4))
+        hyps = [""] * len(order)
+        for start in range(0, len(order), self.eval_batch_size):
+            rows = order[start : start + self.eval_batch_size]
+            src, lengths, tgt = self.batch(split, rows)
+            enc = model.encoder(src, lengths)  # encoded once for the loss and the greedy outputs
+            target = tgt[:, 1:]  # (B, T'): the target's tokens and <eos>, then padding
+            logits = model.decode(enc, tgt[:, :-1])  # (B, T', V)
+            loss_sum += F.cross_entropy(
+                logits.flatten(0, 1).float(), target.flatten(), ignore_index=codec.pad_id, reduction="sum"
+            )
+            pred = model.generate(src, codec.start_id, codec.steps, enc=enc)  # (B, L), L >= T'
+            real = target != codec.pad_id
+            match = (pred[:, : target.shape[1]] == target) & real
+            tokens += real.sum()
+            right += match.sum()
+            exact += (match | ~real).all(dim=1).sum()
+            if codec.mode != "char":
+                for i, ids in zip(rows, pred.tolist(), strict=True):
+                    hyps[i] = codec.decode(ids)
+        loss = (loss_sum / tokens).item()
+        metrics = {
+            f"{split}/loss": loss,
+            f"{split}/ppl": math.exp(min(loss, 50.0)),
+            f"{split}/acc": exact.item() / len(order),
+            f"{split}/token_acc": (right / tokens).item(),
+        }
+        if codec.mode != "char":
+            refs = [" ".join(t) for _, t in self.tokenized[split]]
+            metrics[f"{split}/bleu"] = sacrebleu.corpus_bleu(hyps, [refs], tokenize="none").score
+        return metrics, self.samples(model, split)
+
+    def samples(self, model, split: str) -> str:
+        """The first num_samples pairs of the split: source, target and the greedy output, ☑ or ☒."""
+        k = min(self.num_samples, len(self.tokenized[split]))
+        if k == 0:
+            return ""
+        src, lengths, _ = self.batch(split, list(range(k)))
+        pred = model.generate(src, self.codec.start_id, self.codec.steps, lengths=lengths).tolist()
+        lines = []
+        for (source, target), ids in zip(self.tokenized[split][:k], pred, strict=True):
+            output = self.codec.tokens(ids)
+            lines += [
+                f"S {text.detokenize(source, self.codec.mode)}",
+                f"T {text.detokenize(target, self.codec.mode)}",
+                f"{'☑' if output == target else '☒'} {text.detokenize(output, self.codec.mode)}",
+                "---",
+            ]
+        return "\n".join(lines)
+
+    @torch.no_grad()
+    def figures(self, model) -> dict:
+        """Attention heatmaps of the first num_heatmaps validation pairs (attention models only)."""
+        k = min(self.num_heatmaps, len(self.tokenized["val"]))
+        if not hasattr(model, "attention") or k == 0:
+            return {}
+        src, lengths, _ = self.batch("val", list(range(k)))
+        maps = attention_maps(model, self.codec, src, lengths)
+        return {"val/attention": attention_figures(maps)}
+
+
+class TsvTask(PairsTask):
+    """Pairs from TSV files (`source<TAB>target` per line): `train` files, and `val` files or a seeded
+    val_fraction of the training pairs."""
+
+    def __init__(
+        self,
+        train: str | list[str],
+        val: str | list[str] | None = None,
+        val_fraction: float = 0.1,
+        seed: int = 0,
+        **options,
+    ):
+        train_pairs = [pair for path in as_list(train) for pair in text.load_tsv(path)]
+        if val:
+            val_pairs = [pair for path in as_list(val) for pair in text.load_tsv(path)]
+        else:
+            train_pairs, val_pairs = seeded_split(train_pairs, val_fraction, seed, "pairs")
+        super().__init__({"train": train_pairs, "val": val_pairs}, seed=seed, **options)
+
+
+def as_list(paths) -> list[str]:
+    return [paths] if isinstance(paths, str) else list(paths)
+
+
+class ChitchatTask(PairsTask):
+    """(message, reply) pairs of the Chit Chat Challenge corpus (see seq2seq.data.chitchat), split
+    by conversation."""
+
+    def __init__(self, val_fraction: float = 0.05, max_conversations: int | None = None, seed: int = 0, **options):
+        conversations = chitchat.load_conversations(max_conversations)
+        train, val = seeded_split(conversations, val_fraction, seed, "conversations")
+        splits = {"train": chitchat.reply_pairs(train), "val": chitchat.reply_pairs(val)}
+        super().__init__(splits, seed=seed, **options)
+
+
+class ProgramsTask(PairsTask):
+    """Short programs (source) and what they print (target), generated and evaluated by
+    seq2seq.data.programs; character-level by default."""
+
+    def __init__(
+        self,
+        num_examples: int = 20_000,
+        length: int = 2,
+        nesting: int = 2,
+        statements: int = 3,
+        val_fraction: float = 0.1,
+        seed: int = 0,
+        **options,
+    ):
+        pairs = programs.generate_programs(num_examples, length, nesting, statements, seed)
+        train, val = seeded_split(pairs, val_fraction, seed, "programs")
+        options = {"tokenize": "char", "max_length": 150, **options}
+        super().__init__({"train": train, "val": val}, seed=seed, **options)

@@ -1,0 +1,79 @@
+"""The chitchat task (pairs from the chitchat-dataset corpus) and the `seq2seq.chat` loop."""
+
+import pytest
+
+from seq2seq import checkpoint as ckpt
+from seq2seq.data.chitchat import reply_pairs
+from seq2seq.data.split import seeded_split
+from seq2seq.train import train
+
+from .conftest import assert_ok, compose_train, run_module
+
+
+def test_consecutive_turns_become_message_reply_pairs():
+    conversations = [["hi", "hello", "how are you?"], ["yo", ""], ["a", "b"]]
+    assert reply_pairs(conversations) == [("hi", "hello"), ("hello", "how are you?"), ("a", "b")]
+
+
+def test_conversations_not_pairs_are_split():
+    conversations = [[f"c{i} m{j}" for j in range(4)] for i in range(100)]
+    train_convs, val_convs = seeded_split(conversations, 0.1, seed=0)
+    assert len(val_convs) == 10 and len(train_convs) == 90
+    assert not {c[0] for c in train_convs} & {c[0] for c in val_convs}
+    assert seeded_split(conversations, 0.1, seed=0) == (train_convs, val_convs)
+
+
+@pytest.fixture(scope="module")
+def chat_run(tmp_path_factory):
+    """A tiny chitchat model trained for one epoch on the first 80 conversations of the real corpus."""
+    out = tmp_path_factory.mktemp("chat")
+    overrides = ["experiment=chitchat", "task.max_conversations=80", "task.min_freq=1", "trainer.progress=false"]
+    cfg = compose_train(out, *overrides, "model.wordvec_size=16", "model.hidden_size=32", "trainer.max_epochs=1")
+    metrics = train(cfg)
+    return out, metrics
+
+
+def test_chitchat_run_reports_word_metrics(chat_run):
+    _, metrics = chat_run
+    assert {"val/loss", "val/ppl", "val/acc", "val/token_acc", "val/bleu"} <= set(metrics)
+    assert metrics["val/ppl"] > 1
+
+
+def chat(run, *args, stdin):
+    return run_module("seq2seq.chat", f"checkpoint={run}", *args, stdin=stdin)
+
+
+def test_chat_answers_each_line_of_standard_input(chat_run):
+    run, _ = chat_run
+    result = chat(run, "decode.strategy=greedy", stdin="hi !\n\nhow are you ?\n")
+    assert_ok(result)
+    replies = result.stdout.split("\n")[:-1]
+    assert len(replies) == 2 and "you>" not in result.stdout  # piped: replies only, no prompt
+    model, saved = ckpt.load_model(run / "best.pt")
+    from seq2seq.tasks.codec import codec_from_state
+
+    codec = codec_from_state(saved["task"])
+    x, lengths = codec.encode(["HI!"])  # lower-cased and split like the training data
+    ids = model.generate(x, codec.start_id, codec.steps, lengths=lengths, greedy=True, skip_ids=[codec.unk_id])
+    assert replies[0] == codec.decode(ids[0].tolist())
+    assert "<unk>" not in result.stdout
+
+
+def test_chat_keeps_going_after_a_message_it_cannot_take(chat_run):
+    run, _ = chat_run
+    result = chat(run, stdin="hello\n" + "word " * 30 + "\nbye\n")
+    assert_ok(result)
+    assert len(result.stdout.split("\n")[:-1]) == 2
+    assert "input" in result.stderr and "at most 20" in result.stderr
+
+
+def test_chat_sampling_is_seeded_and_options_are_checked(chat_run):
+    run, _ = chat_run
+    a = chat(run, "decode.strategy=sample", "seed=3", stdin="hi\nhi\nhi\n")
+    b = chat(run, "decode.strategy=sample", "seed=3", stdin="hi\nhi\nhi\n")
+    assert_ok(a)
+    assert a.stdout == b.stdout
+    bad = chat(run, "decode.strategy=nucleus", stdin="hi\n")
+    assert bad.returncode == 1 and "decode.strategy" in bad.stderr and "Traceback" not in bad.stderr
+    missing = chat(run / "nope.pt", stdin="hi\n")
+    assert missing.returncode == 1 and "no such checkpoint" in missing.stderr
