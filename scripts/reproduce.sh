@@ -42,3 +42,8 @@ if [[ "$what" == chitchat || "$what" == all ]]; then
   python -m seq2seq.train experiment=chitchat trainer.progress=false hydra.run.dir="$out/chitchat_$stamp"
   python -m seq2seq.chat checkpoint="$out/chitchat_$stamp" < docs/chat_prompts.txt
 fi
+if [[ "$what" == captions || "$what" == all ]]; then
+  python -m seq2seq.train -m experiment=captions model.decoder=plain,peeky,attention trainer.progress=false \
+    hydra.sweep.dir="$out/captions_$stamp"
+  python scripts/plot_curves.py "$out/captions_$stamp" --out "$out/captions_$stamp/val_acc.png" --table
+fi
