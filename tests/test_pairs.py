@@ -217,3 +217,19 @@ def test_decode_max_length_bounds_the_answer(reverse_run):
     assert len(result.stdout.split()) <= 2
     bad = run_module("seq2seq.generate", f"checkpoint={run}", "question=a b", "decode.max_length=0")
     assert bad.returncode == 1 and "decode.max_length" in bad.stderr
+
+
+def test_attention_heatmap_png_of_chosen_validation_examples(reverse_run, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    run, _, _ = reverse_run
+    script = Path(__file__).resolve().parents[1] / "scripts" / "attention_heatmap.py"
+    out = tmp_path / "att.png"
+    cmd = [sys.executable, str(script), str(run / "best.pt"), "--val-index", "0", "4", "--out", str(out)]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    bad = subprocess.run([*cmd[:3], "--val-index", "100000"], capture_output=True, text=True)
+    assert bad.returncode == 1 and "validation set has examples 0.." in bad.stderr

@@ -78,16 +78,22 @@ def sample(model, task: dict, cfg) -> list[str]:
     return texts
 
 
-def validation_answer(model, checkpoint: dict, index: int) -> str:
-    """Greedy output for validation example `index` of the checkpoint's task, rebuilt from the saved
-    config (same seed, same data), then a tab and the reference."""
+def validation_examples(checkpoint: dict, indices: list[int]):
+    """The checkpoint's pair task, rebuilt from its saved config (same seed, same data), and the
+    batch (src, lengths, tgt) of the given validation examples."""
     task = make(OmegaConf.create(checkpoint["config"]["task"]))
     if not hasattr(task, "batch"):
-        raise DataError("index=... needs a pair task (TSV pairs, chitchat, programs, captions)")
+        raise DataError("validation examples by index need a pair task (TSV pairs, chitchat, programs, captions)")
     n = len(task.tokenized["val"])
-    if not 0 <= index < n:
-        raise DataError(f"index={index}: the validation set has examples 0..{n - 1}")
-    src, lengths, _ = task.batch("val", [index])
+    bad = [i for i in indices if not 0 <= i < n]
+    if bad:
+        raise DataError(f"index {bad[0]}: the validation set has examples 0..{n - 1}")
+    return task, task.batch("val", indices)
+
+
+def validation_answer(model, checkpoint: dict, index: int) -> str:
+    """Greedy output for validation example `index`, then a tab and the reference."""
+    task, (src, lengths, _) = validation_examples(checkpoint, [index])
     ids = model.generate(src, task.codec.start_id, task.codec.steps, lengths=lengths)[0].tolist()
     reference = task.tokenized["val"][index][1]
     return f"{task.codec.decode(ids)}\t{text.detokenize(reference, task.codec.mode)}"

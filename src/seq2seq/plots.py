@@ -29,7 +29,7 @@ def attention_maps(model, codec, src: torch.Tensor, lengths: torch.Tensor | None
 def attention_figures(maps: list[tuple[list[str], list[str], torch.Tensor]], titles: list[str] | None = None) -> Figure:
     """One heatmap per (source tokens, output tokens, weights (T, S)): row t shows which source
     positions output token t read."""
-    fig = Figure(figsize=(3.4 * len(maps), 3.4))
+    fig = Figure(figsize=(3.8 * len(maps), 3.6))
     axes = fig.subplots(1, len(maps), squeeze=False)[0]
     for n, (ax, (source, output, weights)) in enumerate(zip(axes, maps, strict=True)):
         ax.imshow(weights.float().numpy(), cmap="gray_r", vmin=0, vmax=1, aspect="auto")
@@ -38,6 +38,6 @@ def attention_figures(maps: list[tuple[list[str], list[str], torch.Tensor]], tit
         ax.set_xlabel("source (as fed to the encoder)")
         ax.set_ylabel("output")
         if titles:
-            ax.set_title(titles[n])
+            ax.set_title(titles[n], fontsize=8, wrap=True)
     fig.tight_layout()
     return fig

@@ -68,9 +68,11 @@ class Generator:
                 body = self.expr([n for n in names if n != target], self.nesting)
                 lines.append(f"for x in range({self.rng.choice(SMALL)}):{target}{op}{body}")
         # The printed expression always reads a variable, so the output depends on the whole program.
+        # (the other operand never reads that variable again, so the output is never a trivial a-a).
         shown = self.rng.choice(names)
         if self.nesting > 1:
-            shown = f"({shown}{self.rng.choice('+-')}{self.expr(names, self.nesting - 1)})"
+            others = [n for n in names if n != shown]
+            shown = f"({shown}{self.rng.choice('+-')}{self.expr(others, self.nesting - 1)})"
         lines.append(f"print({shown})")
         return "\n".join(lines)
 

@@ -32,6 +32,7 @@ def where(texts: list[str], n: int) -> str:
 
 class FixedWidthCodec:
     eos_id = None
+    mode = "char"
 
     def __init__(self, vocab: list[str], question_width: int, answer_width: int, reverse: bool):
         self.vocab = Vocab(vocab)
