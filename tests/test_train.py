@@ -137,7 +137,8 @@ def test_two_job_multirun_writes_two_runs(tmp_path):
     assert_ok(run_module("seq2seq.train", *args, cwd=tmp_path))
     runs = sorted(p for p in tmp_path.iterdir() if p.is_dir())
     assert [p.name[:2] for p in runs] == ["0_", "1_"]
-    assert all("seed=" in p.name for p in runs)
+    assert all("seed-" in p.name and "=" not in p.name for p in runs)  # the path works as an override value
+    assert_ok(run_module("seq2seq.generate", f"checkpoint={runs[1]}", "question=1+2"))
     for run in runs:
         assert len(list(run.glob("events.out.tfevents.*"))) >= 1 and (run / "last.pt").is_file()
     seeds = [ckpt.load(r / "last.pt")["config"]["seed"] for r in runs]
