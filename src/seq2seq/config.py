@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from seq2seq.data.text import TOKENIZERS
-from seq2seq.errors import ConfigError
+from seq2seq.errors import ConfigError, Seq2seqError
 from seq2seq.models.init import INITS
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
@@ -251,3 +253,14 @@ def validate(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key, default=None)
         if value is not None and value not in allowed:
             raise ConfigError(f"{key}={value!r}: must be one of {', '.join(allowed)}")
+
+
+def make(node, **kwargs):
+    """`instantiate`, with the project's own errors (bad data, impossible options) passed on as they
+    are: Hydra wraps whatever a constructor raises, which would bury the message in a traceback."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as e:
+        if isinstance(e.__cause__, Seq2seqError):
+            raise e.__cause__ from None
+        raise

@@ -13,11 +13,11 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from seq2seq import checkpoint as ckpt
+from seq2seq.config import make
 from seq2seq.data import text
 from seq2seq.data.vocab import Vocab
 from seq2seq.errors import DataError, Seq2seqError
 from seq2seq.tasks.codec import codec_from_state
-from seq2seq.train import make
 
 
 def answer(model, codec, questions: list[str], beam_size=1, n_best=1, length_penalty=0.0, max_length=None):

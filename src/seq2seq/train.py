@@ -15,7 +15,6 @@ from pathlib import Path
 
 import hydra
 import torch
-from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
@@ -26,7 +25,7 @@ from tqdm import tqdm
 
 from seq2seq import checkpoint as ckpt
 from seq2seq import distributed
-from seq2seq.config import validate
+from seq2seq.config import make, validate
 from seq2seq.errors import CheckpointError, ConfigError, Seq2seqError
 from seq2seq.interrupt import StopRequested
 
@@ -71,17 +70,6 @@ def select_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("trainer.device=cuda, but no CUDA device is available (use trainer.device=auto or cpu)")
     return torch.device(name)
-
-
-def make(node, **kwargs):
-    """`instantiate`, with the project's own errors (bad data, impossible options) passed on as they
-    are: Hydra wraps whatever a constructor raises, which would bury the message in a traceback."""
-    try:
-        return instantiate(node, **kwargs)
-    except InstantiationException as e:
-        if isinstance(e.__cause__, Seq2seqError):
-            raise e.__cause__ from None
-        raise
 
 
 def build(cfg: DictConfig) -> Setup:
