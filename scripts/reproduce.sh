@@ -2,7 +2,7 @@
 # Reproduce the README's results: the three chapter experiments on addition (25 epochs each) as one
 # sweep and their val/acc plot, the 4-epoch Rnnlm on Penn Treebank, the attention decoder on addition
 # (natural and reversed input), fast_addition, the program-execution levels (three models each), the
-# chitchat chatbot and digit captioning. About 2 hours on 2 CPU cores for "all".
+# chitchat chatbot and digit captioning. About 1.5 hours on 2 idle CPU cores for "all".
 #   bash scripts/reproduce.sh [addition|ptb|attention|fast|programs|chitchat|captions|all]
 set -euo pipefail
 what="${1:-all}"

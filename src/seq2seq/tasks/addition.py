@@ -7,7 +7,7 @@ from seq2seq.data.addition import START, generate_addition, load_pairs
 from seq2seq.data.vocab import Vocab
 from seq2seq.errors import DataError
 from seq2seq.plots import attention_figures, attention_maps
-from seq2seq.tasks.codec import FixedWidthCodec
+from seq2seq.tasks.codec import FixedWidthCodec, sample_lines
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -111,13 +111,8 @@ class AdditionTask:
         """The chapter's printout: question, correct answer, prediction marked ☑ or ☒."""
         lines = []
         for i in range(len(pred)):
-            mark = "☑" if right[i].all() else "☒"
-            lines += [
-                f"Q {self.val_questions[i]}",
-                f"T {self.vocab.decode(self.t_val[i, 1:].tolist())}",
-                f"{mark} {self.vocab.decode(pred[i].tolist())}",
-                "---",
-            ]
+            target, output = self.vocab.decode(self.t_val[i, 1:].tolist()), self.vocab.decode(pred[i].tolist())
+            lines += sample_lines(self.val_questions[i], target, output, bool(right[i].all()), source_mark="Q")
         return "\n".join(lines)
 
     @torch.no_grad()

@@ -17,6 +17,11 @@ from seq2seq.data.vocab import Vocab
 from seq2seq.errors import DataError
 
 
+def sample_lines(source: str, target: str, output: str, right: bool, source_mark: str = "S") -> list[str]:
+    """The chapter's printout of one validation example: source, target, output marked ☑ or ☒."""
+    return [f"{source_mark} {source}", f"T {target}", f"{'☑' if right else '☒'} {output}", "---"]
+
+
 def check_texts(texts: list[str]) -> None:
     if not texts:
         raise DataError("no questions given")

@@ -21,7 +21,7 @@ from seq2seq.data.split import seeded_split
 from seq2seq.errors import ConfigError, DataError
 from seq2seq.plots import attention_figures, attention_maps
 from seq2seq.tasks.addition import epoch_generator
-from seq2seq.tasks.codec import PairCodec
+from seq2seq.tasks.codec import PairCodec, sample_lines
 
 log = logging.getLogger(__name__)
 
@@ -190,12 +190,8 @@ class PairsTask:
         lines = []
         for (source, target), ids in zip(self.tokenized[split][:k], pred, strict=True):
             output = self.codec.tokens(ids)
-            lines += [
-                f"S {text.detokenize(source, self.codec.mode)}",
-                f"T {text.detokenize(target, self.codec.mode)}",
-                f"{'☑' if output == target else '☒'} {text.detokenize(output, self.codec.mode)}",
-                "---",
-            ]
+            shown = (text.detokenize(tokens, self.codec.mode) for tokens in (source, target, output))
+            lines += sample_lines(*shown, right=output == target)
         return "\n".join(lines)
 
     @torch.no_grad()
