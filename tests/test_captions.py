@@ -46,10 +46,13 @@ def test_cnn_encoder_output_fits_every_decoder(decoder):
     model = ImageCaptioner(14, 8, 32, decoder=decoder, grid_height=3, grid_width=12)
     images = torch.rand(5, 1, HEIGHT, canvas_width(4))
     enc = model.encoder(images)
-    assert enc.states.shape == (5, 36, 32) and enc.summary.shape == (5, 32) and enc.mask is None
-    assert model(images, torch.randint(14, (5, 6))).shape == (5, 6, 14)
+    cells = 36 if decoder == "attention" else 1  # the grid for attention, else h alone
+    assert enc.states.shape == (5, cells, 32) and enc.summary.shape == (5, 32) and enc.mask is None
+    loss = model(images, torch.randint(14, (5, 6))).square().mean()  # logits (5, 6, 14)
+    loss.backward()
+    assert all(p.grad is not None for p in model.parameters())  # none unused: DDP needs that
     assert model.generate(images, 1, 5).shape == (5, 5)
-    assert model.encoder(torch.rand(2, 1, 20, 70)).states.shape == (2, 36, 32)  # any image size
+    assert model.encoder(torch.rand(2, 1, 20, 70)).states.shape == (2, cells, 32)  # any image size
 
 
 def test_tiny_overfit_reaches_every_caption():

@@ -14,11 +14,15 @@ DECODERS = {"plain": Decoder, "peeky": PeekyDecoder, "attention": AttentionDecod
 
 
 class CNNEncoder(nn.Module):
-    """Two 3x3 conv layers and a pooling to a fixed (GH, GW) grid, so any image size works. Each
-    grid cell, projected to H, is one 'source position' for attention; the summary h that starts
-    (and, Peeky, feeds) the decoder is a projection of the whole grid, so it keeps the digits' order."""
+    """Two 3x3 conv layers and a pooling to a fixed (GH, GW) grid, so any image size works. The
+    summary h that starts (and, Peeky, feeds) the decoder is a projection of the whole grid, so it
+    keeps the digits' order. With grid_states, each grid cell projected to H is one 'source position'
+    for attention; without (decoders that only read h), the states are h alone, and no parameter
+    goes unused (DistributedDataParallel requires that)."""
 
-    def __init__(self, hidden_size: int, channels: int = 32, grid_height: int = 3, grid_width: int = 12):
+    def __init__(
+        self, hidden_size: int, channels: int = 32, grid_height: int = 3, grid_width: int = 12, grid_states: bool = True
+    ):
         super().__init__()
         self.features = nn.Sequential(
             nn.Conv2d(1, channels, 3, padding=1),
@@ -27,14 +31,16 @@ class CNNEncoder(nn.Module):
             nn.ReLU(),
             nn.AdaptiveMaxPool2d((grid_height, grid_width)),
         )
-        self.cell = nn.Linear(2 * channels, hidden_size)
         self.summary = nn.Linear(2 * channels * grid_height * grid_width, hidden_size)
+        self.cell = nn.Linear(2 * channels, hidden_size) if grid_states else None
 
     def forward(self, images: torch.Tensor, lengths: torch.Tensor | None = None) -> Encoded:
         """images (B, 1, height, width); lengths is not used (no image is padded)."""
         grid = self.features(images)  # (B, 2C, GH, GW)
-        states = torch.tanh(self.cell(grid.flatten(2).transpose(1, 2)))  # (B, S, H)
         summary = torch.tanh(self.summary(grid.flatten(1)))  # (B, H)
+        if self.cell is None:
+            return Encoded(summary[:, None], summary, None)  # states (B, 1, H)
+        states = torch.tanh(self.cell(grid.flatten(2).transpose(1, 2)))  # (B, S, H)
         return Encoded(states, summary, None)
 
 
@@ -56,7 +62,7 @@ class ImageCaptioner(Seq2seq):
         nn.Module.__init__(self)
         if decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")
-        self.encoder = CNNEncoder(hidden_size, channels, grid_height, grid_width)
+        self.encoder = CNNEncoder(hidden_size, channels, grid_height, grid_width, grid_states=decoder == "attention")
         self.decoder = DECODERS[decoder](vocab_size, wordvec_size, hidden_size)
         check_init(init)
         if init == "chapter":
