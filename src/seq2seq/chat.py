@@ -50,10 +50,9 @@ class Chat:
         return codec.decode(ids[0].tolist())
 
 
-def converse(chat: Chat, lines, interactive: bool) -> int:
+def converse(chat: Chat, lines, interactive: bool) -> None:
     """Answer each non-empty line; a message the model cannot take gets an error on stderr, and the
-    conversation goes on. Returns how many messages were refused."""
-    refused = 0
+    conversation goes on."""
     while True:
         if interactive:
             print("you> ", end="", flush=True)
@@ -66,11 +65,9 @@ def converse(chat: Chat, lines, interactive: bool) -> int:
         try:
             reply = chat.reply(message)
         except DataError as e:
-            refused += 1
             print(f"error: {e}", file=sys.stderr, flush=True)
             continue
         print(f"bot> {reply}" if interactive else reply, flush=True)
-    return refused
 
 
 @hydra.main(version_base="1.3", config_path="../../configs", config_name="chat")

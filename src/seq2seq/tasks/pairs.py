@@ -149,7 +149,7 @@ class PairsTask:
         order = sorted(range(len(src_len)), key=src_len.__getitem__)  # similar lengths share a batch
         device = data["src"].device
         loss_sum, tokens, right, exact = (torch.zeros((), device=device) for _ in range(4))
-        hyps = [""] * len(order)
+        outputs: list[list[int]] = [[]] * len(order)  # greedy ids per pair, in the split's order
         for start in range(0, len(order), self.eval_batch_size):
             rows = order[start : start + self.eval_batch_size]
             src, lengths, tgt = self.batch(split, rows)
@@ -165,9 +165,8 @@ class PairsTask:
             tokens += real.sum()
             right += match.sum()
             exact += (match | ~real).all(dim=1).sum()
-            if codec.mode != "char":
-                for i, ids in zip(rows, pred.tolist(), strict=True):
-                    hyps[i] = codec.decode(ids)
+            for i, ids in zip(rows, pred.tolist(), strict=True):
+                outputs[i] = ids
         loss = (loss_sum / tokens).item()
         metrics = {
             f"{split}/loss": loss,
@@ -176,19 +175,15 @@ class PairsTask:
             f"{split}/token_acc": (right / tokens).item(),
         }
         if codec.mode != "char":
+            hyps = [codec.decode(ids) for ids in outputs]
             refs = [" ".join(t) for _, t in self.tokenized[split]]
             metrics[f"{split}/bleu"] = sacrebleu.corpus_bleu(hyps, [refs], tokenize="none").score
-        return metrics, self.samples(model, split)
+        return metrics, self.samples(split, outputs[: self.num_samples])
 
-    def samples(self, model, split: str) -> str:
-        """The first num_samples pairs of the split: source, target and the greedy output, ☑ or ☒."""
-        k = min(self.num_samples, len(self.tokenized[split]))
-        if k == 0:
-            return ""
-        src, lengths, _ = self.batch(split, list(range(k)))
-        pred = model.generate(src, self.codec.start_id, self.codec.steps, lengths=lengths).tolist()
+    def samples(self, split: str, outputs: list[list[int]]) -> str:
+        """The first pairs of the split with their greedy outputs: source, target, output ☑ or ☒."""
         lines = []
-        for (source, target), ids in zip(self.tokenized[split][:k], pred, strict=True):
+        for (source, target), ids in zip(self.tokenized[split], outputs, strict=False):
             output = self.codec.tokens(ids)
             shown = (text.detokenize(tokens, self.codec.mode) for tokens in (source, target, output))
             lines += sample_lines(*shown, right=output == target)
