@@ -85,3 +85,11 @@ def broadcast(obj, ctx: Context):
 def barrier(ctx: Context) -> None:
     if ctx.enabled:
         dist.barrier()
+
+
+def shutdown() -> None:
+    """Leave the process group at the end of a torchrun job: ranks wait for each other, then tear
+    gloo/nccl down, so no rank exits while another still talks to it (which can abort the process)."""
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

@@ -378,6 +378,7 @@ def format_metrics(metrics: dict[str, float]) -> str:
 def main(cfg: DictConfig) -> float | None:
     try:
         metrics = train(cfg)
+        distributed.shutdown()
     except TrainingInterrupted as e:
         log.warning("%s", e)
         sys.exit(128 + e.signum)
