@@ -1,8 +1,10 @@
 import pytest
 import torch
+from torch.nn import functional as F
 
 from seq2seq.data.addition import format_pairs, generate_addition, load_pairs, main
 from seq2seq.errors import DataError
+from seq2seq.models import PeekySeq2seq
 from seq2seq.tasks import AdditionTask
 
 
@@ -121,3 +123,27 @@ def test_epoch_order_depends_on_seed_and_epoch_only():
     assert len(first) == 6 and sum(len(x) for x, _ in first) == 270
     assert torch.equal(first[0][0], task.train_batches(0)[0][0])
     assert not torch.equal(first[0][0], task.train_batches(1)[0][0])
+
+
+def test_validation_metrics_equal_a_recount_with_plain_greedy_decoding():
+    """evaluate() reuses the teacher-forced pass for the questions answered right; its metrics must
+    equal a recount from `generate` on a model that answers some questions right and some wrong."""
+    torch.manual_seed(0)
+    task = AdditionTask(num_examples=400, max_digits=2, reverse=True, val_fraction=0.5)
+    model = PeekySeq2seq(task.vocab_size, 8, 32)
+    opt = torch.optim.Adam(model.parameters(), lr=0.02)
+    for _ in range(70):  # fit the validation questions partly (about half answered right)
+        loss = F.cross_entropy(model(task.x_val, task.t_val[:, :-1]).flatten(0, 1), task.t_val[:, 1:].flatten())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    metrics, _ = task.evaluate(model)
+    target = task.t_val[:, 1:]
+    right = model.generate(task.x_val, task.start_id, target.shape[1]) == target
+    assert 0.1 < metrics["val/acc"] < 0.9, metrics  # both kinds of rows are present
+    assert metrics["val/acc"] == right.all(dim=1).float().mean().item()
+    assert metrics["val/char_acc"] == right.float().mean().item()
+    with torch.no_grad():
+        loss = F.cross_entropy(model(task.x_val, task.t_val[:, :-1]).flatten(0, 1), target.flatten())
+    assert metrics["val/loss"] == pytest.approx(loss.item(), rel=1e-6)

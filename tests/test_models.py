@@ -1,3 +1,4 @@
+import pytest
 import torch
 from torch.nn import functional as F
 
@@ -91,3 +92,25 @@ def test_attention_reads_every_source_position():
     a, _ = model.decoder(tokens, model.encoder(src), state)
     b, _ = model.decoder(tokens, model.encoder(other), state)
     assert not torch.allclose(a, b)
+
+
+@pytest.mark.parametrize("cls", [Seq2seq, PeekySeq2seq, AttentionSeq2seq])
+def test_greedy_from_teacher_forcing_equals_greedy_decoding(cls):
+    """Rows whose teacher-forced inputs are the model's own greedy path reuse that pass; only the
+    others are decoded again, and either way the answer is what `generate` gives."""
+    torch.manual_seed(0)
+    n = 64
+    model = cls(V, D, H).eval()
+    src = torch.randint(V, (n, S))
+    greedy = model.generate(src, 0, T)
+    tgt_in = torch.cat([torch.zeros(n, 1, dtype=torch.long), greedy[:, :-1]], dim=1)  # the greedy path...
+    tgt_in[n // 2 :, 1:] = torch.randint(V, (n // 2, T - 1))  # ...in the first half of the rows only
+    tgt_in[-1, 0] = 1  # a row that does not even start at the start token
+    strays = (tgt_in[:, 1:] != greedy[:, :-1]).any(dim=1) | (tgt_in[:, 0] != 0)
+    enc = model.encoder(src)
+    decoded = []
+    plain_generate = model.generate
+    model.generate = lambda src, *a, **k: decoded.append(len(src)) or plain_generate(src, *a, **k)
+    fast = model.greedy_from_teacher_forcing(src, 0, enc, tgt_in, model.decode(enc, tgt_in))
+    assert torch.equal(fast, greedy)
+    assert decoded == [int(strays.sum())] and 0 < decoded[0] <= n // 2 + 1, decoded

@@ -28,6 +28,7 @@ from seq2seq import distributed
 from seq2seq.config import make, validate
 from seq2seq.errors import CheckpointError, ConfigError, Seq2seqError
 from seq2seq.interrupt import StopRequested
+from seq2seq.memory import keep_freed_memory
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ def select_device(name: str) -> torch.device:
 def build(cfg: DictConfig) -> Setup:
     """Task, model, optimizer and scheduler from the config; the seed fixes the initialisation."""
     ctx, device = distributed.init(select_device(cfg.trainer.device))
+    keep_freed_memory()  # process-wide: training steps reuse their big buffers' pages
     torch.manual_seed(cfg.seed)
     task = make(cfg.task).to(device)
     model = make(cfg.model, vocab_size=task.vocab_size).to(device)

@@ -27,6 +27,10 @@ class Encoded(NamedTuple):
         """Each row k times in a row: the layout of beam search's B*K rows."""
         return Encoded(*(None if t is None else t.repeat_interleave(k, dim=0) for t in self))
 
+    def rows(self, index: torch.Tensor) -> "Encoded":
+        """The rows `index` (a 1-D tensor of row numbers) of every field."""
+        return Encoded(*(None if t is None else t[index] for t in self))
+
 
 def padding_mask(lengths: torch.Tensor, width: int) -> torch.Tensor:
     """(B,) lengths -> (B, width) mask, True at the first lengths[b] positions of row b."""
@@ -176,6 +180,24 @@ class Seq2seq(nn.Module):
             token = sample_next(logits[:, -1], **sampling) if sampling else logits.argmax(dim=-1)  # (B, 1)
             out.append(token)
         return torch.cat(out, dim=1)  # (B, length)
+
+    @torch.no_grad()
+    def greedy_from_teacher_forcing(
+        self, src: torch.Tensor, start_id: int, enc: Encoded, tgt_in: torch.Tensor, logits: torch.Tensor
+    ) -> torch.Tensor:
+        """Greedy decoding (B, T) that reuses a teacher-forced pass: tgt_in (B, T) and its logits (B, T, V).
+
+        Greedy decoding feeds back its own argmax where teacher forcing feeds tgt_in. In a row whose
+        argmax equals the next teacher-forced input at every step, both read the same inputs, so the
+        argmax of the teacher-forced logits already is that row's greedy output. Only the other rows
+        are decoded again, which makes validating a well-trained model almost free of decoding.
+        """
+        pred = logits.argmax(dim=-1)  # (B, T)
+        strays = (pred[:, :-1] != tgt_in[:, 1:]).any(dim=1) | (tgt_in[:, 0] != start_id)  # (B,)
+        index = strays.nonzero().squeeze(1)  # rows whose greedy inputs leave the teacher's path
+        if len(index):
+            pred[index] = self.generate(src[index], start_id, tgt_in.shape[1], enc=enc.rows(index))
+        return pred
 
     def beam_search(self, src: torch.Tensor, start_id: int, length: int, lengths=None, **options):
         """Beam search decoding (see seq2seq.models.beam): (B, n_best, length) ids and their scores."""

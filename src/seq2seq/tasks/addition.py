@@ -91,14 +91,17 @@ class AdditionTask:
 
     @torch.no_grad()
     def evaluate(self, model, split: str = "val"):
-        """Loss with teacher forcing; exact match and per-character accuracy of batched greedy decoding."""
+        """Loss with teacher forcing; exact match and per-character accuracy of batched greedy decoding.
+        Greedy decoding reuses the teacher-forced pass wherever it would read the same inputs (see
+        Seq2seq.greedy_from_teacher_forcing): only wrongly answered questions are decoded again."""
         if split != "val":
             raise ValueError(f"AdditionTask has no split {split!r}")
         x, t = self.x_val, self.t_val
-        target = t[:, 1:]  # (N, A-1)
+        tgt_in, target = t[:, :-1], t[:, 1:]  # (N, A-1) each
         enc = model.encoder(x)  # encoded once for both the loss and the greedy answers
-        loss = F.cross_entropy(model.decode(enc, t[:, :-1]).flatten(0, 1), target.flatten())
-        pred = model.generate(x, self.start_id, target.shape[1], enc=enc)  # (N, A-1)
+        logits = model.decode(enc, tgt_in)  # (N, A-1, V)
+        loss = F.cross_entropy(logits.flatten(0, 1), target.flatten())
+        pred = model.greedy_from_teacher_forcing(x, self.start_id, enc, tgt_in, logits)  # (N, A-1)
         right = pred == target
         metrics = {
             "val/loss": loss.item(),

@@ -3,7 +3,6 @@
 import math
 
 import torch
-from torch.nn import functional as F
 
 from seq2seq.data.ptb import EOS, load_ptb
 
@@ -77,8 +76,7 @@ class LanguageModelTask:
 
     def training_step(self, model, batch, carry=None):
         x, y = batch  # (B, T), (B, T)
-        logits, state = model(x, repackage_hidden(carry))  # (B, T, V)
-        return F.cross_entropy(logits.flatten(0, 1), y.flatten()), state
+        return model(x, repackage_hidden(carry), targets=y)  # the mean loss, the new state
 
     def train_metrics(self, mean_loss: float) -> dict[str, float]:
         return {"train/ppl": math.exp(mean_loss)}
@@ -88,8 +86,8 @@ class LanguageModelTask:
         """Perplexity over the whole split, read in windows with the state carried, as in training."""
         total, count, state = 0.0, 0, None
         for x, y in windows(self.eval_data[split], self.time_size):
-            logits, state = model(x, state)
-            total += F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum").item()
+            loss, state = model(x, state, targets=y)
+            total += loss.item() * y.numel()
             count += y.numel()
         loss = total / count
         return {f"{split}/loss": loss, f"{split}/ppl": math.exp(loss)}, None

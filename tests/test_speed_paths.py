@@ -1,0 +1,100 @@
+"""The speed paths compute what the plain formulas compute."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from seq2seq.models import Rnnlm
+from seq2seq.models.loss import linear_cross_entropy
+
+from .conftest import assert_ok
+
+
+def plain_and_fast(x, weight, bias, target):
+    """Loss and gradients of the plain formula and of linear_cross_entropy, on fresh leaves."""
+    out = []
+    for fn in (lambda *a: F.cross_entropy(F.linear(*a[:3]), a[3]), linear_cross_entropy):
+        leaves = [t.detach().clone().requires_grad_() for t in (x, weight, bias)]
+        loss = fn(*leaves, target)
+        out.append((loss.detach(), torch.autograd.grad(3.0 * loss, leaves)))
+    return out
+
+
+@pytest.mark.parametrize("n,h,v", [(70, 12, 500), (3, 5, 7)])
+def test_linear_cross_entropy_equals_the_plain_formula(n, h, v):
+    torch.manual_seed(0)
+    x, weight, bias = torch.randn(n, h), torch.randn(v, h), torch.randn(v)
+    target = torch.randint(v, (n,))
+    target[0] = target[1]  # a repeated class
+    (loss, grads), (fast_loss, fast_grads) = plain_and_fast(x, weight, bias, target)
+    assert fast_loss.item() == pytest.approx(loss.item(), rel=1e-6)
+    for g, fast in zip(grads, fast_grads, strict=True):
+        assert fast.shape == g.shape and fast.is_contiguous()
+        torch.testing.assert_close(fast, g, rtol=1e-5, atol=1e-6)
+
+
+def test_rnnlm_loss_and_gradients_with_targets_equal_the_logits_path():
+    """Tied weights: the output layer's gradient adds to the embedding's."""
+    torch.manual_seed(0)
+    model = Rnnlm(50, 16, 16, tie_weights=True)
+    tokens, targets = torch.randint(50, (4, 9)), torch.randint(50, (4, 9))
+    logits, _ = model(tokens)
+    plain = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+    plain_grads = torch.autograd.grad(plain, list(model.parameters()))
+    fast, state = model(tokens, targets=targets)
+    fast_grads = torch.autograd.grad(fast, list(model.parameters()))
+    assert fast.item() == pytest.approx(plain.item(), rel=1e-6) and state[0].shape == (1, 4, 16)
+    for g, f in zip(plain_grads, fast_grads, strict=True):
+        torch.testing.assert_close(f, g, rtol=1e-5, atol=1e-6)
+    with torch.no_grad():
+        assert model(tokens, targets=targets)[0].item() == pytest.approx(plain.item(), rel=1e-6)
+
+
+def test_bf16_autocast_takes_the_plain_path():
+    torch.manual_seed(0)
+    x, weight, bias, target = torch.randn(8, 4, requires_grad=True), torch.randn(10, 4), torch.randn(10), torch.zeros(8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        fast = linear_cross_entropy(x, weight, bias, target.long())
+        plain = F.cross_entropy(F.linear(x, weight, bias), target.long())
+    assert fast.item() == plain.item()
+
+
+FAULTS = """
+import resource, torch
+from seq2seq.memory import keep_freed_memory
+from seq2seq.models import Rnnlm
+if {keep}:
+    assert keep_freed_memory()
+torch.manual_seed(0)
+model = Rnnlm(10_000, 100, 100)  # PTB's sizes: 28 MB of logits per step
+optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+x, y = torch.randint(10_000, (20, 35)), torch.randint(10_000, (20, 35))
+
+def step():
+    loss, _ = model(x, targets=y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+for _ in range(5):  # glibc's heap settles within a few steps
+    step()
+start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(10):
+    step()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_keep_freed_memory_stops_page_faults_of_big_buffers():
+    """A PTB-sized language model step: without it, glibc hands the step's big freed buffers back to
+    the OS and the next step faults them in again (about 6,500 faults a step here); with it, none."""
+    faults = {}
+    for keep in (False, True):
+        result = subprocess.run([sys.executable, "-c", FAULTS.format(keep=keep)], capture_output=True, text=True)
+        assert_ok(result)
+        faults[keep] = int(result.stdout.split()[-1])
+    assert faults[False] > 10 * 1_000 and faults[True] < 10 * 100, faults  # over 10 steps
