@@ -36,6 +36,18 @@ def test_linear_cross_entropy_equals_the_plain_formula(n, h, v):
         torch.testing.assert_close(fast, g, rtol=1e-5, atol=1e-6)
 
 
+def test_linear_cross_entropy_where_the_target_probability_underflows():
+    """A target 200 logits below the best has probability exp(-200) = 0 in fp32: the loss of its row
+    must still be exact (about 200), not inf."""
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    weight, bias = torch.tensor([[100.0, 0.0], [-100.0, 0.0], [0.0, 0.5]]), torch.zeros(3)
+    target = torch.tensor([1, 2])  # row 0: logits (100, -100, 0), target -100
+    (loss, grads), (fast_loss, fast_grads) = plain_and_fast(x, weight, bias, target)
+    assert 100 < loss.item() < 101 and fast_loss.item() == pytest.approx(loss.item(), rel=1e-6)
+    for g, fast in zip(grads, fast_grads, strict=True):
+        torch.testing.assert_close(fast, g)
+
+
 def test_rnnlm_loss_and_gradients_with_targets_equal_the_logits_path():
     """Tied weights: the output layer's gradient adds to the embedding's."""
     torch.manual_seed(0)

@@ -4,7 +4,8 @@ Times, after a warm-up and in one process, the same `train_step` and `task.evalu
 training loop runs, with each experiment's own config:
 
 - addition (baseline, reverse, peeky at the chapter's hyperparameters): training examples/s and
-  seconds per epoch, validation questions/s (all 5,000 questions, one batch);
+  seconds per epoch, validation questions/s (all 5,000 questions, one batch; the model is barely
+  trained, so every answer is decoded again: validation's worst case);
 - PTB `rnnlm` and `better_rnnlm`: training and evaluation tokens/s, seconds per training epoch.
 
 --quick times fewer steps (and a prefix of the evaluation stream for better_rnnlm) and
