@@ -67,10 +67,11 @@ def test_rnnlm_loss_and_gradients_with_targets_equal_the_logits_path():
 
 def test_bf16_autocast_takes_the_plain_path():
     torch.manual_seed(0)
-    x, weight, bias, target = torch.randn(8, 4, requires_grad=True), torch.randn(10, 4), torch.randn(10), torch.zeros(8)
+    x, weight, bias = torch.randn(8, 4, requires_grad=True), torch.randn(10, 4), torch.randn(10)
+    target = torch.zeros(8, dtype=torch.long)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        fast = linear_cross_entropy(x, weight, bias, target.long())
-        plain = F.cross_entropy(F.linear(x, weight, bias), target.long())
+        fast = linear_cross_entropy(x, weight, bias, target)
+        plain = F.cross_entropy(F.linear(x, weight, bias), target)
     assert fast.item() == plain.item()
 
 

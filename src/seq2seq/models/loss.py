@@ -30,21 +30,20 @@ def onednn_usable(x: torch.Tensor) -> bool:
     )
 
 
-def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """x (N, H) @ weight (V, H).T + bias (V,) without autograd, through oneDNN when usable."""
-    if onednn_usable(x):
-        return _onednn_linear(x, weight, bias, "none", [], "")
-    return F.linear(x, weight, bias)
+def onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """x (N, H) @ weight (V, H).T + bias (V,) through oneDNN, without autograd (see onednn_usable)."""
+    return _onednn_linear(x, weight, bias, "none", [], "")
 
 
 class LinearCrossEntropy(torch.autograd.Function):
-    """Mean cross-entropy of softmax(x @ weight.T + bias) against target; gradients computed in forward."""
+    """Mean cross-entropy of softmax(x @ weight.T + bias) against target; gradients computed in forward.
+    Only for inputs that onednn_usable accepts (linear_cross_entropy checks once per call)."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, target):
         n = len(target)
         rows = torch.arange(n, device=x.device)
-        logits = linear(x, weight, bias)  # (N, V)
+        logits = onednn_linear(x, weight, bias)  # (N, V)
         grad = torch.softmax(logits, dim=1)  # (N, V): one fused pass, where log_softmax + exp take two
         p_target = grad[rows, target]  # (N,)
         losses = -p_target.log()  # (N,)
@@ -54,8 +53,8 @@ class LinearCrossEntropy(torch.autograd.Function):
         loss = losses.sum() / n
         grad[rows, target] -= 1  # d(sum of the N losses) / d logits: softmax minus one-hot
         ctx.save_for_backward(
-            linear(grad, weight.t(), None),  # (N, H) = grad @ weight
-            linear(x.t().contiguous(), grad.t(), None).t().contiguous(),  # (V, H) = grad.T @ x
+            onednn_linear(grad, weight.t(), None),  # (N, H) = grad @ weight
+            onednn_linear(x.t().contiguous(), grad.t(), None).t().contiguous(),  # (V, H) = grad.T @ x
             grad.sum(dim=0),  # (V,)
         )
         ctx.n = n
@@ -76,4 +75,4 @@ def linear_cross_entropy(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tens
         return F.cross_entropy(F.linear(x, weight, bias), target)
     if torch.is_grad_enabled() and any(t.requires_grad for t in (x, weight, bias)):
         return LinearCrossEntropy.apply(x, weight, bias, target)
-    return F.cross_entropy(linear(x, weight, bias), target)
+    return F.cross_entropy(onednn_linear(x, weight, bias), target)
