@@ -9,23 +9,21 @@ import argparse
 import sys
 from pathlib import Path
 
-from seq2seq import checkpoint as ckpt
+import seq2seq
 from seq2seq.data import text
 from seq2seq.errors import Seq2seqError
-from seq2seq.generate import validation_examples
 from seq2seq.plots import attention_figures, attention_maps
-from seq2seq.tasks.codec import codec_from_state
 
 
 def heatmaps(checkpoint: Path, questions: list[str], val_index: list[int]):
     """Per question or validation example: source tokens as fed to the encoder, output tokens, and
     weights (T, S); with titles."""
-    model, saved = ckpt.load_model(checkpoint)
+    trained = seq2seq.load(checkpoint, device="cpu")
+    model, codec = trained.module, trained.codec
     if not hasattr(model, "attention"):
         raise Seq2seqError(f"{checkpoint}: {type(model).__name__} has no attention (train model=attention_seq2seq)")
-    codec = codec_from_state(saved["task"])
     if val_index:
-        task, (x, lengths, _) = validation_examples(saved, val_index)
+        task, (x, lengths, _) = trained.validation_batch(val_index)
         questions = [text.detokenize(task.tokenized["val"][i][0], codec.mode) for i in val_index]
     else:
         x, lengths = codec.encode(questions)  # (N, S), reversed if the model was trained so

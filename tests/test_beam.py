@@ -5,7 +5,6 @@ import torch
 from torch import nn
 
 from seq2seq.models import AttentionSeq2seq, PeekySeq2seq, Seq2seq
-from seq2seq.models.beam import beam_search
 
 
 class TableDecoder(nn.Module):
@@ -54,15 +53,15 @@ def test_n_best_is_sorted_and_eos_ends_a_beam():
     # 3 is eos. From 0: eos (p=.5) or 1 (p=.5); after 1 the sequence continues with 2 (p=.9).
     model = table_model([[0.0, 0.5, 0.0, 0.5], [0.0, 0.0, 0.9, 0.1], [0.0, 0.0, 0.5, 0.5], [0.25] * 4])
     src = torch.zeros(1, 3, dtype=torch.long)
-    tokens, scores = beam_search(model, src, 0, max_length=3, beam_size=3, n_best=3, eos_id=3)
+    tokens, scores = model.beam_search(src, 0, 3, beam_size=3, n_best=3, eos_id=3)
     assert (scores[0, :-1] >= scores[0, 1:]).all()
     assert tokens[0, 0].tolist() == [3, 3, 3]  # eos at once, then padding with eos: score log .5
     assert scores[0, 0].item() == pytest.approx(math.log(0.5))
     # a length penalty of 1 ranks by mean log-probability per token: longer sequences can win
-    long_tokens, _ = beam_search(model, src, 0, max_length=3, beam_size=3, eos_id=3, length_penalty=1.0)
+    long_tokens, _ = model.beam_search(src, 0, 3, beam_size=3, eos_id=3, length_penalty=1.0)
     assert long_tokens[0, 0].tolist() != [3, 3, 3]
 
 
 def test_bad_n_best():
     with pytest.raises(ValueError, match="n_best"):
-        beam_search(Seq2seq(5, 2, 2), torch.zeros(1, 2, dtype=torch.long), 0, 2, beam_size=2, n_best=3)
+        Seq2seq(5, 2, 2).beam_search(torch.zeros(1, 2, dtype=torch.long), 0, 2, beam_size=2, n_best=3)

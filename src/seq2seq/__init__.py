@@ -1,3 +1,18 @@
-"""seq2seq: LSTM language models and Encoder-Decoder models in PyTorch, driven by Hydra."""
+"""seq2seq: LSTM language models and Encoder-Decoder models in PyTorch, driven by Hydra.
 
-__version__ = "0.1.0"
+import seq2seq
+model = seq2seq.load("outputs/peeky_addition/<run>")
+model.generate(["16+75", "582+84"])
+"""
+
+__version__ = "0.2.0"
+__all__ = ["TrainedModel", "load"]
+
+
+def __getattr__(name: str):
+    # The API is imported on first use, so `import seq2seq.<module>` stays light.
+    if name in __all__:
+        from seq2seq import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'seq2seq' has no attribute {name!r}")

@@ -1,18 +1,23 @@
-"""Checkpoints: plain dicts of tensors and Python values, loadable with `weights_only=True`.
+"""Checkpoints: plain dicts of tensors and Python values, loaded with `weights_only=True`.
 
-Layout (what `save` writes and `load` checks):
+Layout (what `save` writes and `load` checks), format version 2:
     format, version       mark a file as this project's checkpoint
-    model                 {"_target_": "seq2seq.models.X", **constructor kwargs} (vocab size included)
+    model                 {"name": a key of seq2seq.models.MODELS, "args": constructor arguments}
     model_state           the model's state_dict
     task                  the task's state_dict: vocabulary and input handling, for generation
-    config                the run's fully resolved config
+    config                the run's fully resolved config (a record: never instantiated from)
     optimizer, scheduler  their state_dicts, for resuming
-    progress              {"epoch", "batch", "step", "best", "rng"}: where training stands
+    progress              {"epoch", "batch", "step", "best", "rng", ...}: where training stands
     carry                 state carried between batches (the language model's LSTM state) or None
     metrics               the latest validation metrics
+
+Nothing read from a checkpoint is imported or instantiated by name: the model class comes from the
+fixed table `MODELS`, its arguments are checked against the constructor's types and the weights'
+shapes, and the task state against the fields its codec takes. Version 1 files (the model named by
+`_target_: seq2seq.models.X`) load through the same table.
 """
 
-import importlib
+import inspect
 import os
 from pathlib import Path
 
@@ -20,10 +25,14 @@ import torch
 from torch import nn
 
 from seq2seq.errors import CheckpointError
+from seq2seq.models import MODELS
+from seq2seq.tasks.codec import STATE_FIELDS, codec_from_state
+from seq2seq.typecheck import check_fields
 
 FORMAT = "seq2seq-checkpoint"
-VERSION = 1
-MODEL_PACKAGE = "seq2seq.models."
+VERSION = 2
+V1_PREFIX = "seq2seq.models."  # version 1 named the model class by its import path
+FAMILY_KINDS = {"seq2seq": ("pairs", "text_pairs", "captions"), "lm": ("lm",)}
 
 
 def save(checkpoint: dict, path: str | Path) -> None:
@@ -34,51 +43,127 @@ def save(checkpoint: dict, path: str | Path) -> None:
     os.replace(tmp, path)
 
 
-def resolve(path: str | Path) -> Path:
-    """A run directory means its last.pt."""
+def resolve(path: str | Path, name: str = "best.pt") -> Path:
+    """A run directory means its `name` (best.pt to use a model, last.pt to resume)."""
     path = Path(path)
-    return path / "last.pt" if path.is_dir() else path
+    return path / name if path.is_dir() else path
 
 
-def load(path: str | Path) -> dict:
-    path = resolve(path)
+def model_spec(model: nn.Module, args: dict) -> dict:
+    """The saved description of a model: its table name and constructor arguments."""
+    name = type(model).__name__
+    if MODELS.get(name) is not type(model):
+        raise CheckpointError(f"{name} is not in seq2seq.models.MODELS, so no checkpoint could rebuild it")
+    check_model_spec({"name": name, "args": args}, "model")
+    return {"name": name, "args": dict(args)}
+
+
+def constructor_fields(cls: type) -> tuple[dict, list[str]]:
+    """{argument: annotation} of cls.__init__, and the arguments without a default."""
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]  # without self
+    fields = {p.name: p.annotation for p in params}
+    return fields, [p.name for p in params if p.default is inspect.Parameter.empty]
+
+
+def check_model_spec(spec, where: str) -> tuple[type, dict]:
+    """The class and arguments of a saved model spec, checked: a name from MODELS, arguments of the
+    constructor's types, integers positive."""
+    check_fields(spec, {"name": str, "args": dict}, where, required=("name", "args"))
+    cls = MODELS.get(spec["name"])
+    if cls is None:
+        raise CheckpointError(f"{where}: unknown model {spec['name'][:60]!r} (known: {', '.join(MODELS)})")
+    fields, required = constructor_fields(cls)
+    args = spec["args"]
+    check_fields(args, fields, f"{where} {spec['name']}", required)
+    bad = [k for k, v in args.items() if fields[k] is int and not 1 <= v <= 2**31]
+    if bad:
+        raise CheckpointError(f"{where} {spec['name']}: {bad[0]}={args[bad[0]]} is not a positive size")
+    return cls, args
+
+
+def upgrade(checkpoint: dict, path: Path) -> dict:
+    """A version 1 checkpoint in version 2's layout: `{_target_: seq2seq.models.X, **args}` becomes
+    `{name: X, args}` when X is a key of MODELS (looked up as a string, never imported)."""
+    spec = checkpoint.get("model")
+    if not isinstance(spec, dict):
+        raise CheckpointError(f"{path}: model spec is {type(spec).__name__}, not a mapping")
+    args = dict(spec)
+    target = args.pop("_target_", None)
+    name = target[len(V1_PREFIX) :] if isinstance(target, str) and target.startswith(V1_PREFIX) else None
+    if name not in MODELS:
+        raise CheckpointError(f"{path}: model {str(target)[:60]!r} is not one of {', '.join(MODELS)}")
+    return {**checkpoint, "model": {"name": name, "args": args}, "version": VERSION}
+
+
+def load(path: str | Path, name: str = "best.pt") -> dict:
+    """Read and check a checkpoint (a run directory means its `name`). Every field that generation or
+    resuming reads is checked here; anything else is refused with a CheckpointError naming the file."""
+    path = resolve(path, name)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, pickle refused by weights_only, not a torch file at all
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: not a readable checkpoint ({first_line})") from None
+        raise CheckpointError(f"{path}: not a readable checkpoint ({first_line[:200]})") from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a seq2seq checkpoint (no '{FORMAT}' marker)")
+    if checkpoint.get("version") == 1:
+        checkpoint = upgrade(checkpoint, path)
     if checkpoint.get("version") != VERSION:
-        raise CheckpointError(f"{path}: checkpoint version {checkpoint.get('version')}, expected {VERSION}")
+        raise CheckpointError(f"{path}: checkpoint version {checkpoint.get('version')!r}, expected {VERSION}")
     missing = [k for k in ("model", "model_state", "task") if k not in checkpoint]
     if missing:
         raise CheckpointError(f"{path}: checkpoint lacks {', '.join(missing)}")
+    cls, args = check_model_spec(checkpoint["model"], f"{path}: model")
+    state = checkpoint["model_state"]
+    if not (isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values())):
+        raise CheckpointError(f"{path}: model_state is not a mapping of tensors")
+    check_task_state(checkpoint["task"], cls, args, path)
     return checkpoint
 
 
-def build_model(spec: dict) -> nn.Module:
-    """Rebuild a model from its saved spec. Only classes of `seq2seq.models` are accepted, so a crafted
-    checkpoint cannot name an arbitrary callable to run."""
-    spec = dict(spec)
-    target = spec.pop("_target_", None)
-    if not isinstance(target, str) or not target.startswith(MODEL_PACKAGE):
-        raise CheckpointError(f"model target {target!r} is not a class of {MODEL_PACKAGE[:-1]}")
-    module_name, _, class_name = target.rpartition(".")
-    cls = getattr(importlib.import_module(module_name), class_name, None)
-    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
-        raise CheckpointError(f"model target {target!r} is not a model class")
-    return cls(**spec)
+def check_task_state(task, cls: type, args: dict, path: Path) -> None:
+    """The task state must have its kind's fields and types, fit the model's family and vocabulary
+    size, and make a working codec."""
+    kind = task.get("kind") if isinstance(task, dict) else None
+    if kind not in STATE_FIELDS:
+        raise CheckpointError(f"{path}: task kind {str(kind)[:40]!r} is not one of {', '.join(STATE_FIELDS)}")
+    check_fields(task, STATE_FIELDS[kind], f"{path}: task", required=STATE_FIELDS[kind])
+    if kind not in FAMILY_KINDS[cls.family]:
+        raise CheckpointError(f"{path}: a {cls.__name__} model cannot serve a {kind!r} task")
+    if len(task["vocab"]) != args.get("vocab_size"):
+        size = args.get("vocab_size")
+        raise CheckpointError(f"{path}: the vocabulary has {len(task['vocab'])} tokens but the model's vocab_size is {size}")
+    if kind != "lm":
+        try:
+            codec_from_state(task)
+        except (KeyError, ValueError, IndexError) as e:
+            raise CheckpointError(f"{path}: task state does not make a codec ({e})") from None
 
 
-def load_model(path: str | Path) -> tuple[nn.Module, dict]:
-    """Model (in eval mode) and checkpoint, from the file alone."""
-    checkpoint = load(path)
-    model = build_model(checkpoint["model"])
+def build_model(spec: dict, weights: dict, where: str = "checkpoint") -> nn.Module:
+    """The model of a checked spec with its weights. It is first built on the meta device (no memory),
+    so weights whose names or shapes do not fit the spec are refused before anything is allocated."""
+    cls, args = check_model_spec(spec, where)
     try:
-        model.load_state_dict(checkpoint["model_state"])
-    except RuntimeError as e:
-        raise CheckpointError(f"{resolve(path)}: weights do not fit the saved model spec: {e}") from None
+        with torch.device("meta"):
+            shapes = {k: tuple(v.shape) for k, v in cls(**args).state_dict().items()}
+        saved = {k: tuple(v.shape) for k, v in weights.items()}
+        if shapes != saved:
+            diff = sorted(set(shapes) ^ set(saved)) or sorted(k for k in shapes if shapes[k] != saved[k])
+            raise CheckpointError(f"{where}: weights do not fit the saved model spec (first difference: {diff[0]})")
+        model = cls(**args)
+        model.load_state_dict(weights)
+    except (ValueError, TypeError, RuntimeError) as e:
+        if isinstance(e, CheckpointError):
+            raise
+        raise CheckpointError(f"{where}: cannot build {spec['name']} from its spec ({str(e)[:200]})") from None
+    return model
+
+
+def load_model(path: str | Path, name: str = "best.pt") -> tuple[nn.Module, dict]:
+    """Model (in eval mode, on the CPU) and checked checkpoint, from the file alone."""
+    checkpoint = load(path, name)
+    model = build_model(checkpoint["model"], checkpoint["model_state"], str(resolve(path, name)))
     return model.eval(), checkpoint

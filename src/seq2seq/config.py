@@ -16,10 +16,11 @@ from hydra.utils import instantiate
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from seq2seq.data.text import TOKENIZERS
+from seq2seq.decoding import DecodeOptions
 from seq2seq.errors import ConfigError, Seq2seqError
 from seq2seq.models.init import INITS
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 # `${suffix:x}` is '_x', or '' when x is empty: run directory names without a dangling '_'.
 OmegaConf.register_new_resolver("suffix", lambda s: f"_{s}" if s else "", replace=True)
@@ -173,11 +174,29 @@ class RnnlmConfig:
     init: str = "chapter"
 
 
+@dataclass
+class GenerateConfig(DecodeOptions):
+    checkpoint: str = MISSING
+    question: str | None = None
+    file: str | None = None
+    index: int | None = None
+    prompt: str | None = None
+    device: str = "auto"
+
+
+@dataclass
+class ChatConfig(DecodeOptions):
+    checkpoint: str = MISSING
+    device: str = "auto"
+
+
 def register_configs() -> None:
     """Schemas live in the `schema` group; config files pull theirs in with `/schema/...@_here_`, so
     they are not offered as options of the task and model groups."""
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
+    cs.store(name="generate_schema", node=GenerateConfig)
+    cs.store(name="chat_schema", node=ChatConfig)
     cs.store(group="schema/task", name="addition", node=AdditionTaskConfig)
     cs.store(group="schema/task", name="language_model", node=LanguageModelTaskConfig)
     cs.store(group="schema/task", name="tsv", node=TsvTaskConfig)

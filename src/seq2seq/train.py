@@ -51,7 +51,7 @@ class Setup:
     model: nn.Module  # for evaluation, generation and checkpoints
     device: torch.device
     train_model: nn.Module  # what training steps call: the model, or its DDP wrapper under torchrun
-    model_spec: dict  # constructor arguments saved in checkpoints, vocabulary size included
+    model_spec: dict  # {name, args}: saved in checkpoints, vocabulary size included (see checkpoint.py)
     optimizer: torch.optim.Optimizer
     scheduler: object | None
     ctx: distributed.Context
@@ -81,7 +81,8 @@ def build(cfg: DictConfig) -> Setup:
     task = make(cfg.task).to(device)
     model = make(cfg.model, vocab_size=task.vocab_size).to(device)
     train_model = DistributedDataParallel(model) if ctx.enabled else model
-    model_spec = {**OmegaConf.to_container(cfg.model, resolve=True), "vocab_size": task.vocab_size}
+    args = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "_target_"}
+    model_spec = ckpt.model_spec(model, {**args, "vocab_size": task.vocab_size})
     optimizer = instantiate(cfg.optimizer)(model.parameters())
     scheduler = None
     if cfg.get("scheduler") is not None:
@@ -164,7 +165,7 @@ def track_best(progress: dict, value: float, finished: bool, mode: str) -> bool:
 
 def train(cfg: DictConfig) -> dict[str, float]:
     validate(cfg)
-    resume_path = ckpt.resolve(cfg.trainer.resume) if cfg.trainer.resume else None
+    resume_path = ckpt.resolve(cfg.trainer.resume, "last.pt") if cfg.trainer.resume else None
     resumed = ckpt.load(resume_path) if resume_path else None
     # A resumed run continues in its own directory, with its own TensorBoard writer.
     run_dir = resume_path.parent if resume_path else Path(cfg.paths.output_dir)
@@ -376,7 +377,7 @@ def format_metrics(metrics: dict[str, float]) -> str:
     return " | ".join(f"{k} {v:.4f}" for k, v in metrics.items())
 
 
-@hydra.main(version_base="1.3", config_path="../../configs", config_name="train")
+@hydra.main(version_base="1.3", config_path="configs", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     try:
         metrics = train(cfg)

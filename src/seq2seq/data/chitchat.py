@@ -9,14 +9,11 @@ tokenisation (`wordpunct`) and the length limit are the pair task's options (see
 
 import itertools
 
-from seq2seq.errors import DataError
+from seq2seq.extras import require
 
 
 def load_conversations(max_conversations: int | None = None) -> list[list[str]]:
-    try:
-        import chitchat_dataset
-    except ImportError:
-        raise DataError("the chitchat task needs the package chitchat-dataset: pip install chitchat-dataset") from None
+    chitchat_dataset = require("chitchat_dataset", "task=chitchat")
     conversations = [[m.strip() for m in conv] for conv in chitchat_dataset.ConversationDataset()]
     return conversations[:max_conversations] if max_conversations else conversations
 

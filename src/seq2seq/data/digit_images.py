@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from seq2seq.errors import DataError
+from seq2seq.extras import require
 
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 DIGIT, HEIGHT = 8, 12
@@ -29,9 +30,7 @@ def canvas_width(max_digits: int) -> int:
 
 def load_digit_images() -> tuple[torch.Tensor, list[int]]:
     """(1797, 8, 8) ink in [0, 1] and the digit of each image."""
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
+    digits = require("sklearn.datasets", "task=captions").load_digits()
     return torch.tensor(digits.images, dtype=torch.float32) / 16.0, [int(t) for t in digits.target]
 
 
@@ -56,7 +55,7 @@ def compose(
 
 def save_png(canvas: torch.Tensor, path: str | Path, scale: int = 4) -> None:
     """A (1, H, W) canvas as a grayscale PNG (white ink on black), enlarged `scale` times."""
-    from PIL import Image
+    Image = require("PIL.Image", "writing PNG images")
 
     pixels = (canvas[0].clamp(0, 1) * 255).round().to(torch.uint8).numpy()
     image = Image.fromarray(pixels, mode="L")
@@ -65,7 +64,7 @@ def save_png(canvas: torch.Tensor, path: str | Path, scale: int = 4) -> None:
 
 def load_png(path: str | Path, height: int, width: int) -> torch.Tensor:
     """A PNG (any size, white ink on black) as a (1, height, width) canvas like the training images."""
-    from PIL import Image, UnidentifiedImageError
+    Image = require("PIL.Image", "reading PNG images")
 
     path = Path(path)
     if not path.is_file():
@@ -73,7 +72,7 @@ def load_png(path: str | Path, height: int, width: int) -> torch.Tensor:
     try:
         with Image.open(path) as image:
             gray = image.convert("L").resize((width, height), Image.BOX)  # box: averages, so 4x -> 1x is exact
-    except (UnidentifiedImageError, OSError) as e:
+    except (Image.UnidentifiedImageError, OSError) as e:
         raise DataError(f"{path}: not a readable image ({e})") from None
     return torch.from_numpy(np.asarray(gray, dtype=np.float32)).view(1, height, width) / 255.0
 

@@ -6,9 +6,10 @@ Shapes: B batch (parallel rows of the token stream), T time steps, D wordvec, H 
 import torch
 from torch import nn
 
+from seq2seq.models.beam import beam_search
 from seq2seq.models.init import chapter_init_, check_init
 from seq2seq.models.loss import linear_cross_entropy
-from seq2seq.models.sampling import sample_next
+from seq2seq.models.sampling import decode_loop
 
 
 class Rnnlm(nn.Module):
@@ -18,6 +19,8 @@ class Rnnlm(nn.Module):
     embedding, between the layers and before the output, and the output layer tied to the embedding.
     init: "chapter" (the reference code's initialisation) or "pytorch" (PyTorch's defaults).
     """
+
+    family = "lm"
 
     def __init__(
         self,
@@ -58,6 +61,24 @@ class Rnnlm(nn.Module):
             return self.out(out), state  # (B, T, V)
         return linear_cross_entropy(out.flatten(0, 1), self.out.weight, self.out.bias, targets.flatten()), state
 
+    # The decoding protocol (see seq2seq.models.beam): the state is the LSTM's (h, c).
+    def start_decoding(self, prompt: torch.Tensor, num_rows: int = 1):
+        """Feed prompt (P,) through the model in num_rows identical rows -> logits (N, V) of the next
+        word, and the LSTM state."""
+        if prompt.numel() == 0:
+            raise ValueError("generate needs a prompt of at least one word")
+        tokens = prompt.view(1, -1).expand(num_rows, -1)  # (N, P)
+        logits, state = self(tokens)
+        return logits[:, -1], state
+
+    def decode_step(self, token: torch.Tensor, state):
+        logits, state = self(token, state)  # (N, 1, V)
+        return logits[:, -1], state
+
+    @staticmethod
+    def select_state(state, rows: torch.Tensor):
+        return tuple(s[:, rows] for s in state)  # (layers, N, H) each
+
     @torch.no_grad()
     def generate(
         self,
@@ -70,18 +91,17 @@ class Rnnlm(nn.Module):
         greedy: bool = False,
         skip_ids: list[int] | tuple[int, ...] = (),
         generator: torch.Generator | None = None,
+        repetition_penalty: float = 1.0,
     ) -> torch.Tensor:
         """Feed `prompt` (P,) through the model, then sample `num_words` more words for each of
         `num_samples` independent samples. Returns the new ids only: (num_samples, num_words)."""
-        if prompt.numel() == 0:
-            raise ValueError("generate needs a prompt of at least one word")
-        tokens = prompt.view(1, -1).expand(num_samples, -1)  # (B, P)
-        logits, state = self(tokens)
-        logits = logits[:, -1]  # (B, V)
-        out = []
-        for _ in range(num_words):
-            token = sample_next(logits, temperature, top_k, top_p, greedy, skip_ids, generator)
-            out.append(token)  # (B, 1)
-            logits, state = self(token, state)
-            logits = logits[:, -1]
-        return torch.cat(out, dim=1)  # (B, num_words)
+        logits, state = self.start_decoding(prompt, num_samples)
+        sampling = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "greedy": greedy}
+        sampling.update(skip_ids=skip_ids, generator=generator, repetition_penalty=repetition_penalty)
+        return decode_loop(self, logits, state, num_words, **sampling)
+
+    def beam_search(self, prompt: torch.Tensor, num_words: int, **options):
+        """The num_words likeliest continuations of prompt (P,) by beam search (see seq2seq.models.beam):
+        ids (1, n_best, num_words) and their scores (1, n_best)."""
+        logits, state = self.start_decoding(prompt)
+        return beam_search(self, logits, state, num_words, **options)

@@ -15,7 +15,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seq2seq.models.beam import beam_search
 from seq2seq.models.init import chapter_init_, check_init
-from seq2seq.models.sampling import sample_next
+from seq2seq.models.sampling import decode_loop
 
 
 class Encoded(NamedTuple):
@@ -133,6 +133,7 @@ class Seq2seq(nn.Module):
     """
 
     decoder_class: type[Decoder] = Decoder
+    family = "seq2seq"  # what generation and tasks may expect of it (see seq2seq.api)
 
     def __init__(
         self,
@@ -158,6 +159,24 @@ class Seq2seq(nn.Module):
         logits, _ = self.decoder(tgt_in, enc, self.decoder.init_state(enc))
         return logits
 
+    # The decoding protocol (see seq2seq.models.beam): the state is (encoder output, LSTM h, LSTM c).
+    def start_decoding(self, src, start_id: int, lengths=None, enc: Encoded | None = None):
+        """Encode src (B, S) and run the decoder's first step on the start symbol -> logits (B, V), state."""
+        enc = self.encoder(src, lengths) if enc is None else enc
+        token = torch.full((enc.summary.shape[0], 1), start_id, dtype=torch.long, device=enc.summary.device)
+        return self.decode_step(token, (enc, *self.decoder.init_state(enc)))
+
+    def decode_step(self, token: torch.Tensor, state):
+        """token (N, 1) -> logits (N, V) of the next token, and the new state."""
+        enc, h, c = state
+        logits, (h, c) = self.decoder(token, enc, (h, c))  # (N, 1, V)
+        return logits[:, -1], (enc, h, c)
+
+    @staticmethod
+    def select_state(state, rows: torch.Tensor):
+        enc, h, c = state
+        return enc.rows(rows), h[:, rows], c[:, rows]  # h, c: (layers, N, H)
+
     @torch.no_grad()
     def generate(
         self,
@@ -169,17 +188,11 @@ class Seq2seq(nn.Module):
         **sampling,
     ) -> torch.Tensor:
         """Decode a whole batch at once: src (B, S) -> token ids (B, length). Greedy (argmax) unless
-        sampling options of `sample_next` are given (temperature, top_k, top_p, generator). `enc`, the
-        encoder's output for src, saves encoding twice when the caller already has it."""
-        enc = self.encoder(src, lengths) if enc is None else enc
-        state = self.decoder.init_state(enc)
-        token = torch.full((src.shape[0], 1), start_id, dtype=torch.long, device=src.device)  # (B, 1)
-        out = []
-        for _ in range(length):
-            logits, state = self.decoder(token, enc, state)  # (B, 1, V)
-            token = sample_next(logits[:, -1], **sampling) if sampling else logits.argmax(dim=-1)  # (B, 1)
-            out.append(token)
-        return torch.cat(out, dim=1)  # (B, length)
+        sampling options of `sample_next` are given (temperature, top_k, top_p, generator, skip_ids,
+        repetition_penalty). `enc`, the encoder's output for src, saves encoding twice when the caller
+        already has it."""
+        logits, state = self.start_decoding(src, start_id, lengths, enc)
+        return decode_loop(self, logits, state, length, **sampling)
 
     @torch.no_grad()
     def greedy_from_teacher_forcing(
@@ -201,7 +214,8 @@ class Seq2seq(nn.Module):
 
     def beam_search(self, src: torch.Tensor, start_id: int, length: int, lengths=None, **options):
         """Beam search decoding (see seq2seq.models.beam): (B, n_best, length) ids and their scores."""
-        return beam_search(self, src, start_id, length, lengths=lengths, **options)
+        logits, state = self.start_decoding(src, start_id, lengths)
+        return beam_search(self, logits, state, length, **options)
 
 
 class PeekySeq2seq(Seq2seq):

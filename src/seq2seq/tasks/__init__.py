@@ -16,9 +16,43 @@ new `configs/task/*.yaml`, never a branch in the loop:
   (for Encoder-Decoder tasks, see `seq2seq.tasks.codec`)
 """
 
+import dataclasses
+
+from seq2seq import config as schemas
+from seq2seq.errors import CheckpointError
 from seq2seq.tasks.addition import AdditionTask
 from seq2seq.tasks.captions import CaptionsTask
 from seq2seq.tasks.language_model import LanguageModelTask
 from seq2seq.tasks.pairs import ChitchatTask, PairsTask, ProgramsTask, TsvTask
+from seq2seq.typecheck import check_fields
 
 __all__ = ["AdditionTask", "CaptionsTask", "ChitchatTask", "LanguageModelTask", "PairsTask", "ProgramsTask", "TsvTask"]
+
+# The task classes by the `_target_` their config schema declares. Rebuilding a task from a
+# checkpoint's saved config looks the name up here (a string comparison) and passes the checked fields
+# to the class: a checkpoint can never make the project import or call anything else.
+TASKS = {
+    schema._target_: (schema, cls)
+    for schema, cls in (
+        (schemas.AdditionTaskConfig, AdditionTask),
+        (schemas.LanguageModelTaskConfig, LanguageModelTask),
+        (schemas.TsvTaskConfig, TsvTask),
+        (schemas.ChitchatTaskConfig, ChitchatTask),
+        (schemas.ProgramsTaskConfig, ProgramsTask),
+        (schemas.CaptionsTaskConfig, CaptionsTask),
+    )
+}
+
+
+def task_from_saved_config(node, where: str):
+    """The task a checkpoint's saved `config.task` describes, built without Hydra: the class from TASKS,
+    every field checked against the schema's type (nested `_target_`s are just wrong types)."""
+    target = node.get("_target_") if isinstance(node, dict) else None
+    if target not in TASKS:
+        raise CheckpointError(f"{where}: task {str(target)[:60]!r} is not one of {', '.join(TASKS)}")
+    schema, cls = TASKS[target]
+    declared = [f for f in dataclasses.fields(schema) if f.name != "_target_"]
+    required = [f.name for f in declared if f.default is schemas.MISSING and f.default_factory is dataclasses.MISSING]
+    values = {k: v for k, v in node.items() if k != "_target_"}
+    check_fields(values, {f.name: f.type for f in declared}, where, required)
+    return cls(**values)

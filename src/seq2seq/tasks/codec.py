@@ -12,7 +12,7 @@ import torch
 
 from seq2seq.data.addition import START
 from seq2seq.data.digit_images import load_png
-from seq2seq.data.text import BOS, EOS, PAD, UNK, detokenize, tokenize
+from seq2seq.data.text import BOS, EOS, PAD, TOKENIZERS, UNK, detokenize, tokenize
 from seq2seq.data.vocab import Vocab
 from seq2seq.errors import DataError
 
@@ -40,6 +40,8 @@ class FixedWidthCodec:
     mode = "char"
 
     def __init__(self, vocab: list[str], question_width: int, answer_width: int, reverse: bool):
+        if question_width < 1 or answer_width < 2:
+            raise ValueError(f"question_width={question_width} and answer_width={answer_width} are too small")
         self.vocab = Vocab(vocab)
         self.width, self.reverse = question_width, reverse
         self.start_id = self.vocab.stoi[START]
@@ -73,6 +75,8 @@ class FixedWidthCodec:
 
 class PairCodec:
     def __init__(self, vocab: list[str], tokenize: str, lowercase: bool, reverse: bool, max_length: int):
+        if tokenize not in TOKENIZERS or max_length < 1:
+            raise ValueError(f"tokenize={tokenize!r} and max_length={max_length} are not a pair codec's")
         self.vocab = Vocab(vocab)
         self.mode, self.lowercase, self.reverse, self.max_length = tokenize, lowercase, reverse, max_length
         self.pad_id, self.start_id, self.eos_id, self.unk_id = (self.vocab.stoi[t] for t in (PAD, BOS, EOS, UNK))
@@ -149,6 +153,8 @@ class ImageCodec(PairCodec):
 
     def __init__(self, state: dict):
         super().__init__(state["vocab"], state["tokenize"], state["lowercase"], state["reverse"], state["max_length"])
+        if len(state["image_size"]) != 2 or not all(1 <= n <= 4096 for n in state["image_size"]):
+            raise ValueError(f"image_size={state['image_size']} is not (height, width)")
         self.height, self.width = state["image_size"]
 
     @classmethod
@@ -161,6 +167,16 @@ class ImageCodec(PairCodec):
 
 
 CODECS = {"pairs": FixedWidthCodec, "text_pairs": PairCodec, "captions": ImageCodec}
+
+# The fields of each task kind's saved state (Task.state_dict()), with their types: what a checkpoint
+# must hold for generation. "lm" is the language models' (a vocabulary and its end-of-sentence word).
+_PAIR_FIELDS = {"kind": str, "vocab": list[str], "tokenize": str, "lowercase": bool, "reverse": bool, "max_length": int}
+STATE_FIELDS = {
+    "pairs": {"kind": str, "vocab": list[str], "question_width": int, "answer_width": int, "reverse": bool},
+    "text_pairs": _PAIR_FIELDS,
+    "captions": {**_PAIR_FIELDS, "image_size": list[int]},
+    "lm": {"kind": str, "vocab": list[str], "eos": str},
+}
 
 
 def codec_from_state(state: dict):

@@ -12,13 +12,13 @@ worth of shuffled pairs by length before cutting, so the rows of a batch have si
 import logging
 import math
 
-import sacrebleu
 import torch
 from torch.nn import functional as F
 
 from seq2seq.data import chitchat, programs, text
 from seq2seq.data.split import seeded_split
 from seq2seq.errors import ConfigError, DataError
+from seq2seq.extras import available, require
 from seq2seq.plots import attention_figures, attention_maps
 from seq2seq.tasks.addition import epoch_generator
 from seq2seq.tasks.codec import PairCodec, sample_lines
@@ -60,6 +60,12 @@ class PairsTask:
             raise ConfigError(f"task.monitor={monitor!r}: must be a validation metric such as val/acc or val/loss")
         if monitor == "val/bleu" and tokenize == "char":
             raise ConfigError("task.monitor=val/bleu needs word tokens (BLEU is computed on words, not characters)")
+        # BLEU needs words and the optional sacrebleu; without it val/bleu is left out (and cannot be monitored).
+        self.bleu = tokenize != "char" and (monitor == "val/bleu" or available("sacrebleu"))
+        if self.bleu:
+            require("sacrebleu", "val/bleu")
+        elif tokenize != "char":
+            log.warning("val/bleu is not computed: it needs sacrebleu (pip install 'seq2seq[bleu]')")
         self.monitor, self.mode = monitor, "min" if monitor in ("val/loss", "val/ppl") else "max"
         self.batch_size, self.eval_batch_size, self.bucket = batch_size, eval_batch_size, bucket
         self.num_samples, self.num_heatmaps, self.seed = num_samples, num_heatmaps, seed
@@ -174,10 +180,10 @@ class PairsTask:
             f"{split}/acc": exact.item() / len(order),
             f"{split}/token_acc": (right / tokens).item(),
         }
-        if codec.mode != "char":
+        if self.bleu:
             hyps = [codec.decode(ids) for ids in outputs]
             refs = [" ".join(t) for _, t in self.tokenized[split]]
-            metrics[f"{split}/bleu"] = sacrebleu.corpus_bleu(hyps, [refs], tokenize="none").score
+            metrics[f"{split}/bleu"] = require("sacrebleu", "val/bleu").corpus_bleu(hyps, [refs], tokenize="none").score
         return metrics, self.samples(split, outputs[: self.num_samples])
 
     def samples(self, split: str, outputs: list[list[int]]) -> str:

@@ -1,0 +1,153 @@
+"""The Python API: load a trained checkpoint and decode with it.
+
+    import seq2seq
+    model = seq2seq.load("outputs/peeky_addition/<run>")        # a run directory (its best.pt) or a .pt file
+    model.generate(["16+75", "582+84"], strategy="beam", beam_size=5)   # -> ["91", "666"]
+    lm = seq2seq.load("outputs/rnnlm_ptb/<run>")
+    lm.generate("the meaning of life is", max_new_tokens=40, top_k=50, temperature=0.8, seed=1)
+
+`seq2seq.generate` and `seq2seq.chat` are command lines around this class, so the three take the same
+options (seq2seq.decoding) and refuse the same inputs with the same errors.
+"""
+
+from pathlib import Path
+
+import torch
+
+from seq2seq import checkpoint as ckpt
+from seq2seq import decoding
+from seq2seq.data import text
+from seq2seq.data.vocab import Vocab
+from seq2seq.errors import ConfigError, DataError
+from seq2seq.tasks.codec import codec_from_state
+
+
+def pick_device(device: str | torch.device | None) -> torch.device:
+    """None: CUDA when available, else the CPU."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device=cuda, but no CUDA device is available (use device='cpu' or None)")
+    return device
+
+
+def load(path: str | Path, device: str | torch.device | None = None) -> "TrainedModel":
+    """A trained model from a checkpoint file or a run directory (its best.pt), on `device`."""
+    module, checkpoint = ckpt.load_model(path, "best.pt")
+    return TrainedModel(module, checkpoint, ckpt.resolve(path, "best.pt"), pick_device(device))
+
+
+class TrainedModel:
+    """A checkpoint's model with its vocabulary and input handling: `generate` takes text, returns text.
+
+    family: "seq2seq" (questions in, answers out; captioning models take PNG paths) or "lm" (prompts in,
+    continuations out). `module` is the torch model, `config` the run's resolved config (a record).
+    """
+
+    def __init__(self, module: torch.nn.Module, checkpoint: dict, path: Path, device: torch.device):
+        self.module, self.path, self.device = module.to(device).eval(), path, device
+        self.family = module.family
+        self.task_state, self.config = checkpoint["task"], checkpoint.get("config")
+        self.codec = codec_from_state(self.task_state) if self.family == "seq2seq" else None
+        self.vocab = self.codec.vocab if self.codec else Vocab(self.task_state["vocab"])
+
+    def __repr__(self) -> str:
+        return f"TrainedModel({type(self.module).__name__}, {self.family}, {self.path}, device={self.device})"
+
+    def generate(self, inputs: str | list[str], **options) -> str | list:
+        """Outputs for one input (a str: returns its output) or a list of inputs (returns a list). An input
+        with several outputs (n_best or num_samples above 1) gives a list of them, best first for beams.
+        Options: see seq2seq.decoding.DecodeOptions."""
+        opts = decoding.resolve(options, self.family)
+        texts = [inputs] if isinstance(inputs, str) else list(inputs)
+        if not texts or not all(isinstance(t, str) for t in texts):
+            raise DataError("generate takes a string or a non-empty list of strings")
+        outputs = self._answers(texts, opts) if self.family == "seq2seq" else [self._continue(t, opts) for t in texts]
+        outputs = [out[0] if len(out) == 1 else out for out in outputs]
+        return outputs[0] if isinstance(inputs, str) else outputs
+
+    def skip_ids(self, opts: dict) -> list[int]:
+        unknown = [w for w in opts["skip"] if w not in self.vocab]
+        if unknown and opts["skip_given"]:
+            raise DataError(f"skip: {unknown} are not in the model's {len(self.vocab)}-token vocabulary")
+        return [self.vocab.stoi[w] for w in opts["skip"] if w in self.vocab]
+
+    def generator(self, opts: dict) -> torch.Generator:
+        return torch.Generator(device=self.device).manual_seed(opts["seed"])
+
+    def _answers(self, texts: list[str], opts: dict) -> list[list[str]]:
+        """Seq2seq: every input decoded in one batch -> per input its list of outputs."""
+        codec, strategy = self.codec, opts["strategy"]
+        steps = opts["max_new_tokens"] or codec.steps
+        x, lengths = codec.encode(texts)  # (N, S), (N,) or None: padded and reversed as in training
+        x, lengths = x.to(self.device), None if lengths is None else lengths.to(self.device)
+        common = {"skip_ids": self.skip_ids(opts), "repetition_penalty": opts["repetition_penalty"]}
+        if strategy == "beam":
+            beam = {k: opts[k] for k in ("beam_size", "n_best", "length_penalty")}
+            ids, _ = self.module.beam_search(x, codec.start_id, steps, lengths, eos_id=codec.eos_id, **beam, **common)
+        elif strategy == "greedy":
+            ids = self.module.generate(x, codec.start_id, steps, lengths=lengths, greedy=True, **common)[:, None]
+        else:  # each input num_samples times in a row, sampled as one batch
+            k = opts["num_samples"]
+            rows = torch.arange(len(texts), device=self.device).repeat_interleave(k)
+            sampling = {key: opts[key] for key in ("temperature", "top_k", "top_p")}
+            ids = self.module.generate(
+                x[rows],
+                codec.start_id,
+                steps,
+                lengths=None if lengths is None else lengths[rows],
+                generator=self.generator(opts),
+                **sampling,
+                **common,
+            ).view(len(texts), k, -1)  # (N, k, L)
+        return [[codec.decode(seq) for seq in row] for row in ids.tolist()]  # ids (N, outputs, L)
+
+    def _continue(self, prompt: str, opts: dict) -> list[str]:
+        """Language model: the prompt followed by its continuations (the chapter's <eos> as a line break)."""
+        words = prompt.split()
+        if not words:
+            raise DataError("the prompt is empty: give a start word, e.g. 'you'")
+        unknown = [w for w in words if w not in self.vocab]
+        if unknown:
+            raise DataError(f"prompt words {unknown} are not in the model's {len(self.vocab)}-word vocabulary")
+        ids = torch.tensor(self.vocab.encode(words), device=self.device)  # (P,)
+        common = {"skip_ids": self.skip_ids(opts), "repetition_penalty": opts["repetition_penalty"]}
+        steps = opts["max_new_tokens"]
+        if opts["strategy"] == "beam":
+            beam = {k: opts[k] for k in ("beam_size", "n_best", "length_penalty")}
+            rows = self.module.beam_search(ids, steps, **beam, **common)[0][0]  # (n_best, steps)
+        elif opts["strategy"] == "greedy":
+            rows = self.module.generate(ids, steps, greedy=True, **common)  # (1, steps)
+        else:
+            sampling = {k: opts[k] for k in ("num_samples", "temperature", "top_k", "top_p")}
+            rows = self.module.generate(ids, steps, generator=self.generator(opts), **sampling, **common)
+        eos = self.task_state["eos"]
+        texts = []
+        for row in rows.tolist():
+            joined = " ".join(words + [self.vocab.itos[i] for i in row])
+            texts.append(joined.replace(f" {eos}", ".\n").replace("\n ", "\n").strip())
+        return texts
+
+    def validation_batch(self, indices: list[int]):
+        """The checkpoint's pair task, rebuilt from its saved config (same seed, same data; see
+        seq2seq.tasks.task_from_saved_config), and the batch (src, lengths, tgt) of those validation
+        examples, on this model's device."""
+        from seq2seq.tasks import task_from_saved_config  # builds data: only where it is asked for
+
+        node = self.config.get("task") if isinstance(self.config, dict) else None
+        task = task_from_saved_config(node, f"{self.path}: config.task")
+        if not hasattr(task, "batch"):
+            raise DataError("validation examples by index need a pair task (TSV pairs, chitchat, programs, captions)")
+        n = len(task.tokenized["val"])
+        bad = [i for i in indices if not 0 <= i < n]
+        if bad:
+            raise DataError(f"index {bad[0]}: the validation set has examples 0..{n - 1}")
+        return task, tuple(None if t is None else t.to(self.device) for t in task.batch("val", indices))
+
+    def validation_answer(self, index: int) -> tuple[str, str]:
+        """Greedy output for validation example `index` of the checkpoint's pair task, and the reference."""
+        task, (src, lengths, _) = self.validation_batch([index])
+        ids = self.module.generate(src, task.codec.start_id, task.codec.steps, lengths=lengths)[0].tolist()
+        reference = task.tokenized["val"][index][1]
+        return task.codec.decode(ids), text.detokenize(reference, task.codec.mode)

@@ -1,0 +1,36 @@
+"""What the command lines `seq2seq.generate` and `seq2seq.chat` share: option translation, the
+decoding options of a config, and user errors reported in one line."""
+
+import sys
+from collections.abc import Callable
+
+from omegaconf import DictConfig, OmegaConf
+
+from seq2seq import api, decoding
+from seq2seq.errors import Seq2seqError
+
+
+def with_legacy_options(hydra_main: Callable[[], None]) -> Callable[[], None]:
+    """An entry point that rewrites the old option names in sys.argv (with a note) before Hydra reads it."""
+
+    def main() -> None:
+        sys.argv[1:], notes = decoding.translate_legacy(sys.argv[1:])
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
+        hydra_main()
+
+    return main
+
+
+def decode_options(cfg: DictConfig) -> dict:
+    return {name: OmegaConf.to_object(cfg[name]) if name == "skip" and cfg[name] is not None else cfg[name]
+            for name in decoding.NAMES}  # fmt: skip
+
+
+def load(cfg: DictConfig) -> api.TrainedModel:
+    return api.load(cfg.checkpoint, device=None if cfg.device == "auto" else cfg.device)
+
+
+def fail(error: Seq2seqError) -> None:
+    print(f"error: {error}", file=sys.stderr)
+    sys.exit(1)

@@ -1,0 +1,223 @@
+"""Crafted checkpoints through every entry point that reads one: nothing in a file is imported or
+instantiated by name. Each payload below runs code when Hydra instantiates it or pickle loads it (the
+first test proves that), and must be refused, with the marker file never created."""
+
+import base64
+import importlib.util
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+import seq2seq
+from seq2seq import chat, generate
+from seq2seq import checkpoint as ckpt
+from seq2seq.config import CONFIG_DIR
+from seq2seq.errors import CheckpointError, Seq2seqError
+from seq2seq.train import train
+
+from .conftest import REPO, TINY_ADDITION, compose_train, run_module
+
+
+class Touch:
+    """Unpickling this creates the marker file."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def hydra_payload(marker: Path) -> dict:
+    """The payload of the hostile report: torch.load(weights_only=False) of a pickle, built by Hydra."""
+    buffer = io.BytesIO()
+    torch.save(Touch(marker), buffer)  # loading it with weights_only=False calls Path.touch(marker)
+    data = base64.b64encode(buffer.getvalue()).decode()
+    decoded = {"_target_": "base64.b64decode", "_args_": [data]}
+    return {"_target_": "torch.load", "weights_only": False, "f": {"_target_": "io.BytesIO", "_args_": [decoded]}}
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory):
+    """A real attention-model checkpoint (so the heatmap script accepts it), loaded as a dict."""
+    out = tmp_path_factory.mktemp("good")
+    train(compose_train(out, *TINY_ADDITION, "experiment=attention_addition", "trainer.max_epochs=1"))
+    return out / "best.pt", torch.load(out / "best.pt", weights_only=True)
+
+
+def test_the_payload_is_live(tmp_path):
+    marker = tmp_path / "ran"
+    instantiate(hydra_payload(marker))
+    assert marker.exists()  # so the tests below would see it if anything instantiated it
+
+
+def crafted(name: str, saved: dict, marker: Path) -> dict:
+    """A copy of a real checkpoint with one field replaced by a payload."""
+    payload = hydra_payload(marker)
+    c = {**saved, "config": {**saved["config"]}, "model": {**saved["model"], "args": {**saved["model"]["args"]}}}
+    if name == "config.task.train":  # a known task class whose fields hide a payload
+        c["config"]["task"] = {"_target_": "seq2seq.tasks.TsvTask", "train": payload}
+    elif name.startswith("config."):
+        c["config"][name.removeprefix("config.")] = payload
+    elif name == "model":
+        c["model"] = payload
+    elif name == "model.args":
+        c["model"]["args"]["init"] = payload
+    elif name == "model.os_system":
+        c["model"] = {"name": "os.system", "args": {"command": f"touch {marker}"}}
+    elif name == "v1_target":
+        c["version"], c["model"] = 1, {"_target_": "os.system", "command": f"touch {marker}"}
+    elif name == "task":
+        c["task"] = {**saved["task"], "vocab": payload}
+    return c
+
+
+FIELDS = [
+    "config.task",
+    "config.task.train",
+    "config.model",
+    "config.optimizer",
+    "config.scheduler",
+    "config.trainer",
+    "model",
+    "model.args",
+    "model.os_system",
+    "v1_target",
+    "task",
+]
+
+
+def entry_points(path: Path, out: Path):
+    """Every way the project reads a checkpoint, each a callable that must raise a Seq2seqError or
+    finish without running the payload."""
+
+    def cli_cfg(name: str, *overrides: str):
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            return compose(name, overrides=[f"checkpoint={path}", "device=cpu", *overrides])
+
+    spec = importlib.util.spec_from_file_location("attention_heatmap", REPO / "scripts" / "attention_heatmap.py")
+    heatmap = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(heatmap)
+    questions = out / "questions.txt"
+    questions.write_text("1+2\n")
+    return {
+        "api": lambda: seq2seq.load(path).generate("1+2"),
+        "generate question": lambda: generate.run(cli_cfg("generate", "question=1+2")),
+        "generate file": lambda: generate.run(cli_cfg("generate", f"file={questions}")),
+        "generate index": lambda: generate.run(cli_cfg("generate", "index=0")),
+        "chat": lambda: chat.Chat(cli_cfg("chat")).reply("1+2"),
+        "heatmap questions": lambda: heatmap.heatmaps(path, ["1+2"], []),
+        "heatmap val-index": lambda: heatmap.heatmaps(path, [], [0]),
+        "resume": lambda: train(
+            compose_train(
+                out / "resumed",
+                *TINY_ADDITION,
+                "experiment=attention_addition",
+                "trainer.max_epochs=1",
+                f"trainer.resume={path}",
+            )
+        ),
+    }
+
+
+@pytest.mark.parametrize("field", FIELDS)
+def test_crafted_fields_run_nothing_through_any_entry_point(good, tmp_path, field):
+    _, saved = good
+    marker = tmp_path / "pwned"
+    path = tmp_path / "crafted.pt"
+    torch.save(crafted(field, saved, marker), path)
+    refused = []
+    for name, call in entry_points(path, tmp_path).items():
+        try:
+            call()
+        except Seq2seqError:
+            refused.append(name)
+        except SystemExit:  # an argparse refusal of the heatmap script: also nothing ran
+            refused.append(name)
+        assert not marker.exists(), f"{name} ran the payload in {field}"
+    # A payload in the model spec or the task state makes the file unusable everywhere; one in the saved
+    # config (a record) only where the config is read: the task rebuilt for index= / --val-index.
+    if field.startswith("config."):
+        assert {"generate index", "heatmap val-index"} <= set(refused)
+    else:
+        assert len(refused) == 8, refused
+
+
+def test_pickle_payload_is_refused_everywhere(good, tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "seq2seq-checkpoint", "version": 2, "payload": Touch(marker)}, path)
+    for name, call in entry_points(path, tmp_path).items():
+        with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+            call()
+        assert not marker.exists(), name
+
+
+def test_real_processes_refuse_the_payload_in_one_line(good, tmp_path):
+    _, saved = good
+    marker = tmp_path / "pwned"
+    path = tmp_path / "crafted.pt"
+    torch.save(crafted("config.task", saved, marker), path)
+    result = run_module("seq2seq.generate", f"checkpoint={path}", "index=0")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "is not one of seq2seq.tasks" in result.stderr, result.stderr
+    assert not marker.exists()
+    script = REPO / "scripts" / "attention_heatmap.py"
+    result = subprocess.run(
+        [sys.executable, str(script), str(path), "--val-index", "0", "--out", str(tmp_path / "a.png")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr and not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda c: c["model"].update(name="Nope"), "unknown model 'Nope'"),
+        (lambda c: c["model"]["args"].update(extra=1), "unknown key extra"),
+        (lambda c: c["model"]["args"].pop("vocab_size"), "missing vocab_size"),
+        (lambda c: c["model"]["args"].update(hidden_size="32"), "hidden_size='32' is not of type int"),
+        (lambda c: c["model"]["args"].update(hidden_size=-4), "hidden_size=-4 is not a positive size"),
+        (lambda c: c["model"]["args"].update(hidden_size=64), "weights do not fit"),
+        (
+            lambda c: c["model"]["args"].update(vocab_size=99),
+            "vocabulary has 13 tokens but the model's vocab_size is 99",
+        ),
+        (lambda c: c["task"].update(kind="os"), "task kind 'os'"),
+        (lambda c: c["task"].update(question_width="5"), "question_width='5' is not of type int"),
+        (lambda c: c["task"].pop("reverse"), "missing reverse"),
+        (lambda c: c["model_state"].update(extra=torch.zeros(1)), "weights do not fit"),
+        (lambda c: c.update(model_state=[1, 2]), "model_state is not a mapping of tensors"),
+    ],
+)
+def test_malformed_specs_are_one_line_checkpoint_errors(good, tmp_path, change, message):
+    _, saved = good
+    c = {**saved, "model": {**saved["model"], "args": {**saved["model"]["args"]}}, "task": {**saved["task"]}}
+    c["model_state"] = dict(saved["model_state"])
+    change(c)
+    torch.save(c, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match=message):
+        ckpt.load_model(tmp_path / "bad.pt")
+
+
+def test_a_malformed_spec_is_one_line_on_the_command_line(good, tmp_path):
+    _, saved = good
+    torch.save({**saved, "model": {"name": "os.system", "args": {}}}, tmp_path / "bad.pt")
+    result = run_module("seq2seq.generate", f"checkpoint={tmp_path / 'bad.pt'}", "question=1+2")
+    assert result.returncode == 1 and result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+    assert "unknown model 'os.system'" in result.stderr
+
+
+def test_version_1_checkpoints_still_load(good, tmp_path):
+    path, saved = good
+    name, args = saved["model"]["name"], saved["model"]["args"]
+    v1 = {**saved, "version": 1, "model": {"_target_": f"seq2seq.models.{name}", **args}}
+    torch.save(v1, tmp_path / "v1.pt")
+    assert seq2seq.load(tmp_path / "v1.pt").generate(["1+2", "33+4"]) == seq2seq.load(path).generate(["1+2", "33+4"])
