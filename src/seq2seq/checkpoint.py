@@ -132,9 +132,9 @@ def check_task_state(task, cls: type, args: dict, path: Path) -> None:
     check_fields(task, STATE_FIELDS[kind], f"{path}: task", required=STATE_FIELDS[kind])
     if kind not in FAMILY_KINDS[cls.family]:
         raise CheckpointError(f"{path}: a {cls.__name__} model cannot serve a {kind!r} task")
-    if len(task["vocab"]) != args.get("vocab_size"):
-        size = args.get("vocab_size")
-        raise CheckpointError(f"{path}: the vocabulary has {len(task['vocab'])} tokens but the model's vocab_size is {size}")
+    tokens, size = len(task["vocab"]), args.get("vocab_size")
+    if tokens != size:
+        raise CheckpointError(f"{path}: the vocabulary has {tokens} tokens but the model's vocab_size is {size}")
     if kind != "lm":
         try:
             codec_from_state(task)
