@@ -27,6 +27,7 @@ from seq2seq import checkpoint as ckpt
 from seq2seq import distributed
 from seq2seq.config import make, validate
 from seq2seq.errors import CheckpointError, ConfigError, Seq2seqError
+from seq2seq.extras import missing_plugin
 from seq2seq.interrupt import StopRequested
 from seq2seq.memory import keep_freed_memory
 
@@ -378,7 +379,7 @@ def format_metrics(metrics: dict[str, float]) -> str:
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
-def main(cfg: DictConfig) -> float | None:
+def hydra_main(cfg: DictConfig) -> float | None:
     try:
         metrics = train(cfg)
         distributed.shutdown()
@@ -390,6 +391,15 @@ def main(cfg: DictConfig) -> float | None:
         sys.exit(1)
     # The value a sweeper optimises: the best value of the task's monitored metric.
     return next((v for k, v in metrics.items() if k.startswith("best/")), None)
+
+
+def main() -> None:
+    """`python -m seq2seq.train` and `seq2seq-train`."""
+    message = missing_plugin(sys.argv[1:])
+    if message:
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(1)
+    hydra_main()
 
 
 if __name__ == "__main__":

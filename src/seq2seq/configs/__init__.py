@@ -1,0 +1,1 @@
+"""Hydra configs of the project (a package, so Hydra finds them through importlib.resources)."""

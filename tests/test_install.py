@@ -1,0 +1,69 @@
+"""The installed package works like a library: console scripts from a directory with no configs/,
+configs found inside the package, optional features naming their pip extra. CI runs this suite
+against a wheel installed without -e (see .ci/run)."""
+
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+
+import seq2seq
+from seq2seq import extras
+
+from .conftest import TINY_ADDITION, assert_ok
+
+
+def script(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
+
+
+def test_console_scripts_and_api_from_an_empty_directory(tmp_path):
+    cwd = tmp_path / "elsewhere"
+    cwd.mkdir()
+    args = ["experiment=peeky_addition", *TINY_ADDITION, "trainer.max_epochs=1", "hydra.run.dir=run"]
+    trained = subprocess.run([script("seq2seq-train"), *args], cwd=cwd, capture_output=True, text=True)
+    assert_ok(trained)
+    assert {"best.pt", "last.pt", "config.yaml"} <= {p.name for p in (cwd / "run").iterdir()}
+    answer = subprocess.run(
+        [script("seq2seq-generate"), "checkpoint=run", "question=12+3"], cwd=cwd, capture_output=True, text=True
+    )
+    assert_ok(answer)
+    api = subprocess.run(
+        [sys.executable, "-c", "import seq2seq; print(repr(seq2seq.load('run').generate('12+3')))"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+    )
+    assert_ok(api)
+    assert api.stdout.strip() == repr(answer.stdout.rstrip("\n"))
+    chat = subprocess.run(
+        [script("seq2seq-chat"), "checkpoint=run"], cwd=cwd, input="12+3\n", capture_output=True, text=True
+    )
+    assert_ok(chat)
+    assert chat.stdout == answer.stdout
+
+
+def test_configs_ship_inside_the_package():
+    configs = resources.files("seq2seq.configs")
+    assert (configs / "train.yaml").is_file() and (configs / "generate.yaml").is_file()
+    assert (configs / "experiment" / "peeky_addition.yaml").is_file()
+    assert Path(seq2seq.__file__).parent / "configs" == Path(str(configs))
+
+
+def test_a_missing_extra_names_its_pip_install():
+    code = (
+        "import sys; sys.modules['chitchat_dataset'] = None; "
+        "sys.argv = ['seq2seq-train', 'experiment=chitchat', 'trainer.progress=false']; "
+        "from seq2seq.train import main; main()"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "pip install 'seq2seq[chat]'" in result.stderr
+
+
+def test_a_missing_hydra_plugin_names_its_pip_install(monkeypatch):
+    monkeypatch.setattr(extras, "available", lambda module: False)
+    message = extras.missing_plugin(["-m", "hparams_search=addition_optuna"])
+    assert message == "hparams_search needs the Hydra plugin hydra-optuna-sweeper: pip install 'seq2seq[sweeps]'"
+    assert "seq2seq[cluster]" in extras.missing_plugin(["hydra/launcher=slurm"])
+    assert extras.missing_plugin(["hparams_search=null", "seed=1"]) is None
