@@ -45,7 +45,7 @@ def chat(run, *args, stdin):
 
 def test_chat_answers_each_line_of_standard_input(chat_run):
     run, _ = chat_run
-    result = chat(run, "decode.strategy=greedy", stdin="hi !\n\nhow are you ?\n")
+    result = chat(run, "strategy=greedy", 'skip=["<unk>"]', stdin="hi !\n\nhow are you ?\n")
     assert_ok(result)
     replies = result.stdout.split("\n")[:-1]
     assert len(replies) == 2 and "you>" not in result.stdout  # piped: replies only, no prompt
@@ -69,11 +69,11 @@ def test_chat_keeps_going_after_a_message_it_cannot_take(chat_run):
 
 def test_chat_sampling_is_seeded_and_options_are_checked(chat_run):
     run, _ = chat_run
-    a = chat(run, "decode.strategy=sample", "seed=3", stdin="hi\nhi\nhi\n")
-    b = chat(run, "decode.strategy=sample", "seed=3", stdin="hi\nhi\nhi\n")
+    a = chat(run, "strategy=sample", "seed=3", stdin="hi\nhi\nhi\n")
+    b = chat(run, "strategy=sample", "seed=3", stdin="hi\nhi\nhi\n")
     assert_ok(a)
     assert a.stdout == b.stdout
-    bad = chat(run, "decode.strategy=nucleus", stdin="hi\n")
-    assert bad.returncode == 1 and "decode.strategy" in bad.stderr and "Traceback" not in bad.stderr
+    bad = chat(run, "strategy=nucleus", stdin="hi\n")
+    assert bad.returncode == 1 and "strategy='nucleus'" in bad.stderr and "Traceback" not in bad.stderr
     missing = chat(run / "nope.pt", stdin="hi\n")
     assert missing.returncode == 1 and "no such checkpoint" in missing.stderr

@@ -50,13 +50,13 @@ def test_configs_ship_inside_the_package():
     assert Path(seq2seq.__file__).parent / "configs" == Path(str(configs))
 
 
-def test_a_missing_extra_names_its_pip_install():
+def test_a_missing_extra_names_its_pip_install(tmp_path):
     code = (
         "import sys; sys.modules['chitchat_dataset'] = None; "
         "sys.argv = ['seq2seq-train', 'experiment=chitchat', 'trainer.progress=false']; "
         "from seq2seq.train import main; main()"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "pip install 'seq2seq[chat]'" in result.stderr
 

@@ -187,7 +187,8 @@ def test_generate_answers_pair_questions_with_beam_search(reverse_run):
     from .conftest import assert_ok, run_module
 
     run, _, _ = reverse_run
-    result = run_module("seq2seq.generate", f"checkpoint={run}", "file=-", "decode.beam_size=3", stdin="a b c\nf e\n")
+    args = [f"checkpoint={run}", "file=-", "strategy=beam", "beam_size=3"]
+    result = run_module("seq2seq.generate", *args, stdin="a b c\nf e\n")
     assert_ok(result)
     lines = result.stdout.strip().split("\n")
     assert [line.split("\t")[0] for line in lines] == ["a b c", "f e"]
@@ -208,15 +209,15 @@ def test_bad_pair_options_fail_before_training(make_cfg, tmp_path):
         train(make_cfg("task=pairs", f"task.train={tsv}"))
 
 
-def test_decode_max_length_bounds_the_answer(reverse_run):
+def test_max_new_tokens_bounds_the_answer(reverse_run):
     from .conftest import assert_ok, run_module
 
     run, _, _ = reverse_run
-    result = run_module("seq2seq.generate", f"checkpoint={run}", "question=a b c d e f", "decode.max_length=2")
+    result = run_module("seq2seq.generate", f"checkpoint={run}", "question=a b c d e f", "max_new_tokens=2")
     assert_ok(result)
     assert len(result.stdout.split()) <= 2
-    bad = run_module("seq2seq.generate", f"checkpoint={run}", "question=a b", "decode.max_length=0")
-    assert bad.returncode == 1 and "decode.max_length" in bad.stderr
+    bad = run_module("seq2seq.generate", f"checkpoint={run}", "question=a b", "max_new_tokens=0")
+    assert bad.returncode == 1 and "max_new_tokens=0: must be from 1" in bad.stderr
 
 
 def test_attention_heatmap_png_of_chosen_validation_examples(reverse_run, tmp_path):

@@ -127,7 +127,7 @@ LEGACY = {
     "decode.top_k": "top_k",
     "decode.top_p": "top_p",
 }
-LEGACY_FLAGS = {"greedy": "strategy=greedy", "decode.skip_unk": "skip=[<unk>]"}
+LEGACY_FLAGS = {"greedy": "strategy=greedy", "decode.skip_unk": 'skip=["<unk>"]'}
 
 
 def translate_legacy(args: list[str]) -> tuple[list[str], list[str]]:
