@@ -17,8 +17,12 @@ shapes, and the task state against the fields its codec takes. Version 1 files (
 `_target_: seq2seq.models.X`) load through the same table.
 """
 
+import contextlib
 import inspect
+import logging
 import os
+import signal
+import tempfile
 from pathlib import Path
 
 import torch
@@ -29,18 +33,75 @@ from seq2seq.models import MODELS
 from seq2seq.tasks.codec import STATE_FIELDS, codec_from_state
 from seq2seq.typecheck import check_fields
 
+log = logging.getLogger(__name__)
+
 FORMAT = "seq2seq-checkpoint"
+CRASH_ENV = "SEQ2SEQ_CRASH_AT"
 VERSION = 2
 V1_PREFIX = "seq2seq.models."  # version 1 named the model class by its import path
 FAMILY_KINDS = {"seq2seq": ("pairs", "text_pairs", "captions"), "lm": ("lm",)}
 
 
+def crash_point(name: str) -> None:
+    """Fault injection for the crash tests: `SEQ2SEQ_CRASH_AT=<name>` kills the process here with SIGKILL,
+    as a power cut or the OOM killer would (no cleanup, no atexit)."""
+    if os.environ.get(CRASH_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def save(checkpoint: dict, path: str | Path) -> None:
-    """Write atomically: a crash while saving leaves the previous file in place, never a torn one."""
+    """Write atomically and durably: into a temporary file created exclusively beside `path` (a unique
+    name, never through a planted link), synced, then renamed over `path`. A crash or a full disk
+    leaves the previous file in place, never a torn one; a failed write removes its temporary file."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"format": FORMAT, "version": VERSION, **checkpoint}, tmp)
-    os.replace(tmp, path)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise CheckpointError(f"cannot write {path}: {e.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save({"format": FORMAT, "version": VERSION, **checkpoint}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        crash_point(f"before-rename-{path.name}")
+        os.replace(tmp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)  # the rename itself survives a power cut
+        finally:
+            os.close(dir_fd)
+    except (OSError, RuntimeError) as e:  # torch reports a full disk as RuntimeError
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        kept = f"the previous {path.name} is unchanged" if path.exists() else f"no {path.name} was written"
+        raise CheckpointError(f"could not write {path} (disk full?): {first[:160]}; {kept}") from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def commit(state: dict, run_dir: Path, best: bool) -> None:
+    """One checkpoint event: last.pt, then best.pt when this state is the best. A crash between the two
+    writes leaves best.pt behind last.pt's record of the best step, which `repair_best` mends."""
+    save(state, run_dir / "last.pt")
+    if best:
+        crash_point("between-last-and-best")
+        save(state, run_dir / "best.pt")
+
+
+def repair_best(run_dir: Path, progress: dict) -> None:
+    """Make best.pt the checkpoint of progress["best_step"]. Only the last write can have been lost, and
+    then the best is last.pt itself, so best.pt becomes a copy of it."""
+    step = progress.get("best_step")
+    best = run_dir / "best.pt"
+    if step is None:
+        return
+    if best.is_file() and load(best)["progress"].get("step") == step:
+        return
+    last = load(run_dir / "last.pt", "last.pt")
+    if last["progress"].get("step") != step:
+        raise CheckpointError(f"{best}: not the best checkpoint (step {step}) and last.pt cannot replace it")
+    log.warning("best.pt is behind the recorded best (step %d): rewriting it from last.pt", step)
+    save({k: v for k, v in last.items() if k not in ("format", "version")}, best)
 
 
 def resolve(path: str | Path, name: str = "best.pt") -> Path:

@@ -36,6 +36,8 @@ class TrainerConfig:
     progress: bool = True
     device: str = "auto"
     precision: str = "fp32"
+    checkpoint_every_minutes: float | None = 10.0
+    checkpoint_every_n_steps: int | None = None
 
 
 @dataclass
@@ -216,6 +218,8 @@ POSITIVE = (
     "trainer.max_steps",
     "trainer.grad_clip",
     "trainer.log_every_n_steps",
+    "trainer.checkpoint_every_minutes",
+    "trainer.checkpoint_every_n_steps",
     "task.batch_size",
     "task.time_size",
     "task.eval_batch_size",

@@ -30,6 +30,11 @@ class Context:
         return self.rank == 0
 
 
+def is_main_process() -> bool:
+    """Rank 0 of a torchrun job, or a plain process (before or without a process group)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def init(device: torch.device) -> tuple[Context, torch.device]:
     """Join the process group when launched by torchrun (gloo on CPU, nccl on GPU)."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))

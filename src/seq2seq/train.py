@@ -24,7 +24,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from seq2seq import checkpoint as ckpt
-from seq2seq import distributed
+from seq2seq import distributed, rundir
 from seq2seq.config import make, validate
 from seq2seq.errors import CheckpointError, ConfigError, Seq2seqError
 from seq2seq.extras import missing_plugin
@@ -136,8 +136,43 @@ def flat_hparams(cfg: DictConfig) -> dict:
     return out
 
 
+# Config keys a resumed run may change: they alter neither the data, the model nor the optimisation.
+RESUMABLE = (
+    "name",
+    "paths.output_dir",
+    "trainer.resume",
+    "trainer.max_epochs",
+    "trainer.max_steps",
+    "trainer.progress",
+    "trainer.log_every_n_steps",
+    "trainer.checkpoint_every_minutes",
+    "trainer.checkpoint_every_n_steps",
+    "trainer.device",
+)
+
+
+def flatten(node, prefix: str = "") -> dict:
+    if not isinstance(node, dict):
+        return {prefix.rstrip("."): node}
+    out = {}
+    for key, value in node.items():
+        out.update(
+            flatten(value, f"{prefix}{key}.") if isinstance(value, dict) and value else {f"{prefix}{key}": value}
+        )
+    return out
+
+
+def config_changes(saved, now: DictConfig) -> list[str]:
+    """What a resumed run's config changes that resuming cannot honour, as 'key: saved -> now'."""
+    if not isinstance(saved, dict):
+        return ["the checkpoint holds no config to compare with"]
+    old, new = flatten(saved), flatten(OmegaConf.to_container(now, resolve=True))
+    keys = sorted(k for k in set(old) | set(new) if old.get(k, "<unset>") != new.get(k, "<unset>"))
+    return [f"{k}: {old.get(k, '<unset>')} -> {new.get(k, '<unset>')}" for k in keys if k not in RESUMABLE]
+
+
 def check_resumable(checkpoint: dict, setup: Setup, task_state: dict, path) -> None:
-    """Refuse a checkpoint that was made for another model, task or vocabulary."""
+    """Refuse a checkpoint that was made for another model, task, vocabulary or schedule."""
     if checkpoint["model"] != setup.model_spec:
         raise CheckpointError(f"{path}: made for model {checkpoint['model']}, but the config builds {setup.model_spec}")
     if checkpoint["task"] != task_state:
@@ -147,6 +182,25 @@ def check_resumable(checkpoint: dict, setup: Setup, task_state: dict, path) -> N
     for key in ("optimizer", "progress"):
         if key not in checkpoint:
             raise CheckpointError(f"{path}: has no {key} state to resume from")
+    total = getattr(setup.scheduler, "total_steps", None)  # a one-cycle schedule is built for a length
+    saved_total = (checkpoint.get("scheduler") or {}).get("total_steps")
+    if total is not None and saved_total != total:
+        raise CheckpointError(
+            f"{path}: its one-cycle schedule spans {saved_total} steps, this config's {total}: "
+            "trainer.max_epochs cannot change on a one-cycle run (start a new run instead)"
+        )
+
+
+def resume_target(resume_path: Path, run_dir: Path) -> None:
+    """A run resumes in its own directory from its last.pt, or forks into a new, empty directory."""
+    if resume_path.parent.resolve() == run_dir.resolve():
+        if resume_path.name != "last.pt":
+            raise CheckpointError(
+                f"{resume_path}: resuming from {resume_path.name} would overwrite this run's later last.pt; "
+                f"continue the run with trainer.resume={run_dir}, or fork it: add hydra.run.dir=<a new directory>"
+            )
+    elif (run_dir / "last.pt").exists():
+        raise CheckpointError(f"{run_dir} already holds a run (last.pt): fork {resume_path} into a new directory")
 
 
 def track_best(progress: dict, value: float, finished: bool, mode: str) -> bool:
@@ -160,17 +214,75 @@ def track_best(progress: dict, value: float, finished: bool, mode: str) -> bool:
     else:
         improved = best is None
     if improved:
-        progress.update(best=value, best_partial=not finished)
+        progress.update(best=value, best_partial=not finished, best_step=progress["step"])
     return improved
+
+
+class Checkpoints:
+    """Writes a run's checkpoint events (rank 0 only) and knows the last one that was written, so a
+    refusal can say which checkpoint is kept. Nothing non-finite is ever saved."""
+
+    def __init__(self, cfg: DictConfig, setup: Setup, task_state: dict, run_dir: Path, writer, saved_step):
+        self.cfg, self.setup, self.task_state, self.run_dir, self.writer = cfg, setup, task_state, run_dir, writer
+        self.saved_step = saved_step  # step of the last.pt on disk, or None
+        self.last_time = time.monotonic()
+
+    def kept(self) -> str:
+        if self.saved_step is None:
+            return "no checkpoint was written (none held a finite state)"
+        return f"the last good checkpoint is kept: {self.run_dir / 'last.pt'} (step {self.saved_step})"
+
+    def due(self, step: int) -> bool:
+        """A mid-epoch checkpoint is due (trainer.checkpoint_every_minutes / _n_steps)."""
+        every_n, minutes = self.cfg.trainer.checkpoint_every_n_steps, self.cfg.trainer.checkpoint_every_minutes
+        return bool(every_n and step % every_n == 0) or bool(
+            minutes and time.monotonic() - self.last_time >= 60 * minutes
+        )
+
+    def commit(self, progress: dict, carry, metrics: dict, best: bool = False) -> None:
+        setup = self.setup
+        bad = next((n for n, p in setup.model.named_parameters() if not torch.isfinite(p).all()), None)
+        bad = (bad and f"parameter {bad}") or next((k for k, v in metrics.items() if not math.isfinite(v)), None)
+        if bad:
+            where = f"step {progress['step']} (epoch {progress['epoch'] + 1})"
+            raise NonFiniteLossError(f"{bad} is not finite at {where}: not saved; {self.kept()}")
+        if setup.ctx.is_main:
+            self.writer.flush()  # every event up to this checkpoint is on disk before it
+            state = {
+                "model": setup.model_spec,
+                "model_state": setup.model.state_dict(),
+                "task": self.task_state,
+                "config": OmegaConf.to_container(self.cfg, resolve=True),
+                "optimizer": setup.optimizer.state_dict(),
+                "scheduler": setup.scheduler.state_dict() if setup.scheduler is not None else None,
+                "progress": {**progress, "rng": torch.get_rng_state(), "cuda_rng": cuda_rng_state()},
+                "carry": carry,
+                "metrics": metrics,
+            }
+            ckpt.commit(state, self.run_dir, best)
+        self.saved_step, self.last_time = progress["step"], time.monotonic()
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
     validate(cfg)
+    run_dir = Path(cfg.paths.output_dir)
     resume_path = ckpt.resolve(cfg.trainer.resume, "last.pt") if cfg.trainer.resume else None
-    resumed = ckpt.load(resume_path) if resume_path else None
-    # A resumed run continues in its own directory, with its own TensorBoard writer.
-    run_dir = resume_path.parent if resume_path else Path(cfg.paths.output_dir)
+    lock = rundir.RunLock(run_dir) if distributed.is_main_process() else None
+    try:
+        return train_locked(cfg, run_dir, resume_path)
+    finally:
+        if lock is not None:
+            lock.release()
 
+
+def train_locked(cfg: DictConfig, run_dir: Path, resume_path: Path | None) -> dict[str, float]:
+    resumed = None
+    if resume_path:
+        resume_target(resume_path, run_dir)
+        resumed = ckpt.load(resume_path, "last.pt")
+        changes = config_changes(resumed.get("config"), cfg)
+        if changes:
+            raise CheckpointError(f"{resume_path}: resuming cannot change " + "; ".join(changes))
     setup = build(cfg)
     task, model, optimizer, scheduler, ctx = setup.task, setup.model, setup.optimizer, setup.scheduler, setup.ctx
     task_state = task.state_dict()
@@ -185,7 +297,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     )
 
     # Where training stands; saved in every checkpoint so a resumed run continues exactly.
-    progress = {"epoch": 0, "batch": 0, "step": 0, "best": None, "best_partial": False}
+    progress = {"epoch": 0, "batch": 0, "step": 0, "best": None, "best_partial": False, "best_step": None}
     progress.update(loss_sum=0.0, grad_sum=0.0, train_time=0.0)  # sums over the epoch so far
     carry, metrics = None, {}
     if resumed:
@@ -194,7 +306,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         optimizer.load_state_dict(resumed["optimizer"])
         if scheduler is not None:
             scheduler.load_state_dict(resumed["scheduler"])
-        progress = dict(resumed["progress"])
+        progress = {**progress, **resumed["progress"]}
         torch.set_rng_state(progress.pop("rng"))
         cuda_rng = progress.pop("cuda_rng", None)
         if cuda_rng is not None and torch.cuda.is_available():
@@ -204,40 +316,22 @@ def train(cfg: DictConfig) -> dict[str, float]:
             carry = tuple(c.to(setup.device) for c in carry)
         log.info("resuming %s at epoch %d, step %d", resume_path, progress["epoch"] + 1, progress["step"])
     if ctx.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        rundir.remove_leftovers(run_dir)
+        if resumed and resume_path.parent.resolve() == run_dir.resolve():
+            ckpt.repair_best(run_dir, progress)
+            rundir.compact_events(run_dir, progress["step"], progress["epoch"])
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
-
-    def save(*names: str) -> None:
-        if not ctx.is_main:
-            return
-        state = {
-            "model": setup.model_spec,
-            "model_state": model.state_dict(),
-            "task": task_state,
-            "config": OmegaConf.to_container(cfg, resolve=True),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict() if scheduler is not None else None,
-            "progress": {**progress, "rng": torch.get_rng_state(), "cuda_rng": cuda_rng_state()},
-            "carry": carry,
-            "metrics": metrics,
-        }
-        for name in names:
-            ckpt.save(state, run_dir / name)
-
-    # purge_step drops events a crashed run wrote after its checkpoint, so no step appears twice.
-    writer = (
-        SummaryWriter(str(run_dir), purge_step=progress["step"] + 1 if resumed else None)
-        if ctx.is_main
-        else NullWriter()
-    )
+    writer = SummaryWriter(str(run_dir)) if ctx.is_main else NullWriter()
+    saved = progress["step"] if resumed and resume_path.parent.resolve() == run_dir.resolve() else None
+    checkpoints = Checkpoints(cfg, setup, task_state, run_dir, writer, saved)
     max_steps = cfg.trainer.max_steps
     amp = autocast(setup.device, cfg.trainer.precision)
     try:
         with StopRequested() as stop:
             while progress["epoch"] < cfg.trainer.max_epochs and not (max_steps and progress["step"] >= max_steps):
-                finished, carry = run_epoch(cfg, setup, writer, progress, stop, carry, amp)
+                finished, carry = run_epoch(cfg, setup, writer, progress, stop, carry, amp, checkpoints, metrics)
                 if not finished and stop.requested:
-                    save("last.pt")
+                    checkpoints.commit(progress, carry, metrics)
                     by = stop.signal_name or "a signal to another rank"
                     raise TrainingInterrupted(
                         f"stopped by {by} at step {progress['step']}, checkpoint saved; resume with "
@@ -251,14 +345,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 # curves and best.pt follow full epochs, so a resumed run matches an uninterrupted one.
                 if finished and isinstance(scheduler, ReduceLROnPlateau):
                     scheduler.step(metrics[task.monitor])
-                improved = track_best(progress, metrics[task.monitor], finished, task.mode)
+                improved = math.isfinite(metrics[task.monitor]) and track_best(
+                    progress, metrics[task.monitor], finished, task.mode
+                )
                 if finished:
                     progress.update(epoch=progress["epoch"] + 1, batch=0, loss_sum=0.0, grad_sum=0.0)
                     carry = None
-                save("last.pt", *(["best.pt"] if improved else []))
+                checkpoints.commit(progress, carry, metrics, best=improved)
 
         metrics = {**metrics, f"best/{task.monitor}": progress["best"]}
         if task.final_splits and ctx.is_main and (run_dir / "best.pt").is_file():
+            ckpt.repair_best(run_dir, progress)
             model.load_state_dict(ckpt.load(run_dir / "best.pt")["model_state"])
             model.eval()
             for split in task.final_splits:
@@ -276,9 +373,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return {**metrics, "epoch": float(progress["epoch"]), "step": float(progress["step"])}
 
 
-def run_epoch(cfg, setup: Setup, writer, progress, stop, carry, amp):
+def run_epoch(cfg, setup: Setup, writer, progress, stop, carry, amp, checkpoints=None, metrics=None):
     """Train from progress['batch'] to the end of the epoch. Returns (finished, carry): finished is
-    False when stopped early (max_steps or a stop signal); progress says where to continue."""
+    False when stopped early (max_steps or a stop signal); progress says where to continue. A
+    mid-epoch checkpoint is written whenever `checkpoints` says one is due."""
     task, model, optimizer, scheduler, ctx = setup.task, setup.model, setup.optimizer, setup.scheduler, setup.ctx
     model.train()
     batches = [b for b in task.train_batches(progress["epoch"]) if distributed.usable(b, ctx)]
@@ -304,9 +402,10 @@ def run_epoch(cfg, setup: Setup, writer, progress, stop, carry, amp):
         first_step = progress["step"] - (upto - logged) + 1
         for i, value in enumerate(chunk):
             if not math.isfinite(value):
+                kept = checkpoints.kept() if checkpoints else "the last good checkpoint is kept"
                 raise NonFiniteLossError(
                     f"loss is {value} at step {first_step + i} (epoch {progress['epoch'] + 1}); "
-                    "training stopped, the last good checkpoint is kept"
+                    f"training stopped, {kept}"
                 )
             writer.add_scalar("train/loss", value, first_step + i)
         progress["loss_sum"] += sum(chunk)
@@ -332,6 +431,11 @@ def run_epoch(cfg, setup: Setup, writer, progress, stop, carry, amp):
             break
         if max_steps and progress["step"] >= max_steps:
             break
+        if checkpoints is not None and i + 1 < len(batches) and checkpoints.due(progress["step"]):
+            flush(i + 1)
+            progress["train_time"] += time.perf_counter() - started
+            started = time.perf_counter()
+            checkpoints.commit(progress, carry, metrics or {})
     bar.close()
     flush(progress["batch"])
     progress["train_time"] += time.perf_counter() - started
@@ -393,12 +497,28 @@ def hydra_main(cfg: DictConfig) -> float | None:
     return next((v for k, v in metrics.items() if k.startswith("best/")), None)
 
 
+def resume_in_place(args: list[str]) -> list[str]:
+    """`trainer.resume=<run>` continues <run>: Hydra's run directory (train.log, .hydra/) becomes <run>,
+    so everything the resumed run writes lands in one directory, and Hydra's record of this command
+    goes to .hydra/resumed_<time>/ beside the original one. An explicit hydra.run.dir forks instead."""
+    value = next((a.split("=", 1)[1] for a in args if a.startswith("trainer.resume=")), None)
+    if value in (None, "", "null") or {"-m", "--multirun"} & set(args) or "'" in value:
+        return args
+    if any(a.startswith("hydra.run.dir=") for a in args):
+        return args
+    path = Path(value.strip("\"'"))
+    run = path if path.is_dir() else path.parent
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+    return [*args, f"hydra.run.dir='{run}'", f"hydra.output_subdir=.hydra/resumed_{stamp}"]
+
+
 def main() -> None:
     """`python -m seq2seq.train` and `seq2seq-train`."""
     message = missing_plugin(sys.argv[1:])
     if message:
         print(f"error: {message}", file=sys.stderr)
         sys.exit(1)
+    sys.argv[1:] = resume_in_place(sys.argv[1:])
     hydra_main()
 
 

@@ -1,0 +1,119 @@
+"""A run directory with one writer: the lock, leftovers of crashed writes, and TensorBoard events
+made consistent with the checkpoint a run resumes from.
+
+Layout of a run directory: config.yaml, train.log, .hydra/, last.pt, best.pt, events.out.tfevents.*,
+and `.lock` (held by the one process writing there; the kernel drops it when that process dies, so a
+crashed run's lock never blocks the next one).
+"""
+
+import contextlib
+import fcntl
+import logging
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from seq2seq.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+LOCK = ".lock"
+# Temporary checkpoint files: `.<name>.<random>.tmp` (seq2seq.checkpoint.save); `*.pt.tmp` of older versions.
+TMP_PATTERNS = (".*.pt.*.tmp", "*.pt.tmp")
+STEP_TAGS = ("train/loss",)  # TensorBoard tags indexed by optimizer step; all others by epoch
+
+
+class RunLock:
+    """An exclusive lock on a run directory for the life of a run (or until release)."""
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / LOCK
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as e:
+            raise ConfigError(f"cannot write to the run directory {run_dir}: {e.strerror}") from None
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(self.fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(self.fd)
+            raise ConfigError(
+                f"{run_dir} is in use by another run (pid {holder}): each run needs its own directory "
+                "(leave hydra.run.dir out, or give another one)"
+            ) from None
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing drops the flock
+            self.fd = None
+
+
+def remove_leftovers(run_dir: Path) -> None:
+    """Delete temporary files of interrupted checkpoint writes (links are removed, never followed)."""
+    for pattern in TMP_PATTERNS:
+        for path in run_dir.glob(pattern):
+            log.info("removing %s, left by an interrupted write", path.name)
+            path.unlink(missing_ok=True)
+
+
+def event_files(run_dir: Path) -> list[Path]:
+    return sorted(p for p in run_dir.iterdir() if p.is_file() and "tfevents" in p.name)
+
+
+def keep_event(event, step: int, epoch: int) -> bool:
+    """Whether an event written before a crash belongs to the state a resumed run continues from: step
+    tags up to the checkpoint's step, epoch tags up to its completed epochs. The hparams summary and
+    file headers are written anew."""
+    if not event.HasField("summary"):
+        return False
+    tags = [v.tag for v in event.summary.value]
+    if any(t.startswith(("_hparams_", "hparam/")) for t in tags):
+        return False
+    limit = step if any(t in STEP_TAGS for t in tags) else epoch
+    return event.step <= limit
+
+
+def compact_events(run_dir: Path, step: int, epoch: int) -> None:
+    """Rewrite a run's TensorBoard events as one file holding each (tag, step) once, up to where the
+    resumed checkpoint stands: a crashed run may have logged past its checkpoint, and runs resumed
+    before wrote their own files. The new file is complete before the old ones are deleted."""
+    # Raw records, parsed as they were written (EventFileLoader would convert scalars to tensors).
+    from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
+    from tensorboard.compat.proto.event_pb2 import Event
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    files = event_files(run_dir)
+    if not files:
+        return
+    seen, kept = set(), []
+    for path in reversed(files):  # newest first: a step logged again after a resume wins
+        for event in map(Event.FromString, RawEventFileLoader(str(path)).Load()):
+            key = (tuple(v.tag for v in event.summary.value), event.step)
+            if keep_event(event, step, epoch) and key not in seen:
+                seen.add(key)
+                kept.append(event)
+    kept.sort(key=lambda e: (e.step, e.wall_time))
+    staging = Path(tempfile.mkdtemp(dir=run_dir, prefix=".events."))
+    try:
+        writer = EventFileWriter(str(staging), filename_suffix=".compacted")
+        for event in kept:
+            writer.add_event(event)
+        writer.close()
+        (new,) = staging.iterdir()
+        # TensorBoard reads a directory's files in name order and drops points that go back in step,
+        # so the compacted file must sort before any file written after it: one second before the
+        # oldest file it replaces (event file names start with their creation time).
+        stamps = [p.name.split(".")[3] for p in files]
+        first = min((int(s) for s in stamps if s.isdigit()), default=int(time.time()))
+        os.replace(new, run_dir / f"events.out.tfevents.{first - 1:010d}.compacted")
+        for path in files:
+            path.unlink()
+    finally:
+        with contextlib.suppress(OSError):
+            shutil.rmtree(staging)
+    log.info("TensorBoard events: %d kept up to step %d / epoch %d", len(kept), step, epoch)
