@@ -42,11 +42,17 @@ V1_PREFIX = "seq2seq.models."  # version 1 named the model class by its import p
 FAMILY_KINDS = {"seq2seq": ("pairs", "text_pairs", "captions"), "lm": ("lm",)}
 
 
+_reached: dict[str, int] = {}
+
+
 def crash_point(name: str) -> None:
-    """Fault injection for the crash tests: `SEQ2SEQ_CRASH_AT=<name>` kills the process here with SIGKILL,
-    as a power cut or the OOM killer would (no cleanup, no atexit)."""
-    if os.environ.get(CRASH_ENV) == name:
-        os.kill(os.getpid(), signal.SIGKILL)
+    """Fault injection for the crash tests: `SEQ2SEQ_CRASH_AT=<name>` (or `<name>@<n>`: the n-th time)
+    kills the process here with SIGKILL, as a power cut or the OOM killer would (no cleanup at all)."""
+    target, _, nth = os.environ.get(CRASH_ENV, "").partition("@")
+    if target == name:
+        _reached[name] = _reached.get(name, 0) + 1
+        if _reached[name] == int(nth or 1):
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 def save(checkpoint: dict, path: str | Path) -> None:

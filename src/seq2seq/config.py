@@ -270,6 +270,13 @@ def validate(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key, default=None)
         if value is not None and not ok(value):
             raise ConfigError(f"{key}={value!r}: out of range")
+    for key in ("seed", "task.seed"):
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is not None and not 0 <= value < 2**32:
+            raise ConfigError(f"{key}={value}: must be from 0 to 2**32 - 1")
+    for key, value in (OmegaConf.select(cfg, "optimizer", default=None) or {}).items():
+        if not key.startswith("_") and isinstance(value, str):  # torch's optimizers take numbers only
+            raise ConfigError(f"optimizer.{key}={value!r}: must be a number")
     if OmegaConf.select(cfg, "model.bidirectional", default=False) and cfg.model.hidden_size % 2:
         raise ConfigError(f"model.hidden_size={cfg.model.hidden_size}: a bidirectional encoder needs an even size")
     for key, allowed in CHOICES.items():

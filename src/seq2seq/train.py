@@ -84,15 +84,18 @@ def build(cfg: DictConfig) -> Setup:
     train_model = DistributedDataParallel(model) if ctx.enabled else model
     args = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "_target_"}
     model_spec = ckpt.model_spec(model, {**args, "vocab_size": task.vocab_size})
-    optimizer = instantiate(cfg.optimizer)(model.parameters())
-    scheduler = None
-    if cfg.get("scheduler") is not None:
-        # ReduceLROnPlateau steps per epoch on the task's monitor; others step per optimizer step.
-        factory = instantiate(cfg.scheduler)
-        if factory.func is ReduceLROnPlateau:
-            scheduler = factory(optimizer, mode=task.mode)
-        else:
-            scheduler = factory(optimizer, total_steps=len(task.train_batches(0)) * cfg.trainer.max_epochs)
+    try:  # torch checks the values (lr >= 0, ...) and raises TypeError / ValueError on bad ones
+        optimizer = instantiate(cfg.optimizer)(model.parameters())
+        scheduler = None
+        if cfg.get("scheduler") is not None:
+            # ReduceLROnPlateau steps per epoch on the task's monitor; others step per optimizer step.
+            factory = instantiate(cfg.scheduler)
+            if factory.func is ReduceLROnPlateau:
+                scheduler = factory(optimizer, mode=task.mode)
+            else:
+                scheduler = factory(optimizer, total_steps=len(task.train_batches(0)) * cfg.trainer.max_epochs)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"optimizer or scheduler: {e}") from None
     return Setup(task, model, device, train_model, model_spec, optimizer, scheduler, ctx)
 
 
@@ -191,8 +194,16 @@ def check_resumable(checkpoint: dict, setup: Setup, task_state: dict, path) -> N
         )
 
 
-def resume_target(resume_path: Path, run_dir: Path) -> None:
-    """A run resumes in its own directory from its last.pt, or forks into a new, empty directory."""
+def resume_target(resume_path: Path | None, run_dir: Path) -> None:
+    """A run resumes in its own directory from its last.pt, or forks into a new, empty directory; a new
+    run never writes over another run's checkpoints."""
+    if resume_path is None:
+        if (run_dir / "last.pt").exists():
+            raise CheckpointError(
+                f"{run_dir} already holds a run (last.pt): continue it with trainer.resume={run_dir}, "
+                "or leave hydra.run.dir out to start a new run in a new directory"
+            )
+        return
     if resume_path.parent.resolve() == run_dir.resolve():
         if resume_path.name != "last.pt":
             raise CheckpointError(
@@ -277,8 +288,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 def train_locked(cfg: DictConfig, run_dir: Path, resume_path: Path | None) -> dict[str, float]:
     resumed = None
+    resume_target(resume_path, run_dir)
     if resume_path:
-        resume_target(resume_path, run_dir)
         resumed = ckpt.load(resume_path, "last.pt")
         changes = config_changes(resumed.get("config"), cfg)
         if changes:

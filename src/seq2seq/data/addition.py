@@ -61,13 +61,23 @@ def format_pairs(data: PairData) -> str:
     return "".join(q + a + "\n" for q, a in zip(data.questions, data.answers, strict=True))
 
 
+# Fixed-width lines wider than this are refused: the chapter's questions are 7 characters, and every
+# character is an encoder step, so a line of thousands would make an untrainable model.
+MAX_WIDTH = 1000
+
+
+def shorten(line: str, limit: int = 80) -> str:
+    """A line as an error message shows it: repr, cut after `limit` characters."""
+    return repr(line) if len(line) <= limit else f"{line[:limit]!r}... ({len(line):,} characters)"
+
+
 def load_pairs(path: str | Path) -> PairData:
     """Read a fixed-width pair file, failing with the file and line of the first problem."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file (task.path must name a file in the addition format)")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors) is not data
     except UnicodeDecodeError as e:
         line = path.read_bytes()[: e.start].count(b"\n") + 1
         raise DataError(f"{path}:{line}: not UTF-8 text ({e.reason} at byte {e.start})") from None
@@ -80,18 +90,20 @@ def load_pairs(path: str | Path) -> PairData:
     width = split = None
     for lineno, line in enumerate(lines, start=1):
         line = line.removesuffix("\r")
-        where = f"{path}:{lineno}"
+        where, shown = f"{path}:{lineno}", shorten(line)
+        if len(line) > MAX_WIDTH:
+            raise DataError(f"{where}: line is {len(line):,} characters wide; this format takes at most {MAX_WIDTH}")
         if START not in line:
-            raise DataError(f"{where}: no '{START}' separating question and answer in {line!r}")
+            raise DataError(f"{where}: no '{START}' separating question and answer in {shown}")
         if line.index(START) == 0:
-            raise DataError(f"{where}: empty question before '{START}' in {line!r}")
+            raise DataError(f"{where}: empty question before '{START}' in {shown}")
         if width is None:
             width, split = len(line), line.index(START)
         elif len(line) != width:
-            raise DataError(f"{where}: line is {len(line)} characters wide, line 1 is {width}: {line!r}")
+            raise DataError(f"{where}: line is {len(line)} characters wide, line 1 is {width}: {shown}")
         elif line.index(START) != split:
             raise DataError(
-                f"{where}: '{START}' at column {line.index(START) + 1}, line 1 has it at column {split + 1}: {line!r}"
+                f"{where}: '{START}' at column {line.index(START) + 1}, line 1 has it at column {split + 1}: {shown}"
             )
         questions.append(line[:split])
         answers.append(line[split:])

@@ -29,7 +29,7 @@ SHA256 = {
 
 def tokenize(path: Path) -> list[str]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors) is not data
     except UnicodeDecodeError as e:
         line = path.read_bytes()[: e.start].count(b"\n") + 1
         raise DataError(f"{path}:{line}: not UTF-8 text ({e.reason})") from None

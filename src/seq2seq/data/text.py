@@ -45,7 +45,7 @@ def load_tsv(path: str | Path) -> list[tuple[str, str]]:
         raise DataError(f"{path}: no such file (expected source<TAB>target lines)")
     raw = path.read_bytes()
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")  # a byte-order mark (Windows editors) is not data
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
         raise DataError(f"{path}:{line}: not UTF-8 text ({e.reason} at byte {e.start})") from None

@@ -1,10 +1,12 @@
 """Word-level language modelling on Penn Treebank with truncated backpropagation through time."""
 
 import math
+from pathlib import Path
 
 import torch
 
 from seq2seq.data.ptb import EOS, load_ptb
+from seq2seq.errors import DataError
 
 
 def batchify(stream: list[int], batch_size: int) -> torch.Tensor:
@@ -60,6 +62,16 @@ class LanguageModelTask:
             "test": batchify(streams["test"], eval_batch_size),
         }
         self.num_tokens = {"train": len(streams["train"]), "val": len(streams["valid"]), "test": len(streams["test"])}
+        for split, file, rows in (
+            ("train", "train", batch_size),
+            ("val", "valid", eval_batch_size),
+            ("test", "test", eval_batch_size),
+        ):
+            if self.num_tokens[split] < 2 * rows:  # each row needs an input and its next word
+                raise DataError(
+                    f"{Path(data_dir) / f'ptb.{file}.txt'}: {self.num_tokens[split]} tokens, too few for "
+                    f"{rows} rows of at least 2 tokens (lower the batch size or use a larger file)"
+                )
 
     @property
     def vocab_size(self) -> int:
