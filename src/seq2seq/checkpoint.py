@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from seq2seq.errors import CheckpointError
 from seq2seq.models import MODELS
@@ -209,12 +210,41 @@ def check_task_state(task, cls: type, args: dict, path: Path) -> None:
             raise CheckpointError(f"{path}: task state does not make a codec ({e})") from None
 
 
+class ShapesOnly(TorchFunctionMode):
+    """Skips initialisers while a model is built on the meta device: they only fill values, and on meta
+    tensors some of them (normal_) would import torch._dynamo, 1.7 s of every command's start-up."""
+
+    FILLS = frozenset(
+        [
+            "normal_",
+            "uniform_",
+            "zero_",
+            "zeros_",
+            "ones_",
+            "fill_",
+            "constant_",
+            "trunc_normal_",
+            "orthogonal_",
+            "kaiming_uniform_",
+            "kaiming_normal_",
+            "xavier_uniform_",
+            "xavier_normal_",
+        ]
+    )
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if getattr(func, "__name__", "") in self.FILLS:
+            return args[0] if args else next(iter(kwargs.values()))
+        return func(*args, **kwargs)
+
+
 def build_model(spec: dict, weights: dict, where: str = "checkpoint") -> nn.Module:
     """The model of a checked spec with its weights. It is first built on the meta device (no memory),
     so weights whose names or shapes do not fit the spec are refused before anything is allocated."""
     cls, args = check_model_spec(spec, where)
     try:
-        with torch.device("meta"):
+        with torch.device("meta"), ShapesOnly():
             shapes = {k: tuple(v.shape) for k, v in cls(**args).state_dict().items()}
         saved = {k: tuple(v.shape) for k, v in weights.items()}
         if shapes != saved:

@@ -2,7 +2,6 @@
 (`val/attention`) by the tasks. Uses matplotlib's Figure class directly, so no GUI backend is needed."""
 
 import torch
-from matplotlib.figure import Figure
 
 
 def visible(token: str) -> str:
@@ -26,9 +25,11 @@ def attention_maps(model, codec, src: torch.Tensor, lengths: torch.Tensor | None
     return maps
 
 
-def attention_figures(maps: list[tuple[list[str], list[str], torch.Tensor]], titles: list[str] | None = None) -> Figure:
+def attention_figures(maps: list[tuple[list[str], list[str], torch.Tensor]], titles: list[str] | None = None):
     """One heatmap per (source tokens, output tokens, weights (T, S)): row t shows which source
     positions output token t read."""
+    from matplotlib.figure import Figure  # matplotlib costs a third of a second to import: only when drawing
+
     fig = Figure(figsize=(3.8 * len(maps), 3.6))
     axes = fig.subplots(1, len(maps), squeeze=False)[0]
     for n, (ax, (source, output, weights)) in enumerate(zip(axes, maps, strict=True)):

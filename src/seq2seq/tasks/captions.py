@@ -6,7 +6,6 @@ is an image (1, HEIGHT, width) instead of token ids, so batches are (images, Non
 """
 
 import torch
-from matplotlib.figure import Figure
 
 from seq2seq.data import digit_images
 from seq2seq.data.split import seeded_split
@@ -58,6 +57,8 @@ class CaptionsTask(PairsTask):
             return {}
         images, _, _ = self.batch("val", list(range(k)))
         pred = model.generate(images, self.codec.start_id, self.codec.steps).tolist()
+        from matplotlib.figure import Figure  # only when drawing (see seq2seq.plots)
+
         fig = Figure(figsize=(3.2 * k, 1.6))
         for ax, image, ids in zip(fig.subplots(1, k, squeeze=False)[0], images.cpu(), pred, strict=True):
             ax.imshow(image[0].numpy(), cmap="gray", vmin=0, vmax=1)

@@ -1,0 +1,74 @@
+"""Mistakes of a user's own get one clear line, never a traceback: data files, seeds, optimizer values,
+run directories, generation options."""
+
+import pytest
+import torch
+
+from seq2seq.data.addition import load_pairs
+from seq2seq.data.text import load_tsv
+from seq2seq.errors import ConfigError, DataError
+from seq2seq.train import train
+
+from .conftest import TINY_ADDITION, run_module
+
+
+def test_a_byte_order_mark_is_not_data(tmp_path):
+    (tmp_path / "a.txt").write_bytes("\ufeff16+75  _91  \n1+2    _3   \n".encode())
+    assert load_pairs(tmp_path / "a.txt").questions == ["16+75  ", "1+2    "]
+    (tmp_path / "p.tsv").write_bytes("\ufeffhi\tthere\n".encode())
+    assert load_tsv(tmp_path / "p.tsv") == [("hi", "there")]
+
+
+def test_a_huge_line_is_refused_without_echoing_it(tmp_path):
+    (tmp_path / "a.txt").write_text("16+75  _91  \n" + "1" * 5_000_000 + "\n")
+    message = r"a.txt:2: line is 5,000,000 characters wide; this format takes at most 1000"
+    with pytest.raises(DataError, match=message) as e:
+        load_pairs(tmp_path / "a.txt")
+    assert len(str(e.value)) < 300
+    (tmp_path / "b.txt").write_text("16+75  _91  \n" + "9" * 900 + "\n")  # wide, but no separator
+    with pytest.raises(DataError, match=r"\(900 characters\)") as e:
+        load_pairs(tmp_path / "b.txt")
+    assert len(str(e.value)) < 300
+
+
+def test_ptb_files_smaller_than_one_batch(make_cfg, tmp_path):
+    for split in ("train", "valid", "test"):
+        (tmp_path / f"ptb.{split}.txt").write_text(" a b \n" if split == "train" else " a b a b a b a b a b \n" * 5)
+    with pytest.raises(DataError, match=r"ptb.train.txt: 3 tokens, too few for 20 rows"):
+        train(make_cfg("experiment=rnnlm_ptb", f"task.data_dir={tmp_path}"))
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("seed=4611686018427387904", r"seed=4611686018427387904: must be from 0 to 2\*\*32 - 1"),
+        ("+optimizer.weight_decay=abc", r"optimizer.weight_decay='abc': must be a number"),
+        ("+optimizer.weight_decay=-1", r"optimizer or scheduler: Invalid weight_decay value: -1"),
+    ],
+)
+def test_impossible_values_fail_before_training(make_cfg, override, message):
+    with pytest.raises(ConfigError, match=message):
+        train(make_cfg(*TINY_ADDITION, override))
+
+
+def test_an_unwritable_run_directory(make_cfg, tmp_path):
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(ConfigError, match=r"cannot write to the run directory .*file/run"):
+        train(make_cfg(*TINY_ADDITION, out=tmp_path / "file" / "run"))
+
+
+def test_generate_refuses_bad_files_and_options_in_one_line(make_cfg, tmp_path):
+    run = tmp_path / "run"
+    train(make_cfg(*TINY_ADDITION, "trainer.max_epochs=1", out=run))
+    (tmp_path / "latin1.txt").write_bytes("1+2\n3+4\n5\xe9+6\n".encode("latin-1"))
+    cases = [
+        ([f"file={tmp_path / 'latin1.txt'}"], "latin1.txt, line 3: not UTF-8 text"),
+        (["question=1+2", "max_new_tokens=10000000"], "max_new_tokens=10000000: must be from 1 to 100,000"),
+        (["question=1+2", "num_words=1.5"], "max_new_tokens"),  # the old name, translated, then typed
+        (["question=1+2", "strategy=sample", "temperature=1e-40"], "temperature=1e-40: must be in"),
+    ]
+    for args, message in cases:
+        result = run_module("seq2seq.generate", f"checkpoint={run}", *args)
+        assert result.returncode == 1 and message in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+    assert torch.load(run / "best.pt", weights_only=True)["format"] == "seq2seq-checkpoint"  # untouched
