@@ -12,8 +12,10 @@ from seq2seq.config import CONFIG_DIR
 REPO = Path(__file__).resolve().parents[1]
 PTB_DIR = Path(os.environ.get("PTB_DIR", REPO.parent / "shared" / "data" / "ptb"))
 
-# Small, fast settings for addition runs in tests: 400 two-digit questions, tiny model, no bars.
+# Small, fast settings for addition runs in tests: 400 two-digit questions, tiny model, no bars, on
+# the CPU (the tests that compare runs bit for bit mean the CPU; GPU tests say trainer.device=cuda).
 TINY_ADDITION = [
+    "trainer.device=cpu",
     "task.num_examples=400",
     "task.max_digits=2",
     "task.batch_size=32",

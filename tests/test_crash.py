@@ -35,7 +35,7 @@ def lm(tmp_path_factory) -> list[str]:
         (data / f"ptb.{split}.txt").write_text("\n".join(lines) + "\n")
     sizes = ["task.batch_size=4", "task.time_size=5", "task.eval_batch_size=2", "model.wordvec_size=16"]
     return ["experiment=rnnlm_ptb", f"task.data_dir={data}", *sizes, "model.hidden_size=16", "trainer.max_epochs=2",
-            "trainer.progress=false", "trainer.checkpoint_every_n_steps=40"]  # fmt: skip
+            "trainer.progress=false", "trainer.checkpoint_every_n_steps=40", "trainer.device=cpu"]  # fmt: skip
 
 
 def train_cli(run: Path, *args: str, crash: str | None = None, limit_kb: int | None = None, cwd=None):

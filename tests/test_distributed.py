@@ -48,6 +48,7 @@ def test_two_processes_match_one_on_a_language_model_and_resume(make_cfg, tmp_pa
         "model.hidden_size=16",
         "optimizer.lr=5",
         "trainer.progress=false",
+        "trainer.device=cpu",
     ]
     one = train(make_cfg(*lm, "trainer.max_epochs=2", out=tmp_path / "one"))
     torchrun(tmp_path, tmp_path / "two", *lm, "trainer.max_epochs=1")
@@ -70,6 +71,7 @@ def test_pair_tasks_train_under_torchrun(make_cfg, tmp_path, task):
     else:
         overrides = ["experiment=captions", "task.num_train=600", "task.num_val=100", "model.channels=8"]
     overrides += ["model.hidden_size=32", "optimizer.lr=0.01", "trainer.max_epochs=2", "trainer.progress=false"]
+    overrides += ["trainer.device=cpu"]  # gloo on the CPU: a 1-GPU machine has no GPU for a second process
     one = train(make_cfg(*overrides, out=tmp_path / "one"))
     torchrun(tmp_path, tmp_path / "two", *overrides)
     two = ckpt.load(tmp_path / "two" / "last.pt")

@@ -164,8 +164,9 @@ def test_plot_curves_writes_a_png_with_one_line_per_run(make_cfg, tmp_path):
 
 
 def test_device_selection(make_cfg):
+    from seq2seq.device import select_device
     from seq2seq.errors import ConfigError
-    from seq2seq.train import build, select_device
+    from seq2seq.train import build
 
     assert select_device("cpu").type == "cpu"
     assert select_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")

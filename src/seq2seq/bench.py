@@ -31,32 +31,40 @@ def compose_experiment(name: str, overrides: list[str]):
         return compose("train", overrides=[f"experiment={name}", *overrides])
 
 
+def clock(device: torch.device) -> float:
+    """The time once the device has finished its queued work: CUDA runs asynchronously, so reading the
+    clock without synchronizing would time the launches, not the work."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
 def time_steps(setup, cfg, batches, warmup: int, steps: int) -> float:
     """Seconds per optimizer step over `steps` steps after `warmup` steps."""
     setup.model.train()
     carry = None
     for i in range(warmup):
         _, _, carry = train_step(setup.task, setup.model, setup.optimizer, batches[i], carry, cfg.trainer.grad_clip)
-    started = time.perf_counter()
+    started = clock(setup.device)
     for i in range(warmup, warmup + steps):
         _, _, carry = train_step(setup.task, setup.model, setup.optimizer, batches[i], carry, cfg.trainer.grad_clip)
-    return (time.perf_counter() - started) / steps
+    return (clock(setup.device) - started) / steps
 
 
 def time_eval(setup, split: str) -> float:
     setup.model.eval()
     setup.task.evaluate(setup.model, split)  # warm-up
-    started = time.perf_counter()
+    started = clock(setup.device)
     setup.task.evaluate(setup.model, split)
-    return time.perf_counter() - started
+    return clock(setup.device) - started
 
 
 def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def bench_addition(name: str, quick: bool) -> dict:
-    cfg = compose_experiment(name, [])
+def bench_addition(name: str, quick: bool, device: str = "cpu") -> dict:
+    cfg = compose_experiment(name, [f"trainer.device={device}"])
     setup = build(cfg)
     batches = setup.task.train_batches(0) * 2  # room for the warm-up before a full epoch
     per_epoch = len(batches) // 2
@@ -76,8 +84,8 @@ def bench_addition(name: str, quick: bool) -> dict:
     }
 
 
-def bench_language_model(name: str, quick: bool, ptb_dir: str | None) -> dict:
-    cfg = compose_experiment(name, [f"task.data_dir={ptb_dir}"] if ptb_dir else [])
+def bench_language_model(name: str, quick: bool, ptb_dir: str | None, device: str = "cpu") -> dict:
+    cfg = compose_experiment(name, [f"trainer.device={device}", *([f"task.data_dir={ptb_dir}"] if ptb_dir else [])])
     setup = build(cfg)
     batches = setup.task.train_batches(0)
     steps = (10 if quick else 100) if name == "rnnlm_ptb" else (3 if quick else 20)
@@ -107,22 +115,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--ptb-dir", default=None, help="folder with ptb.*.txt (default: task.data_dir)")
     parser.add_argument("--skip-ptb", action="store_true", help="addition only")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to train (default: cpu)")
     args = parser.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device is available")
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    rows = [bench_addition(name, args.quick) for name in ("baseline_addition", "reverse_addition", "peeky_addition")]
+    names = ("baseline_addition", "reverse_addition", "peeky_addition")
+    rows = [bench_addition(name, args.quick, args.device) for name in names]
     if not args.skip_ptb:
-        rows += [bench_language_model(name, args.quick, args.ptb_dir) for name in ("rnnlm_ptb", "better_rnnlm_ptb")]
+        names = ("rnnlm_ptb", "better_rnnlm_ptb")
+        rows += [bench_language_model(name, args.quick, args.ptb_dir, args.device) for name in names]
 
     info = {
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "cpu": platform.processor() or platform.machine(),
+        "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
         "quick": args.quick,
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
-    print(f"torch {info['torch']}, {info['threads']} threads, quick={args.quick}")
+    print(f"torch {info['torch']}, {info['device']}, {info['threads']} threads, quick={args.quick}")
     print(f"{'benchmark':<26}{'s/epoch':>9}{'train rate':>22}{'eval s':>9}{'eval rate':>24}{'peak MB':>9}")
     for r in rows:
         print(

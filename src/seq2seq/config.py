@@ -36,6 +36,7 @@ class TrainerConfig:
     progress: bool = True
     device: str = "auto"
     precision: str = "fp32"
+    deterministic: bool = False
     checkpoint_every_minutes: float | None = 10.0
     checkpoint_every_n_steps: int | None = None
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from seq2seq.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class Context:
@@ -41,6 +43,13 @@ def init(device: torch.device) -> tuple[Context, torch.device]:
     if world_size == 1:
         return Context(device=str(device)), device
     if device.type == "cuda":
+        local_size = int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
+        gpus = torch.cuda.device_count()
+        if local_size > gpus:  # before any process group: one line, not a CUDA error on some rank
+            raise ConfigError(
+                f"{local_size} processes, {gpus} visible GPU{'s' if gpus != 1 else ''}: "
+                "use trainer.device=cpu, or fewer processes"
+            )
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
     if not dist.is_initialized():

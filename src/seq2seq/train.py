@@ -26,6 +26,7 @@ from tqdm import tqdm
 from seq2seq import checkpoint as ckpt
 from seq2seq import distributed, rundir
 from seq2seq.config import make, validate
+from seq2seq.device import select_device, set_deterministic
 from seq2seq.errors import CheckpointError, ConfigError, Seq2seqError
 from seq2seq.extras import missing_plugin
 from seq2seq.interrupt import StopRequested
@@ -65,17 +66,9 @@ class NullWriter:
         return lambda *args, **kwargs: None
 
 
-def select_device(name: str) -> torch.device:
-    """`trainer.device`: auto (CUDA when available, else CPU), cpu or cuda."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("trainer.device=cuda, but no CUDA device is available (use trainer.device=auto or cpu)")
-    return torch.device(name)
-
-
 def build(cfg: DictConfig) -> Setup:
     """Task, model, optimizer and scheduler from the config; the seed fixes the initialisation."""
+    set_deterministic(cfg.trainer.deterministic)
     ctx, device = distributed.init(select_device(cfg.trainer.device))
     keep_freed_memory()  # process-wide: training steps reuse their big buffers' pages
     torch.manual_seed(cfg.seed)
@@ -151,6 +144,7 @@ RESUMABLE = (
     "trainer.checkpoint_every_minutes",
     "trainer.checkpoint_every_n_steps",
     "trainer.device",
+    "trainer.deterministic",
 )
 
 
@@ -252,8 +246,9 @@ class Checkpoints:
 
     def commit(self, progress: dict, carry, metrics: dict, best: bool = False) -> None:
         setup = self.setup
-        bad = next((n for n, p in setup.model.named_parameters() if not torch.isfinite(p).all()), None)
-        bad = (bad and f"parameter {bad}") or next((k for k, v in metrics.items() if not math.isfinite(v)), None)
+        weights = (f"parameter {n}" for n, p in setup.model.named_parameters() if not torch.isfinite(p).all())
+        values = (k for k, v in metrics.items() if not math.isfinite(v))
+        bad = next(weights, None) or next(values, None)
         if bad:
             where = f"step {progress['step']} (epoch {progress['epoch'] + 1})"
             raise NonFiniteLossError(f"{bad} is not finite at {where}: not saved; {self.kept()}")
