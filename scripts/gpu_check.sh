@@ -37,8 +37,11 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >"$out/gpu.
 step tests_gpu 240 "$py" -m pytest -q -p no:cacheprovider tests/test_gpu.py -rs
 if [ "${SKIP_SUITE:-0}" != 1 ]; then
     workers=$("$py" -c "import importlib.util as u; print('-n 8' if u.find_spec('xdist') else '')")
+    # 8 workers of 2 threads each: 8 of torch's default 16 threads would oversubscribe the cores.
+    # -v names each test as it ends, so a log cut short by the time limit still says what failed.
     # shellcheck disable=SC2086  # $workers is empty or two words
-    step tests_all 300 "$py" -m pytest -q -p no:cacheprovider $workers ${PYTEST_ARGS:-}
+    OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} step tests_all 300 "$py" -m pytest -v --tb=short -p no:cacheprovider \
+        $workers ${PYTEST_ARGS:-}
 fi
 step bench 240 "$py" -m seq2seq.bench --device cuda --ptb-dir "$PTB_DIR" --out "$out/bench.json"
 step peeky_addition 240 "$py" -m seq2seq.train experiment=peeky_addition trainer.device=cuda \
