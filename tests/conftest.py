@@ -4,10 +4,17 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
 from seq2seq.config import CONFIG_DIR
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Parallel workers (pytest -n) share the cores: one thread each, in the processes their tests start
+    # too, or they oversubscribe the cores and every training step slows down many times over.
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
 PTB_DIR = Path(os.environ.get("PTB_DIR", REPO.parent / "shared" / "data" / "ptb"))
