@@ -112,28 +112,31 @@ def test_non_finite_weights_are_never_saved(tmp_path):
 
 def test_two_runs_in_one_directory(tmp_path):
     run = tmp_path / "run"
-    slow = [*TINY_ADDITION, "task.num_examples=4000", "trainer.max_epochs=2"]
+    long = [*TINY_ADDITION, "task.num_examples=4000", "trainer.max_epochs=500"]  # runs until stopped below
     first = subprocess.Popen(
-        [sys.executable, "-m", "seq2seq.train", *slow, f"hydra.run.dir={run}"],
+        [sys.executable, "-m", "seq2seq.train", *long, f"hydra.run.dir={run}"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         cwd=tmp_path,
     )
     deadline = time.time() + 60
-    while not (run / ".lock").exists() or not (run / ".lock").read_text().strip():
-        assert time.time() < deadline and first.poll() is None, "the first run never took its lock"
+    while not (run / "last.pt").exists():  # the lock is held from the start; wait for a checkpoint too
+        assert time.time() < deadline and first.poll() is None, "the first run never wrote a checkpoint"
         time.sleep(0.05)
+    record = (run / ".hydra" / "overrides.yaml").read_text()
     second = train_cli(run, *TINY_ADDITION, "seed=1")
     assert second.returncode == 1 and "Traceback" not in second.stderr
     assert f"is in use by another run (pid {first.pid})" in second.stderr
+    assert (run / ".hydra" / "overrides.yaml").read_text() == record  # refused before Hydra wrote anything
+    first.send_signal(signal.SIGTERM)  # stops at the next step with a checkpoint
     _, err = first.communicate(timeout=120)
-    assert first.returncode == 0, err
+    assert first.returncode == 128 + signal.SIGTERM, err
     assert ckpt.load(run / "last.pt", "last.pt")["config"]["seed"] == 0
-    assert ckpt.load(run / "best.pt")["config"]["seed"] == 0
-    # a new run into the finished run's directory is refused too: it would overwrite its checkpoints
+    # a new run into the stopped run's directory is refused too: it would overwrite its checkpoints
     again = train_cli(run, *TINY_ADDITION)
     assert again.returncode == 1 and "already holds a run" in again.stderr
+    assert (run / ".hydra" / "overrides.yaml").read_text() == record
 
 
 def test_planted_symlinks_are_not_followed(tmp_path):

@@ -53,6 +53,12 @@ class RunLock:
             self.fd = None
 
 
+def check_free(run_dir: Path) -> None:
+    """Refuse a run directory that another run holds, before anything (Hydra's own files) is written there."""
+    if (run_dir / LOCK).is_file():
+        RunLock(run_dir).release()
+
+
 def remove_leftovers(run_dir: Path) -> None:
     """Delete temporary files of interrupted checkpoint writes (links are removed, never followed)."""
     for pattern in TMP_PATTERNS:

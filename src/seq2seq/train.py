@@ -518,6 +518,19 @@ def resume_in_place(args: list[str]) -> list[str]:
     return [*args, f"hydra.run.dir='{run}'", f"hydra.output_subdir=.hydra/resumed_{stamp}"]
 
 
+def early_checks(args: list[str]) -> None:
+    """A run directory named on the command line that is in use, or that holds a run this command does
+    not resume, is refused before Hydra writes its log and .hydra/ record into it (train() checks the
+    same again, under the lock)."""
+    value = next((a.split("=", 1)[1] for a in args if a.startswith("hydra.run.dir=")), None)
+    if value is None or {"-m", "--multirun"} & set(args) or not distributed.is_main_process():
+        return
+    run_dir = Path(value.strip("\"'"))
+    rundir.check_free(run_dir)
+    if not any(a.startswith("trainer.resume=") and a.split("=", 1)[1] not in ("", "null") for a in args):
+        resume_target(None, run_dir)
+
+
 def main() -> None:
     """`python -m seq2seq.train` and `seq2seq-train`."""
     message = missing_plugin(sys.argv[1:])
@@ -525,6 +538,11 @@ def main() -> None:
         print(f"error: {message}", file=sys.stderr)
         sys.exit(1)
     sys.argv[1:] = resume_in_place(sys.argv[1:])
+    try:
+        early_checks(sys.argv[1:])
+    except Seq2seqError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
     hydra_main()
 
 
