@@ -321,15 +321,15 @@ def train_locked(cfg: DictConfig, run_dir: Path, resume_path: Path | None) -> di
         if carry is not None:  # checkpoints load on the CPU
             carry = tuple(c.to(setup.device) for c in carry)
         log.info("resuming %s at epoch %d, step %d", resume_path, progress["epoch"] + 1, progress["step"])
+    in_place = resumed is not None and resume_path.parent.resolve() == run_dir.resolve()  # not a fork
     if ctx.is_main:
         rundir.remove_leftovers(run_dir)
-        if resumed and resume_path.parent.resolve() == run_dir.resolve():
+        if in_place:
             ckpt.repair_best(run_dir, progress)
             rundir.compact_events(run_dir, progress["step"], progress["epoch"])
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     writer = SummaryWriter(str(run_dir)) if ctx.is_main else NullWriter()
-    saved = progress["step"] if resumed and resume_path.parent.resolve() == run_dir.resolve() else None
-    checkpoints = Checkpoints(cfg, setup, task_state, run_dir, writer, saved)
+    checkpoints = Checkpoints(cfg, setup, task_state, run_dir, writer, progress["step"] if in_place else None)
     max_steps = cfg.trainer.max_steps
     amp = autocast(setup.device, cfg.trainer.precision)
     try:
@@ -379,10 +379,10 @@ def train_locked(cfg: DictConfig, run_dir: Path, resume_path: Path | None) -> di
     return {**metrics, "epoch": float(progress["epoch"]), "step": float(progress["step"])}
 
 
-def run_epoch(cfg, setup: Setup, writer, progress, stop, carry, amp, checkpoints=None, metrics=None):
+def run_epoch(cfg, setup: Setup, writer, progress, stop, carry, amp, checkpoints: Checkpoints, metrics: dict):
     """Train from progress['batch'] to the end of the epoch. Returns (finished, carry): finished is
     False when stopped early (max_steps or a stop signal); progress says where to continue. A
-    mid-epoch checkpoint is written whenever `checkpoints` says one is due."""
+    mid-epoch checkpoint (with the last validation `metrics`) is written whenever one is due."""
     task, model, optimizer, scheduler, ctx = setup.task, setup.model, setup.optimizer, setup.scheduler, setup.ctx
     model.train()
     batches = [b for b in task.train_batches(progress["epoch"]) if distributed.usable(b, ctx)]
@@ -408,10 +408,9 @@ def run_epoch(cfg, setup: Setup, writer, progress, stop, carry, amp, checkpoints
         first_step = progress["step"] - (upto - logged) + 1
         for i, value in enumerate(chunk):
             if not math.isfinite(value):
-                kept = checkpoints.kept() if checkpoints else "the last good checkpoint is kept"
                 raise NonFiniteLossError(
                     f"loss is {value} at step {first_step + i} (epoch {progress['epoch'] + 1}); "
-                    f"training stopped, {kept}"
+                    f"training stopped, {checkpoints.kept()}"
                 )
             writer.add_scalar("train/loss", value, first_step + i)
         progress["loss_sum"] += sum(chunk)
@@ -437,11 +436,11 @@ def run_epoch(cfg, setup: Setup, writer, progress, stop, carry, amp, checkpoints
             break
         if max_steps and progress["step"] >= max_steps:
             break
-        if checkpoints is not None and i + 1 < len(batches) and checkpoints.due(progress["step"]):
+        if i + 1 < len(batches) and checkpoints.due(progress["step"]):
             flush(i + 1)
             progress["train_time"] += time.perf_counter() - started
             started = time.perf_counter()
-            checkpoints.commit(progress, carry, metrics or {})
+            checkpoints.commit(progress, carry, metrics)
     bar.close()
     flush(progress["batch"])
     progress["train_time"] += time.perf_counter() - started
