@@ -67,3 +67,14 @@ def test_a_missing_hydra_plugin_names_its_pip_install(monkeypatch):
     assert message == "hparams_search needs the Hydra plugin hydra-optuna-sweeper: pip install 'seq2seq[sweeps]'"
     assert "seq2seq[cluster]" in extras.missing_plugin(["hydra/launcher=slurm"])
     assert extras.missing_plugin(["hparams_search=null", "seed=1"]) is None
+
+
+def test_help_of_every_command_lists_its_options():
+    for module, expected in (
+        ("seq2seq.train", "experiment"),
+        ("seq2seq.generate", "repetition_penalty"),
+        ("seq2seq.chat", "strategy=sample (defaults 1, 1.0, all, all, 0)"),
+    ):
+        result = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True)
+        assert_ok(result)
+        assert expected in result.stdout, module
