@@ -1,0 +1,118 @@
+"""Resuming a run: what may change, where it writes, and the checks that run before anything is
+written (see the README's "Resuming and interrupting runs").
+
+A run resumes in its own directory from its last.pt (the command line's trainer.resume=<run> makes
+Hydra's run directory that run), or forks from any checkpoint into a new, empty directory; a new run
+never writes over another run's checkpoints.
+"""
+
+import time
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from seq2seq import distributed, rundir
+from seq2seq.errors import CheckpointError
+
+# Config keys a resumed run may change: they alter neither the data, the model nor the optimisation.
+RESUMABLE = (
+    "name",
+    "paths.output_dir",
+    "trainer.resume",
+    "trainer.max_epochs",
+    "trainer.max_steps",
+    "trainer.progress",
+    "trainer.log_every_n_steps",
+    "trainer.checkpoint_every_minutes",
+    "trainer.checkpoint_every_n_steps",
+    "trainer.device",
+    "trainer.deterministic",
+)
+
+
+def flatten(node, prefix: str = "") -> dict:
+    if not isinstance(node, dict):
+        return {prefix.rstrip("."): node}
+    out = {}
+    for key, value in node.items():
+        out.update(
+            flatten(value, f"{prefix}{key}.") if isinstance(value, dict) and value else {f"{prefix}{key}": value}
+        )
+    return out
+
+
+def config_changes(saved, now: DictConfig) -> list[str]:
+    """What a resumed run's config changes that resuming cannot honour, as 'key: saved -> now'."""
+    if not isinstance(saved, dict):
+        return ["the checkpoint holds no config to compare with"]
+    old, new = flatten(saved), flatten(OmegaConf.to_container(now, resolve=True))
+    keys = sorted(k for k in set(old) | set(new) if old.get(k, "<unset>") != new.get(k, "<unset>"))
+    return [f"{k}: {old.get(k, '<unset>')} -> {new.get(k, '<unset>')}" for k in keys if k not in RESUMABLE]
+
+
+def check_resumable(checkpoint: dict, setup, task_state: dict, path) -> None:
+    """Refuse a checkpoint that was made for another model, task, vocabulary or schedule."""
+    if checkpoint["model"] != setup.model_spec:
+        raise CheckpointError(f"{path}: made for model {checkpoint['model']}, but the config builds {setup.model_spec}")
+    if checkpoint["task"] != task_state:
+        saved = checkpoint["task"]
+        diff = sorted(k for k in set(saved) | set(task_state) if saved.get(k) != task_state.get(k))
+        raise CheckpointError(f"{path}: made for another task or vocabulary (differs in: {', '.join(diff)})")
+    for key in ("optimizer", "progress"):
+        if key not in checkpoint:
+            raise CheckpointError(f"{path}: has no {key} state to resume from")
+    total = getattr(setup.scheduler, "total_steps", None)  # a one-cycle schedule is built for a length
+    saved_total = (checkpoint.get("scheduler") or {}).get("total_steps")
+    if total is not None and saved_total != total:
+        raise CheckpointError(
+            f"{path}: its one-cycle schedule spans {saved_total} steps, this config's {total}: "
+            "trainer.max_epochs cannot change on a one-cycle run (start a new run instead)"
+        )
+
+
+def resume_target(resume_path: Path | None, run_dir: Path) -> None:
+    """A run resumes in its own directory from its last.pt, or forks into a new, empty directory; a new
+    run never writes over another run's checkpoints."""
+    if resume_path is None:
+        if (run_dir / "last.pt").exists():
+            raise CheckpointError(
+                f"{run_dir} already holds a run (last.pt): continue it with trainer.resume={run_dir}, "
+                "or leave hydra.run.dir out to start a new run in a new directory"
+            )
+        return
+    if resume_path.parent.resolve() == run_dir.resolve():
+        if resume_path.name != "last.pt":
+            raise CheckpointError(
+                f"{resume_path}: resuming from {resume_path.name} would overwrite this run's later last.pt; "
+                f"continue the run with trainer.resume={run_dir}, or fork it: add hydra.run.dir=<a new directory>"
+            )
+    elif (run_dir / "last.pt").exists():
+        raise CheckpointError(f"{run_dir} already holds a run (last.pt): fork {resume_path} into a new directory")
+
+
+def resume_in_place(args: list[str]) -> list[str]:
+    """`trainer.resume=<run>` continues <run>: Hydra's run directory (train.log, .hydra/) becomes <run>,
+    so everything the resumed run writes lands in one directory, and Hydra's record of this command
+    goes to .hydra/resumed_<time>/ beside the original one. An explicit hydra.run.dir forks instead."""
+    value = next((a.split("=", 1)[1] for a in args if a.startswith("trainer.resume=")), None)
+    if value in (None, "", "null") or {"-m", "--multirun"} & set(args) or "'" in value:
+        return args
+    if any(a.startswith("hydra.run.dir=") for a in args):
+        return args
+    path = Path(value.strip("\"'"))
+    run = path if path.is_dir() else path.parent
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+    return [*args, f"hydra.run.dir='{run}'", f"hydra.output_subdir=.hydra/resumed_{stamp}"]
+
+
+def early_checks(args: list[str]) -> None:
+    """A run directory named on the command line that is in use, or that holds a run this command does
+    not resume, is refused before Hydra writes its log and .hydra/ record into it (train() checks the
+    same again, under the lock)."""
+    value = next((a.split("=", 1)[1] for a in args if a.startswith("hydra.run.dir=")), None)
+    if value is None or {"-m", "--multirun"} & set(args) or not distributed.is_main_process():
+        return
+    run_dir = Path(value.strip("\"'"))
+    rundir.check_free(run_dir)
+    if not any(a.startswith("trainer.resume=") and a.split("=", 1)[1] not in ("", "null") for a in args):
+        resume_target(None, run_dir)
