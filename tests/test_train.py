@@ -184,3 +184,15 @@ def test_bf16_precision_trains_close_to_fp32(make_cfg, tmp_path):
     bf16 = train(make_cfg(*TINY_ADDITION, "trainer.max_epochs=2", "trainer.precision=bf16", out=tmp_path / "bf16"))
     assert bf16["val/loss"] == pytest.approx(fp32["val/loss"], rel=0.05)
     assert bf16["val/loss"] != fp32["val/loss"]  # it really ran in bf16
+
+
+def test_a_run_ends_with_a_summary_line(make_cfg, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="seq2seq.train"):
+        metrics = train(make_cfg(*TINY_ADDITION, "trainer.max_epochs=2"))
+    line = caplog.records[-1].getMessage()
+    best = metrics["best/val/acc"]
+    assert line.startswith(f"done: best val/acc {best:.4f} (step ")
+    assert f"final val/acc {metrics['val/acc']:.4f}" in line
+    assert "2 epochs, 24 steps in " in line and line.endswith("best.pt")

@@ -257,6 +257,7 @@ def train_locked(cfg: DictConfig, run_dir: Path, resume_path: Path | None) -> di
     checkpoints = Checkpoints(cfg, setup, task_state, run_dir, writer, progress["step"] if in_place else None)
     max_steps = cfg.trainer.max_steps
     amp = autocast(setup.device, cfg.trainer.precision)
+    started = time.perf_counter()
     try:
         with StopRequested() as stop:
             while progress["epoch"] < cfg.trainer.max_epochs and not (max_steps and progress["step"] >= max_steps):
@@ -299,6 +300,7 @@ def train_locked(cfg: DictConfig, run_dir: Path, resume_path: Path | None) -> di
         metrics = distributed.broadcast(metrics, ctx)
         final = {f"hparam/{k}": v for k, v in metrics.items() if isinstance(v, float) and math.isfinite(v)}
         writer.add_hparams(flat_hparams(cfg), final, run_name=".", global_step=progress["epoch"])
+        log.info("%s", summary(task.monitor, progress, metrics, time.perf_counter() - started, run_dir))
     finally:
         writer.close()
     return {**metrics, "epoch": float(progress["epoch"]), "step": float(progress["step"])}
@@ -406,6 +408,16 @@ def validate_epoch(task, model, writer, progress, finished) -> dict[str, float]:
     partial = "" if finished else f" (partial epoch: {progress['batch']} steps)"
     log.info("epoch %d%s: %s", epoch, partial, format_metrics(metrics))
     return metrics
+
+
+def summary(monitor: str, progress: dict, metrics: dict, seconds: float, run_dir: Path) -> str:
+    """The end-of-run line: best and final monitored metric, how far training went, the checkpoints."""
+    best = "none" if progress["best"] is None else f"{progress['best']:.4f} (step {progress['best_step']})"
+    final = metrics.get(monitor)
+    return (
+        f"done: best {monitor} {best} | final {monitor} {'none' if final is None else f'{final:.4f}'} | "
+        f"{progress['epoch']} epochs, {progress['step']} steps in {seconds:.1f} s | {run_dir / 'best.pt'}"
+    )
 
 
 def format_metrics(metrics: dict[str, float]) -> str:
