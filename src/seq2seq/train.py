@@ -412,7 +412,9 @@ def validate_epoch(task, model, writer, progress, finished) -> dict[str, float]:
 
 def summary(monitor: str, progress: dict, metrics: dict, seconds: float, run_dir: Path) -> str:
     """The end-of-run line: best and final monitored metric, how far training went, the checkpoints."""
-    best = "none" if progress["best"] is None else f"{progress['best']:.4f} (step {progress['best_step']})"
+    best = "none" if progress["best"] is None else f"{progress['best']:.4f}"
+    if progress.get("best_step") is not None:  # checkpoints of earlier versions do not record it
+        best += f" (step {progress['best_step']})"
     final = metrics.get(monitor)
     return (
         f"done: best {monitor} {best} | final {monitor} {'none' if final is None else f'{final:.4f}'} | "
