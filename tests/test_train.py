@@ -9,7 +9,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from seq2seq import checkpoint as ckpt
 from seq2seq.config import CONFIG_DIR
-from seq2seq.errors import CheckpointError
+from seq2seq.errors import CheckpointError, ConfigError
 from seq2seq.train import train
 
 from .conftest import TINY_ADDITION, assert_ok, run_module
@@ -196,3 +196,21 @@ def test_a_run_ends_with_a_summary_line(make_cfg, caplog):
     assert line.startswith(f"done: best val/acc {best:.4f} (step ")
     assert f"final val/acc {metrics['val/acc']:.4f}" in line
     assert "2 epochs, 24 steps in " in line and line.endswith("best.pt")
+
+
+def test_early_stopping_on_a_plateau_and_on_resume(make_cfg, tmp_path):
+    # the tiny model's val/acc stays 0: epoch 1 sets the best, epochs 2 and 3 do not improve it
+    run = tmp_path / "plateau"
+    metrics = train(make_cfg(*TINY_ADDITION, "trainer.max_epochs=10", "trainer.early_stopping.patience=2", out=run))
+    assert metrics["epoch"] == 3.0 and metrics["val/acc"] == 0.0
+    more = ["trainer.max_epochs=10", f"trainer.resume={run}"]
+    again = train(make_cfg(*TINY_ADDITION, *more, "trainer.early_stopping.patience=2", out=run))
+    assert again["epoch"] == 3.0  # still stopped: the count is in the checkpoint
+    longer = train(make_cfg(*TINY_ADDITION, *more, "trainer.early_stopping.patience=3", out=run))
+    assert longer["epoch"] == 4.0  # more patience, one more stale epoch
+    # val/loss falls every epoch, but not by more than min_delta
+    loss = ["trainer.early_stopping.monitor=val/loss", "trainer.early_stopping.min_delta=100"]
+    stopped = train(make_cfg(*TINY_ADDITION, "trainer.early_stopping.patience=1", *loss, out=tmp_path / "delta"))
+    assert stopped["epoch"] == 2.0
+    with pytest.raises(ConfigError, match=r"monitor='val/bleu' is not a validation metric here \(val/acc, "):
+        train(make_cfg(*TINY_ADDITION, "trainer.early_stopping.patience=1", "trainer.early_stopping.monitor=val/bleu"))

@@ -27,6 +27,14 @@ OmegaConf.register_new_resolver("suffix", lambda s: f"_{s}" if s else "", replac
 
 
 @dataclass
+class EarlyStoppingConfig:
+    patience: int | None = None
+    monitor: str | None = None
+    mode: str | None = None
+    min_delta: float = 0.0
+
+
+@dataclass
 class TrainerConfig:
     max_epochs: int = 25
     max_steps: int | None = None
@@ -39,6 +47,7 @@ class TrainerConfig:
     deterministic: bool = False
     checkpoint_every_minutes: float | None = 10.0
     checkpoint_every_n_steps: int | None = None
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
 
 
 @dataclass
@@ -221,6 +230,7 @@ POSITIVE = (
     "trainer.log_every_n_steps",
     "trainer.checkpoint_every_minutes",
     "trainer.checkpoint_every_n_steps",
+    "trainer.early_stopping.patience",
     "task.batch_size",
     "task.time_size",
     "task.eval_batch_size",
@@ -249,6 +259,7 @@ POSITIVE = (
 CHOICES = {
     "trainer.device": ("auto", "cpu", "cuda"),
     "trainer.precision": ("fp32", "bf16"),
+    "trainer.early_stopping.mode": ("min", "max"),
     "model.init": INITS,
     "task.tokenize": TOKENIZERS,
     "model.decoder": ("plain", "peeky", "attention"),
@@ -266,6 +277,7 @@ def validate(cfg: DictConfig) -> None:
     checks = {
         "task.val_fraction": lambda v: 0 < v < 1,
         "model.dropout": lambda v: 0 <= v < 1,
+        "trainer.early_stopping.min_delta": lambda v: v >= 0,
     }
     for key, ok in checks.items():
         value = OmegaConf.select(cfg, key, default=None)

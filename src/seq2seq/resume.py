@@ -27,6 +27,8 @@ RESUMABLE = (
     "trainer.checkpoint_every_n_steps",
     "trainer.device",
     "trainer.deterministic",
+    "trainer.early_stopping.patience",
+    "trainer.early_stopping.min_delta",
 )
 
 

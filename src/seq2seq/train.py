@@ -148,6 +148,29 @@ def track_best(progress: dict, value: float, finished: bool, mode: str) -> bool:
     return improved
 
 
+def stale_epochs(options, metrics: dict, progress: dict, task) -> int:
+    """trainer.early_stopping: count the full epochs in a row that have not improved the monitored
+    metric by more than min_delta (kept in progress, so a resumed run goes on counting)."""
+    monitor = options.monitor or task.monitor
+    lower_is_better = monitor.rsplit("/", 1)[-1] in ("loss", "ppl")
+    mode = options.mode or (task.mode if monitor == task.monitor else "min" if lower_is_better else "max")
+    if monitor not in metrics:
+        raise ConfigError(
+            f"trainer.early_stopping.monitor={monitor!r} is not a validation metric here ({', '.join(sorted(metrics))})"
+        )
+    value, best = metrics[monitor], progress.get("stop_best")
+    if best is None or (value - best if mode == "max" else best - value) > options.min_delta:
+        progress.update(stop_best=value, stale_epochs=0)
+    else:
+        progress["stale_epochs"] = progress.get("stale_epochs", 0) + 1
+    return progress["stale_epochs"]
+
+
+def stopped_early(cfg: DictConfig, progress: dict) -> bool:
+    patience = cfg.trainer.early_stopping.patience
+    return patience is not None and progress.get("stale_epochs", 0) >= patience
+
+
 class Checkpoints:
     """Writes a run's checkpoint events (rank 0 only) and knows the last one that was written, so a
     refusal can say which checkpoint is kept. Nothing non-finite is ever saved."""
@@ -260,7 +283,11 @@ def train_locked(cfg: DictConfig, run_dir: Path, resume_path: Path | None) -> di
     started = time.perf_counter()
     try:
         with StopRequested() as stop:
-            while progress["epoch"] < cfg.trainer.max_epochs and not (max_steps and progress["step"] >= max_steps):
+            while (
+                progress["epoch"] < cfg.trainer.max_epochs
+                and not (max_steps and progress["step"] >= max_steps)
+                and not stopped_early(cfg, progress)
+            ):
                 finished, carry = run_epoch(cfg, setup, writer, progress, stop, carry, amp, checkpoints, metrics)
                 if not finished and stop.requested:
                     checkpoints.commit(progress, carry, metrics)
@@ -283,6 +310,10 @@ def train_locked(cfg: DictConfig, run_dir: Path, resume_path: Path | None) -> di
                 if finished:
                     progress.update(epoch=progress["epoch"] + 1, batch=0, loss_sum=0.0, grad_sum=0.0)
                     carry = None
+                    if cfg.trainer.early_stopping.patience is not None:
+                        stale = stale_epochs(cfg.trainer.early_stopping, metrics, progress, task)
+                        if stopped_early(cfg, progress):
+                            log.info("early stopping: no improvement for %d epochs", stale)
                 checkpoints.commit(progress, carry, metrics, best=improved)
 
         metrics = {**metrics, f"best/{task.monitor}": progress["best"]}
