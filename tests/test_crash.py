@@ -217,3 +217,18 @@ def test_resume_writes_into_the_runs_own_directory_and_best_pt_only_forks(tmp_pa
     assert ckpt.load(fork / "last.pt", "last.pt")["progress"]["epoch"] == 3
     assert hashlib.sha256((run / "best.pt").read_bytes()).hexdigest() == best_before
     assert ckpt.load(run / "last.pt", "last.pt")["progress"]["epoch"] == 2
+
+
+def test_resume_latest_continues_the_newest_run_of_the_experiment(tmp_path):
+    outputs = tmp_path / "outputs" / "peeky_addition"
+    for stamp in ("2026-01-01_00-00-00", "2026-01-02_00-00-00"):
+        train(compose_train(outputs / stamp, "experiment=peeky_addition", *TINY_ADDITION, "trainer.max_epochs=1"))
+        time.sleep(0.01)  # distinct modification times
+    more = ["trainer.max_epochs=2", "trainer.resume=latest"]
+    resumed = train_cli(tmp_path / "unused", "experiment=peeky_addition", *TINY_ADDITION, *more, cwd=tmp_path)
+    assert_ok(resumed)
+    epochs = {d.name: ckpt.load(d / "last.pt", "last.pt")["progress"]["epoch"] for d in outputs.iterdir()}
+    assert epochs == {"2026-01-01_00-00-00": 1, "2026-01-02_00-00-00": 2}
+    assert sorted(p.name for p in outputs.iterdir()) == ["2026-01-01_00-00-00", "2026-01-02_00-00-00"]
+    none = train_cli(tmp_path / "unused", "experiment=baseline_addition", *TINY_ADDITION, *more, cwd=tmp_path)
+    assert none.returncode == 1 and "no run of baseline_addition with a checkpoint under outputs/" in none.stderr

@@ -12,7 +12,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from seq2seq import distributed, rundir
-from seq2seq.errors import CheckpointError
+from seq2seq.errors import CheckpointError, ConfigError
 
 # Config keys a resumed run may change: they alter neither the data, the model nor the optimisation.
 RESUMABLE = (
@@ -92,13 +92,37 @@ def resume_target(resume_path: Path | None, run_dir: Path) -> None:
         raise CheckpointError(f"{run_dir} already holds a run (last.pt): fork {resume_path} into a new directory")
 
 
+def latest_run(args: list[str], outputs: Path = Path("outputs")) -> Path:
+    """The newest run directory (by its last.pt) of the experiment these overrides name, under
+    outputs/<name>/ or a sweep's outputs/multirun/<time>/<job>_<name>*/."""
+    from hydra import compose, initialize_config_dir
+
+    from seq2seq.config import CONFIG_DIR
+
+    overrides = [a for a in args if not a.startswith(("hydra.", "trainer.resume=", "-"))]
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            name = compose("train", overrides=overrides).name
+    except Exception as e:  # Hydra's own errors for a bad override: shown in one line
+        raise ConfigError(f"trainer.resume=latest: {str(e).strip().splitlines()[0]}") from None
+    found = [*(outputs / name).glob("*/last.pt"), *(outputs / "multirun").glob(f"*/*_{name}*/last.pt")]
+    if not found:
+        raise CheckpointError(f"trainer.resume=latest: no run of {name} with a checkpoint under {outputs}/")
+    return max(found, key=lambda p: p.stat().st_mtime).parent
+
+
 def resume_in_place(args: list[str]) -> list[str]:
     """`trainer.resume=<run>` continues <run>: Hydra's run directory (train.log, .hydra/) becomes <run>,
     so everything the resumed run writes lands in one directory, and Hydra's record of this command
-    goes to .hydra/resumed_<time>/ beside the original one. An explicit hydra.run.dir forks instead."""
+    goes to .hydra/resumed_<time>/ beside the original one. An explicit hydra.run.dir forks instead.
+    `trainer.resume=latest` means the newest run of the same experiment (see latest_run)."""
     value = next((a.split("=", 1)[1] for a in args if a.startswith("trainer.resume=")), None)
     if value in (None, "", "null") or {"-m", "--multirun"} & set(args) or "'" in value:
         return args
+    if value == "latest":
+        run = latest_run(args)
+        args = [f"trainer.resume='{run}'" if a.startswith("trainer.resume=") else a for a in args]
+        value = str(run)
     if any(a.startswith("hydra.run.dir=") for a in args):
         return args
     path = Path(value.strip("\"'"))

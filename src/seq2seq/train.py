@@ -478,8 +478,8 @@ def main() -> None:
     if message:
         print(f"error: {message}", file=sys.stderr)
         sys.exit(1)
-    sys.argv[1:] = resume_in_place(sys.argv[1:])
     try:
+        sys.argv[1:] = resume_in_place(sys.argv[1:])
         early_checks(sys.argv[1:])
     except Seq2seqError as e:
         print(f"error: {e}", file=sys.stderr)
