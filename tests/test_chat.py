@@ -1,5 +1,11 @@
 """The chitchat task (pairs from the chitchat-dataset corpus) and the `seq2seq.chat` loop."""
 
+import os
+import pty
+import select
+import sys
+import time
+
 import pytest
 
 from seq2seq import checkpoint as ckpt
@@ -77,3 +83,52 @@ def test_chat_sampling_is_seeded_and_options_are_checked(chat_run):
     assert bad.returncode == 1 and "strategy='nucleus'" in bad.stderr and "Traceback" not in bad.stderr
     missing = chat(run / "nope.pt", stdin="hi\n")
     assert missing.returncode == 1 and "no such checkpoint" in missing.stderr
+
+
+def pty_session(run, keys: list[bytes], timeout: float = 60.0) -> tuple[str, int]:
+    """seq2seq.chat at a terminal (a pseudo-terminal): at the n-th prompt type the n-th keys; return the
+    screen's text and the exit status."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the chat, with the pty as its terminal
+        os.execv(sys.executable, [sys.executable, "-m", "seq2seq.chat", f"checkpoint={run}"])
+    screen, deadline = b"", time.time() + timeout
+
+    def read_until(done) -> None:
+        nonlocal screen
+        while not done():
+            assert time.time() < deadline, screen.decode(errors="replace")
+            if select.select([fd], [], [], 0.2)[0]:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:  # the child has closed its terminal
+                    return
+                if not chunk:
+                    return
+                screen += chunk
+
+    for n, key in enumerate(keys, start=1):
+        read_until(lambda n=n: screen.count(b"you> ") >= n)
+        os.write(fd, key)
+    read_until(lambda: False)  # everything until the chat exits
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return screen.decode(errors="replace"), os.waitstatus_to_exitcode(status)
+
+
+@pytest.fixture(scope="module")
+def addition_run(tmp_path_factory):
+    from .conftest import TINY_ADDITION
+
+    out = tmp_path_factory.mktemp("chat_addition")
+    train(compose_train(out, *TINY_ADDITION, "trainer.max_epochs=1"))
+    return out
+
+
+def test_the_terminal_loop_has_commands_and_quits_cleanly(addition_run):
+    screen, status = pty_session(addition_run, [b"12+3\n", b"/help\n", b"/reset\n", b"/quit\n"])
+    assert status == 0, screen
+    assert screen.count("bot> ") == 1 and "/reset  start over" in screen and "Traceback" not in screen
+    screen, status = pty_session(addition_run, [b"12+3\n", b"\x03"])  # Ctrl-C at the prompt
+    assert status == 130 and "Traceback" not in screen, screen
+    screen, status = pty_session(addition_run, [b"\x04"])  # Ctrl-D
+    assert status == 0 and screen.endswith("you> \r\n"), repr(screen[-40:])

@@ -31,17 +31,36 @@ class Chat:
         return "\t".join(reply) if isinstance(reply, list) else reply
 
 
+COMMANDS = {
+    "/quit": "end the conversation (also /exit, exit, quit, Ctrl-D or Ctrl-C)",
+    "/reset": "start over (this model answers each message on its own: there is no context to clear)",
+    "/help": "this list",
+}
+QUIT = ("/quit", "/exit", "exit", "quit")
+
+
 def converse(chat: Chat, lines, interactive: bool) -> None:
     """Answer each non-empty line; a message the model cannot take gets an error on stderr, and the
-    conversation goes on."""
+    conversation goes on. At a terminal the prompt has line editing and history (readline), and the
+    commands of COMMANDS; piped lines are all messages."""
+    if interactive:
+        import readline  # noqa: F401  (importing it gives input() line editing and history)
     while True:
-        if interactive:
-            print("you> ", end="", flush=True)
-        line = lines.readline()
-        if not line:
+        try:
+            line = input("you> ") if interactive else lines.readline()
+        except EOFError:  # Ctrl-D at the prompt
+            print()
+            break
+        if not interactive and not line:
             break
         message = line.strip()
         if not message:
+            continue
+        if interactive and message.lower() in QUIT:
+            break
+        if interactive and message in COMMANDS:
+            for command, meaning in COMMANDS.items() if message == "/help" else [(message, COMMANDS[message])]:
+                print(f"  {command:<7} {meaning}")
             continue
         try:
             reply = chat.reply(message)
@@ -59,8 +78,12 @@ def hydra_main(cfg: DictConfig) -> None:
         cli.fail(e)
     interactive = sys.stdin.isatty()
     if interactive:
-        print(f"chatting with {chat.model.path} ({chat.options['strategy'] or 'greedy'}); Ctrl-D to quit")
-    converse(chat, sys.stdin, interactive)
+        print(f"chatting with {chat.model.path} ({chat.options['strategy'] or 'greedy'}); /help lists the commands")
+    try:
+        converse(chat, sys.stdin, interactive)
+    except KeyboardInterrupt:  # Ctrl-C: leave quietly, not with a traceback
+        print()
+        sys.exit(130)
 
 
 main = cli.with_legacy_options(hydra_main)
