@@ -94,6 +94,10 @@ def test_language_model_generation_from_a_checkpoint(tmp_path, make_cfg):
     first, again = run_generate(*args), run_generate(*args)
     assert first.returncode == 0, first.stderr
     assert first.stdout == again.stdout  # the seed fixes the samples
+    free = run_generate(
+        f"checkpoint={tmp_path / 'lm'}", "max_new_tokens=30", "num_samples=2", "seed=3", "--", "the", "cat"
+    )
+    assert free.stdout == first.stdout  # the prompt as free text after --
     samples = first.stdout.strip().split("\n\n")
     assert len(samples) == 2 and all(s.startswith("the cat") for s in samples)
     words = first.stdout.split()
@@ -171,3 +175,13 @@ def test_old_cli_spellings_still_work_with_a_note(addition_run):
     assert "decode.beam_size= is now beam_size=" in old.stderr
     new = run_generate(f"checkpoint={addition_run}", "question=12+3", "strategy=beam", "beam_size=4", "n_best=2")
     assert old.stdout == new.stdout
+
+
+def test_free_text_after_a_double_dash_needs_no_quoting(addition_run):
+    plain = run_generate(f"checkpoint={addition_run}", "question=12+3")
+    free = run_generate(f"checkpoint={addition_run}", "--", "12+3")
+    assert free.returncode == 0 and free.stdout == plain.stdout, free.stderr
+    date = run_generate(f"checkpoint={addition_run}", "--", "september", "27,", "1994")
+    assert date.returncode == 1 and "input 'september 27, 1994' has 18 characters" in date.stderr  # not a lexer error
+    both = run_generate(f"checkpoint={addition_run}", "question=1+2", "--", "12+3")
+    assert both.returncode == 1 and "give the input once" in both.stderr

@@ -73,6 +73,8 @@ def converse(chat: Chat, lines, interactive: bool) -> None:
 @hydra.main(version_base="1.3", config_path="configs", config_name="chat")
 def hydra_main(cfg: DictConfig) -> None:
     try:
+        if cli.free_text is not None:
+            raise DataError("chat reads its messages from standard input, not after --")
         chat = Chat(cfg)
     except Seq2seqError as e:
         cli.fail(e)

@@ -9,12 +9,22 @@ from omegaconf import DictConfig, OmegaConf
 from seq2seq import api, decoding
 from seq2seq.errors import Seq2seqError
 
+# Words after `--` on the command line: one input given as plain text, so `-- hi !` or
+# `-- september 27, 1994` need no quoting for Hydra's override grammar. None when there is no `--`.
+free_text: str | None = None
+
 
 def with_legacy_options(hydra_main: Callable[[], None]) -> Callable[[], None]:
-    """An entry point that rewrites the old option names in sys.argv (with a note) before Hydra reads it."""
+    """An entry point that takes the words after `--` as free text and rewrites the old option names in
+    sys.argv (with a note) before Hydra reads it."""
 
     def main() -> None:
-        sys.argv[1:], notes = decoding.translate_legacy(sys.argv[1:])
+        global free_text
+        args = sys.argv[1:]
+        if "--" in args:
+            cut = args.index("--")
+            args, free_text = args[:cut], " ".join(args[cut + 1 :])
+        sys.argv[1:], notes = decoding.translate_legacy(args)
         for note in notes:
             print(f"note: {note}", file=sys.stderr)
         hydra_main()

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from seq2seq import cli
 from seq2seq.errors import DataError, Seq2seqError
@@ -38,6 +38,11 @@ def run(cfg: DictConfig) -> list[str]:
     options = cli.decode_options(cfg)
     allowed = LM_INPUTS if model.family == "lm" else SEQ2SEQ_INPUTS
     given = [k for k in ("question", "file", "index", "prompt") if cfg[k] is not None]
+    if cli.free_text is not None:  # `-- words`: the question, or a language model's prompt
+        if given:
+            raise DataError(f"give the input once: after -- or as {given[0]}=, not both")
+        cfg = OmegaConf.merge(cfg, {"prompt" if model.family == "lm" else "question": cli.free_text})
+        given = ["prompt" if model.family == "lm" else "question"]
     wrong = [k for k in given if k not in allowed]
     if wrong:
         kind = "a language model" if model.family == "lm" else "a seq2seq model"
