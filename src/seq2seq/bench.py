@@ -63,8 +63,8 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def bench_addition(name: str, quick: bool, device: str = "cpu") -> dict:
-    cfg = compose_experiment(name, [f"trainer.device={device}"])
+def bench_addition(name: str, quick: bool, overrides: list[str]) -> dict:
+    cfg = compose_experiment(name, overrides)
     setup = build(cfg)
     batches = setup.task.train_batches(0) * 2  # room for the warm-up before a full epoch
     per_epoch = len(batches) // 2
@@ -84,8 +84,8 @@ def bench_addition(name: str, quick: bool, device: str = "cpu") -> dict:
     }
 
 
-def bench_language_model(name: str, quick: bool, ptb_dir: str | None, device: str = "cpu") -> dict:
-    cfg = compose_experiment(name, [f"trainer.device={device}", *([f"task.data_dir={ptb_dir}"] if ptb_dir else [])])
+def bench_language_model(name: str, quick: bool, ptb_dir: str | None, overrides: list[str]) -> dict:
+    cfg = compose_experiment(name, [*overrides, *([f"task.data_dir={ptb_dir}"] if ptb_dir else [])])
     setup = build(cfg)
     batches = setup.task.train_batches(0)
     steps = (10 if quick else 100) if name == "rnnlm_ptb" else (3 if quick else 20)
@@ -112,21 +112,20 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer steps, extrapolated (CI)")
     parser.add_argument("--out", type=Path, default=Path("outputs/bench.json"), help="JSON results file")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: trainer.threads's)")
     parser.add_argument("--ptb-dir", default=None, help="folder with ptb.*.txt (default: task.data_dir)")
     parser.add_argument("--skip-ptb", action="store_true", help="addition only")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to train (default: cpu)")
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is available")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    overrides = [f"trainer.device={args.device}", *([f"trainer.threads={args.threads}"] if args.threads else [])]
 
     names = ("baseline_addition", "reverse_addition", "peeky_addition")
-    rows = [bench_addition(name, args.quick, args.device) for name in names]
+    rows = [bench_addition(name, args.quick, overrides) for name in names]
     if not args.skip_ptb:
         names = ("rnnlm_ptb", "better_rnnlm_ptb")
-        rows += [bench_language_model(name, args.quick, args.ptb_dir, args.device) for name in names]
+        rows += [bench_language_model(name, args.quick, args.ptb_dir, overrides) for name in names]
 
     info = {
         "torch": torch.__version__,

@@ -45,6 +45,7 @@ class TrainerConfig:
     device: str = "auto"
     precision: str = "fp32"
     deterministic: bool = False
+    threads: int | None = None
     checkpoint_every_minutes: float | None = 10.0
     checkpoint_every_n_steps: int | None = None
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
@@ -231,6 +232,7 @@ POSITIVE = (
     "trainer.checkpoint_every_minutes",
     "trainer.checkpoint_every_n_steps",
     "trainer.early_stopping.patience",
+    "trainer.threads",
     "task.batch_size",
     "task.time_size",
     "task.eval_batch_size",

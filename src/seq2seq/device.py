@@ -2,11 +2,16 @@
 `trainer.deterministic`). A module of its own, so sweeps can pickle the training entry point by value
 (`python -m seq2seq.train` runs it as __main__) without pickling torch's backend modules."""
 
+import logging
 import os
+import time
+from pathlib import Path
 
 import torch
 
 from seq2seq.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 def select_device(name: str) -> torch.device:
@@ -29,3 +34,38 @@ def set_deterministic(on: bool) -> None:
     torch.backends.cudnn.deterministic = on
     if on:
         torch.backends.cudnn.benchmark = False
+
+
+def runnable_elsewhere() -> int | None:
+    """Threads that want a core right now besides this one: the 4th field of /proc/loadavg counts the
+    runnable ones (this process included). The least of a few reads, so a passing burst does not count.
+    None where there is no /proc (not Linux)."""
+    try:
+        counts = []
+        for _ in range(5):
+            counts.append(int(Path("/proc/loadavg").read_text().split()[3].split("/")[0]) - 1)
+            time.sleep(0.02)
+    except (OSError, IndexError, ValueError):
+        return None
+    return min(counts)
+
+
+def set_threads(threads: int | None) -> int:
+    """`trainer.threads`: torch's threads for this run. By default OMP_NUM_THREADS when it is set (the
+    joblib launcher and parallel test workers set it, to share the cores), else every core this process
+    may use. Warns when other work already keeps cores busy: two runs of 2 threads each on 2 cores made
+    epochs 20-60 times slower than one run at a time."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if threads is None:
+        env = os.environ.get("OMP_NUM_THREADS", "")
+        threads = int(env) if env.isdigit() and int(env) > 0 else cores
+    torch.set_num_threads(threads)
+    others = runnable_elsewhere()
+    if others and others + threads > cores:
+        log.warning(
+            "%d other threads are running on %d cores: with %d threads this run oversubscribes them, and "
+            "every step can be many times slower. Run one training at a time, or give each "
+            "trainer.threads=1 (OMP_NUM_THREADS=1)",
+            others, cores, threads,
+        )  # fmt: skip
+    return threads

@@ -27,6 +27,7 @@ RESUMABLE = (
     "trainer.checkpoint_every_n_steps",
     "trainer.device",
     "trainer.deterministic",
+    "trainer.threads",
     "trainer.early_stopping.patience",
     "trainer.early_stopping.min_delta",
 )

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from seq2seq import checkpoint as ckpt
 from seq2seq import distributed, rundir
 from seq2seq.config import make, validate
-from seq2seq.device import select_device, set_deterministic
+from seq2seq.device import select_device, set_deterministic, set_threads
 from seq2seq.errors import CheckpointError, ConfigError, Seq2seqError
 from seq2seq.extras import missing_plugin
 from seq2seq.interrupt import StopRequested
@@ -70,6 +70,7 @@ class NullWriter:
 def build(cfg: DictConfig) -> Setup:
     """Task, model, optimizer and scheduler from the config; the seed fixes the initialisation."""
     set_deterministic(cfg.trainer.deterministic)
+    set_threads(cfg.trainer.threads)
     ctx, device = distributed.init(select_device(cfg.trainer.device))
     keep_freed_memory()  # process-wide: training steps reuse their big buffers' pages
     torch.manual_seed(cfg.seed)
