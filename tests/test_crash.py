@@ -232,3 +232,27 @@ def test_resume_latest_continues_the_newest_run_of_the_experiment(tmp_path):
     assert sorted(p.name for p in outputs.iterdir()) == ["2026-01-01_00-00-00", "2026-01-02_00-00-00"]
     none = train_cli(tmp_path / "unused", "experiment=baseline_addition", *TINY_ADDITION, *more, cwd=tmp_path)
     assert none.returncode == 1 and "no run of baseline_addition with a checkpoint under outputs/" in none.stderr
+
+
+def test_save_top_k_keeps_the_k_best_epochs_across_a_crash(lm, tmp_path):
+    three = [*lm, "trainer.max_epochs=3", "trainer.save_top_k=2"]
+    straight = tmp_path / "straight"
+    train(compose_train(straight, *three))
+    top = ckpt.load(straight / "last.pt", "last.pt")["progress"]["top"]  # [val/ppl, epoch], best first
+    assert [epoch for _, epoch in top] != [] and len(top) == 2 and top[0][0] <= top[1][0]
+    assert sorted(p.name for p in straight.glob("epoch-*.pt")) == sorted(f"epoch-{e}.pt" for _, e in top)
+    assert [ckpt.load(straight / f"epoch-{e}.pt")["metrics"]["val/ppl"] for _, e in top] == [v for v, _ in top]
+    assert same_weights(straight / f"epoch-{top[0][1]}.pt", straight / "best.pt")
+    # The 10th last.pt write is the end of epoch 3 (105 steps an epoch, a checkpoint at every 40th step
+    # and at each epoch's end): killed after epoch-3.pt was written, before last.pt recorded it
+    run = tmp_path / "run"
+    died = train_cli(run, *three, crash="before-rename-last.pt@10")
+    assert died.returncode == -signal.SIGKILL
+    assert (run / "epoch-3.pt").exists() or 3 not in [e for _, e in top]  # written unless not in the top
+    # a resume with nothing left to train only tidies up: the file last.pt does not list goes
+    train(compose_train(run, *three, "trainer.max_epochs=2", f"trainer.resume={run}"))
+    assert sorted(p.name for p in run.glob("epoch-*.pt")) == ["epoch-1.pt", "epoch-2.pt"]
+    assert_ok(train_cli(run, *three, f"trainer.resume={run}"))
+    assert sorted(p.name for p in run.glob("epoch-*.pt")) == sorted(p.name for p in straight.glob("epoch-*.pt"))
+    for name in [p.name for p in straight.glob("epoch-*.pt")] + ["best.pt"]:
+        assert same_weights(run / name, straight / name), name

@@ -86,13 +86,34 @@ def save(checkpoint: dict, path: str | Path) -> None:
             os.unlink(tmp)
 
 
-def commit(state: dict, run_dir: Path, best: bool) -> None:
-    """One checkpoint event: last.pt, then best.pt when this state is the best. A crash between the two
-    writes leaves best.pt behind last.pt's record of the best step, which `repair_best` mends."""
+def commit(state: dict, run_dir: Path, best: bool, top: str | None = None, drop: tuple[str, ...] = ()) -> None:
+    """One checkpoint event: the epoch's `top` file when it enters the save_top_k best, last.pt (whose
+    progress lists the top files), best.pt when this state is the best, then the top files that fell
+    out are deleted. A crash between the writes leaves best.pt behind last.pt's record of the best
+    step, which `repair_best` mends, or top files that last.pt does not list, which `prune_top` deletes."""
+    if top:
+        save(state, run_dir / top)
     save(state, run_dir / "last.pt")
     if best:
         crash_point("between-last-and-best")
         save(state, run_dir / "best.pt")
+    for name in drop:
+        (run_dir / name).unlink(missing_ok=True)
+
+
+TOP_PATTERN = "epoch-*.pt"  # the save_top_k checkpoints: epoch-<N>.pt
+
+
+def top_name(epoch: int) -> str:
+    return f"epoch-{epoch}.pt"
+
+
+def prune_top(run_dir: Path, progress: dict) -> None:
+    """Delete the epoch-<N>.pt files that progress["top"] does not list (left by a crash)."""
+    kept = {top_name(epoch) for _, epoch in progress.get("top", [])}
+    for path in run_dir.glob(TOP_PATTERN):
+        if path.name not in kept and path.name[6:-3].isdigit():
+            path.unlink(missing_ok=True)
 
 
 def repair_best(run_dir: Path, progress: dict) -> None:

@@ -46,6 +46,7 @@ class TrainerConfig:
     precision: str = "fp32"
     deterministic: bool = False
     threads: int | None = None
+    save_top_k: int = 1
     checkpoint_every_minutes: float | None = 10.0
     checkpoint_every_n_steps: int | None = None
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
@@ -233,6 +234,7 @@ POSITIVE = (
     "trainer.checkpoint_every_n_steps",
     "trainer.early_stopping.patience",
     "trainer.threads",
+    "trainer.save_top_k",
     "task.batch_size",
     "task.time_size",
     "task.eval_batch_size",

@@ -28,6 +28,7 @@ RESUMABLE = (
     "trainer.device",
     "trainer.deterministic",
     "trainer.threads",
+    "trainer.save_top_k",
     "trainer.early_stopping.patience",
     "trainer.early_stopping.min_delta",
 )

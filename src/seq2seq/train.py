@@ -167,6 +167,20 @@ def stale_epochs(options, metrics: dict, progress: dict, task) -> int:
     return progress["stale_epochs"]
 
 
+def rank_top_k(progress: dict, value: float, k: int, mode: str) -> tuple[str | None, tuple[str, ...]]:
+    """trainer.save_top_k: keep the k best full epochs as epoch-<N>.pt. Records this epoch in
+    progress["top"] ([value, epoch] pairs, best first) if it is among the k best; returns its file name
+    (or None) and the names of the files that fell out."""
+    if k <= 1:  # best.pt alone
+        return None, ()
+    sign = -1.0 if mode == "max" else 1.0
+    entries = sorted([*progress.get("top", []), [value, progress["epoch"]]], key=lambda e: (sign * e[0], -e[1]))
+    kept, dropped = entries[:k], entries[k:]
+    progress["top"] = kept
+    added = ckpt.top_name(progress["epoch"]) if [value, progress["epoch"]] in kept else None
+    return added, tuple(ckpt.top_name(epoch) for _, epoch in dropped if epoch != progress["epoch"])
+
+
 def stopped_early(cfg: DictConfig, progress: dict) -> bool:
     patience = cfg.trainer.early_stopping.patience
     return patience is not None and progress.get("stale_epochs", 0) >= patience
@@ -193,7 +207,7 @@ class Checkpoints:
             minutes and time.monotonic() - self.last_time >= 60 * minutes
         )
 
-    def commit(self, progress: dict, carry, metrics: dict, best: bool = False) -> None:
+    def commit(self, progress: dict, carry, metrics: dict, best: bool = False, top=None, drop=()) -> None:
         setup = self.setup
         weights = (f"parameter {n}" for n, p in setup.model.named_parameters() if not torch.isfinite(p).all())
         values = (k for k, v in metrics.items() if not math.isfinite(v))
@@ -214,7 +228,7 @@ class Checkpoints:
                 "carry": carry,
                 "metrics": metrics,
             }
-            ckpt.commit(state, self.run_dir, best)
+            ckpt.commit(state, self.run_dir, best, top, drop)
         self.saved_step, self.last_time = progress["step"], time.monotonic()
 
 
@@ -262,6 +276,8 @@ def train_locked(cfg: DictConfig, run_dir: Path, resume_path: Path | None) -> di
         if scheduler is not None:
             scheduler.load_state_dict(resumed["scheduler"])
         progress = {**progress, **resumed["progress"]}
+        if resume_path.parent.resolve() != run_dir.resolve():
+            progress["top"] = []  # a fork keeps its own top-k files; the source run's stay where they are
         torch.set_rng_state(progress.pop("rng"))
         cuda_rng = progress.pop("cuda_rng", None)
         if cuda_rng is not None and torch.cuda.is_available():
@@ -275,6 +291,7 @@ def train_locked(cfg: DictConfig, run_dir: Path, resume_path: Path | None) -> di
         rundir.remove_leftovers(run_dir)
         if in_place:
             ckpt.repair_best(run_dir, progress)
+            ckpt.prune_top(run_dir, progress)
             rundir.compact_events(run_dir, progress["step"], progress["epoch"])
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     writer = SummaryWriter(str(run_dir)) if ctx.is_main else NullWriter()
@@ -308,14 +325,17 @@ def train_locked(cfg: DictConfig, run_dir: Path, resume_path: Path | None) -> di
                 improved = math.isfinite(metrics[task.monitor]) and track_best(
                     progress, metrics[task.monitor], finished, task.mode
                 )
+                top = drop = None
                 if finished:
                     progress.update(epoch=progress["epoch"] + 1, batch=0, loss_sum=0.0, grad_sum=0.0)
                     carry = None
+                    if math.isfinite(metrics[task.monitor]):
+                        top, drop = rank_top_k(progress, metrics[task.monitor], cfg.trainer.save_top_k, task.mode)
                     if cfg.trainer.early_stopping.patience is not None:
                         stale = stale_epochs(cfg.trainer.early_stopping, metrics, progress, task)
                         if stopped_early(cfg, progress):
                             log.info("early stopping: no improvement for %d epochs", stale)
-                checkpoints.commit(progress, carry, metrics, best=improved)
+                checkpoints.commit(progress, carry, metrics, best=improved, top=top, drop=drop or ())
 
         metrics = {**metrics, f"best/{task.monitor}": progress["best"]}
         if task.final_splits and ctx.is_main and (run_dir / "best.pt").is_file():
