@@ -14,6 +14,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -56,6 +57,12 @@ def label(run: Path) -> str:
     return f"{name} ({run.name})" if name and name not in run.name else run.name
 
 
+def shown(tag: str, value: float) -> str:
+    """Accuracies and BLEU as the README writes them (99.6%, 0.61); other scalars to 4 decimals."""
+    name = tag.rsplit("/", 1)[-1]
+    return f"{100 * value:.1f}%" if name.endswith("acc") else f"{value:.2f}" if name == "bleu" else f"{value:.4f}"
+
+
 def print_table(runs: list[Path], tag: str) -> None:
     """Markdown table: final and best value of `tag`, mean seconds per training epoch and per validation."""
     print(f"| run | epochs | final {tag} | best {tag} | s/epoch (train) | s/validation |")
@@ -67,7 +74,7 @@ def print_table(runs: list[Path], tag: str) -> None:
         best = max(values) if "acc" in tag else min(values)
         train_s, val_s = (read_scalar(run, t)[1] for t in ("train/epoch_time", "val/time"))
         mean = [f"{sum(v) / len(v):.2f}" if v else "-" for v in (train_s, val_s)]
-        print(f"| {label(run)} | {steps[-1]} | {values[-1]:.4f} | {best:.4f} | {mean[0]} | {mean[1]} |")
+        print(f"| {label(run)} | {steps[-1]} | {shown(tag, values[-1])} | {shown(tag, best)} | {mean[0]} | {mean[1]} |")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -101,6 +108,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.table:
         print_table(runs, args.tag)
     ax.set_xlabel("epoch" if args.x == "epoch" else "seconds (training + validation)")
+    if args.x == "epoch":
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole: no ticks at 1.2, 1.4
     ax.set_ylabel(args.tag)
     ax.set_title(args.title or args.tag)
     ax.grid(alpha=0.3)

@@ -159,6 +159,7 @@ def test_plot_curves_writes_a_png_with_one_line_per_run(make_cfg, tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rows = [line for line in result.stdout.splitlines() if line.startswith("| run (seed")]
     assert len(rows) == 2 and all("| 2 |" in row for row in rows)
+    assert all(row.split(" | ")[2].endswith("%") for row in rows), rows  # accuracy as the README writes it
     missing = subprocess.run([sys.executable, str(script), str(tmp_path / "nothing")], capture_output=True, text=True)
     assert missing.returncode != 0 and "no such file" in missing.stderr
 
