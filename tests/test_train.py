@@ -215,3 +215,29 @@ def test_early_stopping_on_a_plateau_and_on_resume(make_cfg, tmp_path):
     assert stopped["epoch"] == 2.0
     with pytest.raises(ConfigError, match=r"monitor='val/bleu' is not a validation metric here \(val/acc, "):
         train(make_cfg(*TINY_ADDITION, "trainer.early_stopping.patience=1", "trainer.early_stopping.monitor=val/bleu"))
+
+
+def test_the_hparams_row_is_written_at_the_start_with_the_columns_that_matter(tmp_path):
+    from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
+    from tensorboard.compat.proto.event_pb2 import Event
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+    from .conftest import assert_ok, run_module
+
+    run = tmp_path / "run"
+    args = ["experiment=peeky_addition", *TINY_ADDITION, "model.bidirectional=true", "trainer.max_steps=5"]
+    assert_ok(run_module("seq2seq.train", *args, f"hydra.run.dir={run}", cwd=tmp_path))  # stopped early
+    rows, tags = [], set()
+    for path in run.glob("events.out.tfevents.*"):
+        for event in map(Event.FromString, RawEventFileLoader(str(path)).Load()):
+            for value in event.summary.value:
+                tags.add(value.tag)
+                if value.tag == "_hparams_/session_start_info":
+                    rows.append(HParamsPluginData.FromString(value.metadata.plugin_data.content).session_start_info)
+    (row,) = rows
+    shown = {k: v.string_value or v.number_value for k, v in row.hparams.items()}
+    assert shown["name"] == "peeky_addition" and shown["experiment"] == "peeky_addition"
+    assert shown["model"] == "PeekySeq2seq" and shown["model.bidirectional"] == "true"  # not 1.0000
+    assert shown["task.num_examples"] == 400 and shown["trainer.max_steps"] == 5 and "seed" in shown
+    assert not {k for k in shown if k.startswith(("paths.", "trainer.progress", "trainer.device"))}
+    assert "val/best_acc" in tags and not {t for t in tags if t.startswith("hparam/")}  # curves sort first

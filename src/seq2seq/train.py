@@ -24,7 +24,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from seq2seq import checkpoint as ckpt
-from seq2seq import distributed, rundir
+from seq2seq import distributed, hparams, rundir
 from seq2seq.config import make, validate
 from seq2seq.device import select_device, set_deterministic, set_threads
 from seq2seq.errors import CheckpointError, ConfigError, Seq2seqError
@@ -117,21 +117,6 @@ def train_step(task, model, optimizer, batch, carry, grad_clip: float, amp=FP32)
 
 def cuda_rng_state() -> torch.Tensor | None:
     return torch.cuda.get_rng_state() if torch.cuda.is_available() else None
-
-
-def flat_hparams(cfg: DictConfig) -> dict:
-    """Scalar leaves of the config as 'a.b.c' keys, for TensorBoard's hparams table."""
-    out = {}
-
-    def walk(node, prefix):
-        for key, value in node.items():
-            if isinstance(value, dict):
-                walk(value, f"{prefix}{key}.")
-            elif value is None or isinstance(value, bool | int | float | str):
-                out[f"{prefix}{key}"] = "None" if value is None else value
-
-    walk(OmegaConf.to_container(cfg, resolve=True), "")
-    return out
 
 
 def track_best(progress: dict, value: float, finished: bool, mode: str) -> bool:
@@ -295,6 +280,11 @@ def train_locked(cfg: DictConfig, run_dir: Path, resume_path: Path | None) -> di
             rundir.compact_events(run_dir, progress["step"], progress["epoch"])
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     writer = SummaryWriter(str(run_dir)) if ctx.is_main else NullWriter()
+    if ctx.is_main:  # the HPARAMS row, from the start: a run stopped early is there too
+        split, _, name = task.monitor.partition("/")
+        columns = [task.monitor, f"{split}/loss", f"{split}/best_{name}"]
+        columns += [f"{s}/{m}" for s in task.final_splits for m in ("loss", "ppl")]
+        session_end = hparams.start(writer, cfg, list(dict.fromkeys(columns)))
     checkpoints = Checkpoints(cfg, setup, task_state, run_dir, writer, progress["step"] if in_place else None)
     max_steps = cfg.trainer.max_steps
     amp = autocast(setup.device, cfg.trainer.precision)
@@ -350,8 +340,11 @@ def train_locked(cfg: DictConfig, run_dir: Path, resume_path: Path | None) -> di
                 metrics.update(split_metrics)
                 log.info("best checkpoint on %s: %s", split, format_metrics(split_metrics))
         metrics = distributed.broadcast(metrics, ctx)
-        final = {f"hparam/{k}": v for k, v in metrics.items() if isinstance(v, float) and math.isfinite(v)}
-        writer.add_hparams(flat_hparams(cfg), final, run_name=".", global_step=progress["epoch"])
+        if progress["best"] is not None:  # the best of the monitored metric, beside its curve
+            split, _, name = task.monitor.partition("/")
+            writer.add_scalar(f"{split}/best_{name}", progress["best"], progress["epoch"])
+        if ctx.is_main:
+            writer.file_writer.add_summary(session_end)
         log.info("%s", summary(task.monitor, progress, metrics, time.perf_counter() - started, run_dir))
     finally:
         writer.close()

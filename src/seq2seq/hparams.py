@@ -1,0 +1,39 @@
+"""The run's row in TensorBoard's HPARAMS tab, written when the run starts (so runs that stop early are
+there too): the experiment, the seed, the model class and every key the command line set (a sweep's
+keys included), without paths. The metric columns read the run's own scalars (val/acc, val/loss, ...),
+so no separate tag group is logged for them."""
+
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.tensorboard.summary import hparams
+
+# Command-line keys that are not hyperparameters: where data and runs live, and how a run is shown.
+NOT_HPARAMS = ("paths.", "hydra.", "trainer.resume", "trainer.progress", "task.path", "task.train", "task.val")
+NOT_HPARAMS += ("task.data_dir", "trainer.device", "trainer.threads", "trainer.checkpoint_every")
+
+
+def command_line_overrides() -> list[str]:
+    """The overrides of this run's command line (a sweep job's own included); none outside Hydra's app."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def columns(cfg: DictConfig, overrides: list[str]) -> dict:
+    """{column: value}: strings, numbers and booleans as text (TensorBoard would show True as 1.0000)."""
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    row = {"name": cfg.name, "seed": cfg.seed, "model": str(cfg.model.get("_target_", "")).rsplit(".", 1)[-1]}
+    for override in overrides:
+        key, _, value = override.lstrip("+~").partition("=")
+        if key.startswith(NOT_HPARAMS) or key in row:
+            continue
+        node = OmegaConf.select(OmegaConf.create(resolved), key, default=value)  # a group choice keeps its name
+        row[key] = node if isinstance(node, bool | int | float | str) else str(node)
+    return {k: str(v).lower() if isinstance(v, bool) else v for k, v in row.items()}
+
+
+def start(writer, cfg: DictConfig, metrics: list[str]):
+    """Write the experiment and session-start summaries; returns the session-end summary for `end`."""
+    experiment, start_info, end_info = hparams(columns(cfg, command_line_overrides()), dict.fromkeys(metrics, 0.0))
+    for summary in (experiment, start_info):
+        writer.file_writer.add_summary(summary)
+    return end_info
