@@ -19,6 +19,7 @@ from seq2seq import decoding
 from seq2seq.data import text
 from seq2seq.data.vocab import Vocab
 from seq2seq.errors import ConfigError, DataError
+from seq2seq.tasks import task_from_saved_config
 from seq2seq.tasks.codec import codec_from_state
 
 
@@ -73,6 +74,10 @@ class TrainedModel:
             raise DataError(f"skip: {unknown} are not in the model's {len(self.vocab)}-token vocabulary")
         return [self.vocab.stoi[w] for w in opts["skip"] if w in self.vocab]
 
+    def common(self, opts: dict) -> dict:
+        """What every strategy takes: tokens never emitted and the repetition penalty."""
+        return {"skip_ids": self.skip_ids(opts), "repetition_penalty": opts["repetition_penalty"]}
+
     def generator(self, opts: dict) -> torch.Generator:
         return torch.Generator(device=self.device).manual_seed(opts["seed"])
 
@@ -82,7 +87,7 @@ class TrainedModel:
         steps = opts["max_new_tokens"] or codec.steps
         x, lengths = codec.encode(texts)  # (N, S), (N,) or None: padded and reversed as in training
         x, lengths = x.to(self.device), None if lengths is None else lengths.to(self.device)
-        common = {"skip_ids": self.skip_ids(opts), "repetition_penalty": opts["repetition_penalty"]}
+        common = self.common(opts)
         if strategy == "beam":
             beam = {k: opts[k] for k in ("beam_size", "n_best", "length_penalty")}
             ids, _ = self.module.beam_search(x, codec.start_id, steps, lengths, eos_id=codec.eos_id, **beam, **common)
@@ -112,7 +117,7 @@ class TrainedModel:
         if unknown:
             raise DataError(f"prompt words {unknown} are not in the model's {len(self.vocab)}-word vocabulary")
         ids = torch.tensor(self.vocab.encode(words), device=self.device)  # (P,)
-        common = {"skip_ids": self.skip_ids(opts), "repetition_penalty": opts["repetition_penalty"]}
+        common = self.common(opts)
         steps = opts["max_new_tokens"]
         if opts["strategy"] == "beam":
             beam = {k: opts[k] for k in ("beam_size", "n_best", "length_penalty")}
@@ -133,8 +138,6 @@ class TrainedModel:
         """The checkpoint's pair task, rebuilt from its saved config (same seed, same data; see
         seq2seq.tasks.task_from_saved_config), and the batch (src, lengths, tgt) of those validation
         examples, on this model's device."""
-        from seq2seq.tasks import task_from_saved_config  # builds data: only where it is asked for
-
         node = self.config.get("task") if isinstance(self.config, dict) else None
         task = task_from_saved_config(node, f"{self.path}: config.task")
         if not hasattr(task, "batch"):

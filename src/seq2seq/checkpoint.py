@@ -267,16 +267,14 @@ def build_model(spec: dict, weights: dict, where: str = "checkpoint") -> nn.Modu
     try:
         with torch.device("meta"), ShapesOnly():
             shapes = {k: tuple(v.shape) for k, v in cls(**args).state_dict().items()}
-        saved = {k: tuple(v.shape) for k, v in weights.items()}
-        if shapes != saved:
-            diff = sorted(set(shapes) ^ set(saved)) or sorted(k for k in shapes if shapes[k] != saved[k])
-            raise CheckpointError(f"{where}: weights do not fit the saved model spec (first difference: {diff[0]})")
-        model = cls(**args)
-        model.load_state_dict(weights)
-    except (ValueError, TypeError, RuntimeError) as e:
-        if isinstance(e, CheckpointError):
-            raise
+    except (ValueError, TypeError, RuntimeError) as e:  # the constructor's own checks (tie_weights, ...)
         raise CheckpointError(f"{where}: cannot build {spec['name']} from its spec ({str(e)[:200]})") from None
+    saved = {k: tuple(v.shape) for k, v in weights.items()}
+    if shapes != saved:
+        diff = sorted(set(shapes) ^ set(saved)) or sorted(k for k in shapes if shapes[k] != saved[k])
+        raise CheckpointError(f"{where}: weights do not fit the saved model spec (first difference: {diff[0]})")
+    model = cls(**args)  # names and shapes match: these cannot fail now
+    model.load_state_dict(weights)
     return model
 
 

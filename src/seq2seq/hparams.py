@@ -20,13 +20,12 @@ def command_line_overrides() -> list[str]:
 
 def columns(cfg: DictConfig, overrides: list[str]) -> dict:
     """{column: value}: strings, numbers and booleans as text (TensorBoard would show True as 1.0000)."""
-    resolved = OmegaConf.to_container(cfg, resolve=True)
     row = {"name": cfg.name, "seed": cfg.seed, "model": str(cfg.model.get("_target_", "")).rsplit(".", 1)[-1]}
     for override in overrides:
         key, _, value = override.lstrip("+~").partition("=")
         if key.startswith(NOT_HPARAMS) or key in row:
             continue
-        node = OmegaConf.select(OmegaConf.create(resolved), key, default=value)  # a group choice keeps its name
+        node = OmegaConf.select(cfg, key, default=value)  # a group choice (experiment=...) keeps its name
         row[key] = node if isinstance(node, bool | int | float | str) else str(node)
     return {k: str(v).lower() if isinstance(v, bool) else v for k, v in row.items()}
 

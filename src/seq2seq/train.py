@@ -329,8 +329,7 @@ def train_locked(cfg: DictConfig, run_dir: Path, resume_path: Path | None) -> di
 
         metrics = {**metrics, f"best/{task.monitor}": progress["best"]}
         if task.final_splits and ctx.is_main and (run_dir / "best.pt").is_file():
-            ckpt.repair_best(run_dir, progress)
-            model.load_state_dict(ckpt.load(run_dir / "best.pt")["model_state"])
+            model.load_state_dict(ckpt.load(run_dir / "best.pt")["model_state"])  # repaired at the start if needed
             model.eval()
             for split in task.final_splits:
                 with amp:
