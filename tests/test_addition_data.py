@@ -1,3 +1,6 @@
+from pathlib import Path
+
+import numpy
 import pytest
 import torch
 from torch.nn import functional as F
@@ -6,6 +9,7 @@ from seq2seq.data.addition import format_pairs, generate_addition, load_pairs, m
 from seq2seq.errors import DataError
 from seq2seq.models import PeekySeq2seq
 from seq2seq.tasks import AdditionTask
+from seq2seq.tasks.codec import FixedWidthCodec
 
 
 def test_generator_matches_the_chapter_format():
@@ -118,7 +122,7 @@ def test_reverse_flips_the_padded_question():
 
 
 def test_epoch_order_depends_on_seed_and_epoch_only():
-    task = AdditionTask(num_examples=300, batch_size=50, seed=0)
+    task = AdditionTask(num_examples=300, batch_size=50, seed=0, drop_last=False)
     first = task.train_batches(0)
     assert len(first) == 6 and sum(len(x) for x, _ in first) == 270
     assert torch.equal(first[0][0], task.train_batches(0)[0][0])
@@ -147,3 +151,65 @@ def test_validation_metrics_equal_a_recount_with_plain_greedy_decoding():
     with torch.no_grad():
         loss = F.cross_entropy(model(task.x_val, task.t_val[:, :-1]).flatten(0, 1), target.flatten())
     assert metrics["val/loss"] == pytest.approx(loss.item(), rel=1e-6)
+
+
+def book_split(path: Path, seed: int = 1984) -> tuple[list[str], list[str]]:
+    """The book's procedure (dataset/sequence.py of deep-learning-from-scratch-2), restated: numpy's
+    global generator seeded, the indices shuffled, the last len // 10 kept for testing."""
+    questions = [line[: line.find("_")] for line in path.read_text().splitlines()]
+    indices = numpy.arange(len(questions))
+    numpy.random.seed(seed)
+    numpy.random.shuffle(indices)
+    split_at = len(indices) - len(indices) // 10
+    return [questions[i] for i in indices[:split_at]], [questions[i] for i in indices[split_at:]]
+
+
+def test_split_is_the_books_on_its_file_whatever_the_seed(tmp_path):
+    path = tmp_path / "addition.txt"
+    path.write_text(format_pairs(generate_addition(1000, 3, seed=7)))
+    book_train, book_test = book_split(path)
+    for seed in (0, 5):
+        task = AdditionTask(path=str(path), seed=seed)
+        assert task.val_questions == book_test
+        assert [task.vocab.decode(row) for row in task.x_train.tolist()] == book_train
+    # A fixed list, so that a change in numpy's legacy generator would show too.
+    path.write_text(format_pairs(generate_addition(30, 2, seed=0)))
+    assert AdditionTask(path=str(path)).val_questions == book_split(path)[1] == ["2+1  ", "79+9 ", "0+0  "]
+
+
+def test_split_seed_null_follows_the_training_seed_as_before(tmp_path):
+    path = tmp_path / "addition.txt"
+    path.write_text(format_pairs(generate_addition(500, 3, seed=7)))
+    a, b = (AdditionTask(path=str(path), split_seed=None, seed=s).val_questions for s in (0, 1))
+    assert a != b and sorted(a) != sorted(b)
+    order = torch.randperm(500, generator=torch.Generator().manual_seed(0)).tolist()
+    questions = [line[:7] for line in path.read_text().splitlines()]
+    assert a == [questions[i] for i in order[450:]]
+
+
+def test_drop_last_gives_the_books_351_steps_an_epoch():
+    task = AdditionTask(num_examples=50_000)
+    batches = task.train_batches(0)
+    assert len(task.x_train) == 45_000 and len(batches) == 351
+    assert {len(x) for x, _ in batches} == {128}
+    assert len(AdditionTask(num_examples=50_000, drop_last=False).train_batches(0)) == 352
+    small = AdditionTask(num_examples=60, batch_size=128)  # fewer questions than a batch: one short batch
+    assert [len(x) for x, _ in small.train_batches(0)] == [54]
+
+
+def test_eval_limit_validates_on_the_first_questions_only():
+    full, limited = AdditionTask(num_examples=1000), AdditionTask(num_examples=1000, eval_limit=30)
+    assert torch.equal(limited.x_val, full.x_val[:30]) and torch.equal(limited.t_val, full.t_val[:30])
+    assert limited.val_questions == full.val_questions[:30]
+    assert torch.equal(limited.x_train, full.x_train)
+
+
+def test_numbers_wider_than_trained_are_refused():
+    task = AdditionTask(num_examples=300, max_digits=3)
+    assert task.state_dict()["number_digits"] == 3
+    codec = FixedWidthCodec.from_state(task.state_dict())
+    codec.encode(["999+1"])
+    with pytest.raises(DataError, match="1000 has 4 digits; this model was trained on numbers of at most 3"):
+        codec.encode(["1000+1"])
+    old = {k: v for k, v in task.state_dict().items() if k != "number_digits"}  # a 0.2 checkpoint's state
+    assert FixedWidthCodec.from_state(old).encode(["1000+1"])[0].shape == (1, 7)

@@ -203,7 +203,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(make_cfg, tmp_
         return loss * float("nan"), carry
 
     monkeypatch.setattr(AdditionTask, "training_step", exploding)
-    with pytest.raises(NonFiniteLossError, match=r"loss is nan at step 13"):
+    with pytest.raises(NonFiniteLossError, match=r"loss is nan at step 12 \(epoch 2\)"):
         train(
             make_cfg(*TINY_ADDITION, "trainer.max_epochs=2", f"trainer.resume={tmp_path / 'run'}", out=tmp_path / "run")
         )

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from seq2seq import checkpoint as ckpt
@@ -67,7 +68,7 @@ def test_end_to_end_run_writes_events_checkpoints_and_config(make_cfg):
     assert {"last.pt", "best.pt", "config.yaml"} <= {p.name for p in run.iterdir()}
     for tag in ("val/acc", "val/char_acc", "val/loss", "train/lr", "train/grad_norm"):
         assert [s for s, _ in scalars(run, tag)] == [1, 2], tag
-    assert len(scalars(run, "train/loss")) == 2 * 12  # 360 train questions / 32 per batch, per step
+    assert len(scalars(run, "train/loss")) == 2 * 11  # 360 train questions / 32 per batch (the rest dropped)
     assert 0.0 <= metrics["val/acc"] <= 1.0 and metrics["epoch"] == 2.0
     acc = EventAccumulator(str(run))
     acc.Reload()
@@ -99,12 +100,40 @@ def test_max_steps_stops_early_and_resume_continues(make_cfg):
     run = Path(make_cfg().paths.output_dir)
     train(make_cfg(*TINY_ADDITION, "trainer.max_epochs=3", "trainer.max_steps=15"))
     saved = ckpt.load(run / "last.pt")["progress"]
-    assert (saved["step"], saved["epoch"], saved["batch"]) == (15, 1, 3)
+    assert (saved["step"], saved["epoch"], saved["batch"]) == (15, 1, 4)  # 11 steps an epoch
+    assert [s for s, _ in scalars(run, "val_step/acc")] == [15]  # the end of a max_steps run is a point
+    assert [s for s, _ in scalars(run, "val/acc")] == [1]  # val/* holds full epochs
 
     metrics = train(make_cfg(*TINY_ADDITION, "trainer.max_epochs=3", f"trainer.resume={run}"))
-    assert metrics["epoch"] == 3.0 and metrics["step"] == 36.0
+    assert metrics["epoch"] == 3.0 and metrics["step"] == 33.0
     steps = [s for s, _ in scalars(run, "train/loss")]
-    assert steps == list(range(1, 37))  # continued in the same writer: no gap, no duplicate
+    assert steps == list(range(1, 34))  # continued in the same writer: no gap, no duplicate
+
+
+def test_val_every_n_steps_writes_a_step_curve_on_a_subset(make_cfg):
+    run = Path(make_cfg().paths.output_dir)
+    steps_per_epoch = 11  # 360 training questions in batches of 32, the last partial one dropped
+    train(make_cfg(*TINY_ADDITION, "trainer.max_epochs=2", "trainer.val_every_n_steps=4", "task.eval_limit=7"))
+    curve = scalars(run, "val_step/acc")
+    assert [s for s, _ in curve] == [4, 8, 11, 12, 16, 20, 22]  # every 4 steps, and each epoch's end
+    assert all(round(v * 7) == v * 7 for _, v in curve)  # exact match over 7 questions
+    assert [s for s, _ in scalars(run, "val/acc")] == [1, 2] and steps_per_epoch * 2 == 22
+
+
+def test_a_run_of_0_2_resumes_with_its_own_split_and_batches(make_cfg):
+    """Runs made before task.split_seed and task.drop_last existed were split with `seed` and kept the
+    last partial batch; resumed today, they go on the same way."""
+    run = Path(make_cfg().paths.output_dir)
+    old_style = ("task.split_seed=null", "task.drop_last=false")
+    train(make_cfg(*TINY_ADDITION, *old_style, "trainer.max_epochs=1"))
+    state = torch.load(run / "last.pt", weights_only=True)
+    for key in ("split_seed", "drop_last"):
+        del state["config"]["task"][key]
+    ckpt.save(state, run / "last.pt")
+    metrics = train(make_cfg(*TINY_ADDITION, "trainer.max_epochs=2", f"trainer.resume={run}"))
+    assert metrics["step"] == 24.0  # 360 questions in batches of 32: 12 steps an epoch, the last of 8
+    saved = OmegaConf.load(run / "config.yaml").task
+    assert saved.split_seed is None and saved.drop_last is False
 
 
 def test_resume_is_exact(make_cfg, tmp_path):
@@ -196,7 +225,7 @@ def test_a_run_ends_with_a_summary_line(make_cfg, caplog):
     best = metrics["best/val/acc"]
     assert line.startswith(f"done: best val/acc {best:.4f} (step ")
     assert f"final val/acc {metrics['val/acc']:.4f}" in line
-    assert "2 epochs, 24 steps in " in line and line.endswith("best.pt")
+    assert "2 epochs, 22 steps in " in line and line.endswith("best.pt")
 
 
 def test_early_stopping_on_a_plateau_and_on_resume(make_cfg, tmp_path):

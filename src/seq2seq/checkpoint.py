@@ -31,7 +31,7 @@ from torch.overrides import TorchFunctionMode
 
 from seq2seq.errors import CheckpointError
 from seq2seq.models import MODELS
-from seq2seq.tasks.codec import STATE_FIELDS, codec_from_state
+from seq2seq.tasks.codec import OPTIONAL_FIELDS, STATE_FIELDS, codec_from_state
 from seq2seq.typecheck import check_fields
 
 log = logging.getLogger(__name__)
@@ -218,7 +218,8 @@ def check_task_state(task, cls: type, args: dict, path: Path) -> None:
     kind = task.get("kind") if isinstance(task, dict) else None
     if kind not in STATE_FIELDS:
         raise CheckpointError(f"{path}: task kind {str(kind)[:40]!r} is not one of {', '.join(STATE_FIELDS)}")
-    check_fields(task, STATE_FIELDS[kind], f"{path}: task", required=STATE_FIELDS[kind])
+    required = [k for k in STATE_FIELDS[kind] if k not in OPTIONAL_FIELDS]
+    check_fields(task, STATE_FIELDS[kind], f"{path}: task", required=required)
     if kind not in FAMILY_KINDS[cls.family]:
         raise CheckpointError(f"{path}: a {cls.__name__} model cannot serve a {kind!r} task")
     tokens, size = len(task["vocab"]), args.get("vocab_size")

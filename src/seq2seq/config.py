@@ -41,6 +41,7 @@ class TrainerConfig:
     grad_clip: float = 5.0
     resume: str | None = None
     log_every_n_steps: int = 25
+    val_every_n_steps: int | None = None
     progress: bool = True
     device: str = "auto"
     precision: str = "fp32"
@@ -65,6 +66,7 @@ class TrainConfig:
     model: Any = MISSING
     optimizer: Any = MISSING
     scheduler: Any = None
+    logger: Any = None
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
 
@@ -80,7 +82,15 @@ class AdditionTaskConfig:
     batch_size: int = 128
     num_samples: int = 10
     num_heatmaps: int = 2
+    split_seed: int | None = 1984
+    drop_last: bool = True
+    eval_limit: int | None = None
     seed: int = 0
+
+
+# Keys added after seq2seq 0.2, with the value that reproduces a run made before they existed: resuming
+# such a run, or rebuilding its task from a checkpoint, keeps the data it was trained on.
+ADDED_KEYS = {"task.split_seed": None, "task.drop_last": False}
 
 
 @dataclass
@@ -99,6 +109,7 @@ class PairOptions:
     num_samples: int = 5
     num_heatmaps: int = 2
     monitor: str = "val/acc"
+    eval_limit: int | None = None
     seed: int = 0
 
 
@@ -142,6 +153,7 @@ class CaptionsTaskConfig:
     num_samples: int = 5
     num_heatmaps: int = 4
     monitor: str = "val/acc"
+    eval_limit: int | None = None
     seed: int = 0
 
 
@@ -153,6 +165,7 @@ class LanguageModelTaskConfig:
     time_size: int = 35
     eval_batch_size: int = 10
     download: bool = True
+    eval_limit: int | None = None
     seed: int = 0
 
 
@@ -230,12 +243,14 @@ POSITIVE = (
     "trainer.max_steps",
     "trainer.grad_clip",
     "trainer.log_every_n_steps",
+    "trainer.val_every_n_steps",
     "trainer.checkpoint_every_minutes",
     "trainer.checkpoint_every_n_steps",
     "trainer.early_stopping.patience",
     "trainer.threads",
     "trainer.save_top_k",
     "task.batch_size",
+    "task.eval_limit",
     "task.time_size",
     "task.eval_batch_size",
     "task.num_examples",
@@ -287,7 +302,7 @@ def validate(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key, default=None)
         if value is not None and not ok(value):
             raise ConfigError(f"{key}={value!r}: out of range")
-    for key in ("seed", "task.seed"):
+    for key in ("seed", "task.seed", "task.split_seed"):
         value = OmegaConf.select(cfg, key, default=None)
         if value is not None and not 0 <= value < 2**32:
             raise ConfigError(f"{key}={value}: must be from 0 to 2**32 - 1")

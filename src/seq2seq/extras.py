@@ -11,6 +11,8 @@ PACKAGES = {
     "sacrebleu": ("sacrebleu", "bleu"),
     "sklearn": ("scikit-learn", "captions"),
     "PIL": ("pillow", "captions"),
+    "mlflow": ("mlflow-skinny", "mlflow"),
+    "wandb": ("wandb", "wandb"),
 }
 
 

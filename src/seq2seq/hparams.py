@@ -9,6 +9,7 @@ from torch.utils.tensorboard.summary import hparams
 # Command-line keys that are not hyperparameters: where data and runs live, and how a run is shown.
 NOT_HPARAMS = ("paths.", "hydra.", "trainer.resume", "trainer.progress", "task.path", "task.train", "task.val")
 NOT_HPARAMS += ("task.data_dir", "trainer.device", "trainer.threads", "trainer.checkpoint_every")
+NOT_HPARAMS += ("trainer.log_every_n_steps", "trainer.val_every_n_steps", "logger")
 
 
 def command_line_overrides() -> list[str]:
@@ -30,9 +31,10 @@ def columns(cfg: DictConfig, overrides: list[str]) -> dict:
     return {k: str(v).lower() if isinstance(v, bool) else v for k, v in row.items()}
 
 
-def start(writer, cfg: DictConfig, metrics: list[str]):
-    """Write the experiment and session-start summaries; returns the session-end summary for `end`."""
-    experiment, start_info, end_info = hparams(columns(cfg, command_line_overrides()), dict.fromkeys(metrics, 0.0))
+def write_start(writer, columns: dict, metrics: list[str]):
+    """Write the experiment and session-start summaries to a SummaryWriter; returns the session-end
+    summary to write when the run ends."""
+    experiment, start_info, end_info = hparams(columns, dict.fromkeys(metrics, 0.0))
     for summary in (experiment, start_info):
         writer.file_writer.add_summary(summary)
     return end_info

@@ -6,13 +6,17 @@ Hydra's run directory that run), or forks from any checkpoint into a new, empty 
 never writes over another run's checkpoints.
 """
 
+import logging
 import time
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
 from seq2seq import distributed, rundir
+from seq2seq.config import ADDED_KEYS
 from seq2seq.errors import CheckpointError, ConfigError
+
+log = logging.getLogger(__name__)
 
 # Config keys a resumed run may change: they alter neither the data, the model nor the optimisation.
 RESUMABLE = (
@@ -23,6 +27,7 @@ RESUMABLE = (
     "trainer.max_steps",
     "trainer.progress",
     "trainer.log_every_n_steps",
+    "trainer.val_every_n_steps",
     "trainer.checkpoint_every_minutes",
     "trainer.checkpoint_every_n_steps",
     "trainer.device",
@@ -43,6 +48,23 @@ def flatten(node, prefix: str = "") -> dict:
             flatten(value, f"{prefix}{key}.") if isinstance(value, dict) and value else {f"{prefix}{key}": value}
         )
     return out
+
+
+def keep_old_behaviour(saved, cfg: DictConfig) -> None:
+    """A run of an earlier version resumes as it was trained: keys it did not have take the value that
+    reproduces it (ADDED_KEYS), in `cfg` itself, so the rebuilt task and the saved config agree."""
+    if not isinstance(saved, dict):
+        return
+    for key, legacy in ADDED_KEYS.items():
+        missing = OmegaConf.select(OmegaConf.create(saved), key, default="<unset>") == "<unset>"
+        if missing and OmegaConf.select(cfg, key, default="<unset>") != "<unset>":
+            log.info("resuming a run made before %s existed: keeping its behaviour (%s=%s)", key, key, legacy)
+            OmegaConf.update(cfg, key, legacy)
+            saved_node = saved
+            *parents, name = key.split(".")
+            for part in parents:
+                saved_node = saved_node.setdefault(part, {})
+            saved_node[name] = legacy
 
 
 def config_changes(saved, now: DictConfig) -> list[str]:

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 LOCK = ".lock"
 # Temporary checkpoint files: `.<name>.<random>.tmp` (seq2seq.checkpoint.save); `*.pt.tmp` of older versions.
 TMP_PATTERNS = (".*.pt.*.tmp", "*.pt.tmp")
-STEP_TAGS = ("train/loss",)  # TensorBoard tags indexed by optimizer step; all others by epoch
+STEP_TAGS = ("train/loss", "val_step/")  # TensorBoard tags (or prefixes) indexed by optimizer step; all others by epoch
 
 
 class RunLock:
@@ -80,7 +80,7 @@ def keep_event(event, step: int, epoch: int) -> bool:
     tags = [v.tag for v in event.summary.value]
     if any(t.startswith(("_hparams_", "hparam/")) for t in tags):
         return False
-    limit = step if any(t in STEP_TAGS for t in tags) else epoch
+    limit = step if any(t.startswith(STEP_TAGS) for t in tags) else epoch
     return event.step <= limit
 
 

@@ -20,7 +20,6 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.lr_scheduler import ReduceLROnPlateau
-from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from seq2seq import checkpoint as ckpt
@@ -30,8 +29,16 @@ from seq2seq.device import select_device, set_deterministic, set_threads
 from seq2seq.errors import CheckpointError, ConfigError, Seq2seqError
 from seq2seq.extras import missing_plugin
 from seq2seq.interrupt import StopRequested
+from seq2seq.loggers import Loggers
 from seq2seq.memory import keep_freed_memory
-from seq2seq.resume import check_resumable, config_changes, early_checks, resume_in_place, resume_target
+from seq2seq.resume import (
+    check_resumable,
+    config_changes,
+    early_checks,
+    keep_old_behaviour,
+    resume_in_place,
+    resume_target,
+)
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +67,12 @@ class Setup:
     ctx: distributed.Context
 
 
-class NullWriter:
-    """Ranks other than 0 write no TensorBoard events."""
-
-    def __getattr__(self, name):
-        return lambda *args, **kwargs: None
+def open_loggers(cfg: DictConfig, run_dir: Path, resume_at, ctx) -> Loggers:
+    """The `logger` group's loggers (see seq2seq.loggers); ranks other than 0 log nothing."""
+    if not ctx.is_main:
+        return Loggers([])
+    nodes = (cfg.get("logger") or {}).values()
+    return Loggers([make(node, run_dir=str(run_dir), resume_at=resume_at) for node in nodes])
 
 
 def build(cfg: DictConfig) -> Setup:
@@ -75,6 +83,8 @@ def build(cfg: DictConfig) -> Setup:
     keep_freed_memory()  # process-wide: training steps reuse their big buffers' pages
     torch.manual_seed(cfg.seed)
     task = make(cfg.task).to(device)
+    if cfg.task.get("eval_limit"):
+        log.warning("task.eval_limit=%d: validation and test see part of each split only", cfg.task.eval_limit)
     model = make(cfg.model, vocab_size=task.vocab_size).to(device)
     train_model = DistributedDataParallel(model) if ctx.enabled else model
     args = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "_target_"}
@@ -234,6 +244,7 @@ def train_locked(cfg: DictConfig, run_dir: Path, resume_path: Path | None) -> di
     resume_target(resume_path, run_dir)
     if resume_path:
         resumed = ckpt.load(resume_path, "last.pt")
+        keep_old_behaviour(resumed.get("config"), cfg)
         changes = config_changes(resumed.get("config"), cfg)
         if changes:
             raise CheckpointError(f"{resume_path}: resuming cannot change " + "; ".join(changes))
@@ -277,14 +288,13 @@ def train_locked(cfg: DictConfig, run_dir: Path, resume_path: Path | None) -> di
         if in_place:
             ckpt.repair_best(run_dir, progress)
             ckpt.prune_top(run_dir, progress)
-            rundir.compact_events(run_dir, progress["step"], progress["epoch"])
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
-    writer = SummaryWriter(str(run_dir)) if ctx.is_main else NullWriter()
-    if ctx.is_main:  # the HPARAMS row, from the start: a run stopped early is there too
-        split, _, name = task.monitor.partition("/")
-        columns = [task.monitor, f"{split}/loss", f"{split}/best_{name}"]
-        columns += [f"{s}/{m}" for s in task.final_splits for m in ("loss", "ppl")]
-        session_end = hparams.start(writer, cfg, list(dict.fromkeys(columns)))
+    writer = open_loggers(cfg, run_dir, (progress["step"], progress["epoch"]) if in_place else None, ctx)
+    # The hyperparameters, from the start: a run stopped early is in TensorBoard's HPARAMS tab too.
+    split, _, name = task.monitor.partition("/")
+    columns = [task.monitor, f"{split}/loss", f"{split}/best_{name}"]
+    columns += [f"{s}/{m}" for s in task.final_splits for m in ("loss", "ppl")]
+    writer.start(hparams.columns(cfg, hparams.command_line_overrides()), list(dict.fromkeys(columns)))
     checkpoints = Checkpoints(cfg, setup, task_state, run_dir, writer, progress["step"] if in_place else None)
     max_steps = cfg.trainer.max_steps
     amp = autocast(setup.device, cfg.trainer.precision)
@@ -307,6 +317,8 @@ def train_locked(cfg: DictConfig, run_dir: Path, resume_path: Path | None) -> di
                     )
                 with amp:
                     metrics = validate_epoch(task, model, writer, progress, finished) if ctx.is_main else None
+                if ctx.is_main and (not finished or cfg.trainer.val_every_n_steps):  # the step curve's point
+                    write_step_curve(writer, metrics, progress["step"])
                 metrics = distributed.broadcast(metrics, ctx)
                 # A partial epoch (max_steps) is validated for the report only: the scheduler, the
                 # curves and best.pt follow full epochs, so a resumed run matches an uninterrupted one.
@@ -342,8 +354,7 @@ def train_locked(cfg: DictConfig, run_dir: Path, resume_path: Path | None) -> di
         if progress["best"] is not None:  # the best of the monitored metric, beside its curve
             split, _, name = task.monitor.partition("/")
             writer.add_scalar(f"{split}/best_{name}", progress["best"], progress["epoch"])
-        if ctx.is_main:
-            writer.file_writer.add_summary(session_end)
+        writer.end()
         log.info("%s", summary(task.monitor, progress, metrics, time.perf_counter() - started, run_dir))
     finally:
         writer.close()
@@ -361,7 +372,7 @@ def run_epoch(cfg, setup: Setup, writer, progress, stop, carry, amp, checkpoints
     losses = torch.zeros(len(batches), device=setup.device)
     grads = torch.zeros(len(batches), device=setup.device)
     step_scheduler = scheduler is not None and not isinstance(scheduler, ReduceLROnPlateau)
-    max_steps, log_every = cfg.trainer.max_steps, cfg.trainer.log_every_n_steps
+    max_steps, log_every, val_every = cfg.trainer.max_steps, cfg.trainer.log_every_n_steps, cfg.trainer.val_every_n_steps
     start = logged = progress["batch"]
     bar = tqdm(
         range(start, len(batches)),
@@ -407,6 +418,8 @@ def run_epoch(cfg, setup: Setup, writer, progress, stop, carry, amp, checkpoints
             break
         if max_steps and progress["step"] >= max_steps:
             break
+        if val_every and progress["step"] % val_every == 0 and i + 1 < len(batches) and ctx.is_main:
+            validate_at_step(task, model, writer, progress["step"], amp)
         if i + 1 < len(batches) and checkpoints.due(progress["step"]):
             flush(i + 1)
             progress["train_time"] += time.perf_counter() - started
@@ -443,7 +456,7 @@ def validate_epoch(task, model, writer, progress, finished) -> dict[str, float]:
         for name, value in metrics.items():
             writer.add_scalar(name, value, epoch)
         if text:
-            writer.add_text("val/samples", "    " + text.replace("\n", "\n    "), epoch)  # indented: preformatted
+            writer.add_text("val/samples", text, epoch)
         for name, figure in task.figures(model).items():
             writer.add_figure(name, figure, epoch)
         writer.flush()
@@ -452,6 +465,28 @@ def validate_epoch(task, model, writer, progress, finished) -> dict[str, float]:
     partial = "" if finished else f" (partial epoch: {progress['batch']} steps)"
     log.info("epoch %d%s: %s", epoch, partial, format_metrics(metrics))
     return metrics
+
+
+def validate_at_step(task, model, writer, step: int, amp) -> None:
+    """trainer.val_every_n_steps: validate mid-epoch, for the report only (best.pt, the scheduler and
+    early stopping follow full epochs)."""
+    model.eval()
+    started = time.perf_counter()
+    with amp:
+        metrics, _ = task.evaluate(model, "val")
+    metrics["val/time"] = time.perf_counter() - started
+    write_step_curve(writer, metrics, step)
+    log.info("step %d: %s", step, format_metrics(metrics))
+    model.train()
+
+
+def write_step_curve(writer, metrics: dict, step: int) -> None:
+    """Validation against the optimizer step, as `val_step/*` beside train/loss: written by
+    trainer.val_every_n_steps and at the end of a run stopped by trainer.max_steps mid-epoch (the
+    `val/*` curves hold full epochs)."""
+    for name, value in metrics.items():
+        writer.add_scalar(name.replace("val/", "val_step/", 1), value, step)
+    writer.flush()
 
 
 def summary(monitor: str, progress: dict, metrics: dict, seconds: float, run_dir: Path) -> str:

@@ -54,5 +54,9 @@ def task_from_saved_config(node, where: str):
     declared = [f for f in dataclasses.fields(schema) if f.name != "_target_"]
     required = [f.name for f in declared if f.default is schemas.MISSING and f.default_factory is dataclasses.MISSING]
     values = {k: v for k, v in node.items() if k != "_target_"}
+    for key, legacy in schemas.ADDED_KEYS.items():  # a checkpoint of an earlier version: its old behaviour
+        name = key.removeprefix("task.")
+        if name not in values and name in {f.name for f in declared}:
+            values[name] = legacy
     check_fields(values, {f.name: f.type for f in declared}, where, required)
     return cls(**values)

@@ -1,5 +1,8 @@
 """Fixed-width string-to-string pairs (the chapter's addition toy) for Encoder-Decoder models."""
 
+import re
+
+import numpy
 import torch
 from torch.nn import functional as F
 
@@ -35,6 +38,9 @@ class AdditionTask:
         batch_size: int = 128,
         num_samples: int = 10,
         num_heatmaps: int = 2,
+        split_seed: int | None = 1984,
+        drop_last: bool = True,
+        eval_limit: int | None = None,
         seed: int = 0,
     ):
         data = load_pairs(path) if path else generate_addition(num_examples, max_digits, seed)
@@ -46,14 +52,24 @@ class AdditionTask:
         self.question_width = len(data.questions[0])
         self.answer_width = len(data.answers[0])
         self.reverse = reverse
-        self.codec = FixedWidthCodec(self.vocab.itos, self.question_width, self.answer_width, reverse)
-        self.batch_size = batch_size
+        # The longest number in any question: a wider one is refused at generation (`1000+1` on 3 digits).
+        self.number_digits = max((len(m) for q in data.questions for m in re.findall(r"\d+", q)), default=0)
+        self.codec = FixedWidthCodec(
+            self.vocab.itos, self.question_width, self.answer_width, reverse, self.number_digits or None
+        )
+        self.batch_size, self.drop_last = batch_size, drop_last
         self.num_samples = num_samples
         self.num_heatmaps = num_heatmaps
         self.seed = seed
 
-        # Shuffle with the seed; the last val_fraction of the shuffled examples is validation.
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+        # The split is the book's (dataset/sequence.py): numpy's legacy generator seeded with split_seed
+        # shuffles the examples, the last n // 10 are validation; it does not depend on `seed`, so the
+        # book's own file gives the book's 5,000 test questions. split_seed=null: shuffled with `seed`
+        # (runs of seq2seq 0.2 and earlier).
+        if split_seed is None:
+            order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+        else:
+            order = numpy.random.RandomState(split_seed).permutation(n).tolist()
         questions = [data.questions[i] for i in order]
         answers = [data.answers[i] for i in order]
         x, _ = self.codec.encode(questions)  # (N, S), reversed if configured
@@ -61,6 +77,9 @@ class AdditionTask:
         self.x_train, self.t_train = x[: n - n_val], t[: n - n_val]
         self.x_val, self.t_val = x[n - n_val :], t[n - n_val :]
         self.val_questions = questions[n - n_val :]
+        if eval_limit is not None:  # quick checks: validate on the first eval_limit questions only
+            self.x_val, self.t_val = self.x_val[:eval_limit], self.t_val[:eval_limit]
+            self.val_questions = self.val_questions[:eval_limit]
 
     @property
     def vocab_size(self) -> int:
@@ -79,7 +98,9 @@ class AdditionTask:
     def train_batches(self, epoch: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         perm = torch.randperm(len(self.x_train), generator=epoch_generator(self.seed, epoch)).to(self.x_train.device)
         x, t = self.x_train[perm], self.t_train[perm]  # one gather per epoch; batches are views
-        return [(x[i : i + self.batch_size], t[i : i + self.batch_size]) for i in range(0, len(x), self.batch_size)]
+        B = self.batch_size
+        end = len(x) - len(x) % B if self.drop_last and len(x) >= B else len(x)  # the book drops the rest
+        return [(x[i : i + B], t[i : i + B]) for i in range(0, end, B)]
 
     def training_step(self, model, batch, carry=None):
         x, t = batch  # (B, S), (B, A)
@@ -134,4 +155,5 @@ class AdditionTask:
             "question_width": self.question_width,
             "answer_width": self.answer_width,
             "reverse": self.reverse,
+            "number_digits": self.number_digits,
         }

@@ -8,6 +8,8 @@ Two layouts:
 Both reverse the source tokens when the model was trained on reversed input (padding stays right).
 """
 
+import re
+
 import torch
 
 from seq2seq.data.addition import START
@@ -39,17 +41,21 @@ class FixedWidthCodec:
     eos_id = None
     mode = "char"
 
-    def __init__(self, vocab: list[str], question_width: int, answer_width: int, reverse: bool):
+    def __init__(
+        self, vocab: list[str], question_width: int, answer_width: int, reverse: bool, number_digits: int | None = None
+    ):
         if question_width < 1 or answer_width < 2:
             raise ValueError(f"question_width={question_width} and answer_width={answer_width} are too small")
         self.vocab = Vocab(vocab)
         self.width, self.reverse = question_width, reverse
+        self.number_digits = number_digits  # the longest number in the training questions (None: unknown)
         self.start_id = self.vocab.stoi[START]
         self.steps = answer_width - 1  # decoder steps: the answer without its start symbol
 
     @classmethod
     def from_state(cls, state: dict) -> "FixedWidthCodec":
-        return cls(state["vocab"], state["question_width"], state["answer_width"], state["reverse"])
+        widths = state["question_width"], state["answer_width"]
+        return cls(state["vocab"], *widths, state["reverse"], state.get("number_digits") or None)
 
     def encode(self, texts: list[str]) -> tuple[torch.Tensor, None]:
         """Pad each question as in training (spaces to the question width), reversed if trained so.
@@ -62,6 +68,12 @@ class FixedWidthCodec:
             unknown = sorted(set(text) - set(self.vocab.itos))
             if unknown:
                 raise DataError(f"{where(texts, n)}: characters {unknown} are not in the model's vocabulary")
+            wide = [m for m in re.findall(r"\d+", text) if self.number_digits and len(m) > self.number_digits]
+            if wide:
+                raise DataError(
+                    f"{where(texts, n)}: {wide[0]} has {len(wide[0])} digits; this model was trained on "
+                    f"numbers of at most {self.number_digits}"
+                )
             rows.append(self.vocab.encode(text.ljust(self.width)))
         x = torch.tensor(rows, dtype=torch.long)  # (N, S)
         return (x.flip(1) if self.reverse else x), None
@@ -172,11 +184,20 @@ CODECS = {"pairs": FixedWidthCodec, "text_pairs": PairCodec, "captions": ImageCo
 # must hold for generation. "lm" is the language models' (a vocabulary and its end-of-sentence word).
 _PAIR_FIELDS = {"kind": str, "vocab": list[str], "tokenize": str, "lowercase": bool, "reverse": bool, "max_length": int}
 STATE_FIELDS = {
-    "pairs": {"kind": str, "vocab": list[str], "question_width": int, "answer_width": int, "reverse": bool},
+    "pairs": {
+        "kind": str,
+        "vocab": list[str],
+        "question_width": int,
+        "answer_width": int,
+        "reverse": bool,
+        "number_digits": int,
+    },
     "text_pairs": _PAIR_FIELDS,
     "captions": {**_PAIR_FIELDS, "image_size": list[int]},
     "lm": {"kind": str, "vocab": list[str], "eos": str},
 }
+
+OPTIONAL_FIELDS = ("number_digits",)  # added in 0.3: checkpoints of earlier versions lack them
 
 
 def codec_from_state(state: dict):

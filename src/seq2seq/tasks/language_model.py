@@ -52,10 +52,11 @@ class LanguageModelTask:
         time_size: int = 35,
         eval_batch_size: int = 10,
         download: bool = True,
+        eval_limit: int | None = None,
         seed: int = 0,
     ):
         self.vocab, streams = load_ptb(data_dir, download_missing=download)
-        self.time_size = time_size
+        self.time_size, self.eval_limit = time_size, eval_limit
         self.train_data = batchify(streams["train"], batch_size)  # (B, L)
         self.eval_data = {
             "val": batchify(streams["valid"], eval_batch_size),
@@ -95,9 +96,13 @@ class LanguageModelTask:
 
     @torch.no_grad()
     def evaluate(self, model, split: str = "val"):
-        """Perplexity over the whole split, read in windows with the state carried, as in training."""
+        """Perplexity over the whole split (or its first eval_limit tokens), read in windows with the state
+        carried, as in training."""
+        data = self.eval_data[split]  # (B, L)
+        if self.eval_limit is not None:  # about eval_limit target tokens: whole columns, plus the last target
+            data = data[:, : max(2, -(-self.eval_limit // data.shape[0]) + 1)]
         total, count, state = 0.0, 0, None
-        for x, y in windows(self.eval_data[split], self.time_size):
+        for x, y in windows(data, self.time_size):
             loss, state = model(x, state, targets=y)
             total += loss.item() * y.numel()
             count += y.numel()

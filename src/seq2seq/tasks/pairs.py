@@ -54,6 +54,7 @@ class PairsTask:
         num_samples: int = 5,
         num_heatmaps: int = 2,
         monitor: str = "val/acc",
+        eval_limit: int | None = None,
         seed: int = 0,
     ):
         if monitor not in ("val/acc", "val/token_acc", "val/bleu", "val/loss", "val/ppl"):
@@ -69,6 +70,7 @@ class PairsTask:
         self.monitor, self.mode = monitor, "min" if monitor in ("val/loss", "val/ppl") else "max"
         self.batch_size, self.eval_batch_size, self.bucket = batch_size, eval_batch_size, bucket
         self.num_samples, self.num_heatmaps, self.seed = num_samples, num_heatmaps, seed
+        self.eval_limit = eval_limit
         self.tokenized = {}
         self.dropped = {}
         for split, pairs in splits.items():
@@ -152,7 +154,8 @@ class PairsTask:
             raise ValueError(f"{type(self).__name__} has no split {split!r}")
         codec, data = self.codec, self.data[split]
         src_len = data["lengths"][0]
-        order = sorted(range(len(src_len)), key=src_len.__getitem__)  # similar lengths share a batch
+        n = len(src_len) if self.eval_limit is None else min(len(src_len), self.eval_limit)  # the first n pairs
+        order = sorted(range(n), key=src_len.__getitem__)  # similar lengths share a batch
         device = data["src"].device
         loss_sum, tokens, right, exact = (torch.zeros((), device=device) for _ in range(4))
         outputs: list[list[int]] = [[]] * len(order)  # greedy ids per pair, in the split's order
@@ -182,7 +185,7 @@ class PairsTask:
         }
         if self.bleu:
             hyps = [codec.decode(ids) for ids in outputs]
-            refs = [" ".join(t) for _, t in self.tokenized[split]]
+            refs = [" ".join(t) for _, t in self.tokenized[split][:n]]
             metrics[f"{split}/bleu"] = require("sacrebleu", "val/bleu").corpus_bleu(hyps, [refs], tokenize="none").score
         return metrics, self.samples(split, outputs[: self.num_samples])
 
