@@ -10,7 +10,11 @@ import time
 import pytest
 
 from seq2seq import checkpoint as ckpt
+from seq2seq.api import load
+from seq2seq.chat import Chat
 from seq2seq.data.chitchat import reply_pairs
+from seq2seq.data.text import SEP, tokenize_turns
+from seq2seq.errors import DataError
 from seq2seq.data.split import seeded_split
 from seq2seq.train import train
 
@@ -20,6 +24,16 @@ from .conftest import assert_ok, compose_train, run_module
 def test_consecutive_turns_become_message_reply_pairs():
     conversations = [["hi", "hello", "how are you?"], ["yo", ""], ["a", "b"]]
     assert reply_pairs(conversations) == [("hi", "hello"), ("hello", "how are you?"), ("a", "b")]
+
+
+def test_with_context_a_source_holds_the_turns_before_the_message():
+    conversations = [["hi", "hello", "how are you?", "fine"], ["yo", ""]]
+    assert reply_pairs(conversations, context_turns=2) == [
+        (("hi",), "hello"),
+        (("hi", "hello"), "how are you?"),
+        (("hi", "hello", "how are you?"), "fine"),
+    ]
+    assert tokenize_turns(["Hi there", "yo !"], "wordpunct", lowercase=True) == ["hi", "there", SEP, "yo", "!"]
 
 
 def test_conversations_not_pairs_are_split():
@@ -38,6 +52,69 @@ def chat_run(tmp_path_factory):
     cfg = compose_train(out, *overrides, "model.wordvec_size=16", "model.hidden_size=32", "trainer.max_epochs=1")
     metrics = train(cfg)
     return out, metrics
+
+
+@pytest.fixture(scope="module")
+def context_run(tmp_path_factory):
+    """A tiny chitchat model trained with the two turns before each message in its sources."""
+    out = tmp_path_factory.mktemp("chat_context")
+    overrides = ["experiment=chitchat", "task.max_conversations=60", "task.min_freq=1", "trainer.progress=false"]
+    overrides += ["task.context_turns=2", "task.max_length=60", "model.wordvec_size=16", "model.hidden_size=32"]
+    train(compose_train(out, *overrides, "trainer.max_epochs=1"))
+    return out
+
+
+def test_a_context_model_reads_the_earlier_turns(context_run, chat_run):
+    model = load(context_run, device="cpu")
+    codec = model.codec
+    assert ckpt.load(context_run)["task"]["context_turns"] == 2 and SEP in codec.vocab
+    x, _ = codec.encode(["how are you ?"], ["hi", "hello there", "yo"])  # the last two turns are read
+    assert codec.tokens(x[0].tolist()) == tokenize_turns(["hello there", "yo", "how are you ?"], "wordpunct", True)
+    assert codec.tokens(codec.encode(["how are you ?"])[0][0].tolist()) == ["how", "are", "you", "?"]
+    assert isinstance(model.generate("hi", context=["hello"]), str)
+    with pytest.raises(DataError, match=r"trained on single messages \(task.context_turns=0\): it takes no context"):
+        load(chat_run[0], device="cpu").generate("hi", context=["hello"])
+
+
+class Recorder:
+    """Stands in for a TrainedModel's generate: records the context of each message."""
+
+    def __init__(self):
+        self.contexts = []
+
+    def __call__(self, message, context=(), **options):
+        self.contexts.append(list(context))
+        return f"re {message}"
+
+
+def test_the_chat_keeps_the_last_turns_as_trained_and_reset_forgets_them(context_run, chat_run):
+    from hydra import compose, initialize_config_dir
+
+    from seq2seq.config import CONFIG_DIR
+
+    def chat_with(run, *overrides):
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            session = Chat(compose("chat", overrides=[f"checkpoint={run}", "device=cpu", *overrides]))
+        session.model.generate = Recorder()
+        return session
+
+    talk = chat_with(context_run)
+    for message in ("a", "b", "c"):
+        talk.reply(message)
+    assert talk.model.generate.contexts == [[], ["a", "re a"], ["b", "re b"]]
+    talk.reset()
+    talk.reply("d")
+    assert talk.model.generate.contexts[-1] == []
+    one = chat_with(context_run, "context=1")
+    one.reply("a"), one.reply("b")
+    assert one.model.generate.contexts == [[], ["re a"]]
+    alone = chat_with(chat_run[0])
+    alone.reply("a"), alone.reply("b")
+    assert alone.model.generate.contexts == [[], []]
+    refused = chat(chat_run[0], "context=1", stdin="hi\n")
+    assert refused.returncode == 1 and "trained with 0 earlier turns" in refused.stderr and "Traceback" not in refused.stderr
+    too_many = chat(context_run, "context=3", stdin="hi\n")
+    assert too_many.returncode == 1 and "give 0 to 2" in too_many.stderr
 
 
 def test_chitchat_run_reports_word_metrics(chat_run):

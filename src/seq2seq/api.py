@@ -56,15 +56,22 @@ class TrainedModel:
     def __repr__(self) -> str:
         return f"TrainedModel({type(self.module).__name__}, {self.family}, {self.path}, device={self.device})"
 
-    def generate(self, inputs: str | list[str], **options) -> str | list:
+    def generate(self, inputs: str | list[str], context: list[str] = (), **options) -> str | list:
         """Outputs for one input (a str: returns its output) or a list of inputs (returns a list). An input
         with several outputs (n_best or num_samples above 1) gives a list of them, best first for beams.
-        Options: see seq2seq.decoding.DecodeOptions."""
+        Options: see seq2seq.decoding.DecodeOptions. `context`: a conversation's earlier turns, oldest
+        first, for a chat model trained with task.context_turns above 0 (it reads the last that many).
+        """
         opts = decoding.resolve(options, self.family)
         texts = [inputs] if isinstance(inputs, str) else list(inputs)
         if not texts or not all(isinstance(t, str) for t in texts):
             raise DataError("generate takes a string or a non-empty list of strings")
-        outputs = self._answers(texts, opts) if self.family == "seq2seq" else [self._continue(t, opts) for t in texts]
+        if context and self.family != "seq2seq":
+            raise DataError("context applies to chat models (seq2seq), not language models: put it in the prompt")
+        if self.family == "seq2seq":
+            outputs = self._answers(texts, opts, list(context))
+        else:
+            outputs = [self._continue(t, opts) for t in texts]
         outputs = [out[0] if len(out) == 1 else out for out in outputs]
         return outputs[0] if isinstance(inputs, str) else outputs
 
@@ -81,11 +88,11 @@ class TrainedModel:
     def generator(self, opts: dict) -> torch.Generator:
         return torch.Generator(device=self.device).manual_seed(opts["seed"])
 
-    def _answers(self, texts: list[str], opts: dict) -> list[list[str]]:
+    def _answers(self, texts: list[str], opts: dict, context: list[str]) -> list[list[str]]:
         """Seq2seq: every input decoded in one batch -> per input its list of outputs."""
         codec, strategy = self.codec, opts["strategy"]
         steps = opts["max_new_tokens"] or codec.steps
-        x, lengths = codec.encode(texts)  # (N, S), (N,) or None: padded and reversed as in training
+        x, lengths = codec.encode(texts, context) if context else codec.encode(texts)  # (N, S), (N,) or None
         x, lengths = x.to(self.device), None if lengths is None else lengths.to(self.device)
         common = self.common(opts)
         if strategy == "beam":

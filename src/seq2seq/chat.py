@@ -25,15 +25,29 @@ class Chat:
             raise DataError(f"{cfg.checkpoint}: chat needs a text seq2seq checkpoint (e.g. experiment=chitchat)")
         self.options = cli.decode_options(cfg)
         decoding.resolve(self.options, "seq2seq")  # bad options fail now, not at the first message
+        trained = self.model.codec.context_turns
+        self.context = trained if cfg.context is None else cfg.context
+        if not 0 <= self.context <= trained:
+            raise DataError(
+                f"context={self.context}: this model was trained with {trained} earlier turns before each message "
+                f"(task.context_turns={trained}); give 0 to {trained}"
+            )
+        self.history: list[str] = []  # the conversation so far, both sides, oldest first
 
     def reply(self, message: str) -> str:
-        reply = self.model.generate(message, **self.options)
+        turns = self.history[-self.context :] if self.context else []
+        reply = self.model.generate(message, context=turns, **self.options)
+        self.history += [message, reply[0] if isinstance(reply, list) else reply]
         return "\t".join(reply) if isinstance(reply, list) else reply
+
+    def reset(self) -> str:
+        self.history.clear()
+        return "  (the conversation starts over)" if self.context else "  (this model reads each message alone)"
 
 
 COMMANDS = {
     "/quit": "end the conversation (also /exit, exit, quit, Ctrl-D or Ctrl-C)",
-    "/reset": "start over (this model answers each message on its own: there is no context to clear)",
+    "/reset": "start over: forget the earlier turns (a model trained with context reads them)",
     "/help": "this list",
 }
 QUIT = ("/quit", "/exit", "exit", "quit")
@@ -58,6 +72,9 @@ def converse(chat: Chat, lines, interactive: bool) -> None:
             continue
         if interactive and message.lower() in QUIT:
             break
+        if interactive and message == "/reset":
+            print(chat.reset())
+            continue
         if interactive and message in COMMANDS:
             for command, meaning in COMMANDS.items() if message == "/help" else [(message, COMMANDS[message])]:
                 print(f"  {command:<7} {meaning}")
@@ -80,7 +97,8 @@ def hydra_main(cfg: DictConfig) -> None:
         cli.fail(e)
     interactive = sys.stdin.isatty()
     if interactive:
-        print(f"chatting with {chat.model.path} ({chat.options['strategy'] or 'greedy'}); /help lists the commands")
+        turns = f", reading {chat.context} earlier turns" if chat.context else ""
+        print(f"chatting with {chat.model.path} ({chat.options['strategy'] or 'greedy'}{turns}); /help lists the commands")
     try:
         converse(chat, sys.stdin, interactive)
     except KeyboardInterrupt:  # Ctrl-C: leave quietly, not with a traceback

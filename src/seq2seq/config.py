@@ -126,6 +126,7 @@ class ChitchatTaskConfig(PairOptions):
     _target_: str = "seq2seq.tasks.ChitchatTask"
     val_fraction: float = 0.05
     max_conversations: int | None = None
+    context_turns: int = 0
 
 
 @dataclass
@@ -215,6 +216,7 @@ class GenerateConfig(DecodeOptions):
 class ChatConfig(DecodeOptions):
     checkpoint: str = MISSING
     device: str = "auto"
+    context: int | None = None
 
 
 def register_configs() -> None:

@@ -18,6 +18,14 @@ def load_conversations(max_conversations: int | None = None) -> list[list[str]]:
     return conversations[:max_conversations] if max_conversations else conversations
 
 
-def reply_pairs(conversations: list[list[str]]) -> list[tuple[str, str]]:
-    """Every (turn, next turn) of every conversation; pairs with an empty side are skipped."""
-    return [(a, b) for conv in conversations for a, b in itertools.pairwise(conv) if a and b]
+def reply_pairs(conversations: list[list[str]], context_turns: int = 0) -> list[tuple[str | tuple[str, ...], str]]:
+    """Every (turn, next turn) of every conversation; pairs with an empty side are skipped. With
+    context_turns=k the source is a tuple: up to k turns before the message, then the message."""
+    if context_turns == 0:
+        return [(a, b) for conv in conversations for a, b in itertools.pairwise(conv) if a and b]
+    return [
+        (tuple(conv[max(0, i - context_turns) : i + 1]), conv[i + 1])
+        for conv in conversations
+        for i in range(len(conv) - 1)
+        if conv[i] and conv[i + 1]
+    ]

@@ -17,6 +17,7 @@ from seq2seq.data.vocab import Vocab
 from seq2seq.errors import DataError
 
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
+SEP = "<sep>"  # between the turns of a source with context (task.context_turns); in the vocabulary as a word
 SPECIALS = (PAD, BOS, EOS, UNK)  # ids 0..3 in every pair vocabulary; padding is id 0
 TOKENIZERS = ("char", "word", "wordpunct")
 WORDPUNCT = re.compile(r"\w+(?:'\w+)?|[^\w\s]")  # words (with inner apostrophes) or single marks
@@ -32,6 +33,14 @@ def tokenize(text: str, mode: str, lowercase: bool = False) -> list[str]:
     if mode == "wordpunct":
         return WORDPUNCT.findall(text)
     raise ValueError(f"tokenize={mode!r}: must be one of {', '.join(TOKENIZERS)}")
+
+
+def tokenize_turns(turns: list[str], mode: str, lowercase: bool = False) -> list[str]:
+    """The turns of a conversation as one token list: earlier turns first, SEP between them."""
+    tokens: list[str] = []
+    for turn in turns:
+        tokens += [SEP, *tokenize(turn, mode, lowercase)] if tokens else tokenize(turn, mode, lowercase)
+    return tokens
 
 
 def detokenize(tokens: Iterable[str], mode: str) -> str:

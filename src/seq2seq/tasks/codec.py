@@ -14,7 +14,7 @@ import torch
 
 from seq2seq.data.addition import START
 from seq2seq.data.digit_images import load_png
-from seq2seq.data.text import BOS, EOS, PAD, TOKENIZERS, UNK, detokenize, tokenize
+from seq2seq.data.text import BOS, EOS, PAD, TOKENIZERS, UNK, detokenize, tokenize, tokenize_turns
 from seq2seq.data.vocab import Vocab
 from seq2seq.errors import DataError
 
@@ -40,6 +40,7 @@ def where(texts: list[str], n: int) -> str:
 class FixedWidthCodec:
     eos_id = None
     mode = "char"
+    context_turns = 0  # a question is read alone
 
     def __init__(
         self, vocab: list[str], question_width: int, answer_width: int, reverse: bool, number_digits: int | None = None
@@ -86,20 +87,24 @@ class FixedWidthCodec:
 
 
 class PairCodec:
-    def __init__(self, vocab: list[str], tokenize: str, lowercase: bool, reverse: bool, max_length: int):
-        if tokenize not in TOKENIZERS or max_length < 1:
-            raise ValueError(f"tokenize={tokenize!r} and max_length={max_length} are not a pair codec's")
+    def __init__(
+        self, vocab: list[str], tokenize: str, lowercase: bool, reverse: bool, max_length: int, context_turns: int = 0
+    ):
+        if tokenize not in TOKENIZERS or max_length < 1 or context_turns < 0:
+            raise ValueError(f"tokenize={tokenize!r}, max_length={max_length} are not a pair codec's")
         self.vocab = Vocab(vocab)
+        self.context_turns = context_turns  # earlier turns a source holds (0: the message alone)
         self.mode, self.lowercase, self.reverse, self.max_length = tokenize, lowercase, reverse, max_length
         self.pad_id, self.start_id, self.eos_id, self.unk_id = (self.vocab.stoi[t] for t in (PAD, BOS, EOS, UNK))
         self.steps = max_length + 1  # decoder steps: the longest target and its <eos>
 
     @classmethod
     def from_state(cls, state: dict) -> "PairCodec":
-        return cls(state["vocab"], state["tokenize"], state["lowercase"], state["reverse"], state["max_length"])
+        options = state["tokenize"], state["lowercase"], state["reverse"], state["max_length"]
+        return cls(state["vocab"], *options, state.get("context_turns", 0))
 
     def state_dict(self) -> dict:
-        return {
+        state = {
             "kind": "text_pairs",
             "vocab": self.vocab.itos,
             "tokenize": self.mode,
@@ -107,6 +112,7 @@ class PairCodec:
             "reverse": self.reverse,
             "max_length": self.max_length,
         }
+        return {**state, "context_turns": self.context_turns} if self.context_turns else state
 
     def tokenize(self, text: str) -> list[str]:
         return tokenize(text, self.mode, self.lowercase)
@@ -129,13 +135,19 @@ class PairCodec:
             x[i, : len(r)] = torch.tensor(r, dtype=torch.long)
         return x, lengths
 
-    def encode(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode(self, texts: list[str], context: list[str] = ()) -> tuple[torch.Tensor, torch.Tensor]:
         """Sources as the model saw them in training; unknown tokens become <unk>, too-long inputs are
-        refused, never cut."""
+        refused, never cut. `context`: the conversation's earlier turns, oldest first (a model trained
+        with task.context_turns=k reads the last k of them before each text)."""
         check_texts(texts)
+        if context and not self.context_turns:
+            raise DataError("this model was trained on single messages (task.context_turns=0): it takes no context")
+        turns = list(context)[-self.context_turns :] if self.context_turns else []
         rows = []
         for n, text in enumerate(texts, start=1):
             tokens = self.tokenize(text)
+            if turns and tokens:
+                tokens = tokenize_turns([*turns, text], self.mode, self.lowercase)
             if not tokens:
                 raise DataError(f"{where(texts, n)} has no tokens")
             if len(tokens) > self.max_length:
@@ -183,6 +195,7 @@ CODECS = {"pairs": FixedWidthCodec, "text_pairs": PairCodec, "captions": ImageCo
 # The fields of each task kind's saved state (Task.state_dict()), with their types: what a checkpoint
 # must hold for generation. "lm" is the language models' (a vocabulary and its end-of-sentence word).
 _PAIR_FIELDS = {"kind": str, "vocab": list[str], "tokenize": str, "lowercase": bool, "reverse": bool, "max_length": int}
+_PAIR_FIELDS["context_turns"] = int
 STATE_FIELDS = {
     "pairs": {
         "kind": str,
@@ -197,7 +210,7 @@ STATE_FIELDS = {
     "lm": {"kind": str, "vocab": list[str], "eos": str},
 }
 
-OPTIONAL_FIELDS = ("number_digits",)  # added in 0.3: checkpoints of earlier versions lack them
+OPTIONAL_FIELDS = ("number_digits", "context_turns")  # added in 0.3; context_turns only when above 0
 
 
 def codec_from_state(state: dict):

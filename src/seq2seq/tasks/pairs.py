@@ -38,6 +38,7 @@ class PairsTask:
     """
 
     final_splits: tuple[str, ...] = ()
+    context_turns = 0  # turns before the message in each source (ChitchatTask's task.context_turns)
 
     def __init__(
         self,
@@ -74,7 +75,7 @@ class PairsTask:
         self.tokenized = {}
         self.dropped = {}
         for split, pairs in splits.items():
-            tokens = [(text.tokenize(s, tokenize, lowercase), text.tokenize(t, tokenize, lowercase)) for s, t in pairs]
+            tokens = [(self.source_tokens(s, tokenize, lowercase), text.tokenize(t, tokenize, lowercase)) for s, t in pairs]
             kept = [(s, t) for s, t in tokens if s and t and len(s) <= max_length and len(t) <= max_length]
             self.dropped[split] = len(tokens) - len(kept)
             if self.dropped[split]:
@@ -86,9 +87,16 @@ class PairsTask:
                 raise DataError(f"{split}: no pairs left with at most max_length={max_length} tokens per side")
             self.tokenized[split] = kept
         vocab = text.build_vocab(self.vocab_tokens(), min_freq, max_vocab)
-        self.codec = PairCodec(vocab.itos, tokenize, lowercase, reverse, max_length)
+        self.codec = PairCodec(vocab.itos, tokenize, lowercase, reverse, max_length, self.context_turns)
         self.data = {split: self.tensors(split) for split in self.tokenized}
         log.info("pairs: %s; vocabulary %d tokens", {k: len(v) for k, v in self.tokenized.items()}, len(vocab))
+
+    @staticmethod
+    def source_tokens(source: str | tuple[str, ...], mode: str, lowercase: bool) -> list[str]:
+        """A source's tokens; a tuple of turns (a message with its context) is joined with <sep>."""
+        if isinstance(source, str):
+            return text.tokenize(source, mode, lowercase)
+        return text.tokenize_turns(list(source), mode, lowercase)
 
     def vocab_tokens(self):
         """Token lists the vocabulary is built from: both sides of the training pairs."""
@@ -237,10 +245,20 @@ class ChitchatTask(PairsTask):
     """(message, reply) pairs of the Chit Chat Challenge corpus (see seq2seq.data.chitchat), split
     by conversation."""
 
-    def __init__(self, val_fraction: float = 0.05, max_conversations: int | None = None, seed: int = 0, **options):
+    def __init__(
+        self,
+        val_fraction: float = 0.05,
+        max_conversations: int | None = None,
+        context_turns: int = 0,
+        seed: int = 0,
+        **options,
+    ):
+        if context_turns < 0:
+            raise ConfigError(f"task.context_turns={context_turns}: must be 0 (no context) or more")
+        self.context_turns = context_turns
         conversations = chitchat.load_conversations(max_conversations)
         train, val = seeded_split(conversations, val_fraction, seed, "conversations")
-        splits = {"train": chitchat.reply_pairs(train), "val": chitchat.reply_pairs(val)}
+        splits = {split: chitchat.reply_pairs(convs, context_turns) for split, convs in (("train", train), ("val", val))}
         super().__init__(splits, seed=seed, **options)
 
 
