@@ -20,8 +20,8 @@ def heatmaps(checkpoint: Path, questions: list[str], val_index: list[int]):
     weights (T, S); with titles."""
     trained = seq2seq.load(checkpoint, device="cpu")
     model, codec = trained.module, trained.codec
-    if not hasattr(model, "attention"):
-        raise Seq2seqError(f"{checkpoint}: {type(model).__name__} has no attention (train model=attention_seq2seq)")
+    if not model.has_attention:
+        raise Seq2seqError(f"{checkpoint}: this model has no attention (train with model.decoder=attention)")
     if val_index:
         task, (x, lengths, _) = trained.validation_batch(val_index)
         questions = [text.detokenize(task.tokenized["val"][i][0], codec.mode) for i in val_index]

@@ -29,10 +29,10 @@ if [[ "$what" == fast || "$what" == all ]]; then
 fi
 if [[ "$what" == programs || "$what" == all ]]; then
   levels=programs_easy,programs_hard
-  python -m seq2seq.train -m experiment=$levels model=seq2seq task.reverse=false trainer.progress=false \
+  python -m seq2seq.train -m experiment=$levels model.decoder=plain task.reverse=false trainer.progress=false \
     hydra.sweep.dir="$out/programs_$stamp/baseline"
   python -m seq2seq.train -m experiment=$levels trainer.progress=false hydra.sweep.dir="$out/programs_$stamp/peeky"
-  python -m seq2seq.train -m experiment=$levels model=attention_seq2seq task.reverse=false trainer.progress=false \
+  python -m seq2seq.train -m experiment=$levels model.decoder=attention task.reverse=false trainer.progress=false \
     hydra.sweep.dir="$out/programs_$stamp/attention"
   for variant in baseline peeky attention; do
     python scripts/plot_curves.py "$out/programs_$stamp/$variant" --out "$out/programs_$stamp/$variant.png" --table

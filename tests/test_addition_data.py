@@ -7,7 +7,7 @@ from torch.nn import functional as F
 
 from seq2seq.data.addition import format_pairs, generate_addition, load_pairs, main
 from seq2seq.errors import DataError
-from seq2seq.models import PeekySeq2seq
+from seq2seq.models import Seq2seq
 from seq2seq.tasks import AdditionTask
 from seq2seq.tasks.codec import FixedWidthCodec
 
@@ -134,7 +134,7 @@ def test_validation_metrics_equal_a_recount_with_plain_greedy_decoding():
     equal a recount from `generate` on a model that answers some questions right and some wrong."""
     torch.manual_seed(0)
     task = AdditionTask(num_examples=400, max_digits=2, reverse=True, val_fraction=0.5)
-    model = PeekySeq2seq(task.vocab_size, 8, 32)
+    model = Seq2seq(task.vocab_size, 8, 32, decoder="peeky")
     opt = torch.optim.Adam(model.parameters(), lr=0.02)
     for _ in range(70):  # fit the validation questions partly (about half answered right)
         loss = F.cross_entropy(model(task.x_val, task.t_val[:, :-1]).flatten(0, 1), task.t_val[:, 1:].flatten())

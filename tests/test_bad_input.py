@@ -51,6 +51,41 @@ def test_impossible_values_fail_before_training(make_cfg, override, message):
         train(make_cfg(*TINY_ADDITION, override))
 
 
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["experiment=rnnlm_ptb", "model=seq2seq"],
+            "Seq2seq is an Encoder-Decoder, but task LanguageModelTask trains "
+            "a language model: use model=rnnlm or better_rnnlm",
+        ),
+        (
+            ["model=rnnlm"],
+            "Rnnlm is a language model, but task AdditionTask trains an Encoder-Decoder: use model=seq2seq",
+        ),
+        (
+            ["model=image_captioner"],
+            "ImageCaptioner is an image captioner, but task AdditionTask trains an Encoder-Decoder",
+        ),
+        (["experiment=captions", "model=seq2seq"], "CaptionsTask trains an image captioner: use model=image_captioner"),
+    ],
+)
+def test_a_model_of_another_family_is_refused_before_any_data_loads(make_cfg, tmp_path, overrides, message):
+    no_data = f"task.data_dir={tmp_path / 'no-ptb-here'}" if "rnnlm_ptb" in overrides[0] else "seed=0"
+    with pytest.raises(ConfigError, match=message):
+        train(make_cfg(*overrides, no_data, "trainer.device=cpu"))  # no PTB data there: nothing was read
+
+
+def test_tasks_have_the_task_interface(tmp_path):
+    from seq2seq.tasks import AdditionTask, Task, TsvTask
+    from seq2seq.tasks.base import FAMILIES
+
+    (tmp_path / "p.tsv").write_text("".join(f"a{i}\tb{i}\n" for i in range(20)))
+    for task in (AdditionTask(num_examples=100), TsvTask(str(tmp_path / "p.tsv"), tokenize="char")):
+        assert isinstance(task, Task) and task.family in FAMILIES and task.mode in ("min", "max")
+    assert not isinstance(object(), Task)
+
+
 def test_an_unwritable_run_directory(make_cfg, tmp_path):
     (tmp_path / "file").write_text("not a directory")
     with pytest.raises(ConfigError, match=r"cannot write to the run directory .*file/run"):

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from seq2seq.models import AttentionSeq2seq, PeekySeq2seq, Seq2seq
+from seq2seq.models import DECODERS, Seq2seq
 
 
 class TableDecoder(nn.Module):
@@ -30,8 +30,8 @@ def table_model(rows: list[list[float]]) -> Seq2seq:
 
 def test_beam_of_one_is_greedy():
     torch.manual_seed(0)
-    for cls in (Seq2seq, PeekySeq2seq, AttentionSeq2seq):
-        model = cls(13, 8, 16).eval()
+    for decoder in DECODERS:
+        model = Seq2seq(13, 8, 16, decoder=decoder).eval()
         src = torch.randint(13, (6, 7))
         tokens, _ = model.beam_search(src, start_id=0, length=4, beam_size=1)
         assert torch.equal(tokens[:, 0], model.generate(src, 0, 4))

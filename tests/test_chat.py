@@ -13,9 +13,9 @@ from seq2seq import checkpoint as ckpt
 from seq2seq.api import load
 from seq2seq.chat import Chat
 from seq2seq.data.chitchat import reply_pairs
+from seq2seq.data.split import seeded_split
 from seq2seq.data.text import SEP, tokenize_turns
 from seq2seq.errors import DataError
-from seq2seq.data.split import seeded_split
 from seq2seq.train import train
 
 from .conftest import assert_ok, compose_train, run_module
@@ -112,7 +112,11 @@ def test_the_chat_keeps_the_last_turns_as_trained_and_reset_forgets_them(context
     alone.reply("a"), alone.reply("b")
     assert alone.model.generate.contexts == [[], []]
     refused = chat(chat_run[0], "context=1", stdin="hi\n")
-    assert refused.returncode == 1 and "trained with 0 earlier turns" in refused.stderr and "Traceback" not in refused.stderr
+    assert (
+        refused.returncode == 1
+        and "trained with 0 earlier turns" in refused.stderr
+        and "Traceback" not in refused.stderr
+    )
     too_many = chat(context_run, "context=3", stdin="hi\n")
     assert too_many.returncode == 1 and "give 0 to 2" in too_many.stderr
 

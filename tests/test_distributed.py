@@ -67,7 +67,7 @@ def test_pair_tasks_train_under_torchrun(make_cfg, tmp_path, task):
         from .test_pairs import write_reverse_tsv
 
         tsv = write_reverse_tsv(tmp_path / "r.tsv", n=600)
-        overrides = ["task=pairs", f"task.train={tsv}", "task.tokenize=char", "model=attention_seq2seq"]
+        overrides = ["task=pairs", f"task.train={tsv}", "task.tokenize=char", "model.decoder=attention"]
     else:
         overrides = ["experiment=captions", "task.num_train=600", "task.num_val=100", "model.channels=8"]
     overrides += ["model.hidden_size=32", "optimizer.lr=0.01", "trainer.max_epochs=2", "trainer.progress=false"]

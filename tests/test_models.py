@@ -2,15 +2,15 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from seq2seq.models import AttentionSeq2seq, Decoder, PeekyDecoder, PeekySeq2seq, Rnnlm, Seq2seq
+from seq2seq.models import DECODERS, Decoder, PeekyDecoder, Rnnlm, Seq2seq
 from seq2seq.models.seq2seq import Encoded
 
 V, D, H, B, S, T = 13, 8, 16, 4, 7, 4
 
 
 def test_seq2seq_shapes():
-    for cls in (Seq2seq, PeekySeq2seq, AttentionSeq2seq):
-        model = cls(V, D, H)
+    for decoder in DECODERS:
+        model = Seq2seq(V, D, H, decoder=decoder)
         src, tgt = torch.randint(V, (B, S)), torch.randint(V, (B, T))
         enc = model.encoder(src)
         assert enc.states.shape == (B, S, H) and enc.summary.shape == (B, H) and enc.mask is None
@@ -43,7 +43,7 @@ def test_greedy_decoding_of_a_trained_tiny_model():
     vocab, start = 6, 5
     src = torch.randint(5, (64, 3))
     tgt = torch.cat([torch.full((64, 1), start), src], dim=1)  # `_abc`
-    model = PeekySeq2seq(vocab, 8, 32)
+    model = Seq2seq(vocab, 8, 32, decoder="peeky")
     opt = torch.optim.Adam(model.parameters(), lr=0.02)
     for _ in range(300):
         loss = F.cross_entropy(model(src, tgt[:, :-1]).flatten(0, 1), tgt[:, 1:].flatten())
@@ -71,7 +71,7 @@ def test_rnnlm_shapes_and_state():
 
 def test_attention_weights_are_a_distribution_over_source_positions():
     torch.manual_seed(0)
-    model = AttentionSeq2seq(V, D, H)
+    model = Seq2seq(V, D, H, decoder="attention")
     src, tgt = torch.randint(V, (B, S)), torch.randint(V, (B, T))
     weights = model.attention(src, tgt)
     assert weights.shape == (B, T, S)
@@ -83,7 +83,7 @@ def test_attention_reads_every_source_position():
     """Changing only the first source token changes the attention decoder's first output through the
     context vector, even with the LSTM's initial state held fixed."""
     torch.manual_seed(0)
-    model = AttentionSeq2seq(V, D, H)
+    model = Seq2seq(V, D, H, decoder="attention")
     src = torch.randint(V, (1, S))
     other = src.clone()
     other[0, 0] = (src[0, 0] + 1) % V
@@ -94,13 +94,13 @@ def test_attention_reads_every_source_position():
     assert not torch.allclose(a, b)
 
 
-@pytest.mark.parametrize("cls", [Seq2seq, PeekySeq2seq, AttentionSeq2seq])
-def test_greedy_from_teacher_forcing_equals_greedy_decoding(cls):
+@pytest.mark.parametrize("decoder", list(DECODERS))
+def test_greedy_from_teacher_forcing_equals_greedy_decoding(decoder):
     """Rows whose teacher-forced inputs are the model's own greedy path reuse that pass; only the
     others are decoded again, and either way the answer is what `generate` gives."""
     torch.manual_seed(0)
     n = 64
-    model = cls(V, D, H).eval()
+    model = Seq2seq(V, D, H, decoder=decoder).eval()
     src = torch.randint(V, (n, S))
     greedy = model.generate(src, 0, T)
     tgt_in = torch.cat([torch.zeros(n, 1, dtype=torch.long), greedy[:, :-1]], dim=1)  # the greedy path...

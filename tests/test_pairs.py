@@ -12,7 +12,7 @@ from torch.nn import functional as F
 
 from seq2seq.data.text import SPECIALS, build_vocab, load_tsv, tokenize
 from seq2seq.errors import ConfigError, DataError
-from seq2seq.models import AttentionSeq2seq, PeekySeq2seq, Seq2seq
+from seq2seq.models import DECODERS, Seq2seq
 from seq2seq.tasks import PairsTask, TsvTask
 from seq2seq.train import train
 
@@ -95,12 +95,12 @@ def padded_pair(vocab_size=13, seed=0):
     return short, batch, torch.tensor([7, 3])
 
 
-@pytest.mark.parametrize("cls", [Seq2seq, PeekySeq2seq, AttentionSeq2seq])
+@pytest.mark.parametrize("decoder", list(DECODERS))
 @pytest.mark.parametrize("bidirectional", [False, True])
-def test_padding_invariance(cls, bidirectional):
+def test_padding_invariance(decoder, bidirectional):
     """A sequence's encoding, loss and prediction are the same alone and inside a padded batch."""
     torch.manual_seed(0)
-    model = cls(13, 8, 16, bidirectional=bidirectional).eval()
+    model = Seq2seq(13, 8, 16, bidirectional=bidirectional, decoder=decoder).eval()
     short, batch, lengths = padded_pair()
     tgt = torch.tensor([[1, 5, 6, 7, 2], [1, 8, 9, 2, 0]])  # <bos> ... <eos>, row 1 padded
     alone = model.encoder(short, torch.tensor([3]))
@@ -118,7 +118,7 @@ def test_padding_invariance(cls, bidirectional):
 
 def test_attention_weights_sum_to_one_and_are_zero_on_padding():
     torch.manual_seed(0)
-    model = AttentionSeq2seq(13, 8, 16).eval()
+    model = Seq2seq(13, 8, 16, decoder="attention").eval()
     _, batch, lengths = padded_pair()
     weights = model.attention(batch, torch.randint(13, (2, 5)), lengths)  # (2, 5, 7)
     torch.testing.assert_close(weights.sum(-1), torch.ones(2, 5))
@@ -148,7 +148,7 @@ def reverse_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("pairs")
     tsv = write_reverse_tsv(tmp / "reverse.tsv", words=True)
     overrides = ["task=pairs", f"task.train={tsv}", "task.batch_size=32", "trainer.max_epochs=8", "optimizer.lr=0.01"]
-    model = ["model=attention_seq2seq", "model.bidirectional=true", "model.hidden_size=64"]
+    model = ["model.decoder=attention", "model.bidirectional=true", "model.hidden_size=64"]
     cfg = compose_train(tmp / "run", *TINY_PAIRS, *overrides, *model)
     return tmp / "run", train(cfg), tsv
 

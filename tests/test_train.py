@@ -36,12 +36,14 @@ def test_addition_experiments_differ_only_as_the_chapter_says(make_cfg):
     base, rev, peeky = (make_cfg(f"experiment={e}_addition") for e in ("baseline", "reverse", "peeky"))
     assert (base.task.reverse, rev.task.reverse, peeky.task.reverse) == (False, True, True)
     assert base.model._target_ == rev.model._target_ == "seq2seq.models.Seq2seq"
-    assert peeky.model._target_ == "seq2seq.models.PeekySeq2seq"
+    assert (
+        peeky.model._target_ == base.model._target_ and peeky.model.decoder == "peeky" and base.model.decoder == "plain"
+    )
     assert base.optimizer.lr == 0.001 and base.task.batch_size == 128
     assert base.trainer.max_epochs == 25 and base.trainer.grad_clip == 5.0
     assert make_cfg("experiment=peeky_addition", "model.hidden_size=256").model.hidden_size == 256
     attention = make_cfg("experiment=attention_addition")
-    assert attention.model._target_ == "seq2seq.models.AttentionSeq2seq" and not attention.task.reverse
+    assert attention.model.decoder == "attention" and not attention.task.reverse
 
 
 def test_loss_falls_when_overfitting(make_cfg):
@@ -52,7 +54,7 @@ def test_loss_falls_when_overfitting(make_cfg):
         "trainer.max_epochs=60",
         "optimizer.lr=0.01",
         "task.reverse=true",
-        "model=peeky_seq2seq",
+        "model.decoder=peeky",
         "model.wordvec_size=8",
         "model.hidden_size=32",
     )
@@ -79,8 +81,8 @@ def test_end_to_end_run_writes_events_checkpoints_and_config(make_cfg):
 
 
 def test_attention_addition_logs_heatmaps_and_other_models_none(make_cfg, tmp_path):
-    for model, expected in (("attention_seq2seq", 1), ("peeky_seq2seq", 0)):
-        cfg = make_cfg(*TINY_ADDITION, f"model={model}", "trainer.max_epochs=1", out=tmp_path / model)
+    for decoder, expected in (("attention", 1), ("peeky", 0)):
+        cfg = make_cfg(*TINY_ADDITION, f"model.decoder={decoder}", "trainer.max_epochs=1", out=tmp_path / decoder)
         train(cfg)
         images = EventAccumulator(cfg.paths.output_dir, size_guidance={"images": 0}).Reload().Tags()["images"]
         assert images.count("val/attention") == expected
@@ -88,11 +90,12 @@ def test_attention_addition_logs_heatmaps_and_other_models_none(make_cfg, tmp_pa
 
 def test_checkpoint_rebuilds_the_model_alone(make_cfg):
     cfg = make_cfg(
-        *TINY_ADDITION, "trainer.max_epochs=1", "model=peeky_seq2seq", "model.wordvec_size=8", "model.hidden_size=32"
+        *TINY_ADDITION, "trainer.max_epochs=1", "model.decoder=peeky", "model.wordvec_size=8", "model.hidden_size=32"
     )
     train(cfg)
-    model, _saved = ckpt.load_model(Path(cfg.paths.output_dir) / "best.pt")
-    assert type(model).__name__ == "PeekySeq2seq"
+    model, saved = ckpt.load_model(Path(cfg.paths.output_dir) / "best.pt")
+    assert type(model).__name__ == "Seq2seq" and type(model.decoder).__name__ == "PeekyDecoder"
+    assert saved["model"]["args"]["decoder"] == "peeky"
     assert model.decoder.lstm.hidden_size == 32
 
 
@@ -136,6 +139,25 @@ def test_a_run_of_0_2_resumes_with_its_own_split_and_batches(make_cfg):
     assert saved.split_seed is None and saved.drop_last is False
 
 
+def test_a_peeky_checkpoint_of_0_2_loads_and_resumes(make_cfg):
+    """0.2 named the model PeekySeq2seq (no decoder argument): it loads, and resumes as Seq2seq with
+    decoder=peeky, but not as a plain decoder."""
+    run = Path(make_cfg().paths.output_dir)
+    train(make_cfg(*TINY_ADDITION, "model.decoder=peeky", "trainer.max_epochs=1"))
+    for name in ("last.pt", "best.pt"):
+        state = torch.load(run / name, weights_only=True)
+        del state["model"]["args"]["decoder"], state["config"]["model"]["decoder"]
+        state["model"]["name"] = "PeekySeq2seq"
+        state["config"]["model"]["_target_"] = "seq2seq.models.PeekySeq2seq"
+        ckpt.save(state, run / name)
+    model, _ = ckpt.load_model(run)
+    assert type(model.decoder).__name__ == "PeekyDecoder"
+    with pytest.raises(CheckpointError, match=r"model.decoder: peeky -> plain"):
+        train(make_cfg(*TINY_ADDITION, "trainer.max_epochs=2", f"trainer.resume={run}"))
+    metrics = train(make_cfg(*TINY_ADDITION, "model.decoder=peeky", "trainer.max_epochs=2", f"trainer.resume={run}"))
+    assert metrics["epoch"] == 2.0
+
+
 def test_resume_is_exact(make_cfg, tmp_path):
     straight = train(make_cfg(*TINY_ADDITION, "trainer.max_epochs=3", out=tmp_path / "a"))
     train(make_cfg(*TINY_ADDITION, "trainer.max_epochs=1", out=tmp_path / "b"))
@@ -151,13 +173,13 @@ def test_resume_refuses_a_checkpoint_of_another_model(make_cfg, tmp_path):
     train(make_cfg(*TINY_ADDITION, "trainer.max_epochs=1", out=tmp_path / "a"))
     cfg = make_cfg(
         *TINY_ADDITION,
-        "model=peeky_seq2seq",
+        "model.decoder=peeky",
         "model.wordvec_size=8",
         "model.hidden_size=32",
         f"trainer.resume={tmp_path / 'a'}",
         out=tmp_path / "a",
     )
-    with pytest.raises(CheckpointError, match=r"resuming cannot change model\._target_"):
+    with pytest.raises(CheckpointError, match=r"resuming cannot change model\.decoder: plain -> peeky"):
         train(cfg)
 
 
@@ -266,7 +288,8 @@ def test_the_hparams_row_is_written_at_the_start_with_the_columns_that_matter(tm
     (row,) = rows
     shown = {k: v.string_value or v.number_value for k, v in row.hparams.items()}
     assert shown["name"] == "peeky_addition" and shown["experiment"] == "peeky_addition"
-    assert shown["model"] == "PeekySeq2seq" and shown["model.bidirectional"] == "true"  # not 1.0000
+    assert shown["model"] == "Seq2seq" and shown["model.decoder"] == "peeky"
+    assert shown["model.bidirectional"] == "true"  # not 1.0000
     assert shown["task.num_examples"] == 400 and shown["trainer.max_steps"] == 5 and "seed" in shown
     assert not {k for k in shown if k.startswith(("paths.", "trainer.progress", "trainer.device"))}
     assert "val/best_acc" in tags and not {t for t in tags if t.startswith("hparam/")}  # curves sort first

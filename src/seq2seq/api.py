@@ -42,7 +42,7 @@ def load(path: str | Path, device: str | torch.device | None = None) -> "Trained
 class TrainedModel:
     """A checkpoint's model with its vocabulary and input handling: `generate` takes text, returns text.
 
-    family: "seq2seq" (questions in, answers out; captioning models take PNG paths) or "lm" (prompts in,
+    family: "seq2seq" (questions in, answers out), "captioner" (PNG paths in, captions out) or "lm" (prompts in,
     continuations out). `module` is the torch model, `config` the run's resolved config (a record).
     """
 
@@ -50,7 +50,7 @@ class TrainedModel:
         self.module, self.path, self.device = module.to(device).eval(), path, device
         self.family = module.family
         self.task_state, self.config = checkpoint["task"], checkpoint.get("config")
-        self.codec = codec_from_state(self.task_state) if self.family == "seq2seq" else None
+        self.codec = codec_from_state(self.task_state) if self.family != "lm" else None
         self.vocab = self.codec.vocab if self.codec else Vocab(self.task_state["vocab"])
 
     def __repr__(self) -> str:
@@ -67,8 +67,8 @@ class TrainedModel:
         if not texts or not all(isinstance(t, str) for t in texts):
             raise DataError("generate takes a string or a non-empty list of strings")
         if context and self.family != "seq2seq":
-            raise DataError("context applies to chat models (seq2seq), not language models: put it in the prompt")
-        if self.family == "seq2seq":
+            raise DataError(f"context applies to chat models (seq2seq), not to a {self.family} model")
+        if self.family != "lm":
             outputs = self._answers(texts, opts, list(context))
         else:
             outputs = [self._continue(t, opts) for t in texts]

@@ -13,7 +13,6 @@ from omegaconf import DictConfig
 
 from seq2seq import cli, decoding
 from seq2seq.errors import DataError, Seq2seqError
-from seq2seq.tasks.codec import ImageCodec
 
 
 class Chat:
@@ -21,7 +20,7 @@ class Chat:
 
     def __init__(self, cfg: DictConfig):
         self.model = cli.load(cfg)
-        if self.model.family != "seq2seq" or isinstance(self.model.codec, ImageCodec):
+        if self.model.family != "seq2seq":
             raise DataError(f"{cfg.checkpoint}: chat needs a text seq2seq checkpoint (e.g. experiment=chitchat)")
         self.options = cli.decode_options(cfg)
         decoding.resolve(self.options, "seq2seq")  # bad options fail now, not at the first message
@@ -97,8 +96,10 @@ def hydra_main(cfg: DictConfig) -> None:
         cli.fail(e)
     interactive = sys.stdin.isatty()
     if interactive:
-        turns = f", reading {chat.context} earlier turns" if chat.context else ""
-        print(f"chatting with {chat.model.path} ({chat.options['strategy'] or 'greedy'}{turns}); /help lists the commands")
+        how = (chat.options["strategy"] or "greedy") + (
+            f", reading {chat.context} earlier turns" if chat.context else ""
+        )
+        print(f"chatting with {chat.model.path} ({how}); /help lists the commands")
     try:
         converse(chat, sys.stdin, interactive)
     except KeyboardInterrupt:  # Ctrl-C: leave quietly, not with a traceback

@@ -23,6 +23,7 @@ import logging
 import os
 import signal
 import tempfile
+import typing
 from pathlib import Path
 
 import torch
@@ -30,7 +31,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from seq2seq.errors import CheckpointError
-from seq2seq.models import MODELS
+from seq2seq.models import MODELS, RENAMED
 from seq2seq.tasks.codec import OPTIONAL_FIELDS, STATE_FIELDS, codec_from_state
 from seq2seq.typecheck import check_fields
 
@@ -40,7 +41,7 @@ FORMAT = "seq2seq-checkpoint"
 CRASH_ENV = "SEQ2SEQ_CRASH_AT"
 VERSION = 2
 V1_PREFIX = "seq2seq.models."  # version 1 named the model class by its import path
-FAMILY_KINDS = {"seq2seq": ("pairs", "text_pairs", "captions"), "lm": ("lm",)}
+FAMILY_KINDS = {"seq2seq": ("pairs", "text_pairs"), "captioner": ("captions",), "lm": ("lm",)}
 
 
 _reached: dict[str, int] = {}
@@ -139,19 +140,47 @@ def resolve(path: str | Path, name: str = "best.pt") -> Path:
 
 
 def model_spec(model: nn.Module, args: dict) -> dict:
-    """The saved description of a model: its table name and constructor arguments."""
+    """The saved description of a model: its table name and constructor arguments (defaults filled in)."""
     name = type(model).__name__
     if MODELS.get(name) is not type(model):
         raise CheckpointError(f"{name} is not in seq2seq.models.MODELS, so no checkpoint could rebuild it")
     check_model_spec({"name": name, "args": args}, "model")
-    return {"name": name, "args": dict(args)}
+    return current_spec({"name": name, "args": dict(args)})
+
+
+def constructor_params(cls: type) -> list[inspect.Parameter]:
+    """cls.__init__'s parameters that a checkpoint may set: without self, and without modules passed in
+    by a subclass (Seq2seq's `encoder`), which no file can hold."""
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    return [
+        p
+        for p in params
+        if not any(isinstance(t, type) and issubclass(t, nn.Module) for t in typing.get_args(p.annotation))
+    ]
 
 
 def constructor_fields(cls: type) -> tuple[dict, list[str]]:
     """{argument: annotation} of cls.__init__, and the arguments without a default."""
-    params = list(inspect.signature(cls.__init__).parameters.values())[1:]  # without self
-    fields = {p.name: p.annotation for p in params}
-    return fields, [p.name for p in params if p.default is inspect.Parameter.empty]
+    params = constructor_params(cls)
+    return {p.name: p.annotation for p in params}, [p.name for p in params if p.default is inspect.Parameter.empty]
+
+
+def current_spec(spec):
+    """A spec in today's terms: a model renamed since (PeekySeq2seq -> Seq2seq with decoder="peeky") under
+    its new name, and every constructor argument the spec leaves out at its default, so that specs of
+    the same model compare equal whichever version wrote them. Anything malformed is left for
+    check_model_spec to refuse."""
+    if not (isinstance(spec, dict) and isinstance(spec.get("name"), str) and isinstance(spec.get("args"), dict)):
+        return spec
+    name, args = spec["name"], spec["args"]
+    if name in RENAMED:
+        name, added = RENAMED[name]
+        args = {**args, **added}
+    cls = MODELS.get(name)
+    if cls is not None:
+        defaults = {p.name: p.default for p in constructor_params(cls) if p.default is not inspect.Parameter.empty}
+        args = {**defaults, **args}
+    return {**spec, "name": name, "args": args}
 
 
 def check_model_spec(spec, where: str) -> tuple[type, dict]:
@@ -179,7 +208,7 @@ def upgrade(checkpoint: dict, path: Path) -> dict:
     args = dict(spec)
     target = args.pop("_target_", None)
     name = target[len(V1_PREFIX) :] if isinstance(target, str) and target.startswith(V1_PREFIX) else None
-    if name not in MODELS:
+    if name not in MODELS and name not in RENAMED:
         raise CheckpointError(f"{path}: model {str(target)[:60]!r} is not one of {', '.join(MODELS)}")
     return {**checkpoint, "model": {"name": name, "args": args}, "version": VERSION}
 
@@ -204,6 +233,7 @@ def load(path: str | Path, name: str = "best.pt") -> dict:
     missing = [k for k in ("model", "model_state", "task") if k not in checkpoint]
     if missing:
         raise CheckpointError(f"{path}: checkpoint lacks {', '.join(missing)}")
+    checkpoint = {**checkpoint, "model": current_spec(checkpoint["model"])}
     cls, args = check_model_spec(checkpoint["model"], f"{path}: model")
     state = checkpoint["model_state"]
     if not (isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values())):

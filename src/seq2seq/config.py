@@ -175,6 +175,7 @@ class Seq2seqConfig:
     _target_: str = "seq2seq.models.Seq2seq"
     wordvec_size: int = 16
     hidden_size: int = 128
+    decoder: str = "plain"
     init: str = "chapter"
     bidirectional: bool = False
 

@@ -55,6 +55,7 @@ FAMILY_DEFAULTS = {
     "lm": {"strategy": "sample", "max_new_tokens": 100, "skip": CHAPTER_SKIP},
     "seq2seq": {"strategy": "greedy", "max_new_tokens": None, "skip": []},
 }
+FAMILY_DEFAULTS["captioner"] = FAMILY_DEFAULTS["seq2seq"]  # a caption is decoded as an answer is
 MAX_NEW_TOKENS = 100_000
 RANGES = {
     "max_new_tokens": (lambda v: 1 <= v <= MAX_NEW_TOKENS, f"from 1 to {MAX_NEW_TOKENS:,}"),
@@ -89,7 +90,7 @@ def check_type(name: str, value) -> None:
 
 
 def resolve(options: dict, family: str) -> dict:
-    """Every option's value for a model family ("lm" or "seq2seq"), given the ones set (None = unset).
+    """Every option's value for a model family ("lm", "seq2seq", "captioner"), given the ones set (None = unset).
     Unknown names, wrong types, values out of range and options that do not apply are refused."""
     unknown = sorted(set(options) - set(NAMES))
     if unknown:

@@ -1,5 +1,5 @@
 """The run's row in TensorBoard's HPARAMS tab, written when the run starts (so runs that stop early are
-there too): the experiment, the seed, the model class and every key the command line set (a sweep's
+there too): the experiment, the seed, the model class (and its decoder) and every key the command line set (a sweep's
 keys included), without paths. The metric columns read the run's own scalars (val/acc, val/loss, ...),
 so no separate tag group is logged for them."""
 
@@ -22,6 +22,8 @@ def command_line_overrides() -> list[str]:
 def columns(cfg: DictConfig, overrides: list[str]) -> dict:
     """{column: value}: strings, numbers and booleans as text (TensorBoard would show True as 1.0000)."""
     row = {"name": cfg.name, "seed": cfg.seed, "model": str(cfg.model.get("_target_", "")).rsplit(".", 1)[-1]}
+    if "decoder" in cfg.model:  # Seq2seq's variant: plain, peeky or attention
+        row["model.decoder"] = cfg.model.decoder
     for override in overrides:
         key, _, value = override.lstrip("+~").partition("=")
         if key.startswith(NOT_HPARAMS) or key in row:

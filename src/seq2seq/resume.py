@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from seq2seq import distributed, rundir
 from seq2seq.config import ADDED_KEYS
 from seq2seq.errors import CheckpointError, ConfigError
+from seq2seq.models import RENAMED
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +52,20 @@ def flatten(node, prefix: str = "") -> dict:
 
 
 def keep_old_behaviour(saved, cfg: DictConfig) -> None:
-    """A run of an earlier version resumes as it was trained: keys it did not have take the value that
-    reproduces it (ADDED_KEYS), in `cfg` itself, so the rebuilt task and the saved config agree."""
+    """A run of an earlier version resumes as it was trained. Its saved config names its model as today
+    (`PeekySeq2seq` is `Seq2seq` with decoder=peeky), so a config that builds another model is still
+    refused; keys it did not have take the value that reproduces it (ADDED_KEYS), in `cfg` itself, so
+    the rebuilt task and the saved config agree."""
     if not isinstance(saved, dict):
         return
+    model = saved.get("model")
+    if isinstance(model, dict) and isinstance(model.get("_target_"), str):  # a model renamed since
+        name = model["_target_"].removeprefix("seq2seq.models.")
+        if name in RENAMED:
+            name, added = RENAMED[name]
+            model.update({"_target_": f"seq2seq.models.{name}", **added})
+        if name == "Seq2seq":
+            model.setdefault("decoder", "plain")
     for key, legacy in ADDED_KEYS.items():
         missing = OmegaConf.select(OmegaConf.create(saved), key, default="<unset>") == "<unset>"
         if missing and OmegaConf.select(cfg, key, default="<unset>") != "<unset>":

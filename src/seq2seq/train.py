@@ -39,6 +39,7 @@ from seq2seq.resume import (
     resume_in_place,
     resume_target,
 )
+from seq2seq.tasks import check_fits
 
 log = logging.getLogger(__name__)
 
@@ -229,6 +230,7 @@ class Checkpoints:
 
 def train(cfg: DictConfig) -> dict[str, float]:
     validate(cfg)
+    check_fits(cfg.task.get("_target_"), cfg.model.get("_target_"))
     run_dir = Path(cfg.paths.output_dir)
     resume_path = ckpt.resolve(cfg.trainer.resume, "last.pt") if cfg.trainer.resume else None
     lock = rundir.RunLock(run_dir) if distributed.is_main_process() else None
@@ -372,7 +374,11 @@ def run_epoch(cfg, setup: Setup, writer, progress, stop, carry, amp, checkpoints
     losses = torch.zeros(len(batches), device=setup.device)
     grads = torch.zeros(len(batches), device=setup.device)
     step_scheduler = scheduler is not None and not isinstance(scheduler, ReduceLROnPlateau)
-    max_steps, log_every, val_every = cfg.trainer.max_steps, cfg.trainer.log_every_n_steps, cfg.trainer.val_every_n_steps
+    max_steps, log_every, val_every = (
+        cfg.trainer.max_steps,
+        cfg.trainer.log_every_n_steps,
+        cfg.trainer.val_every_n_steps,
+    )
     start = logged = progress["batch"]
     bar = tqdm(
         range(start, len(batches)),
@@ -520,8 +526,27 @@ def hydra_main(cfg: DictConfig) -> float | None:
     return next((v for k, v in metrics.items() if k.startswith("best/")), None)
 
 
+# Model choices of 0.2, when each decoder had its model config: the decoder is a model argument now.
+OLD_MODEL_CHOICES = {"model=peeky_seq2seq": "peeky", "model=attention_seq2seq": "attention"}
+
+
+def translate_model_choice(args: list[str]) -> list[str]:
+    """`model=peeky_seq2seq` -> `model=seq2seq model.decoder=peeky`, with a note. A key override wins over
+    an experiment's own model.decoder wherever it stands, as the old model choice did."""
+    out = []
+    for arg in args:
+        if arg in OLD_MODEL_CHOICES:
+            decoder = f"model.decoder={OLD_MODEL_CHOICES[arg]}"
+            print(f"note: {arg} is now model=seq2seq {decoder}", file=sys.stderr)
+            out += ["model=seq2seq", decoder]
+        else:
+            out.append(arg)
+    return out
+
+
 def main() -> None:
     """`python -m seq2seq.train` and `seq2seq-train`."""
+    sys.argv[1:] = translate_model_choice(sys.argv[1:])
     message = missing_plugin(sys.argv[1:])
     if message:
         print(f"error: {message}", file=sys.stderr)

@@ -6,27 +6,21 @@
 
 from seq2seq.models.captioner import CNNEncoder, ImageCaptioner
 from seq2seq.models.rnnlm import Rnnlm
-from seq2seq.models.seq2seq import (
-    AttentionDecoder,
-    AttentionSeq2seq,
-    Decoder,
-    Encoder,
-    PeekyDecoder,
-    PeekySeq2seq,
-    Seq2seq,
-)
+from seq2seq.models.seq2seq import DECODERS, AttentionDecoder, Decoder, Encoder, PeekyDecoder, Seq2seq
 
 __all__ = [
+    "DECODERS",
     "AttentionDecoder",
-    "AttentionSeq2seq",
     "CNNEncoder",
     "Decoder",
     "Encoder",
     "ImageCaptioner",
     "PeekyDecoder",
-    "PeekySeq2seq",
     "Rnnlm",
     "Seq2seq",
 ]
 
-MODELS = {cls.__name__: cls for cls in (Seq2seq, PeekySeq2seq, AttentionSeq2seq, ImageCaptioner, Rnnlm)}
+MODELS = {cls.__name__: cls for cls in (Seq2seq, ImageCaptioner, Rnnlm)}
+
+# Names of checkpoints written before the decoder was an argument: (the name now, the arguments it adds).
+RENAMED = {"PeekySeq2seq": ("Seq2seq", {"decoder": "peeky"}), "AttentionSeq2seq": ("Seq2seq", {"decoder": "attention"})}

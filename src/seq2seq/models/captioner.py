@@ -7,10 +7,7 @@ Shapes: B batch, C channels, H hidden size, (GH, GW) the feature grid, S = GH * 
 import torch
 from torch import nn
 
-from seq2seq.models.init import chapter_init_, check_init
-from seq2seq.models.seq2seq import AttentionDecoder, Decoder, Encoded, PeekyDecoder, Seq2seq
-
-DECODERS = {"plain": Decoder, "peeky": PeekyDecoder, "attention": AttentionDecoder}
+from seq2seq.models.seq2seq import DECODERS, Encoded, Seq2seq
 
 
 class CNNEncoder(nn.Module):
@@ -48,6 +45,8 @@ class ImageCaptioner(Seq2seq):
     """CNNEncoder + one of the seq2seq decoders (`decoder`: plain, peeky or attention). Training,
     greedy decoding and beam search are Seq2seq's, with images (B, 1, height, width) as the source."""
 
+    family = "captioner"
+
     def __init__(
         self,
         vocab_size: int,
@@ -59,11 +58,8 @@ class ImageCaptioner(Seq2seq):
         grid_width: int = 12,
         init: str = "chapter",
     ):
-        nn.Module.__init__(self)
         if decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")
-        self.encoder = CNNEncoder(hidden_size, channels, grid_height, grid_width, grid_states=decoder == "attention")
-        self.decoder = DECODERS[decoder](vocab_size, wordvec_size, hidden_size)
-        check_init(init)
-        if init == "chapter":
-            chapter_init_(self.decoder)  # the CNN keeps PyTorch's ReLU-friendly default
+        # The CNN keeps PyTorch's ReLU-friendly default initialisation; `init` applies to the decoder.
+        cnn = CNNEncoder(hidden_size, channels, grid_height, grid_width, grid_states=decoder == "attention")
+        super().__init__(vocab_size, wordvec_size, hidden_size, decoder, init, encoder=cnn)

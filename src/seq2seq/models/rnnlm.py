@@ -21,6 +21,7 @@ class Rnnlm(nn.Module):
     """
 
     family = "lm"
+    has_attention = False
 
     def __init__(
         self,

@@ -119,36 +119,62 @@ class AttentionDecoder(Decoder):
             scores = scores.masked_fill(~enc.mask[:, None, :], float("-inf"))
         return scores.softmax(dim=-1)
 
-    def forward(self, tokens, enc: Encoded, state):
+    def forward(self, tokens, enc: Encoded, state, with_weights: bool = False):
+        """As Decoder.forward; with_weights also returns the attention weights (B, T, S)."""
         out, state = self.lstm(self.embed(tokens), state)  # (B, T, H)
-        context = torch.bmm(self.attend(out, enc), enc.states)  # (B, T, H)
-        return self.out(torch.cat([out, context], dim=-1)), state  # (B, T, V)
+        weights = self.attend(out, enc)  # (B, T, S)
+        context = torch.bmm(weights, enc.states)  # (B, T, H)
+        logits = self.out(torch.cat([out, context], dim=-1))  # (B, T, V)
+        return (logits, state, weights) if with_weights else (logits, state)
+
+
+DECODERS = {"plain": Decoder, "peeky": PeekyDecoder, "attention": AttentionDecoder}
 
 
 class Seq2seq(nn.Module):
     """Encoder + Decoder joined by the encoder's hidden states.
 
+    decoder: "plain" (section 2.3), "peeky" (section 3.2) or "attention" (the chapter's successor).
     init: "chapter" (the reference code's initialisation, see chapter_init_) or "pytorch" (defaults).
     bidirectional: read the source in both directions (see Encoder).
+    encoder: a module in place of the LSTM encoder, returning an `Encoded` (ImageCaptioner's CNN); it
+        keeps its own initialisation. Not a config value: checkpoints rebuild it through their class.
     """
 
-    decoder_class: type[Decoder] = Decoder
-    family = "seq2seq"  # what generation and tasks may expect of it (see seq2seq.api)
+    family = "seq2seq"  # what tasks and generation may expect of it (see seq2seq.tasks.base)
 
     def __init__(
         self,
         vocab_size: int,
         wordvec_size: int = 16,
         hidden_size: int = 128,
+        decoder: str = "plain",
         init: str = "chapter",
         bidirectional: bool = False,
+        encoder: nn.Module | None = None,
     ):
         super().__init__()
-        self.encoder = Encoder(vocab_size, wordvec_size, hidden_size, bidirectional)
-        self.decoder = self.decoder_class(vocab_size, wordvec_size, hidden_size)
+        if decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")
         check_init(init)
+        self.encoder = Encoder(vocab_size, wordvec_size, hidden_size, bidirectional) if encoder is None else encoder
+        self.decoder = DECODERS[decoder](vocab_size, wordvec_size, hidden_size)
         if init == "chapter":
-            chapter_init_(self)
+            chapter_init_(self if encoder is None else self.decoder)
+
+    @property
+    def has_attention(self) -> bool:
+        """Whether `attention()` gives weights over the source (for heatmaps)."""
+        return isinstance(self.decoder, AttentionDecoder)
+
+    @torch.no_grad()
+    def attention(self, src: torch.Tensor, tgt_in: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Attention weights (B, T, S) with teacher forcing: which source position each step reads."""
+        if not self.has_attention:
+            raise TypeError(f"a Seq2seq with the {type(self.decoder).__name__} has no attention weights")
+        enc = self.encoder(src, lengths)
+        _, _, weights = self.decoder(tgt_in, enc, self.decoder.init_state(enc), with_weights=True)
+        return weights
 
     def forward(self, src: torch.Tensor, tgt_in: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Teacher forcing: src (B, S) with lengths (B,), decoder input tgt_in (B, T) -> logits (B, T, V)."""
@@ -216,22 +242,3 @@ class Seq2seq(nn.Module):
         """Beam search decoding (see seq2seq.models.beam): (B, n_best, length) ids and their scores."""
         logits, state = self.start_decoding(src, start_id, lengths)
         return beam_search(self, logits, state, length, **options)
-
-
-class PeekySeq2seq(Seq2seq):
-    """Seq2seq with the Peeky decoder (section 3.2)."""
-
-    decoder_class = PeekyDecoder
-
-
-class AttentionSeq2seq(Seq2seq):
-    """Seq2seq with the attention decoder (the chapter's announced successor)."""
-
-    decoder_class = AttentionDecoder
-
-    @torch.no_grad()
-    def attention(self, src: torch.Tensor, tgt_in: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """Attention weights (B, T, S) with teacher forcing: which source position each step reads."""
-        enc = self.encoder(src, lengths)
-        out, _ = self.decoder.lstm(self.decoder.embed(tgt_in), self.decoder.init_state(enc))  # (B, T, H)
-        return self.decoder.attend(out, enc)

@@ -1,32 +1,29 @@
-"""Tasks own the data of an experiment and the task-specific parts of the shared loop.
-
-The loop in `seq2seq.train` only calls the interface below, so a new task is a new class and a
-new `configs/task/*.yaml`, never a branch in the loop:
-
-- `vocab_size`, `monitor` (metric that picks `best.pt`), `mode` ("max" or "min")
-- `to(device)`: move the task's tensors to the training device once
-- `train_batches(epoch)`: the epoch's batches, in an order fixed by the seed and the epoch
-- `training_step(model, batch, carry) -> (loss, carry)`: `carry` is state kept between the
-  batches of an epoch (the language model's LSTM state); None at the start of an epoch
-- `train_metrics(mean_loss)`: extra per-epoch training scalars (e.g. `train/ppl`)
-- `evaluate(model, split) -> (metrics, text)`: metrics named `<split>/<name>`, text to log or None
-- `figures(model) -> {name: matplotlib Figure}`: images for TensorBoard after each epoch (may be empty)
-- `final_splits`: splits evaluated once with the best checkpoint when training ends
-- `state_dict()`: what generation needs to rebuild the task's vocabulary and input handling
-  (for Encoder-Decoder tasks, see `seq2seq.tasks.codec`)
-"""
+"""Tasks own the data of an experiment and the task-specific parts of the shared loop: the interface
+is `seq2seq.tasks.base.Task`. A new task is a class (its own file here) registered in TASKS below
+with its config schema (seq2seq.config), and a `configs/task/<name>.yaml`."""
 
 import dataclasses
 
 from seq2seq import config as schemas
-from seq2seq.errors import CheckpointError
+from seq2seq.errors import CheckpointError, ConfigError
+from seq2seq.models import MODELS
 from seq2seq.tasks.addition import AdditionTask
+from seq2seq.tasks.base import Task
 from seq2seq.tasks.captions import CaptionsTask
 from seq2seq.tasks.language_model import LanguageModelTask
 from seq2seq.tasks.pairs import ChitchatTask, PairsTask, ProgramsTask, TsvTask
 from seq2seq.typecheck import check_fields
 
-__all__ = ["AdditionTask", "CaptionsTask", "ChitchatTask", "LanguageModelTask", "PairsTask", "ProgramsTask", "TsvTask"]
+__all__ = [
+    "AdditionTask",
+    "CaptionsTask",
+    "ChitchatTask",
+    "LanguageModelTask",
+    "PairsTask",
+    "ProgramsTask",
+    "Task",
+    "TsvTask",
+]
 
 # The task classes by the `_target_` their config schema declares. Rebuilding a task from a
 # checkpoint's saved config looks the name up here (a string comparison) and passes the checked fields
@@ -60,3 +57,21 @@ def task_from_saved_config(node, where: str):
             values[name] = legacy
     check_fields(values, {f.name: f.type for f in declared}, where, required)
     return cls(**values)
+
+
+# Each family in words, and the model configs that build it: the message of a mismatch.
+FAMILY_NAMES = {"seq2seq": "an Encoder-Decoder", "captioner": "an image captioner", "lm": "a language model"}
+FAMILY_MODELS = {"seq2seq": "model=seq2seq", "captioner": "model=image_captioner", "lm": "model=rnnlm or better_rnnlm"}
+
+
+def check_fits(task_target: str, model_target: str) -> None:
+    """A model must be of its task's family (seq2seq.tasks.base), refused in one line before any data
+    loads. Classes outside the project's tables are not checked."""
+    task = TASKS.get(task_target, (None, None))[1]
+    model = MODELS.get(str(model_target).removeprefix("seq2seq.models."))
+    if task is None or model is None or task.family == model.family:
+        return
+    raise ConfigError(
+        f"model {model.__name__} is {FAMILY_NAMES[model.family]}, but task {task.__name__} trains "
+        f"{FAMILY_NAMES[task.family]}: use {FAMILY_MODELS[task.family]}"
+    )

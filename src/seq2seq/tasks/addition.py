@@ -24,6 +24,7 @@ class AdditionTask:
     Teacher forcing feeds the decoder answer[:, :-1] (`_91 `) and scores it on answer[:, 1:] (`91  `).
     """
 
+    family = "seq2seq"
     monitor = "val/acc"
     mode = "max"
     final_splits: tuple[str, ...] = ()
@@ -143,7 +144,7 @@ class AdditionTask:
     def figures(self, model) -> dict:
         """Attention heatmaps of the first num_heatmaps validation questions (attention models only)."""
         k = min(self.num_heatmaps, len(self.x_val))
-        if not hasattr(model, "attention") or k == 0:
+        if not model.has_attention or k == 0:
             return {}
         maps = attention_maps(model, self.codec, self.x_val[:k])
         return {"val/attention": attention_figures(maps, self.val_questions[:k])}

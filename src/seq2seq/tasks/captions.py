@@ -13,6 +13,8 @@ from seq2seq.tasks.pairs import PairsTask
 
 
 class CaptionsTask(PairsTask):
+    family = "captioner"
+
     def __init__(
         self,
         num_train: int = 20_000,

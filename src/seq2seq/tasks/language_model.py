@@ -41,6 +41,7 @@ def repackage_hidden(state):
 
 
 class LanguageModelTask:
+    family = "lm"
     monitor = "val/ppl"
     mode = "min"
     final_splits = ("test",)

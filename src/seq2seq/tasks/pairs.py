@@ -37,6 +37,7 @@ class PairsTask:
     val/bleu (sacrebleu on the tokens, no further tokenisation) for word-level tasks.
     """
 
+    family = "seq2seq"
     final_splits: tuple[str, ...] = ()
     context_turns = 0  # turns before the message in each source (ChitchatTask's task.context_turns)
 
@@ -75,7 +76,9 @@ class PairsTask:
         self.tokenized = {}
         self.dropped = {}
         for split, pairs in splits.items():
-            tokens = [(self.source_tokens(s, tokenize, lowercase), text.tokenize(t, tokenize, lowercase)) for s, t in pairs]
+            tokens = [
+                (self.source_tokens(s, tokenize, lowercase), text.tokenize(t, tokenize, lowercase)) for s, t in pairs
+            ]
             kept = [(s, t) for s, t in tokens if s and t and len(s) <= max_length and len(t) <= max_length]
             self.dropped[split] = len(tokens) - len(kept)
             if self.dropped[split]:
@@ -210,7 +213,7 @@ class PairsTask:
     def figures(self, model) -> dict:
         """Attention heatmaps of the first num_heatmaps validation pairs (attention models only)."""
         k = min(self.num_heatmaps, len(self.tokenized["val"]))
-        if not hasattr(model, "attention") or k == 0:
+        if not model.has_attention or k == 0:
             return {}
         src, lengths, _ = self.batch("val", list(range(k)))
         maps = attention_maps(model, self.codec, src, lengths)
@@ -258,7 +261,9 @@ class ChitchatTask(PairsTask):
         self.context_turns = context_turns
         conversations = chitchat.load_conversations(max_conversations)
         train, val = seeded_split(conversations, val_fraction, seed, "conversations")
-        splits = {split: chitchat.reply_pairs(convs, context_turns) for split, convs in (("train", train), ("val", val))}
+        splits = {
+            split: chitchat.reply_pairs(convs, context_turns) for split, convs in (("train", train), ("val", val))
+        }
         super().__init__(splits, seed=seed, **options)
 
 

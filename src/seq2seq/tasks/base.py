@@ -1,0 +1,65 @@
+"""What the training loop asks of a task, and what a task asks of its model.
+
+The loop in `seq2seq.train` only calls `Task` below, so a new task is one class and one
+`configs/task/*.yaml`, never a branch in the loop. A task and a model fit when their `family` is the
+same; `seq2seq.tasks.check_fits` refuses a mismatch before any data loads.
+
+Families: "seq2seq" (token sources in, tokens out: `EncoderDecoder` below), "captioner" (images in,
+tokens out: the same interface), "lm" (language models: `forward(x, state, targets) -> loss, state`).
+"""
+
+from typing import Protocol, runtime_checkable
+
+import torch
+
+FAMILIES = ("seq2seq", "captioner", "lm")
+
+
+@runtime_checkable
+class Task(Protocol):
+    family: str  # the models it trains (FAMILIES)
+    monitor: str  # the validation metric behind best.pt, e.g. "val/acc"
+    mode: str  # "max" or "min": which way the monitored metric improves
+    final_splits: tuple[str, ...]  # splits evaluated once with best.pt when training ends
+
+    @property
+    def vocab_size(self) -> int: ...
+
+    def to(self, device: torch.device) -> "Task":
+        """Move the task's tensors to the training device once."""
+
+    def train_batches(self, epoch: int) -> list:
+        """The epoch's batches, in an order fixed by the seed and the epoch."""
+
+    def training_step(self, model, batch, carry) -> tuple[torch.Tensor, object]:
+        """(loss, carry): carry is state kept between an epoch's batches (the language model's LSTM
+        state); None at the start of an epoch."""
+
+    def train_metrics(self, mean_loss: float) -> dict[str, float]:
+        """Extra per-epoch training scalars (e.g. train/ppl)."""
+
+    def evaluate(self, model, split: str) -> tuple[dict[str, float], str | None]:
+        """Metrics named `<split>/<name>`, and text to log (samples) or None."""
+
+    def figures(self, model) -> dict:
+        """{name: matplotlib Figure} for TensorBoard after each epoch (may be empty)."""
+
+    def state_dict(self) -> dict:
+        """What generation needs to rebuild the vocabulary and input handling (seq2seq.tasks.codec)."""
+
+
+class EncoderDecoder(Protocol):
+    """What the seq2seq and captioner tasks call on their model (seq2seq.models.Seq2seq and ImageCaptioner)."""
+
+    family: str
+    has_attention: bool  # attention() gives weights for heatmaps
+
+    def encoder(self, src: torch.Tensor, lengths: torch.Tensor | None = None): ...
+
+    def decode(self, enc, tgt_in: torch.Tensor) -> torch.Tensor: ...
+
+    def generate(self, src: torch.Tensor, start_id: int, length: int, **options) -> torch.Tensor: ...
+
+    def greedy_from_teacher_forcing(self, src, start_id: int, enc, tgt_in, logits) -> torch.Tensor: ...
+
+    def attention(self, src: torch.Tensor, tgt_in: torch.Tensor, lengths=None) -> torch.Tensor: ...
