@@ -22,8 +22,9 @@ from pathlib import Path
 import torch
 from hydra import compose, initialize_config_dir
 
+from seq2seq.build import build
 from seq2seq.config import CONFIG_DIR
-from seq2seq.train import build, train_step
+from seq2seq.train import train_step
 
 
 def compose_experiment(name: str, overrides: list[str]):

@@ -32,6 +32,7 @@ from torch.overrides import TorchFunctionMode
 
 from seq2seq.errors import CheckpointError
 from seq2seq.models import MODELS, RENAMED
+from seq2seq.progress import top_name
 from seq2seq.tasks.codec import OPTIONAL_FIELDS, STATE_FIELDS, codec_from_state
 from seq2seq.typecheck import check_fields
 
@@ -102,11 +103,45 @@ def commit(state: dict, run_dir: Path, best: bool, top: str | None = None, drop:
         (run_dir / name).unlink(missing_ok=True)
 
 
+def training_state(
+    *, model_spec: dict, model: nn.Module, task: dict, config: dict, optimizer, schedule, progress: dict, carry, metrics
+) -> dict:
+    """A resumable checkpoint (the layout of this module's docstring) from plain values: the model's spec
+    and weights, the task state, the resolved config, the optimizer and schedule, where training stands
+    (`progress`, with the random generators' states), the state carried between batches and the last
+    validation metrics."""
+    rng = {"rng": torch.get_rng_state(), "cuda_rng": torch.cuda.get_rng_state() if torch.cuda.is_available() else None}
+    return {
+        "model": model_spec,
+        "model_state": model.state_dict(),
+        "task": task,
+        "config": config,
+        "optimizer": optimizer.state_dict(),
+        "scheduler": schedule.state_dict(),
+        "progress": {**progress, **rng},
+        "carry": carry,
+        "metrics": metrics,
+    }
+
+
+def restore(state: dict, model: nn.Module, optimizer, schedule, device: torch.device) -> tuple[dict, object, dict]:
+    """Load a checkpoint made by training_state into the model, optimizer and schedule, and set the
+    random generators; returns its progress (without the generators), carry (on `device`) and metrics."""
+    model.load_state_dict(state["model_state"])
+    optimizer.load_state_dict(state["optimizer"])
+    schedule.load_state_dict(state["scheduler"])
+    progress = dict(state["progress"])
+    torch.set_rng_state(progress.pop("rng"))
+    cuda_rng = progress.pop("cuda_rng", None)
+    if cuda_rng is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state(cuda_rng)
+    carry = state["carry"]
+    if carry is not None:  # checkpoints load on the CPU
+        carry = tuple(c.to(device) for c in carry)
+    return progress, carry, state["metrics"]
+
+
 TOP_PATTERN = "epoch-*.pt"  # the save_top_k checkpoints: epoch-<N>.pt
-
-
-def top_name(epoch: int) -> str:
-    return f"epoch-{epoch}.pt"
 
 
 def prune_top(run_dir: Path, progress: dict) -> None:

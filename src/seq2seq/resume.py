@@ -98,7 +98,7 @@ def check_resumable(checkpoint: dict, setup, task_state: dict, path) -> None:
     for key in ("optimizer", "progress"):
         if key not in checkpoint:
             raise CheckpointError(f"{path}: has no {key} state to resume from")
-    total = getattr(setup.scheduler, "total_steps", None)  # a one-cycle schedule is built for a length
+    total = setup.schedule.total_steps  # a one-cycle schedule is built for a length
     saved_total = (checkpoint.get("scheduler") or {}).get("total_steps")
     if total is not None and saved_total != total:
         raise CheckpointError(

@@ -1,36 +1,32 @@
 """The shared train/eval loop for every task and model: `python -m seq2seq.train experiment=...`.
 
 `train(cfg)` is a plain function (tests call it with configs from Hydra's compose API); `main` is
-the thin Hydra entry point. Everything task-specific lives behind the interface in `seq2seq.tasks`.
+the thin Hydra entry point. Everything task-specific lives behind the interface in
+`seq2seq.tasks.base`; what a run is made of is built by `seq2seq.build`; where it stands is a
+`seq2seq.progress.Progress`; checkpoints are assembled in `seq2seq.checkpoint`.
 """
 
-import contextlib
 import logging
 import math
 import signal
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import hydra
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
-from torch.optim.lr_scheduler import ReduceLROnPlateau
 from tqdm import tqdm
 
 from seq2seq import checkpoint as ckpt
 from seq2seq import distributed, hparams, rundir
-from seq2seq.config import make, validate
-from seq2seq.device import select_device, set_deterministic, set_threads
-from seq2seq.errors import CheckpointError, ConfigError, Seq2seqError
+from seq2seq.build import FP32, Setup, autocast, build, open_loggers
+from seq2seq.config import validate
+from seq2seq.errors import CheckpointError, Seq2seqError
 from seq2seq.extras import missing_plugin
 from seq2seq.interrupt import StopRequested
-from seq2seq.loggers import Loggers
-from seq2seq.memory import keep_freed_memory
+from seq2seq.progress import Progress
 from seq2seq.resume import (
     check_resumable,
     config_changes,
@@ -40,6 +36,8 @@ from seq2seq.resume import (
     resume_target,
 )
 from seq2seq.tasks import check_fits
+
+__all__ = ["build", "train", "train_step"]
 
 log = logging.getLogger(__name__)
 
@@ -56,67 +54,9 @@ class TrainingInterrupted(Seq2seqError):
         self.signum = signum
 
 
-@dataclass
-class Setup:
-    task: object
-    model: nn.Module  # for evaluation, generation and checkpoints
-    device: torch.device
-    train_model: nn.Module  # what training steps call: the model, or its DDP wrapper under torchrun
-    model_spec: dict  # {name, args}: saved in checkpoints, vocabulary size included (see checkpoint.py)
-    optimizer: torch.optim.Optimizer
-    scheduler: object | None
-    ctx: distributed.Context
-
-
-def open_loggers(cfg: DictConfig, run_dir: Path, resume_at, ctx) -> Loggers:
-    """The `logger` group's loggers (see seq2seq.loggers); ranks other than 0 log nothing."""
-    if not ctx.is_main:
-        return Loggers([])
-    nodes = (cfg.get("logger") or {}).values()
-    return Loggers([make(node, run_dir=str(run_dir), resume_at=resume_at) for node in nodes])
-
-
-def build(cfg: DictConfig) -> Setup:
-    """Task, model, optimizer and scheduler from the config; the seed fixes the initialisation."""
-    set_deterministic(cfg.trainer.deterministic)
-    set_threads(cfg.trainer.threads)
-    ctx, device = distributed.init(select_device(cfg.trainer.device))
-    keep_freed_memory()  # process-wide: training steps reuse their big buffers' pages
-    torch.manual_seed(cfg.seed)
-    task = make(cfg.task).to(device)
-    if cfg.task.get("eval_limit"):
-        log.warning("task.eval_limit=%d: validation and test see part of each split only", cfg.task.eval_limit)
-    model = make(cfg.model, vocab_size=task.vocab_size).to(device)
-    train_model = DistributedDataParallel(model) if ctx.enabled else model
-    args = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "_target_"}
-    model_spec = ckpt.model_spec(model, {**args, "vocab_size": task.vocab_size})
-    try:  # torch checks the values (lr >= 0, ...) and raises TypeError / ValueError on bad ones
-        optimizer = instantiate(cfg.optimizer)(model.parameters())
-        scheduler = None
-        if cfg.get("scheduler") is not None:
-            # ReduceLROnPlateau steps per epoch on the task's monitor; others step per optimizer step.
-            factory = instantiate(cfg.scheduler)
-            if factory.func is ReduceLROnPlateau:
-                scheduler = factory(optimizer, mode=task.mode)
-            else:
-                scheduler = factory(optimizer, total_steps=len(task.train_batches(0)) * cfg.trainer.max_epochs)
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"optimizer or scheduler: {e}") from None
-    return Setup(task, model, device, train_model, model_spec, optimizer, scheduler, ctx)
-
-
-def autocast(device: torch.device, precision: str) -> torch.autocast:
-    """bf16 autocast for `trainer.precision=bf16` (matrix products in bf16, reductions in fp32).
-    The object can be entered again and again: build it once, not per step."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
-
-
-FP32 = contextlib.nullcontext()  # the default `amp` of train_step: no autocast
-
-
 def train_step(task, model, optimizer, batch, carry, grad_clip: float, amp=FP32):
-    """One optimizer step, the forward pass inside `amp` (see autocast). Returns the loss and gradient
-    norm as tensors (no host sync) and the carry."""
+    """One optimizer step, the forward pass inside `amp` (see build.autocast). Returns the loss and
+    gradient norm as tensors (no host sync) and the carry."""
     with amp:
         loss, carry = task.training_step(model, batch, carry)
     optimizer.zero_grad(set_to_none=True)
@@ -126,68 +66,13 @@ def train_step(task, model, optimizer, batch, carry, grad_clip: float, amp=FP32)
     return loss.detach(), grad_norm, carry
 
 
-def cuda_rng_state() -> torch.Tensor | None:
-    return torch.cuda.get_rng_state() if torch.cuda.is_available() else None
-
-
-def track_best(progress: dict, value: float, finished: bool, mode: str) -> bool:
-    """Record `value` as the best so far if it is; True when best.pt should be written. Full epochs
-    compete; a partial epoch only sets a provisional best when there is none yet, and the next full
-    epoch replaces it whatever its value."""
-    best = progress["best"]
-    if finished:
-        sign = 1.0 if mode == "max" else -1.0
-        improved = best is None or progress["best_partial"] or sign * value > sign * best
-    else:
-        improved = best is None
-    if improved:
-        progress.update(best=value, best_partial=not finished, best_step=progress["step"])
-    return improved
-
-
-def stale_epochs(options, metrics: dict, progress: dict, task) -> int:
-    """trainer.early_stopping: count the full epochs in a row that have not improved the monitored
-    metric by more than min_delta (kept in progress, so a resumed run goes on counting)."""
-    monitor = options.monitor or task.monitor
-    lower_is_better = monitor.rsplit("/", 1)[-1] in ("loss", "ppl")
-    mode = options.mode or (task.mode if monitor == task.monitor else "min" if lower_is_better else "max")
-    if monitor not in metrics:
-        raise ConfigError(
-            f"trainer.early_stopping.monitor={monitor!r} is not a validation metric here ({', '.join(sorted(metrics))})"
-        )
-    value, best = metrics[monitor], progress.get("stop_best")
-    if best is None or (value - best if mode == "max" else best - value) > options.min_delta:
-        progress.update(stop_best=value, stale_epochs=0)
-    else:
-        progress["stale_epochs"] = progress.get("stale_epochs", 0) + 1
-    return progress["stale_epochs"]
-
-
-def rank_top_k(progress: dict, value: float, k: int, mode: str) -> tuple[str | None, tuple[str, ...]]:
-    """trainer.save_top_k: keep the k best full epochs as epoch-<N>.pt. Records this epoch in
-    progress["top"] ([value, epoch] pairs, best first) if it is among the k best; returns its file name
-    (or None) and the names of the files that fell out."""
-    if k <= 1:  # best.pt alone
-        return None, ()
-    sign = -1.0 if mode == "max" else 1.0
-    entries = sorted([*progress.get("top", []), [value, progress["epoch"]]], key=lambda e: (sign * e[0], -e[1]))
-    kept, dropped = entries[:k], entries[k:]
-    progress["top"] = kept
-    added = ckpt.top_name(progress["epoch"]) if [value, progress["epoch"]] in kept else None
-    return added, tuple(ckpt.top_name(epoch) for _, epoch in dropped if epoch != progress["epoch"])
-
-
-def stopped_early(cfg: DictConfig, progress: dict) -> bool:
-    patience = cfg.trainer.early_stopping.patience
-    return patience is not None and progress.get("stale_epochs", 0) >= patience
-
-
 class Checkpoints:
     """Writes a run's checkpoint events (rank 0 only) and knows the last one that was written, so a
     refusal can say which checkpoint is kept. Nothing non-finite is ever saved."""
 
-    def __init__(self, cfg: DictConfig, setup: Setup, task_state: dict, run_dir: Path, writer, saved_step):
-        self.cfg, self.setup, self.task_state, self.run_dir, self.writer = cfg, setup, task_state, run_dir, writer
+    def __init__(self, cfg: DictConfig, setup: Setup, run_dir: Path, writer, saved_step):
+        self.cfg, self.setup, self.run_dir, self.writer = cfg, setup, run_dir, writer
+        self.config, self.task_state = OmegaConf.to_container(cfg, resolve=True), setup.task.state_dict()
         self.saved_step = saved_step  # step of the last.pt on disk, or None
         self.last_time = time.monotonic()
 
@@ -203,29 +88,29 @@ class Checkpoints:
             minutes and time.monotonic() - self.last_time >= 60 * minutes
         )
 
-    def commit(self, progress: dict, carry, metrics: dict, best: bool = False, top=None, drop=()) -> None:
+    def commit(self, progress: Progress, carry, metrics: dict, best: bool = False, top=None, drop=()) -> None:
         setup = self.setup
         weights = (f"parameter {n}" for n, p in setup.model.named_parameters() if not torch.isfinite(p).all())
         values = (k for k, v in metrics.items() if not math.isfinite(v))
         bad = next(weights, None) or next(values, None)
         if bad:
-            where = f"step {progress['step']} (epoch {progress['epoch'] + 1})"
+            where = f"step {progress.step} (epoch {progress.epoch + 1})"
             raise NonFiniteLossError(f"{bad} is not finite at {where}: not saved; {self.kept()}")
         if setup.ctx.is_main:
             self.writer.flush()  # every event up to this checkpoint is on disk before it
-            state = {
-                "model": setup.model_spec,
-                "model_state": setup.model.state_dict(),
-                "task": self.task_state,
-                "config": OmegaConf.to_container(self.cfg, resolve=True),
-                "optimizer": setup.optimizer.state_dict(),
-                "scheduler": setup.scheduler.state_dict() if setup.scheduler is not None else None,
-                "progress": {**progress, "rng": torch.get_rng_state(), "cuda_rng": cuda_rng_state()},
-                "carry": carry,
-                "metrics": metrics,
-            }
+            state = ckpt.training_state(
+                model_spec=setup.model_spec,
+                model=setup.model,
+                task=self.task_state,
+                config=self.config,
+                optimizer=setup.optimizer,
+                schedule=setup.schedule,
+                progress=progress.as_dict(),
+                carry=carry,
+                metrics=metrics,
+            )
             ckpt.commit(state, self.run_dir, best, top, drop)
-        self.saved_step, self.last_time = progress["step"], time.monotonic()
+        self.saved_step, self.last_time = progress.step, time.monotonic()
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -235,221 +120,245 @@ def train(cfg: DictConfig) -> dict[str, float]:
     resume_path = ckpt.resolve(cfg.trainer.resume, "last.pt") if cfg.trainer.resume else None
     lock = rundir.RunLock(run_dir) if distributed.is_main_process() else None
     try:
-        return train_locked(cfg, run_dir, resume_path)
+        return fit(cfg, run_dir, resume_path)
     finally:
         if lock is not None:
             lock.release()
 
 
-def train_locked(cfg: DictConfig, run_dir: Path, resume_path: Path | None) -> dict[str, float]:
-    resumed = None
-    resume_target(resume_path, run_dir)
-    if resume_path:
-        resumed = ckpt.load(resume_path, "last.pt")
-        keep_old_behaviour(resumed.get("config"), cfg)
-        changes = config_changes(resumed.get("config"), cfg)
-        if changes:
-            raise CheckpointError(f"{resume_path}: resuming cannot change " + "; ".join(changes))
+def fit(cfg: DictConfig, run_dir: Path, resume_path: Path | None) -> dict[str, float]:
+    """The chapter's Trainer.fit: epochs of training, each validated, until max_epochs, max_steps or
+    early stopping; then the final splits on best.pt."""
+    resumed = load_for_resume(cfg, run_dir, resume_path)
     setup = build(cfg)
-    task, model, optimizer, scheduler, ctx = setup.task, setup.model, setup.optimizer, setup.scheduler, setup.ctx
-    task_state = task.state_dict()
+    task, ctx = setup.task, setup.ctx
     if not ctx.is_main:
         logging.getLogger().setLevel(logging.WARNING)  # rank 0 reports for everyone
+    n_params = sum(p.numel() for p in setup.model.parameters())
+    threads = torch.get_num_threads()
     log.info(
-        "model %s: %d parameters, on %s, %d CPU threads",
-        type(model).__name__,
-        sum(p.numel() for p in model.parameters()),
-        setup.device,
-        torch.get_num_threads(),
+        "model %s: %d parameters, on %s, %d CPU threads", type(setup.model).__name__, n_params, setup.device, threads
     )
-
-    # Where training stands; saved in every checkpoint so a resumed run continues exactly.
-    progress = {"epoch": 0, "batch": 0, "step": 0, "best": None, "best_partial": False, "best_step": None}
-    progress.update(loss_sum=0.0, grad_sum=0.0, train_time=0.0)  # sums over the epoch so far
-    carry, metrics = None, {}
-    if resumed:
-        check_resumable(resumed, setup, task_state, resume_path)
-        model.load_state_dict(resumed["model_state"])
-        optimizer.load_state_dict(resumed["optimizer"])
-        if scheduler is not None:
-            scheduler.load_state_dict(resumed["scheduler"])
-        progress = {**progress, **resumed["progress"]}
-        if resume_path.parent.resolve() != run_dir.resolve():
-            progress["top"] = []  # a fork keeps its own top-k files; the source run's stay where they are
-        torch.set_rng_state(progress.pop("rng"))
-        cuda_rng = progress.pop("cuda_rng", None)
-        if cuda_rng is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state(cuda_rng)
-        carry, metrics = resumed["carry"], resumed["metrics"]
-        if carry is not None:  # checkpoints load on the CPU
-            carry = tuple(c.to(setup.device) for c in carry)
-        log.info("resuming %s at epoch %d, step %d", resume_path, progress["epoch"] + 1, progress["step"])
+    progress, carry, metrics = Progress(), None, {}
+    if resumed is not None:
+        progress, carry, metrics = restore(resumed, setup, resume_path, run_dir)
     in_place = resumed is not None and resume_path.parent.resolve() == run_dir.resolve()  # not a fork
     if ctx.is_main:
-        rundir.remove_leftovers(run_dir)
-        if in_place:
-            ckpt.repair_best(run_dir, progress)
-            ckpt.prune_top(run_dir, progress)
-        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
-    writer = open_loggers(cfg, run_dir, (progress["step"], progress["epoch"]) if in_place else None, ctx)
-    # The hyperparameters, from the start: a run stopped early is in TensorBoard's HPARAMS tab too.
-    split, _, name = task.monitor.partition("/")
-    columns = [task.monitor, f"{split}/loss", f"{split}/best_{name}"]
-    columns += [f"{s}/{m}" for s in task.final_splits for m in ("loss", "ppl")]
-    writer.start(hparams.columns(cfg, hparams.command_line_overrides()), list(dict.fromkeys(columns)))
-    checkpoints = Checkpoints(cfg, setup, task_state, run_dir, writer, progress["step"] if in_place else None)
-    max_steps = cfg.trainer.max_steps
+        prepare_run_dir(cfg, run_dir, progress, in_place)
+    writer = open_loggers(cfg, run_dir, (progress.step, progress.epoch) if in_place else None, ctx)
+    writer.start(hparams.columns(cfg, hparams.command_line_overrides()), metric_columns(task))
+    checkpoints = Checkpoints(cfg, setup, run_dir, writer, progress.step if in_place else None)
     amp = autocast(setup.device, cfg.trainer.precision)
     started = time.perf_counter()
     try:
         with StopRequested() as stop:
-            while (
-                progress["epoch"] < cfg.trainer.max_epochs
-                and not (max_steps and progress["step"] >= max_steps)
-                and not stopped_early(cfg, progress)
-            ):
+            while not done(cfg, progress):
                 finished, carry = run_epoch(cfg, setup, writer, progress, stop, carry, amp, checkpoints, metrics)
                 if not finished and stop.requested:
                     checkpoints.commit(progress, carry, metrics)
                     by = stop.signal_name or "a signal to another rank"
                     raise TrainingInterrupted(
-                        f"stopped by {by} at step {progress['step']}, checkpoint saved; resume with "
+                        f"stopped by {by} at step {progress.step}, checkpoint saved; resume with "
                         f"the same overrides plus: trainer.resume={run_dir}",
                         stop.signum or signal.SIGTERM,
                     )
-                with amp:
-                    metrics = validate_epoch(task, model, writer, progress, finished) if ctx.is_main else None
-                if ctx.is_main and (not finished or cfg.trainer.val_every_n_steps):  # the step curve's point
-                    write_step_curve(writer, metrics, progress["step"])
-                metrics = distributed.broadcast(metrics, ctx)
-                # A partial epoch (max_steps) is validated for the report only: the scheduler, the
-                # curves and best.pt follow full epochs, so a resumed run matches an uninterrupted one.
-                if finished and isinstance(scheduler, ReduceLROnPlateau):
-                    scheduler.step(metrics[task.monitor])
-                improved = math.isfinite(metrics[task.monitor]) and track_best(
-                    progress, metrics[task.monitor], finished, task.mode
-                )
-                top = drop = None
-                if finished:
-                    progress.update(epoch=progress["epoch"] + 1, batch=0, loss_sum=0.0, grad_sum=0.0)
-                    carry = None
-                    if math.isfinite(metrics[task.monitor]):
-                        top, drop = rank_top_k(progress, metrics[task.monitor], cfg.trainer.save_top_k, task.mode)
-                    if cfg.trainer.early_stopping.patience is not None:
-                        stale = stale_epochs(cfg.trainer.early_stopping, metrics, progress, task)
-                        if stopped_early(cfg, progress):
-                            log.info("early stopping: no improvement for %d epochs", stale)
-                checkpoints.commit(progress, carry, metrics, best=improved, top=top, drop=drop or ())
-
-        metrics = {**metrics, f"best/{task.monitor}": progress["best"]}
-        if task.final_splits and ctx.is_main and (run_dir / "best.pt").is_file():
-            model.load_state_dict(ckpt.load(run_dir / "best.pt")["model_state"])  # repaired at the start if needed
-            model.eval()
-            for split in task.final_splits:
-                with amp:
-                    split_metrics, _ = task.evaluate(model, split)
-                for name, value in split_metrics.items():
-                    writer.add_scalar(name, value, progress["epoch"])
-                metrics.update(split_metrics)
-                log.info("best checkpoint on %s: %s", split, format_metrics(split_metrics))
-        metrics = distributed.broadcast(metrics, ctx)
-        if progress["best"] is not None:  # the best of the monitored metric, beside its curve
-            split, _, name = task.monitor.partition("/")
-            writer.add_scalar(f"{split}/best_{name}", progress["best"], progress["epoch"])
-        writer.end()
+                metrics, carry = end_epoch(cfg, setup, writer, progress, finished, carry, amp, checkpoints)
+        metrics = finish(setup, writer, progress, metrics, run_dir, amp)
         log.info("%s", summary(task.monitor, progress, metrics, time.perf_counter() - started, run_dir))
     finally:
         writer.close()
-    return {**metrics, "epoch": float(progress["epoch"]), "step": float(progress["step"])}
+    return {**metrics, "epoch": float(progress.epoch), "step": float(progress.step)}
 
 
-def run_epoch(cfg, setup: Setup, writer, progress, stop, carry, amp, checkpoints: Checkpoints, metrics: dict):
-    """Train from progress['batch'] to the end of the epoch. Returns (finished, carry): finished is
-    False when stopped early (max_steps or a stop signal); progress says where to continue. A
-    mid-epoch checkpoint (with the last validation `metrics`) is written whenever one is due."""
-    task, model, optimizer, scheduler, ctx = setup.task, setup.model, setup.optimizer, setup.scheduler, setup.ctx
-    model.train()
-    batches = [b for b in task.train_batches(progress["epoch"]) if distributed.usable(b, ctx)]
-    # Per-step values stay tensors on the training device until a flush: no host sync per step.
-    losses = torch.zeros(len(batches), device=setup.device)
-    grads = torch.zeros(len(batches), device=setup.device)
-    step_scheduler = scheduler is not None and not isinstance(scheduler, ReduceLROnPlateau)
-    max_steps, log_every, val_every = (
-        cfg.trainer.max_steps,
-        cfg.trainer.log_every_n_steps,
-        cfg.trainer.val_every_n_steps,
+def load_for_resume(cfg: DictConfig, run_dir: Path, resume_path: Path | None) -> dict | None:
+    """The checkpoint to resume from, if any, refused when the config changes what it cannot."""
+    resume_target(resume_path, run_dir)
+    if resume_path is None:
+        return None
+    resumed = ckpt.load(resume_path, "last.pt")
+    keep_old_behaviour(resumed.get("config"), cfg)
+    changes = config_changes(resumed.get("config"), cfg)
+    if changes:
+        raise CheckpointError(f"{resume_path}: resuming cannot change " + "; ".join(changes))
+    return resumed
+
+
+def restore(resumed: dict, setup: Setup, resume_path: Path, run_dir: Path) -> tuple[Progress, object, dict]:
+    check_resumable(resumed, setup, setup.task.state_dict(), resume_path)
+    saved, carry, metrics = ckpt.restore(resumed, setup.model, setup.optimizer, setup.schedule, setup.device)
+    progress = Progress.from_saved(saved, str(resume_path))
+    if resume_path.parent.resolve() != run_dir.resolve():
+        progress.top = []  # a fork keeps its own top-k files; the source run's stay where they are
+    log.info("resuming %s at epoch %d, step %d", resume_path, progress.epoch + 1, progress.step)
+    return progress, carry, metrics
+
+
+def prepare_run_dir(cfg: DictConfig, run_dir: Path, progress: Progress, in_place: bool) -> None:
+    """Leftovers of a crash removed, best.pt and the top-k files mended (resuming in place), and the
+    resolved config written."""
+    rundir.remove_leftovers(run_dir)
+    if in_place:
+        ckpt.repair_best(run_dir, progress.as_dict())
+        ckpt.prune_top(run_dir, progress.as_dict())
+    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+
+
+def metric_columns(task) -> list[str]:
+    """The HPARAMS tab's metric columns: the monitored metric, its loss and best, the final splits'."""
+    split, _, name = task.monitor.partition("/")
+    columns = [task.monitor, f"{split}/loss", f"{split}/best_{name}"]
+    columns += [f"{s}/{m}" for s in task.final_splits for m in ("loss", "ppl")]
+    return list(dict.fromkeys(columns))
+
+
+def done(cfg: DictConfig, progress: Progress) -> bool:
+    patience, max_steps = cfg.trainer.early_stopping.patience, cfg.trainer.max_steps
+    return (
+        progress.epoch >= cfg.trainer.max_epochs
+        or bool(max_steps and progress.step >= max_steps)
+        or (patience is not None and progress.stale_epochs >= patience)
     )
-    start = logged = progress["batch"]
+
+
+def end_epoch(cfg, setup: Setup, writer, progress: Progress, finished: bool, carry, amp, checkpoints):
+    """Validate, then decide from the metrics (schedule, best.pt, top-k, early stopping) and commit the
+    checkpoint. A partial epoch (max_steps) is validated for the report only: the schedule, the curves
+    and best.pt follow full epochs, so a resumed run matches an uninterrupted one."""
+    task, ctx = setup.task, setup.ctx
+    with amp:
+        metrics = validate_epoch(task, setup.model, writer, progress, finished) if ctx.is_main else None
+    if ctx.is_main and (not finished or cfg.trainer.val_every_n_steps):  # the step curve's point
+        write_step_curve(writer, metrics, progress.step)
+    metrics = distributed.broadcast(metrics, ctx)
+    monitored = metrics[task.monitor]
+    if finished:
+        setup.schedule.after_epoch(monitored)
+    improved = math.isfinite(monitored) and progress.track_best(monitored, finished, task.mode)
+    top = drop = None
+    if finished:
+        progress.end_epoch()
+        carry = None
+        if math.isfinite(monitored):
+            top, drop = progress.rank_top_k(monitored, cfg.trainer.save_top_k, task.mode)
+        if cfg.trainer.early_stopping.patience is not None:
+            stale = progress.count_stale(cfg.trainer.early_stopping, metrics, task)
+            if stale >= cfg.trainer.early_stopping.patience:
+                log.info("early stopping: no improvement for %d epochs", stale)
+    checkpoints.commit(progress, carry, metrics, best=improved, top=top, drop=drop or ())
+    return metrics, carry
+
+
+def finish(setup: Setup, writer, progress: Progress, metrics: dict, run_dir: Path, amp) -> dict:
+    """The final splits (test) on best.pt, the best of the monitored metric beside its curve."""
+    task, model, ctx = setup.task, setup.model, setup.ctx
+    metrics = {**metrics, f"best/{task.monitor}": progress.best}
+    if task.final_splits and ctx.is_main and (run_dir / "best.pt").is_file():
+        model.load_state_dict(ckpt.load(run_dir / "best.pt")["model_state"])  # repaired at the start if needed
+        model.eval()
+        for split in task.final_splits:
+            with amp:
+                split_metrics, _ = task.evaluate(model, split)
+            for name, value in split_metrics.items():
+                writer.add_scalar(name, value, progress.epoch)
+            metrics.update(split_metrics)
+            log.info("best checkpoint on %s: %s", split, format_metrics(split_metrics))
+    metrics = distributed.broadcast(metrics, ctx)
+    if progress.best is not None:
+        split, _, name = task.monitor.partition("/")
+        writer.add_scalar(f"{split}/best_{name}", progress.best, progress.epoch)
+    writer.end()
+    return metrics
+
+
+def run_epoch(cfg, setup: Setup, writer, progress: Progress, stop, carry, amp, checkpoints: Checkpoints, metrics):
+    """Train from progress.batch to the end of the epoch. Returns (finished, carry): finished is False
+    when stopped early (max_steps or a stop signal); progress says where to continue. A mid-epoch
+    checkpoint (with the last validation `metrics`) is written whenever one is due."""
+    task, ctx = setup.task, setup.ctx
+    setup.model.train()
+    batches = [b for b in task.train_batches(progress.epoch) if distributed.usable(b, ctx)]
+    log_curve = TrainCurve(len(batches), setup.device, progress, writer, ctx, checkpoints)
+    max_steps, val_every = cfg.trainer.max_steps, cfg.trainer.val_every_n_steps
     bar = tqdm(
-        range(start, len(batches)),
-        desc=f"epoch {progress['epoch'] + 1}/{cfg.trainer.max_epochs}",
+        range(progress.batch, len(batches)),
+        desc=f"epoch {progress.epoch + 1}/{cfg.trainer.max_epochs}",
         disable=not (cfg.trainer.progress and ctx.is_main),
         leave=False,
-        initial=start,
+        initial=progress.batch,
         total=len(batches),
     )
-
-    def flush(upto: int) -> None:
-        """Write train/loss for the steps since the last flush; stop on a non-finite loss."""
-        nonlocal logged
-        chunk = distributed.mean(losses[logged:upto], ctx).tolist()  # the global batch's loss
-        first_step = progress["step"] - (upto - logged) + 1
-        for i, value in enumerate(chunk):
-            if not math.isfinite(value):
-                raise NonFiniteLossError(
-                    f"loss is {value} at step {first_step + i} (epoch {progress['epoch'] + 1}); "
-                    f"training stopped, {checkpoints.kept()}"
-                )
-            writer.add_scalar("train/loss", value, first_step + i)
-        progress["loss_sum"] += sum(chunk)
-        progress["grad_sum"] += grads[logged:upto].sum().item()
-        if chunk:
-            bar.set_postfix(loss=f"{sum(chunk) / len(chunk):.4f}", refresh=False)
-        logged = upto
-
     started = time.perf_counter()
     for i in bar:
         batch = distributed.shard(batches[i], ctx)
-        losses[i], grads[i], carry = train_step(
-            task, setup.train_model, optimizer, batch, carry, cfg.trainer.grad_clip, amp
-        )
-        if step_scheduler:
-            scheduler.step()
-        progress["step"] += 1
-        progress["batch"] = i + 1
-        if i + 1 - logged >= log_every:
-            flush(i + 1)
+        step = train_step(task, setup.train_model, setup.optimizer, batch, carry, cfg.trainer.grad_clip, amp)
+        log_curve.losses[i], log_curve.grads[i], carry = step
+        setup.schedule.after_step()
+        progress.step, progress.batch = progress.step + 1, i + 1
+        if i + 1 - log_curve.logged >= cfg.trainer.log_every_n_steps:
+            log_curve.flush(i + 1, bar)
         if distributed.any_rank(stop.requested, ctx):  # every rank stops at the same step
             stop.requested = True
             break
-        if max_steps and progress["step"] >= max_steps:
+        if max_steps and progress.step >= max_steps:
             break
-        if val_every and progress["step"] % val_every == 0 and i + 1 < len(batches) and ctx.is_main:
-            validate_at_step(task, model, writer, progress["step"], amp)
-        if i + 1 < len(batches) and checkpoints.due(progress["step"]):
-            flush(i + 1)
-            progress["train_time"] += time.perf_counter() - started
-            started = time.perf_counter()
+        if val_every and progress.step % val_every == 0 and i + 1 < len(batches) and ctx.is_main:
+            validate_at_step(task, setup.model, writer, progress.step, amp)
+        if i + 1 < len(batches) and checkpoints.due(progress.step):
+            log_curve.flush(i + 1, bar)
+            progress.train_time, started = progress.train_time + time.perf_counter() - started, time.perf_counter()
             checkpoints.commit(progress, carry, metrics)
     bar.close()
-    flush(progress["batch"])
-    progress["train_time"] += time.perf_counter() - started
-    finished = progress["batch"] == len(batches)
+    log_curve.flush(progress.batch, bar)
+    progress.train_time += time.perf_counter() - started
+    finished = progress.batch == len(batches)
     if finished:
-        epoch, seen = progress["epoch"] + 1, progress["batch"]
-        mean_loss = progress["loss_sum"] / seen
-        scalars = {
-            "train/epoch_loss": mean_loss,
-            **task.train_metrics(mean_loss),
-            "train/grad_norm": progress["grad_sum"] / seen,
-            "train/lr": optimizer.param_groups[0]["lr"],
-            "train/epoch_time": progress["train_time"],
-        }
-        for name, value in scalars.items():
-            writer.add_scalar(name, value, epoch)
-        log.info("epoch %d: train/loss %.4f | %.2fs for %d steps", epoch, mean_loss, progress["train_time"], seen)
-        progress["train_time"] = 0.0
+        write_epoch_scalars(task, setup.optimizer, writer, progress)
     return finished, carry
+
+
+class TrainCurve:
+    """Per-step losses and gradient norms stay tensors on the training device until a flush (no host
+    sync per step); a flush writes train/loss for the steps since the last one and stops on a
+    non-finite loss."""
+
+    def __init__(self, n: int, device, progress: Progress, writer, ctx, checkpoints: Checkpoints):
+        self.losses, self.grads = torch.zeros(n, device=device), torch.zeros(n, device=device)
+        self.progress, self.writer, self.ctx, self.checkpoints = progress, writer, ctx, checkpoints
+        self.logged = progress.batch  # batches of this epoch already flushed
+
+    def flush(self, upto: int, bar) -> None:
+        progress = self.progress
+        chunk = distributed.mean(self.losses[self.logged : upto], self.ctx).tolist()  # the global batch's loss
+        first_step = progress.step - (upto - self.logged) + 1
+        for i, value in enumerate(chunk):
+            if not math.isfinite(value):
+                raise NonFiniteLossError(
+                    f"loss is {value} at step {first_step + i} (epoch {progress.epoch + 1}); "
+                    f"training stopped, {self.checkpoints.kept()}"
+                )
+            self.writer.add_scalar("train/loss", value, first_step + i)
+        progress.loss_sum += sum(chunk)
+        progress.grad_sum += self.grads[self.logged : upto].sum().item()
+        if chunk:
+            bar.set_postfix(loss=f"{sum(chunk) / len(chunk):.4f}", refresh=False)
+        self.logged = upto
+
+
+def write_epoch_scalars(task, optimizer, writer, progress: Progress) -> None:
+    """The finished epoch's training scalars (its number counted from 1)."""
+    epoch, seen = progress.epoch + 1, progress.batch
+    mean_loss = progress.loss_sum / seen
+    scalars = {
+        "train/epoch_loss": mean_loss,
+        **task.train_metrics(mean_loss),
+        "train/grad_norm": progress.grad_sum / seen,
+        "train/lr": optimizer.param_groups[0]["lr"],
+        "train/epoch_time": progress.train_time,
+    }
+    for name, value in scalars.items():
+        writer.add_scalar(name, value, epoch)
+    log.info("epoch %d: train/loss %.4f | %.2fs for %d steps", epoch, mean_loss, progress.train_time, seen)
+    progress.train_time = 0.0
 
 
 def validate_epoch(task, model, writer, progress, finished) -> dict[str, float]:
@@ -457,8 +366,8 @@ def validate_epoch(task, model, writer, progress, finished) -> dict[str, float]:
     started = time.perf_counter()
     metrics, text = task.evaluate(model, "val")
     metrics["val/time"] = time.perf_counter() - started
-    epoch = progress["epoch"] + 1
-    if finished:  # curves hold full epochs only (see train)
+    epoch = progress.epoch + 1
+    if finished:  # curves hold full epochs only (see end_epoch)
         for name, value in metrics.items():
             writer.add_scalar(name, value, epoch)
         if text:
@@ -468,7 +377,7 @@ def validate_epoch(task, model, writer, progress, finished) -> dict[str, float]:
         writer.flush()
     if text:
         log.info("validation samples:\n%s", text)
-    partial = "" if finished else f" (partial epoch: {progress['batch']} steps)"
+    partial = "" if finished else f" (partial epoch: {progress.batch} steps)"
     log.info("epoch %d%s: %s", epoch, partial, format_metrics(metrics))
     return metrics
 
@@ -495,15 +404,15 @@ def write_step_curve(writer, metrics: dict, step: int) -> None:
     writer.flush()
 
 
-def summary(monitor: str, progress: dict, metrics: dict, seconds: float, run_dir: Path) -> str:
+def summary(monitor: str, progress: Progress, metrics: dict, seconds: float, run_dir: Path) -> str:
     """The end-of-run line: best and final monitored metric, how far training went, the checkpoints."""
-    best = "none" if progress["best"] is None else f"{progress['best']:.4f}"
-    if progress.get("best_step") is not None:  # checkpoints of earlier versions do not record it
-        best += f" (step {progress['best_step']})"
+    best = "none" if progress.best is None else f"{progress.best:.4f}"
+    if progress.best_step is not None:  # checkpoints of earlier versions do not record it
+        best += f" (step {progress.best_step})"
     final = metrics.get(monitor)
     return (
         f"done: best {monitor} {best} | final {monitor} {'none' if final is None else f'{final:.4f}'} | "
-        f"{progress['epoch']} epochs, {progress['step']} steps in {seconds:.1f} s | {run_dir / 'best.pt'}"
+        f"{progress.epoch} epochs, {progress.step} steps in {seconds:.1f} s | {run_dir / 'best.pt'}"
     )
 
 

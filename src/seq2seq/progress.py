@@ -1,0 +1,88 @@
+"""Where a run stands, and the per-epoch decisions taken from it: is this the best epoch, is it among the
+top k, has the monitored metric stopped improving. Saved in every checkpoint (as a dict), so a resumed
+run decides exactly as an uninterrupted one."""
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from seq2seq.errors import ConfigError
+from seq2seq.typecheck import check_fields
+
+
+def top_name(epoch: int) -> str:
+    """The file of a top-k epoch (trainer.save_top_k): epoch-<N>.pt, N counted from 1."""
+    return f"epoch-{epoch}.pt"
+
+
+@dataclass
+class Progress:
+    epoch: int = 0  # full epochs done
+    batch: int = 0  # batches done in the current epoch
+    step: int = 0  # optimizer steps done
+    best: float | None = None  # the best value of the task's monitored metric (behind best.pt)
+    best_partial: bool = False  # best came from a partial epoch (max_steps): the next full epoch replaces it
+    best_step: int | None = None  # the step of best.pt
+    loss_sum: float = 0.0  # sums over the current epoch so far
+    grad_sum: float = 0.0
+    train_time: float = 0.0
+    stop_best: float | None = None  # early stopping: the best value of its monitor, and full epochs since
+    stale_epochs: int = 0
+    top: list[list[float]] = field(default_factory=list)  # save_top_k: [value, epoch] of the kept epochs, best first
+
+    @classmethod
+    def from_saved(cls, saved, where: str) -> "Progress":
+        """A checkpoint's progress (its rng states aside), checked field by field; fields an earlier
+        version did not save take their defaults."""
+        names = {f.name: f.type for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in saved.items() if k not in ("rng", "cuda_rng")} if isinstance(saved, dict) else saved
+        check_fields(values, names, f"{where}: progress")
+        return cls(**values)
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def end_epoch(self) -> None:
+        self.epoch, self.batch, self.loss_sum, self.grad_sum = self.epoch + 1, 0, 0.0, 0.0
+
+    def track_best(self, value: float, finished: bool, mode: str) -> bool:
+        """Record `value` as the best so far if it is; True when best.pt should be written. Full epochs
+        compete; a partial epoch only sets a provisional best when there is none yet, and the next full
+        epoch replaces it whatever its value."""
+        if finished:
+            sign = 1.0 if mode == "max" else -1.0
+            improved = self.best is None or self.best_partial or sign * value > sign * self.best
+        else:
+            improved = self.best is None
+        if improved:
+            self.best, self.best_partial, self.best_step = value, not finished, self.step
+        return improved
+
+    def rank_top_k(self, value: float, k: int, mode: str) -> tuple[str | None, tuple[str, ...]]:
+        """trainer.save_top_k: keep the k best full epochs (this one is self.epoch) as epoch-<N>.pt.
+        Returns this epoch's file name if it is among them (else None), and the files that fell out."""
+        if k <= 1:  # best.pt alone
+            return None, ()
+        sign = -1.0 if mode == "max" else 1.0
+        entries = sorted([*self.top, [value, self.epoch]], key=lambda e: (sign * e[0], -e[1]))
+        self.top, dropped = entries[:k], entries[k:]
+        added = top_name(self.epoch) if [value, self.epoch] in self.top else None
+        return added, tuple(top_name(epoch) for _, epoch in dropped if epoch != self.epoch)
+
+    def count_stale(self, options, metrics: dict, task) -> int:
+        """trainer.early_stopping: count the full epochs in a row that have not improved its monitored
+        metric by more than min_delta."""
+        monitor = options.monitor or task.monitor
+        lower_is_better = monitor.rsplit("/", 1)[-1] in ("loss", "ppl")
+        mode = options.mode or (task.mode if monitor == task.monitor else "min" if lower_is_better else "max")
+        if monitor not in metrics:
+            known = ", ".join(sorted(metrics))
+            raise ConfigError(f"trainer.early_stopping.monitor={monitor!r} is not a validation metric here ({known})")
+        value = metrics[monitor]
+        if (
+            self.stop_best is None
+            or (value - self.stop_best if mode == "max" else self.stop_best - value) > options.min_delta
+        ):
+            self.stop_best, self.stale_epochs = value, 0
+        else:
+            self.stale_epochs += 1
+        return self.stale_epochs
