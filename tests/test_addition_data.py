@@ -187,6 +187,7 @@ def test_split_seed_null_follows_the_training_seed_as_before(tmp_path):
     assert a == [questions[i] for i in order[450:]]
 
 
+@pytest.mark.slow
 def test_drop_last_gives_the_books_351_steps_an_epoch():
     task = AdditionTask(num_examples=50_000)
     batches = task.train_batches(0)

@@ -9,7 +9,7 @@ from seq2seq.data.text import load_tsv
 from seq2seq.errors import ConfigError, DataError
 from seq2seq.train import train
 
-from .conftest import TINY_ADDITION, run_module
+from .helpers import TINY_ADDITION, run_module
 
 
 def test_a_byte_order_mark_is_not_data(tmp_path):
@@ -92,12 +92,13 @@ def test_an_unwritable_run_directory(make_cfg, tmp_path):
         train(make_cfg(*TINY_ADDITION, out=tmp_path / "file" / "run"))
 
 
+@pytest.mark.slow
 def test_generate_refuses_bad_files_and_options_in_one_line(make_cfg, tmp_path):
     run = tmp_path / "run"
     train(make_cfg(*TINY_ADDITION, "trainer.max_epochs=1", out=run))
     (tmp_path / "latin1.txt").write_bytes("1+2\n3+4\n5\xe9+6\n".encode("latin-1"))
     cases = [
-        ([f"file={tmp_path / 'latin1.txt'}"], "latin1.txt, line 3: not UTF-8 text"),
+        ([f"file={tmp_path / 'latin1.txt'}"], "latin1.txt:3: not UTF-8 text"),
         (["question=1+2", "max_new_tokens=10000000"], "max_new_tokens=10000000: must be from 1 to 100,000"),
         (["question=1+2", "num_words=1.5"], "max_new_tokens"),  # the old name, translated, then typed
         (["question=1+2", "strategy=sample", "temperature=1e-40"], "temperature=1e-40: must be in"),

@@ -13,7 +13,7 @@ from seq2seq.models import ImageCaptioner
 from seq2seq.tasks.codec import codec_from_state
 from seq2seq.train import train
 
-from .conftest import assert_ok, compose_train, run_module
+from .helpers import assert_ok, compose_train, run_module
 
 
 def test_composition_shapes_and_caption_alignment():
@@ -55,6 +55,7 @@ def test_cnn_encoder_output_fits_every_decoder(decoder):
     assert model.encoder(torch.rand(2, 1, 20, 70)).states.shape == (2, cells, 32)  # any image size
 
 
+@pytest.mark.slow
 def test_tiny_overfit_reaches_every_caption():
     torch.manual_seed(0)
     from seq2seq.data.digit_images import load_digit_images
@@ -94,6 +95,7 @@ def test_captions_run_logs_word_metrics_and_images(caption_run):
     assert len(events.Images("val/captions")) == 2
 
 
+@pytest.mark.slow
 def test_caption_a_saved_png_end_to_end(caption_run):
     run, _, tmp = caption_run
     model, saved = ckpt.load_model(run / "best.pt")

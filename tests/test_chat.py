@@ -18,7 +18,7 @@ from seq2seq.data.text import SEP, tokenize_turns
 from seq2seq.errors import DataError
 from seq2seq.train import train
 
-from .conftest import assert_ok, compose_train, run_module
+from .helpers import assert_ok, compose_train, run_module
 
 
 def test_consecutive_turns_become_message_reply_pairs():
@@ -64,6 +64,7 @@ def context_run(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_a_context_model_reads_the_earlier_turns(context_run, chat_run):
     model = load(context_run, device="cpu")
     codec = model.codec
@@ -87,6 +88,7 @@ class Recorder:
         return f"re {message}"
 
 
+@pytest.mark.slow
 def test_the_chat_keeps_the_last_turns_as_trained_and_reset_forgets_them(context_run, chat_run):
     from hydra import compose, initialize_config_dir
 
@@ -131,6 +133,7 @@ def chat(run, *args, stdin):
     return run_module("seq2seq.chat", f"checkpoint={run}", *args, stdin=stdin)
 
 
+@pytest.mark.slow
 def test_chat_answers_each_line_of_standard_input(chat_run):
     run, _ = chat_run
     result = chat(run, "strategy=greedy", 'skip=["<unk>"]', stdin="hi !\n\nhow are you ?\n")
@@ -155,6 +158,7 @@ def test_chat_keeps_going_after_a_message_it_cannot_take(chat_run):
     assert "input" in result.stderr and "at most 20" in result.stderr
 
 
+@pytest.mark.slow
 def test_chat_sampling_is_seeded_and_options_are_checked(chat_run):
     run, _ = chat_run
     a = chat(run, "strategy=sample", "seed=3", stdin="hi\nhi\nhi\n")
@@ -220,13 +224,14 @@ def pty_session(run, keys: list[bytes | int], timeout: float = 60.0) -> tuple[st
 
 @pytest.fixture(scope="module")
 def addition_run(tmp_path_factory):
-    from .conftest import TINY_ADDITION
+    from .helpers import TINY_ADDITION
 
     out = tmp_path_factory.mktemp("chat_addition")
     train(compose_train(out, *TINY_ADDITION, "trainer.max_epochs=1"))
     return out
 
 
+@pytest.mark.slow
 def test_the_terminal_loop_has_commands_and_quits_cleanly(addition_run):
     screen, status = pty_session(addition_run, [b"12+3\n", b"/help\n", b"/reset\n", b"/quit\n"])
     assert status == 0, screen

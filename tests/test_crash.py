@@ -19,7 +19,7 @@ from seq2seq import checkpoint as ckpt
 from seq2seq.errors import CheckpointError
 from seq2seq.train import NonFiniteLossError, train
 
-from .conftest import TINY_ADDITION, assert_ok, compose_train
+from .helpers import TINY_ADDITION, assert_ok, compose_train
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +74,7 @@ def straight(tmp_path_factory, lm):
     return run
 
 
+@pytest.mark.slow
 def test_kill_between_last_and_best_is_repaired_on_resume(straight, lm, tmp_path):
     run = tmp_path / "run"
     # the 2nd time best.pt is due (epoch 2 improves on epoch 1) the process dies after writing last.pt
@@ -86,6 +87,7 @@ def test_kill_between_last_and_best_is_repaired_on_resume(straight, lm, tmp_path
     assert points(run) == points(straight)  # one point per step and per epoch, as if never killed
 
 
+@pytest.mark.slow
 def test_kill_mid_epoch_loses_only_the_steps_since_the_last_checkpoint(straight, lm, tmp_path):
     run = tmp_path / "run"
     # a checkpoint every 40 steps: the 2nd save (step 80, mid-epoch 1) dies between its write and its rename
@@ -100,6 +102,7 @@ def test_kill_mid_epoch_loses_only_the_steps_since_the_last_checkpoint(straight,
     assert points(run) == points(straight)
 
 
+@pytest.mark.slow
 def test_non_finite_weights_are_never_saved(tmp_path):
     one = train_cli(tmp_path / "one", *TINY_ADDITION, "optimizer.lr=1e39", "trainer.max_steps=1")
     assert one.returncode == 1 and "Traceback" not in one.stderr
@@ -110,6 +113,7 @@ def test_non_finite_weights_are_never_saved(tmp_path):
     assert "last good checkpoint" not in str(error.value) and not list((tmp_path / "two").glob("*.pt"))
 
 
+@pytest.mark.slow
 def test_two_runs_in_one_directory(tmp_path):
     run = tmp_path / "run"
     long = [*TINY_ADDITION, "task.num_examples=4000", "trainer.max_epochs=500"]  # runs until stopped below
@@ -151,6 +155,7 @@ def test_planted_symlinks_are_not_followed(tmp_path):
     assert not (run / "last.pt.tmp").is_symlink() and not (run / ".last.pt.abc.tmp").is_symlink()
 
 
+@pytest.mark.slow
 def test_disk_full_while_saving_keeps_the_previous_checkpoint(tmp_path):
     run = tmp_path / "run"
     model = ["model.hidden_size=256"]  # a checkpoint of a few MB, larger than the limit below
@@ -181,6 +186,7 @@ REFUSED = [
 ]
 
 
+@pytest.mark.slow
 def test_resume_refuses_what_it_cannot_honour(finished):
     before = hashlib.sha256((finished / "last.pt").read_bytes()).hexdigest()
     base = [*TINY_ADDITION, "trainer.max_epochs=2", "scheduler=onecycle", f"trainer.resume={finished}"]
@@ -199,6 +205,7 @@ def test_resume_refuses_what_it_cannot_honour(finished):
     assert saved["progress"]["epoch"] == 2 and saved["config"]["trainer"]["max_epochs"] == 2
 
 
+@pytest.mark.slow
 def test_resume_writes_into_the_runs_own_directory_and_best_pt_only_forks(tmp_path):
     outputs = tmp_path / "outputs"
     run = outputs / "run"
@@ -219,6 +226,7 @@ def test_resume_writes_into_the_runs_own_directory_and_best_pt_only_forks(tmp_pa
     assert ckpt.load(run / "last.pt", "last.pt")["progress"]["epoch"] == 2
 
 
+@pytest.mark.slow
 def test_resume_latest_continues_the_newest_run_of_the_experiment(tmp_path):
     outputs = tmp_path / "outputs" / "peeky_addition"
     for stamp in ("2026-01-01_00-00-00", "2026-01-02_00-00-00"):
@@ -234,6 +242,7 @@ def test_resume_latest_continues_the_newest_run_of_the_experiment(tmp_path):
     assert none.returncode == 1 and "no run of baseline_addition with a checkpoint under outputs/" in none.stderr
 
 
+@pytest.mark.slow
 def test_save_top_k_keeps_the_k_best_epochs_across_a_crash(lm, tmp_path):
     three = [*lm, "trainer.max_epochs=3", "trainer.save_top_k=2"]
     straight = tmp_path / "straight"

@@ -10,7 +10,7 @@ from seq2seq.errors import CheckpointError, ConfigError, DataError
 from seq2seq.models.sampling import adjust_logits
 from seq2seq.train import train
 
-from .conftest import TINY_ADDITION, compose_train, run_module
+from .helpers import TINY_ADDITION, compose_train, run_module
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +73,7 @@ def test_repetition_penalty_lowers_seen_tokens():
     assert adjust_logits(logits, skip_ids=[2])[0, 2] == float("-inf")
 
 
+@pytest.mark.slow
 def test_chat_and_generate_refuse_the_same_options(run):
     for module, extra in (("seq2seq.generate", ["question=12+3"]), ("seq2seq.chat", [])):
         result = run_module(module, f"checkpoint={run}", "temperature=2.0", *extra, stdin="12+3\n")
@@ -80,6 +81,7 @@ def test_chat_and_generate_refuse_the_same_options(run):
         assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_load_refuses_what_generate_refuses(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"junk")
     cli = run_module("seq2seq.generate", f"checkpoint={tmp_path / 'junk.pt'}", "question=1+2")

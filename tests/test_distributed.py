@@ -8,7 +8,7 @@ import torch
 from seq2seq import checkpoint as ckpt
 from seq2seq.train import train
 
-from .conftest import TINY_ADDITION, assert_ok, run_module
+from .helpers import TINY_ADDITION, assert_ok, run_module
 
 ADDITION = [*TINY_ADDITION, "optimizer.lr=0.01", "trainer.max_epochs=3"]
 # Tolerance: the two runs average the same gradients in a different order (float rounding only).
@@ -20,6 +20,7 @@ def torchrun(tmp_path: Path, run_dir: Path, *overrides: str) -> None:
     assert_ok(run_module("torch.distributed.run", *args, cwd=tmp_path))
 
 
+@pytest.mark.slow
 def test_two_processes_match_one_on_addition(make_cfg, tmp_path):
     one = train(make_cfg(*ADDITION, out=tmp_path / "one"))
     torchrun(tmp_path, tmp_path / "two", *ADDITION)
@@ -32,6 +33,7 @@ def test_two_processes_match_one_on_addition(make_cfg, tmp_path):
     assert len(pids) == 1
 
 
+@pytest.mark.slow
 def test_two_processes_match_one_on_a_language_model_and_resume(make_cfg, tmp_path):
     for split, n in (("train", 120), ("valid", 30), ("test", 30)):
         g = torch.Generator().manual_seed(len(split))
@@ -58,6 +60,7 @@ def test_two_processes_match_one_on_a_language_model_and_resume(make_cfg, tmp_pa
     assert two["metrics"]["val/ppl"] == pytest.approx(one["val/ppl"], rel=RTOL)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", ["pairs", "captions"])
 def test_pair_tasks_train_under_torchrun(make_cfg, tmp_path, task):
     """Padded batches shard with their lengths (pairs) or without any (captions: lengths are None).

@@ -12,7 +12,7 @@ from seq2seq.errors import CheckpointError, DataError
 from seq2seq.tasks.codec import codec_from_state
 from seq2seq.train import train
 
-from .conftest import TINY_ADDITION, compose_train, run_module
+from .helpers import TINY_ADDITION, compose_train, run_module
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +59,7 @@ def test_bad_questions_are_refused(addition_run, questions, message):
         codec_from_state(saved["task"]).encode(questions)
 
 
+@pytest.mark.slow
 def test_cli_answers_a_question_and_standard_input_in_a_fresh_process(addition_run):
     one = run_generate(f"checkpoint={addition_run / 'best.pt'}", "question=12+3")
     assert one.returncode == 0, one.stderr
@@ -68,6 +69,7 @@ def test_cli_answers_a_question_and_standard_input_in_a_fresh_process(addition_r
     assert [line.split("\t")[0] for line in many.stdout.strip().split("\n")] == ["12+3", "7+70"]
 
 
+@pytest.mark.slow
 def test_cli_reports_bad_input_without_a_traceback(addition_run, tmp_path):
     bad = run_generate(f"checkpoint={addition_run / 'best.pt'}", "question=1*2")
     assert bad.returncode == 1 and "not in the model's vocabulary" in bad.stderr and "Traceback" not in bad.stderr
@@ -76,6 +78,7 @@ def test_cli_reports_bad_input_without_a_traceback(addition_run, tmp_path):
     assert junk.returncode == 1 and "not a readable checkpoint" in junk.stderr
 
 
+@pytest.mark.slow
 def test_language_model_generation_from_a_checkpoint(tmp_path, make_cfg):
     for split in ptb.SPLITS:
         (tmp_path / f"ptb.{split}.txt").write_text(" the cat sat on the mat \n N dogs <unk> ran \n" * 10)
@@ -131,6 +134,7 @@ def test_truncated_and_foreign_files_are_refused(addition_run, tmp_path):
         ckpt.load(tmp_path / "missing.pt")
 
 
+@pytest.mark.slow
 def test_attention_heatmap_script(tmp_path, make_cfg, addition_run):
     train(
         make_cfg(
@@ -158,6 +162,7 @@ def test_attention_heatmap_script(tmp_path, make_cfg, addition_run):
     assert plain.returncode == 1 and "has no attention" in plain.stderr and "Traceback" not in plain.stderr
 
 
+@pytest.mark.slow
 def test_cli_beam_search_with_n_best(addition_run):
     model = seq2seq.load(addition_run)
     greedy = model.generate("12+3")
@@ -169,6 +174,7 @@ def test_cli_beam_search_with_n_best(addition_run):
     assert bad.returncode == 1 and "n_best" in bad.stderr
 
 
+@pytest.mark.slow
 def test_old_cli_spellings_still_work_with_a_note(addition_run):
     old = run_generate(f"checkpoint={addition_run}", "question=12+3", "decode.beam_size=4", "decode.n_best=2")
     assert old.returncode == 0, old.stderr
@@ -177,6 +183,7 @@ def test_old_cli_spellings_still_work_with_a_note(addition_run):
     assert old.stdout == new.stdout
 
 
+@pytest.mark.slow
 def test_free_text_after_a_double_dash_needs_no_quoting(addition_run):
     plain = run_generate(f"checkpoint={addition_run}", "question=12+3")
     free = run_generate(f"checkpoint={addition_run}", "--", "12+3")

@@ -14,7 +14,7 @@ from seq2seq.device import set_deterministic
 from seq2seq.errors import ConfigError
 from seq2seq.train import build, train
 
-from .conftest import TINY_ADDITION
+from .helpers import TINY_ADDITION
 
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 ON_GPU = [o for o in TINY_ADDITION if not o.startswith("trainer.device")] + ["trainer.device=cuda"]

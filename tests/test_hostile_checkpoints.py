@@ -21,7 +21,7 @@ from seq2seq.config import CONFIG_DIR
 from seq2seq.errors import CheckpointError, Seq2seqError
 from seq2seq.train import train
 
-from .conftest import REPO, TINY_ADDITION, compose_train, run_module
+from .helpers import REPO, TINY_ADDITION, compose_train, run_module
 
 
 class Touch:
@@ -159,6 +159,7 @@ def test_pickle_payload_is_refused_everywhere(good, tmp_path):
         assert not marker.exists(), name
 
 
+@pytest.mark.slow
 def test_real_processes_refuse_the_payload_in_one_line(good, tmp_path):
     _, saved = good
     marker = tmp_path / "pwned"

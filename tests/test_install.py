@@ -7,16 +7,19 @@ import sys
 from importlib import resources
 from pathlib import Path
 
+import pytest
+
 import seq2seq
 from seq2seq import extras
 
-from .conftest import TINY_ADDITION, assert_ok
+from .helpers import TINY_ADDITION, assert_ok
 
 
 def script(name: str) -> str:
     return str(Path(sys.executable).parent / name)
 
 
+@pytest.mark.slow
 def test_console_scripts_and_api_from_an_empty_directory(tmp_path):
     cwd = tmp_path / "elsewhere"
     cwd.mkdir()
@@ -50,6 +53,7 @@ def test_configs_ship_inside_the_package():
     assert Path(seq2seq.__file__).parent / "configs" == Path(str(configs))
 
 
+@pytest.mark.slow
 def test_a_missing_extra_names_its_pip_install(tmp_path):
     code = (
         "import sys; sys.modules['chitchat_dataset'] = None; "
@@ -69,6 +73,7 @@ def test_a_missing_hydra_plugin_names_its_pip_install(monkeypatch):
     assert extras.missing_plugin(["hparams_search=null", "seed=1"]) is None
 
 
+@pytest.mark.slow
 def test_help_of_every_command_lists_its_options():
     for module, expected in (
         ("seq2seq.train", "experiment"),

@@ -13,11 +13,9 @@ from seq2seq.tasks.language_model import batchify, repackage_hidden, windows
 from seq2seq.train import train
 
 
-@pytest.fixture(scope="module")
-def ptb_data():
-    from .conftest import PTB_DIR
-
-    return ptb.load_ptb(PTB_DIR, download_missing=False)
+@pytest.fixture
+def ptb_data(ptb_dir):
+    return ptb.load_ptb(ptb_dir, download_missing=False)
 
 
 def test_vocabulary_and_token_counts_match_the_shared_readme(ptb_data):
@@ -29,13 +27,11 @@ def test_vocabulary_and_token_counts_match_the_shared_readme(ptb_data):
     assert streams["train"].count(vocab.stoi["<eos>"]) == 42_068  # one per line of ptb.train.txt
 
 
-def test_shared_files_match_the_loader_checksums():
+def test_shared_files_match_the_loader_checksums(ptb_dir):
     import hashlib
 
-    from .conftest import PTB_DIR
-
     for split, digest in ptb.SHA256.items():
-        assert hashlib.sha256((PTB_DIR / f"ptb.{split}.txt").read_bytes()).hexdigest() == digest
+        assert hashlib.sha256((ptb_dir / f"ptb.{split}.txt").read_bytes()).hexdigest() == digest
 
 
 def test_missing_files_offline_say_where_to_put_them(tmp_path, monkeypatch):

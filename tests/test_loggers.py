@@ -12,8 +12,7 @@ from seq2seq.errors import ConfigError
 from seq2seq.loggers import CSVLogger
 from seq2seq.train import train
 
-from .conftest import TINY_ADDITION
-from .test_train import scalars
+from .helpers import TINY_ADDITION, scalars
 
 QUICK = [*TINY_ADDITION, "trainer.max_epochs=2", "trainer.max_steps=15"]  # 11 steps an epoch: ends mid-epoch
 
@@ -58,6 +57,7 @@ def test_csv_resumed_in_place_drops_rows_past_the_checkpoint(tmp_path):
     assert kept == [("train/loss", 10, 1.0), ("val/acc", 1, 0.1), ("val_step/acc", 10, 0.1), ("train/loss", 12, 0.95)]
 
 
+@pytest.mark.slow
 def test_mlflow_run_holds_the_curves_and_the_hyperparameters(make_cfg, tmp_path):
     mlflow = pytest.importorskip("mlflow", reason="the [mlflow] extra is not installed")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

@@ -16,7 +16,7 @@ from seq2seq.models import DECODERS, Seq2seq
 from seq2seq.tasks import PairsTask, TsvTask
 from seq2seq.train import train
 
-from .conftest import compose_train
+from .helpers import compose_train
 
 TINY_PAIRS = ["model.wordvec_size=16", "model.hidden_size=32", "trainer.progress=false", "task.num_samples=2"]
 
@@ -153,6 +153,7 @@ def reverse_run(tmp_path_factory):
     return tmp / "run", train(cfg), tsv
 
 
+@pytest.mark.slow
 def test_pairs_task_learns_and_its_metrics_agree_with_a_recount(reverse_run):
     from seq2seq import checkpoint as ckpt
 
@@ -183,8 +184,9 @@ def test_attention_heatmap_is_logged_to_tensorboard(reverse_run):
     assert len(events.Images("val/attention")) == 8  # one per epoch
 
 
+@pytest.mark.slow
 def test_generate_answers_pair_questions_with_beam_search(reverse_run):
-    from .conftest import assert_ok, run_module
+    from .helpers import assert_ok, run_module
 
     run, _, _ = reverse_run
     args = [f"checkpoint={run}", "file=-", "strategy=beam", "beam_size=3"]
@@ -209,8 +211,9 @@ def test_bad_pair_options_fail_before_training(make_cfg, tmp_path):
         train(make_cfg("task=pairs", f"task.train={tsv}"))
 
 
+@pytest.mark.slow
 def test_max_new_tokens_bounds_the_answer(reverse_run):
-    from .conftest import assert_ok, run_module
+    from .helpers import assert_ok, run_module
 
     run, _, _ = reverse_run
     result = run_module("seq2seq.generate", f"checkpoint={run}", "question=a b c d e f", "max_new_tokens=2")
@@ -220,6 +223,7 @@ def test_max_new_tokens_bounds_the_answer(reverse_run):
     assert bad.returncode == 1 and "max_new_tokens=0: must be from 1" in bad.stderr
 
 
+@pytest.mark.slow
 def test_attention_heatmap_png_of_chosen_validation_examples(reverse_run, tmp_path):
     import subprocess
     import sys

@@ -17,7 +17,7 @@ from seq2seq import checkpoint as ckpt
 from seq2seq.errors import CheckpointError, ConfigError
 from seq2seq.train import TrainingInterrupted, train, train_step
 
-from .conftest import TINY_ADDITION, assert_ok, run_module
+from .helpers import TINY_ADDITION, assert_ok, run_module
 
 
 def curve(run: Path, tag: str) -> list[tuple[int, float]]:
@@ -157,6 +157,7 @@ def test_cli_config_errors_are_one_clear_message(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signal_stops_with_a_resumable_checkpoint(tmp_path, sig):
     run = tmp_path / "run"
@@ -245,6 +246,7 @@ def test_a_crash_while_saving_keeps_the_previous_checkpoint(tmp_path, monkeypatc
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left behind
 
 
+@pytest.mark.slow
 def test_different_seeds_in_a_multirun_give_different_runs(tmp_path):
     args = ["-m", "seed=0,1", *TINY_ADDITION, "trainer.max_epochs=1", f"hydra.sweep.dir={tmp_path}"]
     assert_ok(run_module("seq2seq.train", *args, cwd=tmp_path))

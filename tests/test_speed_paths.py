@@ -10,7 +10,7 @@ from torch.nn import functional as F
 from seq2seq.models import Rnnlm
 from seq2seq.models.loss import linear_cross_entropy
 
-from .conftest import assert_ok
+from .helpers import assert_ok
 
 
 def plain_and_fast(x, weight, bias, target):

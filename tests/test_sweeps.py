@@ -2,13 +2,14 @@
 
 import os
 
+import pytest
 import yaml
 from hydra import compose, initialize_config_dir
 
 from seq2seq import checkpoint as ckpt
 from seq2seq.config import CONFIG_DIR
 
-from .conftest import TINY_ADDITION, assert_ok, run_module
+from .helpers import TINY_ADDITION, assert_ok, run_module
 
 
 def sweep(tmp_path, *overrides):
@@ -17,6 +18,7 @@ def sweep(tmp_path, *overrides):
     return sorted(p for p in tmp_path.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
+@pytest.mark.slow
 def test_joblib_runs_jobs_in_parallel_each_on_its_share_of_the_cores(tmp_path):
     runs = sweep(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=0,1")
     assert [r.name[:2] for r in runs] == ["0_", "1_"]
@@ -28,11 +30,13 @@ def test_joblib_runs_jobs_in_parallel_each_on_its_share_of_the_cores(tmp_path):
         assert threads <= share
 
 
+@pytest.mark.slow
 def test_submitit_local_launcher(tmp_path):
     runs = sweep(tmp_path, "hydra/launcher=submitit_local", "seed=0,1")
     assert len(runs) == 2 and all((r / "best.pt").is_file() for r in runs)
 
 
+@pytest.mark.slow
 def test_optuna_search_optimises_best_val_acc(tmp_path):
     runs = sweep(
         tmp_path,

@@ -33,7 +33,7 @@ from torch.overrides import TorchFunctionMode
 from seq2seq.errors import CheckpointError
 from seq2seq.models import MODELS, RENAMED
 from seq2seq.progress import top_name
-from seq2seq.tasks.codec import OPTIONAL_FIELDS, STATE_FIELDS, codec_from_state
+from seq2seq.tasks.codec import OLD_KINDS, OPTIONAL_FIELDS, STATE_FIELDS, codec_from_state
 from seq2seq.typecheck import check_fields
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ FORMAT = "seq2seq-checkpoint"
 CRASH_ENV = "SEQ2SEQ_CRASH_AT"
 VERSION = 2
 V1_PREFIX = "seq2seq.models."  # version 1 named the model class by its import path
-FAMILY_KINDS = {"seq2seq": ("pairs", "text_pairs"), "captioner": ("captions",), "lm": ("lm",)}
+FAMILY_KINDS = {"seq2seq": ("fixed_width", "token_pairs"), "captioner": ("captions",), "lm": ("lm",)}
 
 
 _reached: dict[str, int] = {}
@@ -268,7 +268,10 @@ def load(path: str | Path, name: str = "best.pt") -> dict:
     missing = [k for k in ("model", "model_state", "task") if k not in checkpoint]
     if missing:
         raise CheckpointError(f"{path}: checkpoint lacks {', '.join(missing)}")
-    checkpoint = {**checkpoint, "model": current_spec(checkpoint["model"])}
+    task = checkpoint["task"]
+    if isinstance(task, dict) and task.get("kind") in OLD_KINDS:  # a task kind renamed since
+        task = {**task, "kind": OLD_KINDS[task["kind"]]}
+    checkpoint = {**checkpoint, "model": current_spec(checkpoint["model"]), "task": task}
     cls, args = check_model_spec(checkpoint["model"], f"{path}: model")
     state = checkpoint["model_state"]
     if not (isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values())):

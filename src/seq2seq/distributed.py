@@ -96,11 +96,6 @@ def broadcast(obj, ctx: Context):
     return box[0]
 
 
-def barrier(ctx: Context) -> None:
-    if ctx.enabled:
-        dist.barrier()
-
-
 def shutdown() -> None:
     """Leave the process group at the end of a torchrun job: ranks wait for each other, then tear
     gloo/nccl down, so no rank exits while another still talks to it (which can abort the process)."""

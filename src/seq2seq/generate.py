@@ -13,6 +13,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from seq2seq import cli
+from seq2seq.data.text import read_utf8
 from seq2seq.errors import DataError, Seq2seqError
 
 SEQ2SEQ_INPUTS, LM_INPUTS = ("question", "file", "index"), ("prompt", "file")
@@ -24,11 +25,7 @@ def read_lines(path: str) -> list[str]:
     if path != "-" and not p.is_file():
         raise DataError(f"{p}: no such file")
     raw = sys.stdin.buffer.read() if path == "-" else p.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise DataError(f"{'standard input' if path == '-' else p}, line {line}: not UTF-8 text") from None
+    text = read_utf8(raw, "standard input" if path == "-" else str(p))
     return [line.rstrip("\r") for line in text.split("\n") if line.strip()]
 
 

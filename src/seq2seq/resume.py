@@ -16,6 +16,7 @@ from seq2seq import distributed, rundir
 from seq2seq.config import ADDED_KEYS
 from seq2seq.errors import CheckpointError, ConfigError
 from seq2seq.models import RENAMED
+from seq2seq.tasks.codec import OPTIONAL_FIELDS
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +92,11 @@ def check_resumable(checkpoint: dict, setup, task_state: dict, path) -> None:
     """Refuse a checkpoint that was made for another model, task, vocabulary or schedule."""
     if checkpoint["model"] != setup.model_spec:
         raise CheckpointError(f"{path}: made for model {checkpoint['model']}, but the config builds {setup.model_spec}")
-    if checkpoint["task"] != task_state:
-        saved = checkpoint["task"]
-        diff = sorted(k for k in set(saved) | set(task_state) if saved.get(k) != task_state.get(k))
+    saved = checkpoint["task"]
+    # A field added since (OPTIONAL_FIELDS) that an older checkpoint lacks is not a difference.
+    now = {k: v for k, v in task_state.items() if k in saved or k not in OPTIONAL_FIELDS}
+    if saved != now:
+        diff = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
         raise CheckpointError(f"{path}: made for another task or vocabulary (differs in: {', '.join(diff)})")
     for key in ("optimizer", "progress"):
         if key not in checkpoint:

@@ -20,10 +20,10 @@ from torch import nn
 from tqdm import tqdm
 
 from seq2seq import checkpoint as ckpt
-from seq2seq import distributed, hparams, rundir
+from seq2seq import cli, distributed, hparams, rundir
 from seq2seq.build import FP32, Setup, autocast, build, open_loggers
 from seq2seq.config import validate
-from seq2seq.errors import CheckpointError, Seq2seqError
+from seq2seq.errors import CheckpointError, ConfigError, Seq2seqError
 from seq2seq.extras import missing_plugin
 from seq2seq.interrupt import StopRequested
 from seq2seq.progress import Progress
@@ -456,16 +456,14 @@ def translate_model_choice(args: list[str]) -> list[str]:
 def main() -> None:
     """`python -m seq2seq.train` and `seq2seq-train`."""
     sys.argv[1:] = translate_model_choice(sys.argv[1:])
-    message = missing_plugin(sys.argv[1:])
-    if message:
-        print(f"error: {message}", file=sys.stderr)
-        sys.exit(1)
     try:
+        message = missing_plugin(sys.argv[1:])
+        if message:
+            raise ConfigError(message)
         sys.argv[1:] = resume_in_place(sys.argv[1:])
         early_checks(sys.argv[1:])
     except Seq2seqError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
+        cli.fail(e)
     hydra_main()
 
 

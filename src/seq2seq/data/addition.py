@@ -16,6 +16,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from seq2seq.data.text import read_utf8
 from seq2seq.errors import DataError
 
 START = "_"
@@ -76,11 +77,7 @@ def load_pairs(path: str | Path) -> PairData:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file (task.path must name a file in the addition format)")
-    try:
-        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors) is not data
-    except UnicodeDecodeError as e:
-        line = path.read_bytes()[: e.start].count(b"\n") + 1
-        raise DataError(f"{path}:{line}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    text = read_utf8(path.read_bytes(), str(path))
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()  # the final newline ends the last line; it does not start a new one

@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from seq2seq.data.text import read_utf8
 from seq2seq.data.vocab import Vocab
 from seq2seq.errors import DataError
 
@@ -28,11 +29,7 @@ SHA256 = {
 
 
 def tokenize(path: Path) -> list[str]:
-    try:
-        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors) is not data
-    except UnicodeDecodeError as e:
-        line = path.read_bytes()[: e.start].count(b"\n") + 1
-        raise DataError(f"{path}:{line}: not UTF-8 text ({e.reason})") from None
+    text = read_utf8(path.read_bytes(), str(path))
     if not text.strip():
         raise DataError(f"{path}: empty file, expected one sentence per line")
     return text.replace("\n", f" {EOS} ").split()

@@ -1,8 +1,14 @@
-"""The seeded train/validation split shared by the pair tasks."""
+"""Seeded randomness the tasks share: the train/validation split of the pair tasks, and each epoch's shuffle."""
 
 import torch
 
 from seq2seq.errors import DataError
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """The generator that shuffles an epoch: it depends only on (seed, epoch), so a resumed run replays
+    the same order."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
 
 
 def seeded_split(items: list, val_fraction: float, seed: int, what: str = "examples") -> tuple[list, list]:

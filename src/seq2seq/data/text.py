@@ -47,17 +47,22 @@ def detokenize(tokens: Iterable[str], mode: str) -> str:
     return ("" if mode == "char" else " ").join(tokens)
 
 
+def read_utf8(raw: bytes, where: str) -> str:
+    """Bytes of a text file as text; a byte-order mark (Windows editors) is not data, and bytes that are
+    not UTF-8 fail with the line they are on (`where` names the file)."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise DataError(f"{where}:{line}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+
+
 def load_tsv(path: str | Path) -> list[tuple[str, str]]:
     """(source, target) pairs of a TSV file; the first bad line fails with its file and line number."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file (expected source<TAB>target lines)")
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")  # a byte-order mark (Windows editors) is not data
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise DataError(f"{path}:{line}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    text = read_utf8(path.read_bytes(), str(path))
     pairs = []
     for lineno, line in enumerate(text.split("\n"), start=1):
         line = line.removesuffix("\r")

@@ -7,15 +7,11 @@ import torch
 from torch.nn import functional as F
 
 from seq2seq.data.addition import START, generate_addition, load_pairs
+from seq2seq.data.split import epoch_generator
 from seq2seq.data.vocab import Vocab
 from seq2seq.errors import DataError
 from seq2seq.plots import attention_figures, attention_maps
 from seq2seq.tasks.codec import FixedWidthCodec, sample_lines
-
-
-def epoch_generator(seed: int, epoch: int) -> torch.Generator:
-    """Shuffling depends only on (seed, epoch), so a resumed run replays the same order."""
-    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
 
 
 class AdditionTask:
@@ -151,7 +147,7 @@ class AdditionTask:
 
     def state_dict(self) -> dict:
         return {
-            "kind": "pairs",
+            "kind": "fixed_width",
             "vocab": self.vocab.itos,
             "question_width": self.question_width,
             "answer_width": self.answer_width,

@@ -105,7 +105,7 @@ class PairCodec:
 
     def state_dict(self) -> dict:
         state = {
-            "kind": "text_pairs",
+            "kind": "token_pairs",
             "vocab": self.vocab.itos,
             "tokenize": self.mode,
             "lowercase": self.lowercase,
@@ -190,14 +190,15 @@ class ImageCodec(PairCodec):
         return torch.stack([load_png(path, self.height, self.width) for path in texts]), None  # (N, 1, H, W)
 
 
-CODECS = {"pairs": FixedWidthCodec, "text_pairs": PairCodec, "captions": ImageCodec}
+CODECS = {"fixed_width": FixedWidthCodec, "token_pairs": PairCodec, "captions": ImageCodec}
+OLD_KINDS = {"pairs": "fixed_width", "text_pairs": "token_pairs"}  # the names of seq2seq 0.2 and earlier
 
 # The fields of each task kind's saved state (Task.state_dict()), with their types: what a checkpoint
 # must hold for generation. "lm" is the language models' (a vocabulary and its end-of-sentence word).
 _PAIR_FIELDS = {"kind": str, "vocab": list[str], "tokenize": str, "lowercase": bool, "reverse": bool, "max_length": int}
 _PAIR_FIELDS["context_turns"] = int
 STATE_FIELDS = {
-    "pairs": {
+    "fixed_width": {
         "kind": str,
         "vocab": list[str],
         "question_width": int,
@@ -205,7 +206,7 @@ STATE_FIELDS = {
         "reverse": bool,
         "number_digits": int,
     },
-    "text_pairs": _PAIR_FIELDS,
+    "token_pairs": _PAIR_FIELDS,
     "captions": {**_PAIR_FIELDS, "image_size": list[int]},
     "lm": {"kind": str, "vocab": list[str], "eos": str},
 }

@@ -16,11 +16,10 @@ import torch
 from torch.nn import functional as F
 
 from seq2seq.data import chitchat, programs, text
-from seq2seq.data.split import seeded_split
+from seq2seq.data.split import epoch_generator, seeded_split
 from seq2seq.errors import ConfigError, DataError
 from seq2seq.extras import available, require
 from seq2seq.plots import attention_figures, attention_maps
-from seq2seq.tasks.addition import epoch_generator
 from seq2seq.tasks.codec import PairCodec, sample_lines
 
 log = logging.getLogger(__name__)
