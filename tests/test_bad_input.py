@@ -108,3 +108,57 @@ def test_generate_refuses_bad_files_and_options_in_one_line(make_cfg, tmp_path):
         assert result.returncode == 1 and message in result.stderr, (args, result.stderr)
         assert "Traceback" not in result.stderr
     assert torch.load(run / "best.pt", weights_only=True)["format"] == "seq2seq-checkpoint"  # untouched
+
+
+def test_config_files_hold_only_what_differs_from_the_constructors():
+    """One source of defaults: a task or model YAML sets no option to its constructor's default."""
+    import yaml
+
+    from seq2seq.config import CONFIG_DIR, MODEL_SCHEMAS, TASK_SCHEMAS
+    from seq2seq.schema import options
+
+    for group, table in (("task", TASK_SCHEMAS), ("model", MODEL_SCHEMAS)):
+        for path in sorted((CONFIG_DIR / group).glob("*.yaml")):
+            node = yaml.safe_load(path.read_text())
+            (schema,) = [d for d in node.pop("defaults") if d.startswith("/schema/")]
+            cls = table[schema.split("/")[-1].split("@")[0]]
+            defaults = {o.name: o.default for o in options(cls)}
+            assert set(node) <= set(defaults), path
+            same = [k for k, v in node.items() if defaults[k] == v]
+            assert not same, f"{path.name} repeats the defaults of {same}"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model.decoder=peeky2", r"model.decoder='peeky2': must be one of plain, peeky, attention"),
+        ("task.batch_size=0", r"task.batch_size=0: must be a positive number"),
+        ("task.val_fraction=1.5", r"task.val_fraction=1.5: out of range"),
+        ("task.split_seed=-1", r"task.split_seed=-1: must be from 0 to 2\*\*32 - 1"),
+        ("trainer.val_every_n_steps=0", r"trainer.val_every_n_steps=0: must be a positive number"),
+    ],
+)
+def test_each_component_checks_its_own_options(make_cfg, override, message):
+    with pytest.raises(ConfigError, match=message):
+        train(make_cfg(*TINY_ADDITION, override))
+
+
+def test_help_shows_every_option_with_its_meaning(tmp_path):
+    from seq2seq.config import EarlyStoppingConfig, TrainerConfig, comments_of
+    from seq2seq.models import Seq2seq
+    from seq2seq.schema import comments, options
+    from seq2seq.tasks import ChitchatTask
+
+    result = run_module("seq2seq.train", "experiment=chitchat", "--help", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    shown = {line.split("=")[0].strip(): line for line in result.stdout.splitlines() if line.startswith("  ")}
+    for group, cls, notes in (
+        ("task", ChitchatTask, comments_of(ChitchatTask)),
+        ("model", Seq2seq, comments(Seq2seq.__init__)),
+    ):
+        for o in options(cls):
+            assert notes[o.name] and notes[o.name] in shown[f"{group}.{o.name}"], o.name
+    assert "task.tokenize=wordpunct" in shown["task.tokenize"]  # the composed value, not the default
+    for prefix, cls in (("trainer", TrainerConfig), ("trainer.early_stopping", EarlyStoppingConfig)):
+        for name, note in comments(cls).items():
+            assert note in shown[f"{prefix}.{name}"], name

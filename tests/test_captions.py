@@ -8,8 +8,8 @@ from torch.nn import functional as F
 
 from seq2seq import checkpoint as ckpt
 from seq2seq.data.digit_images import HEIGHT, WORDS, canvas_width, compose, load_png, save_png
-from seq2seq.data.split import seeded_split
 from seq2seq.models import ImageCaptioner
+from seq2seq.tasks import CaptionsTask
 from seq2seq.tasks.codec import codec_from_state
 from seq2seq.train import train
 
@@ -37,8 +37,11 @@ def test_composition_shapes_and_caption_alignment():
 
 
 def test_validation_digits_are_unseen_in_training():
-    train_ids, val_ids = seeded_split(list(range(1797)), 0.2, seed=0)
-    assert not set(train_ids) & set(val_ids) and len(train_ids) + len(val_ids) == 1797
+    task = CaptionsTask(num_train=40, num_val=20, seed=0)
+    train_ids, val_ids = (task.source_images[split] for split in ("train", "val"))
+    assert not set(train_ids) & set(val_ids) and sorted(train_ids + val_ids) == list(range(1797))
+    assert len(val_ids) == int(1797 * 0.2)
+    assert CaptionsTask(num_train=40, num_val=20, seed=1).source_images["val"] != val_ids
 
 
 @pytest.mark.parametrize("decoder", ["plain", "peeky", "attention"])

@@ -13,9 +13,9 @@ from seq2seq import checkpoint as ckpt
 from seq2seq.api import load
 from seq2seq.chat import Chat
 from seq2seq.data.chitchat import reply_pairs
-from seq2seq.data.split import seeded_split
 from seq2seq.data.text import SEP, tokenize_turns
 from seq2seq.errors import DataError
+from seq2seq.tasks import ChitchatTask
 from seq2seq.train import train
 
 from .helpers import assert_ok, compose_train, run_module
@@ -37,11 +37,12 @@ def test_with_context_a_source_holds_the_turns_before_the_message():
 
 
 def test_conversations_not_pairs_are_split():
-    conversations = [[f"c{i} m{j}" for j in range(4)] for i in range(100)]
-    train_convs, val_convs = seeded_split(conversations, 0.1, seed=0)
-    assert len(val_convs) == 10 and len(train_convs) == 90
-    assert not {c[0] for c in train_convs} & {c[0] for c in val_convs}
-    assert seeded_split(conversations, 0.1, seed=0) == (train_convs, val_convs)
+    task = ChitchatTask(max_conversations=200, val_fraction=0.1, min_freq=1, seed=0)
+    train_convs, val_convs = task.conversations["train"], task.conversations["val"]
+    assert len(val_convs) == 20 and len(train_convs) == 180
+    assert not {id(c) for c in train_convs} & {id(c) for c in val_convs}  # each conversation in one split
+    val_turns = {" ".join(turn.split()) for conv in val_convs for turn in conv}  # word tokens, as the task's
+    assert len(task.tokenized["val"]) > 20 and all(" ".join(s) in val_turns for s, _ in task.tokenized["val"])
 
 
 @pytest.fixture(scope="module")

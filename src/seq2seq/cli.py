@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from omegaconf import DictConfig, OmegaConf
 
+import seq2seq.config  # noqa: F401  (registers the config schemas generate and chat compose)
 from seq2seq import api, decoding
 from seq2seq.errors import Seq2seqError
 

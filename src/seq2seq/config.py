@@ -1,11 +1,14 @@
 """Config schemas and checks that run before any training starts.
 
-The dataclasses below are registered with Hydra's ConfigStore and listed first in the defaults of
-the YAML files they describe, so a misspelt key (`trainer.max_epoch=3`) or a wrong type
-(`trainer.max_epochs=ten`) fails when the config is composed, naming the key. `validate` adds the
-range checks a type cannot express (positive sizes, fractions in (0, 1)).
+The schemas are registered with Hydra's ConfigStore and listed first in the defaults of the YAML
+files they describe, so a misspelt key (`trainer.max_epoch=3`) or a wrong type
+(`trainer.max_epochs=ten`) fails when the config is composed, naming the key. Task and model schemas
+are derived from their constructors (seq2seq.schema: one source of defaults); the trainer's are the
+dataclasses below. `validate` adds the range checks a type cannot express: the components' CHECKS
+and TRAINER_CHECKS.
 """
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,11 +17,14 @@ from hydra.core.config_store import ConfigStore
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
 
-from seq2seq.data.text import TOKENIZERS
+from seq2seq.checks import NON_NEGATIVE, POSITIVE, SEED, one_of
 from seq2seq.decoding import DecodeOptions
 from seq2seq.errors import ConfigError, Seq2seqError
-from seq2seq.models.init import INITS
+from seq2seq.models import ImageCaptioner, Rnnlm, Seq2seq
+from seq2seq.schema import comments, dataclass_of, options
+from seq2seq.tasks import AdditionTask, CaptionsTask, ChitchatTask, LanguageModelTask, ProgramsTask, TsvTask
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -28,28 +34,28 @@ OmegaConf.register_new_resolver("suffix", lambda s: f"_{s}" if s else "", replac
 
 @dataclass
 class EarlyStoppingConfig:
-    patience: int | None = None
-    monitor: str | None = None
-    mode: str | None = None
-    min_delta: float = 0.0
+    patience: int | None = None  # stop after this many full epochs without improvement; null: off
+    monitor: str | None = None  # a validation metric (val/loss, val/acc, ...); null: the task's (behind best.pt)
+    mode: str | None = None  # min or max; null: the task's for its own metric
+    min_delta: float = 0.0  # an improvement must exceed this
 
 
 @dataclass
 class TrainerConfig:
-    max_epochs: int = 25
-    max_steps: int | None = None
-    grad_clip: float = 5.0
-    resume: str | None = None
-    log_every_n_steps: int = 25
-    val_every_n_steps: int | None = None
-    progress: bool = True
-    device: str = "auto"
-    precision: str = "fp32"
-    deterministic: bool = False
-    threads: int | None = None
-    save_top_k: int = 1
-    checkpoint_every_minutes: float | None = 10.0
-    checkpoint_every_n_steps: int | None = None
+    max_epochs: int = 25  # epochs to train
+    max_steps: int | None = None  # stop after this many optimizer steps (quick runs); null: no limit
+    grad_clip: float = 5.0  # max gradient norm (clip_grad_norm_)
+    resume: str | None = None  # a run directory, a checkpoint, or `latest` (the newest run of this name)
+    log_every_n_steps: int = 25  # how often train/loss is written and the progress bar updated
+    val_every_n_steps: int | None = None  # also validate every n steps, as val_step/* (quick curves)
+    progress: bool = True  # tqdm progress bars
+    device: str = "auto"  # auto (CUDA when available, else CPU), cpu or cuda
+    precision: str = "fp32"  # fp32, or bf16 (autocast: bf16 matrix products; see README for when it pays)
+    deterministic: bool = False  # deterministic algorithms (cuDNN, cuBLAS): bit-identical GPU runs and resumes
+    threads: int | None = None  # torch threads; null: OMP_NUM_THREADS if set, else every core this process may use
+    save_top_k: int = 1  # above 1: also keep the k best epochs as epoch-<N>.pt
+    checkpoint_every_minutes: float | None = 10.0  # also save last.pt mid-epoch this often (null: off)
+    checkpoint_every_n_steps: int | None = None  # ... or every n optimizer steps
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
 
 
@@ -71,136 +77,29 @@ class TrainConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
 
 
-@dataclass
-class AdditionTaskConfig:
-    _target_: str = "seq2seq.tasks.AdditionTask"
-    path: str | None = None
-    num_examples: int = 50_000
-    max_digits: int = 3
-    reverse: bool = False
-    val_fraction: float = 0.1
-    batch_size: int = 128
-    num_samples: int = 10
-    num_heatmaps: int = 2
-    split_seed: int | None = 1984
-    drop_last: bool = True
-    eval_limit: int | None = None
-    seed: int = 0
+# The task and model config groups' schemas, derived from the constructors (seq2seq.schema): the
+# name a config file pulls in (`/schema/task/<name>@_here_`), the class.
+TASK_SCHEMAS = {
+    "addition": AdditionTask,
+    "language_model": LanguageModelTask,
+    "tsv": TsvTask,
+    "chitchat": ChitchatTask,
+    "programs": ProgramsTask,
+    "captions": CaptionsTask,
+}
+MODEL_SCHEMAS = {"seq2seq": Seq2seq, "image_captioner": ImageCaptioner, "rnnlm": Rnnlm}
 
-
-# Keys added after seq2seq 0.2, with the value that reproduces a run made before they existed: resuming
-# such a run, or rebuilding its task from a checkpoint, keeps the data it was trained on.
-ADDED_KEYS = {"task.split_seed": None, "task.drop_last": False}
-
-
-@dataclass
-class PairOptions:
-    """Options every variable-length pair task shares (seq2seq.tasks.PairsTask)."""
-
-    tokenize: str = "word"
-    lowercase: bool = False
-    min_freq: int = 1
-    max_vocab: int | None = None
-    max_length: int = 50
-    reverse: bool = False
-    batch_size: int = 64
-    eval_batch_size: int = 512
-    bucket: bool = True
-    num_samples: int = 5
-    num_heatmaps: int = 2
-    monitor: str = "val/acc"
-    eval_limit: int | None = None
-    seed: int = 0
-
-
-@dataclass
-class TsvTaskConfig(PairOptions):
-    _target_: str = "seq2seq.tasks.TsvTask"
-    train: Any = MISSING  # a path or a list of paths
-    val: Any = None
-    val_fraction: float = 0.1
-
-
-@dataclass
-class ChitchatTaskConfig(PairOptions):
-    _target_: str = "seq2seq.tasks.ChitchatTask"
-    val_fraction: float = 0.05
-    max_conversations: int | None = None
-    context_turns: int = 0
-
-
-@dataclass
-class ProgramsTaskConfig(PairOptions):
-    _target_: str = "seq2seq.tasks.ProgramsTask"
-    tokenize: str = "char"
-    max_length: int = 150
-    num_examples: int = 20_000
-    length: int = 2
-    nesting: int = 2
-    statements: int = 3
-    val_fraction: float = 0.1
-
-
-@dataclass
-class CaptionsTaskConfig:
-    _target_: str = "seq2seq.tasks.CaptionsTask"
-    num_train: int = 20_000
-    num_val: int = 2_000
-    max_digits: int = 4
-    val_fraction: float = 0.2
-    max_length: int = 4
-    batch_size: int = 128
-    eval_batch_size: int = 512
-    num_samples: int = 5
-    num_heatmaps: int = 4
-    monitor: str = "val/acc"
-    eval_limit: int | None = None
-    seed: int = 0
-
-
-@dataclass
-class LanguageModelTaskConfig:
-    _target_: str = "seq2seq.tasks.LanguageModelTask"
-    data_dir: str = MISSING
-    batch_size: int = 20
-    time_size: int = 35
-    eval_batch_size: int = 10
-    download: bool = True
-    eval_limit: int | None = None
-    seed: int = 0
-
-
-@dataclass
-class Seq2seqConfig:
-    _target_: str = "seq2seq.models.Seq2seq"
-    wordvec_size: int = 16
-    hidden_size: int = 128
-    decoder: str = "plain"
-    init: str = "chapter"
-    bidirectional: bool = False
-
-
-@dataclass
-class ImageCaptionerConfig:
-    _target_: str = "seq2seq.models.ImageCaptioner"
-    wordvec_size: int = 16
-    hidden_size: int = 128
-    decoder: str = "peeky"
-    channels: int = 32
-    grid_height: int = 3
-    grid_width: int = 12
-    init: str = "chapter"
-
-
-@dataclass
-class RnnlmConfig:
-    _target_: str = "seq2seq.models.Rnnlm"
-    wordvec_size: int = 100
-    hidden_size: int = 100
-    num_layers: int = 1
-    dropout: float = 0.0
-    tie_weights: bool = False
-    init: str = "chapter"
+# The task and model config groups' schemas, derived from the constructors (seq2seq.schema): the
+# name a config file pulls in (`/schema/task/<name>@_here_`), the class.
+TASK_SCHEMAS = {
+    "addition": AdditionTask,
+    "language_model": LanguageModelTask,
+    "tsv": TsvTask,
+    "chitchat": ChitchatTask,
+    "programs": ProgramsTask,
+    "captions": CaptionsTask,
+}
+MODEL_SCHEMAS = {"seq2seq": Seq2seq, "image_captioner": ImageCaptioner, "rnnlm": Rnnlm}
 
 
 @dataclass
@@ -227,97 +126,104 @@ def register_configs() -> None:
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(name="generate_schema", node=GenerateConfig)
     cs.store(name="chat_schema", node=ChatConfig)
-    cs.store(group="schema/task", name="addition", node=AdditionTaskConfig)
-    cs.store(group="schema/task", name="language_model", node=LanguageModelTaskConfig)
-    cs.store(group="schema/task", name="tsv", node=TsvTaskConfig)
-    cs.store(group="schema/task", name="chitchat", node=ChitchatTaskConfig)
-    cs.store(group="schema/task", name="programs", node=ProgramsTaskConfig)
-    cs.store(group="schema/task", name="captions", node=CaptionsTaskConfig)
-    cs.store(group="schema/model", name="image_captioner", node=ImageCaptionerConfig)
-    cs.store(group="schema/model", name="seq2seq", node=Seq2seqConfig)
-    cs.store(group="schema/model", name="rnnlm", node=RnnlmConfig)
+    for name, cls in TASK_SCHEMAS.items():
+        cs.store(group="schema/task", name=name, node=dataclass_of(cls, f"seq2seq.tasks.{cls.__name__}"))
+    for name, cls in MODEL_SCHEMAS.items():
+        cs.store(group="schema/model", name=name, node=dataclass_of(cls, f"seq2seq.models.{cls.__name__}"))
 
 
 register_configs()
 
-# Keys that must hold positive numbers when present (None means "not set" where the schema allows it).
-POSITIVE = (
-    "trainer.max_epochs",
-    "trainer.max_steps",
-    "trainer.grad_clip",
-    "trainer.log_every_n_steps",
-    "trainer.val_every_n_steps",
-    "trainer.checkpoint_every_minutes",
-    "trainer.checkpoint_every_n_steps",
-    "trainer.early_stopping.patience",
-    "trainer.threads",
-    "trainer.save_top_k",
-    "task.batch_size",
-    "task.eval_limit",
-    "task.time_size",
-    "task.eval_batch_size",
-    "task.num_examples",
-    "task.max_digits",
-    "task.max_length",
-    "task.min_freq",
-    "task.max_vocab",
-    "task.max_conversations",
-    "task.length",
-    "task.nesting",
-    "task.statements",
-    "task.num_train",
-    "task.num_val",
-    "model.channels",
-    "model.grid_height",
-    "model.grid_width",
-    "model.wordvec_size",
-    "model.hidden_size",
-    "model.num_layers",
-    "optimizer.lr",
-)
-
-
-# Keys that take one of a few names.
-CHOICES = {
-    "trainer.device": ("auto", "cpu", "cuda"),
-    "trainer.precision": ("fp32", "bf16"),
-    "trainer.early_stopping.mode": ("min", "max"),
-    "model.init": INITS,
-    "task.tokenize": TOKENIZERS,
-    "model.decoder": ("plain", "peeky", "attention"),
+# The trainer's range checks (tasks and models declare theirs beside their constructors: CHECKS).
+TRAINER_CHECKS = {
+    "trainer.max_epochs": POSITIVE,
+    "trainer.max_steps": POSITIVE,
+    "trainer.grad_clip": POSITIVE,
+    "trainer.log_every_n_steps": POSITIVE,
+    "trainer.val_every_n_steps": POSITIVE,
+    "trainer.checkpoint_every_minutes": POSITIVE,
+    "trainer.checkpoint_every_n_steps": POSITIVE,
+    "trainer.early_stopping.patience": POSITIVE,
+    "trainer.early_stopping.min_delta": NON_NEGATIVE,
+    "trainer.early_stopping.mode": one_of(("min", "max")),
+    "trainer.threads": POSITIVE,
+    "trainer.save_top_k": POSITIVE,
+    "trainer.device": one_of(("auto", "cpu", "cuda")),
+    "trainer.precision": one_of(("fp32", "bf16")),
+    "optimizer.lr": POSITIVE,
+    "seed": SEED,
 }
+
+
+def component_checks(cls: type) -> dict:
+    """A component's CHECKS, its base classes' included (a subclass's own win)."""
+    out = {}
+    for klass in reversed(cls.__mro__):
+        out.update(klass.__dict__.get("CHECKS", {}))
+    return out
+
+
+def components(cfg: DictConfig):
+    """(group, class) of the config's task and model, when they are the project's own."""
+    tasks = {f"seq2seq.tasks.{c.__name__}": c for c in TASK_SCHEMAS.values()}
+    models = {f"seq2seq.models.{c.__name__}": c for c in MODEL_SCHEMAS.values()}
+    for group, table in (("task", tasks), ("model", models)):
+        node = OmegaConf.select(cfg, group, default=None)
+        cls = table.get(node.get("_target_")) if isinstance(node, DictConfig) else None
+        if cls is not None:
+            yield group, cls
+
+
+def shown(value) -> str:
+    """A value as the command line writes it."""
+    return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def options_help(root: DictConfig) -> str:
+    """`--help`: every option of the chosen task, model and trainer with its value in this composition
+    (defaults and overrides) and its meaning (the comment beside the constructor parameter or field)."""
+    sections = [(group, cls, [o.name for o in options(cls)], comments_of(cls)) for group, cls in components(root)]
+    for group, cls in (("trainer", TrainerConfig), ("trainer.early_stopping", EarlyStoppingConfig)):
+        names = [f.name for f in dataclasses.fields(cls) if not dataclasses.is_dataclass(f.default_factory)]
+        sections.append((group, cls, [n for n in names if n != "early_stopping"], comments(cls)))
+    out = []
+    for group, cls, names, notes in sections:
+        out.append(f"{group} ({cls.__module__}.{cls.__name__}):")
+        for name in names:
+            try:
+                value = shown(OmegaConf.select(root, f"{group}.{name}", throw_on_missing=True))
+            except MissingMandatoryValue:
+                value = "???  (required)"
+            out.append(f"  {group}.{name}={value}".ljust(44) + f"  {notes.get(name, '')}".rstrip())
+    return "\n".join(out)
+
+
+def comments_of(cls: type) -> dict[str, str]:
+    """The option comments of a component and of the base classes it passes options to."""
+    out = {}
+    for klass in reversed(cls.__mro__):
+        if "__init__" in klass.__dict__:
+            out.update(comments(klass.__dict__["__init__"]))
+    return out
+
+
+OmegaConf.register_new_resolver("options_help", lambda *, _root_: options_help(_root_), replace=True)
 
 
 def validate(cfg: DictConfig) -> None:
     """Fail before training with the name of the first impossible value."""
-    for key in POSITIVE:
-        value = OmegaConf.select(cfg, key, default=None)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            raise ConfigError(f"{key}={value!r}: must be a positive number")
-    checks = {
-        "task.val_fraction": lambda v: 0 < v < 1,
-        "model.dropout": lambda v: 0 <= v < 1,
-        "trainer.early_stopping.min_delta": lambda v: v >= 0,
-    }
-    for key, ok in checks.items():
+    checks = dict(TRAINER_CHECKS)
+    for group, cls in components(cfg):
+        checks.update({f"{group}.{key}": check for key, check in component_checks(cls).items()})
+    for key, (ok, says) in checks.items():
         value = OmegaConf.select(cfg, key, default=None)
         if value is not None and not ok(value):
-            raise ConfigError(f"{key}={value!r}: out of range")
-    for key in ("seed", "task.seed", "task.split_seed"):
-        value = OmegaConf.select(cfg, key, default=None)
-        if value is not None and not 0 <= value < 2**32:
-            raise ConfigError(f"{key}={value}: must be from 0 to 2**32 - 1")
+            raise ConfigError(f"{key}={value!r}: {says}")
     for key, value in (OmegaConf.select(cfg, "optimizer", default=None) or {}).items():
         if not key.startswith("_") and isinstance(value, str):  # torch's optimizers take numbers only
             raise ConfigError(f"optimizer.{key}={value!r}: must be a number")
     if OmegaConf.select(cfg, "model.bidirectional", default=False) and cfg.model.hidden_size % 2:
         raise ConfigError(f"model.hidden_size={cfg.model.hidden_size}: a bidirectional encoder needs an even size")
-    for key, allowed in CHOICES.items():
-        value = OmegaConf.select(cfg, key, default=None)
-        if value is not None and value not in allowed:
-            raise ConfigError(f"{key}={value!r}: must be one of {', '.join(allowed)}")
 
 
 def make(node, **kwargs):

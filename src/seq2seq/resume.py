@@ -13,9 +13,9 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from seq2seq import distributed, rundir
-from seq2seq.config import ADDED_KEYS
 from seq2seq.errors import CheckpointError, ConfigError
 from seq2seq.models import RENAMED
+from seq2seq.schema import ADDED_KEYS
 from seq2seq.tasks.codec import OPTIONAL_FIELDS
 
 log = logging.getLogger(__name__)

@@ -4,9 +4,12 @@ the project's decoders unchanged.
 Shapes: B batch, C channels, H hidden size, (GH, GW) the feature grid, S = GH * GW grid cells.
 """
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 
+from seq2seq.checks import POSITIVE
 from seq2seq.models.seq2seq import DECODERS, Encoded, Seq2seq
 
 
@@ -46,17 +49,18 @@ class ImageCaptioner(Seq2seq):
     greedy decoding and beam search are Seq2seq's, with images (B, 1, height, width) as the source."""
 
     family = "captioner"
+    CHECKS: ClassVar[dict] = {"channels": POSITIVE, "grid_height": POSITIVE, "grid_width": POSITIVE}
 
     def __init__(
         self,
         vocab_size: int,
-        wordvec_size: int = 16,
-        hidden_size: int = 128,
-        decoder: str = "peeky",
-        channels: int = 32,
-        grid_height: int = 3,
+        wordvec_size: int = 16,  # word embedding size of the decoder
+        hidden_size: int = 128,  # decoder LSTM units, and the size of the image summary h
+        decoder: str = "peeky",  # plain | peeky | attention (over the CNN's grid cells)
+        channels: int = 32,  # channels of the first conv layer (the second has twice as many)
+        grid_height: int = 3,  # the feature grid the CNN pools to
         grid_width: int = 12,
-        init: str = "chapter",
+        init: str = "chapter",  # the decoder's initialisation; the CNN keeps PyTorch's
     ):
         if decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")

@@ -3,11 +3,14 @@
 Shapes: B batch (parallel rows of the token stream), T time steps, D wordvec, H hidden, V vocabulary.
 """
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 
+from seq2seq.checks import DROPOUT, POSITIVE, one_of
 from seq2seq.models.beam import beam_search
-from seq2seq.models.init import chapter_init_, check_init
+from seq2seq.models.init import INITS, chapter_init_, check_init
 from seq2seq.models.loss import linear_cross_entropy
 from seq2seq.models.sampling import decode_loop
 
@@ -22,16 +25,23 @@ class Rnnlm(nn.Module):
 
     family = "lm"
     has_attention = False
+    CHECKS: ClassVar[dict] = {
+        "wordvec_size": POSITIVE,
+        "hidden_size": POSITIVE,
+        "num_layers": POSITIVE,
+        "dropout": DROPOUT,
+        "init": one_of(INITS),
+    }
 
     def __init__(
         self,
         vocab_size: int,
-        wordvec_size: int = 100,
-        hidden_size: int = 100,
-        num_layers: int = 1,
-        dropout: float = 0.0,
-        tie_weights: bool = False,
-        init: str = "chapter",
+        wordvec_size: int = 100,  # embedding size
+        hidden_size: int = 100,  # LSTM units per layer
+        num_layers: int = 1,  # stacked LSTM layers
+        dropout: float = 0.0,  # after the embedding, between the layers and before the output
+        tie_weights: bool = False,  # the output layer shares the embedding's weights (wordvec_size == hidden_size)
+        init: str = "chapter",  # the reference code's N(0, 1/fan_in) weights; "pytorch" for PyTorch's defaults
     ):
         super().__init__()
         if tie_weights and wordvec_size != hidden_size:

@@ -7,14 +7,15 @@ batches, so padding never reaches its LSTM, and returns an `Encoded`: all states
 each row's last real token (what the plain and Peeky decoders use), and the mask attention needs.
 """
 
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from seq2seq.checks import POSITIVE, one_of
 from seq2seq.models.beam import beam_search
-from seq2seq.models.init import chapter_init_, check_init
+from seq2seq.models.init import INITS, chapter_init_, check_init
 from seq2seq.models.sampling import decode_loop
 
 
@@ -142,15 +143,21 @@ class Seq2seq(nn.Module):
     """
 
     family = "seq2seq"  # what tasks and generation may expect of it (see seq2seq.tasks.base)
+    CHECKS: ClassVar[dict] = {
+        "wordvec_size": POSITIVE,
+        "hidden_size": POSITIVE,
+        "decoder": one_of(tuple(DECODERS)),
+        "init": one_of(INITS),
+    }
 
     def __init__(
         self,
         vocab_size: int,
-        wordvec_size: int = 16,
-        hidden_size: int = 128,
-        decoder: str = "plain",
-        init: str = "chapter",
-        bidirectional: bool = False,
+        wordvec_size: int = 16,  # embedding size of the encoder and the decoder
+        hidden_size: int = 128,  # LSTM units (a bidirectional encoder: half per direction)
+        decoder: str = "plain",  # plain (section 2.3) | peeky: h feeds every step (3.2) | attention
+        init: str = "chapter",  # the reference code's N(0, 1/fan_in) weights; "pytorch" for PyTorch's defaults
+        bidirectional: bool = False,  # the encoder reads the source both ways (hidden_size must be even)
         encoder: nn.Module | None = None,
     ):
         super().__init__()

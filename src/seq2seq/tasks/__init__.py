@@ -1,12 +1,10 @@
 """Tasks own the data of an experiment and the task-specific parts of the shared loop: the interface
-is `seq2seq.tasks.base.Task`. A new task is a class (its own file here) registered in TASKS below
-with its config schema (seq2seq.config), and a `configs/task/<name>.yaml`."""
+is `seq2seq.tasks.base.Task`. A new task is a class in its own file here, listed in TASKS below, and a
+`configs/task/<name>.yaml`; its config schema is derived from its constructor (seq2seq.schema)."""
 
-import dataclasses
-
-from seq2seq import config as schemas
 from seq2seq.errors import CheckpointError, ConfigError
 from seq2seq.models import MODELS
+from seq2seq.schema import ADDED_KEYS, options
 from seq2seq.tasks.addition import AdditionTask
 from seq2seq.tasks.base import Task
 from seq2seq.tasks.captions import CaptionsTask
@@ -25,37 +23,30 @@ __all__ = [
     "TsvTask",
 ]
 
-# The task classes by the `_target_` their config schema declares. Rebuilding a task from a
-# checkpoint's saved config looks the name up here (a string comparison) and passes the checked fields
-# to the class: a checkpoint can never make the project import or call anything else.
+# The task classes by the `_target_` of their configs. Rebuilding a task from a checkpoint's saved
+# config looks the name up here (a string comparison) and passes the checked fields to the class: a
+# checkpoint can never make the project import or call anything else.
 TASKS = {
-    schema._target_: (schema, cls)
-    for schema, cls in (
-        (schemas.AdditionTaskConfig, AdditionTask),
-        (schemas.LanguageModelTaskConfig, LanguageModelTask),
-        (schemas.TsvTaskConfig, TsvTask),
-        (schemas.ChitchatTaskConfig, ChitchatTask),
-        (schemas.ProgramsTaskConfig, ProgramsTask),
-        (schemas.CaptionsTaskConfig, CaptionsTask),
-    )
+    f"seq2seq.tasks.{cls.__name__}": cls
+    for cls in (AdditionTask, LanguageModelTask, TsvTask, ChitchatTask, ProgramsTask, CaptionsTask)
 }
 
 
 def task_from_saved_config(node, where: str):
     """The task a checkpoint's saved `config.task` describes, built without Hydra: the class from TASKS,
-    every field checked against the schema's type (nested `_target_`s are just wrong types)."""
+    every field checked against its constructor's types (nested `_target_`s are just wrong types)."""
     target = node.get("_target_") if isinstance(node, dict) else None
     if target not in TASKS:
         raise CheckpointError(f"{where}: task {str(target)[:60]!r} is not one of {', '.join(TASKS)}")
-    schema, cls = TASKS[target]
-    declared = [f for f in dataclasses.fields(schema) if f.name != "_target_"]
-    required = [f.name for f in declared if f.default is schemas.MISSING and f.default_factory is dataclasses.MISSING]
+    cls = TASKS[target]
+    declared = {o.name: o for o in options(cls)}
     values = {k: v for k, v in node.items() if k != "_target_"}
-    for key, legacy in schemas.ADDED_KEYS.items():  # a checkpoint of an earlier version: its old behaviour
+    for key, legacy in ADDED_KEYS.items():  # a checkpoint of an earlier version: its old behaviour
         name = key.removeprefix("task.")
-        if name not in values and name in {f.name for f in declared}:
+        if name not in values and name in declared:
             values[name] = legacy
-    check_fields(values, {f.name: f.type for f in declared}, where, required)
+    required = [name for name, o in declared.items() if o.required]
+    check_fields(values, {name: o.annotation for name, o in declared.items()}, where, required)
     return cls(**values)
 
 
@@ -67,7 +58,7 @@ FAMILY_MODELS = {"seq2seq": "model=seq2seq", "captioner": "model=image_captioner
 def check_fits(task_target: str, model_target: str) -> None:
     """A model must be of its task's family (seq2seq.tasks.base), refused in one line before any data
     loads. Classes outside the project's tables are not checked."""
-    task = TASKS.get(task_target, (None, None))[1]
+    task = TASKS.get(task_target)
     model = MODELS.get(str(model_target).removeprefix("seq2seq.models."))
     if task is None or model is None or task.family == model.family:
         return

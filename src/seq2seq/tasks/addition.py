@@ -1,11 +1,13 @@
 """Fixed-width string-to-string pairs (the chapter's addition toy) for Encoder-Decoder models."""
 
 import re
+from typing import ClassVar
 
 import numpy
 import torch
 from torch.nn import functional as F
 
+from seq2seq.checks import FRACTION, NON_NEGATIVE, POSITIVE, SEED
 from seq2seq.data.addition import START, generate_addition, load_pairs
 from seq2seq.data.split import epoch_generator
 from seq2seq.data.vocab import Vocab
@@ -25,20 +27,32 @@ class AdditionTask:
     mode = "max"
     final_splits: tuple[str, ...] = ()
 
+    CHECKS: ClassVar[dict] = {
+        "num_examples": POSITIVE,
+        "max_digits": POSITIVE,
+        "val_fraction": FRACTION,
+        "batch_size": POSITIVE,
+        "num_samples": NON_NEGATIVE,
+        "num_heatmaps": NON_NEGATIVE,
+        "split_seed": SEED,
+        "eval_limit": POSITIVE,
+        "seed": SEED,
+    }
+
     def __init__(
         self,
-        path: str | None = None,
-        num_examples: int = 50_000,
-        max_digits: int = 3,
-        reverse: bool = False,
-        val_fraction: float = 0.1,
-        batch_size: int = 128,
-        num_samples: int = 10,
-        num_heatmaps: int = 2,
-        split_seed: int | None = 1984,
-        drop_last: bool = True,
-        eval_limit: int | None = None,
-        seed: int = 0,
+        path: str | None = None,  # file of lines like '16+75  _91  '; null generates the chapter's dataset
+        num_examples: int = 50_000,  # generated questions (ignored when path is set)
+        max_digits: int = 3,  # operand digits of generated questions
+        reverse: bool = False,  # feed the question's characters to the encoder reversed (section 3.1)
+        val_fraction: float = 0.1,  # the last 10% of the shuffle is the validation set
+        batch_size: int = 128,  # questions per optimizer step
+        num_samples: int = 10,  # validation questions printed and logged each epoch
+        num_heatmaps: int = 2,  # attention heatmaps logged to TensorBoard each epoch (attention models)
+        split_seed: int | None = 1984,  # shuffles before the split, as the book does (not `seed`); null: `seed`
+        drop_last: bool = True,  # drop each epoch's last partial batch, as the book does (351 steps, not 352)
+        eval_limit: int | None = None,  # validate on the first eval_limit questions only (quick checks)
+        seed: int = 0,  # generates the questions and shuffles each epoch (the config passes the run's seed)
     ):
         data = load_pairs(path) if path else generate_addition(num_examples, max_digits, seed)
         n = len(data.questions)

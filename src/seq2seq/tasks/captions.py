@@ -5,8 +5,11 @@ val/acc (exact caption), val/token_acc (word accuracy), val/bleu and val/loss. T
 is an image (1, HEIGHT, width) instead of token ids, so batches are (images, None, tgt).
 """
 
+from typing import ClassVar
+
 import torch
 
+from seq2seq.checks import POSITIVE
 from seq2seq.data import digit_images
 from seq2seq.data.split import seeded_split
 from seq2seq.tasks.pairs import PairsTask
@@ -14,25 +17,29 @@ from seq2seq.tasks.pairs import PairsTask
 
 class CaptionsTask(PairsTask):
     family = "captioner"
+    FIXED_OPTIONS = ("tokenize",)  # captions are words
+    CHECKS: ClassVar[dict] = {"num_train": POSITIVE, "num_val": POSITIVE, "max_digits": POSITIVE}
 
     def __init__(
         self,
-        num_train: int = 20_000,
-        num_val: int = 2_000,
-        max_digits: int = 4,
-        val_fraction: float = 0.2,
-        seed: int = 0,
-        **options,
+        num_train: int = 20_000,  # composed training images
+        num_val: int = 2_000,  # composed validation images, from digit images never used in training
+        max_digits: int = 4,  # digits per image: 1..max_digits
+        val_fraction: float = 0.2,  # share of the 1,797 source digit images kept for validation
+        max_length: int | None = None,  # caption words; null: max_digits
+        seed: int = 0,  # the split, the composed images and each epoch's shuffle (the run's seed)
+        **options,  # PairsTask's options
     ):
         images, labels = digit_images.load_digit_images()
         train_sources, val_sources = seeded_split(list(range(len(labels))), val_fraction, seed, "digit images")
         self.max_digits = max_digits
+        self.source_images = {"train": train_sources, "val": val_sources}  # digit images each split draws on
         self.images, splits = {}, {}
         for split, sources, num, offset in (("train", train_sources, num_train, 0), ("val", val_sources, num_val, 1)):
             self.images[split], captions = digit_images.compose(images, labels, sources, num, max_digits, seed + offset)
             splits[split] = [(f"#{i}", caption) for i, caption in enumerate(captions)]  # source: image number
-        options.setdefault("max_length", max_digits)
-        super().__init__(splits, tokenize="word", seed=seed, **options)
+        max_length = max_digits if max_length is None else max_length
+        super().__init__(splits, tokenize="word", max_length=max_length, seed=seed, **options)
 
     def vocab_tokens(self):
         return (caption for _, caption in self.tokenized["train"])

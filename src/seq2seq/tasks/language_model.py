@@ -2,9 +2,11 @@
 
 import math
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 
+from seq2seq.checks import POSITIVE, SEED
 from seq2seq.data.ptb import EOS, load_ptb
 from seq2seq.errors import DataError
 
@@ -45,16 +47,23 @@ class LanguageModelTask:
     monitor = "val/ppl"
     mode = "min"
     final_splits = ("test",)
+    CHECKS: ClassVar[dict] = {
+        "batch_size": POSITIVE,
+        "time_size": POSITIVE,
+        "eval_batch_size": POSITIVE,
+        "eval_limit": POSITIVE,
+        "seed": SEED,
+    }
 
     def __init__(
         self,
-        data_dir: str,
-        batch_size: int = 20,
-        time_size: int = 35,
-        eval_batch_size: int = 10,
-        download: bool = True,
-        eval_limit: int | None = None,
-        seed: int = 0,
+        data_dir: str,  # folder with ptb.{train,valid,test}.txt
+        batch_size: int = 20,  # parallel rows of the training stream
+        time_size: int = 35,  # window length of truncated backpropagation through time
+        eval_batch_size: int = 10,  # parallel rows of the validation and test streams
+        download: bool = True,  # fetch missing files (checksums verified); offline this fails with a clear message
+        eval_limit: int | None = None,  # evaluate on about the first eval_limit tokens of val and test only
+        seed: int = 0,  # unused: the stream is read in order (kept so every task takes the run's seed)
     ):
         self.vocab, streams = load_ptb(data_dir, download_missing=download)
         self.time_size, self.eval_limit = time_size, eval_limit

@@ -11,12 +11,15 @@ worth of shuffled pairs by length before cutting, so the rows of a batch have si
 
 import logging
 import math
+from typing import ClassVar
 
 import torch
 from torch.nn import functional as F
 
+from seq2seq.checks import FRACTION, NON_NEGATIVE, POSITIVE, SEED, one_of
 from seq2seq.data import chitchat, programs, text
 from seq2seq.data.split import epoch_generator, seeded_split
+from seq2seq.data.text import TOKENIZERS
 from seq2seq.errors import ConfigError, DataError
 from seq2seq.extras import available, require
 from seq2seq.plots import attention_figures, attention_maps
@@ -24,6 +27,7 @@ from seq2seq.tasks.codec import PairCodec, sample_lines
 
 log = logging.getLogger(__name__)
 
+MONITORS = ("val/acc", "val/token_acc", "val/bleu", "val/loss", "val/ppl")
 BUCKET_WINDOW = 100  # batches whose pairs are sorted by length together
 
 
@@ -40,25 +44,40 @@ class PairsTask:
     final_splits: tuple[str, ...] = ()
     context_turns = 0  # turns before the message in each source (ChitchatTask's task.context_turns)
 
+    CHECKS: ClassVar[dict] = {
+        "tokenize": one_of(TOKENIZERS),
+        "min_freq": POSITIVE,
+        "max_vocab": POSITIVE,
+        "max_length": POSITIVE,
+        "batch_size": POSITIVE,
+        "eval_batch_size": POSITIVE,
+        "num_samples": NON_NEGATIVE,
+        "num_heatmaps": NON_NEGATIVE,
+        "monitor": one_of(MONITORS),
+        "eval_limit": POSITIVE,
+        "val_fraction": FRACTION,
+        "seed": SEED,
+    }
+
     def __init__(
         self,
         splits: dict[str, list[tuple[str, str]]],
-        tokenize: str = "word",
-        lowercase: bool = False,
-        min_freq: int = 1,
-        max_vocab: int | None = None,
-        max_length: int = 50,
-        reverse: bool = False,
-        batch_size: int = 64,
-        eval_batch_size: int = 512,
-        bucket: bool = True,
-        num_samples: int = 5,
-        num_heatmaps: int = 2,
-        monitor: str = "val/acc",
-        eval_limit: int | None = None,
-        seed: int = 0,
+        tokenize: str = "word",  # char | word (split on whitespace) | wordpunct (words and punctuation marks)
+        lowercase: bool = False,  # lower-case both sides before tokenising
+        min_freq: int = 1,  # rarer tokens become <unk>
+        max_vocab: int | None = None,  # at most this many tokens, <pad> <bos> <eos> <unk> included
+        max_length: int = 50,  # pairs with more tokens on either side are left out, counted and reported
+        reverse: bool = False,  # feed the source tokens reversed (padding stays at the end)
+        batch_size: int = 64,  # pairs per optimizer step
+        eval_batch_size: int = 512,  # pairs per validation batch
+        bucket: bool = True,  # batch pairs of similar length together: less padding
+        num_samples: int = 5,  # validation pairs printed and logged each epoch
+        num_heatmaps: int = 2,  # attention heatmaps logged to TensorBoard each epoch (attention models)
+        monitor: str = "val/acc",  # picks best.pt: val/acc, val/token_acc, val/bleu (max) or val/loss, val/ppl (min)
+        eval_limit: int | None = None,  # validate on the first eval_limit pairs only (quick checks)
+        seed: int = 0,  # shuffles each epoch (the config passes the run's seed)
     ):
-        if monitor not in ("val/acc", "val/token_acc", "val/bleu", "val/loss", "val/ppl"):
+        if monitor not in MONITORS:
             raise ConfigError(f"task.monitor={monitor!r}: must be a validation metric such as val/acc or val/loss")
         if monitor == "val/bleu" and tokenize == "char":
             raise ConfigError("task.monitor=val/bleu needs word tokens (BLEU is computed on words, not characters)")
@@ -225,11 +244,11 @@ class TsvTask(PairsTask):
 
     def __init__(
         self,
-        train: str | list[str],
-        val: str | list[str] | None = None,
-        val_fraction: float = 0.1,
-        seed: int = 0,
-        **options,
+        train: str | list[str],  # a TSV file, or a list of them: [a.tsv, b.tsv]
+        val: str | list[str] | None = None,  # validation file(s); null: a seeded val_fraction of the train pairs
+        val_fraction: float = 0.1,  # share of the training pairs held out when val is null
+        seed: int = 0,  # the split and each epoch's shuffle (the config passes the run's seed)
+        **options,  # PairsTask's options
     ):
         train_pairs = [pair for path in as_list(train) for pair in text.load_tsv(path)]
         if val:
@@ -247,19 +266,22 @@ class ChitchatTask(PairsTask):
     """(message, reply) pairs of the Chit Chat Challenge corpus (see seq2seq.data.chitchat), split
     by conversation."""
 
+    CHECKS: ClassVar[dict] = {"max_conversations": POSITIVE, "context_turns": NON_NEGATIVE}
+
     def __init__(
         self,
-        val_fraction: float = 0.05,
-        max_conversations: int | None = None,
-        context_turns: int = 0,
-        seed: int = 0,
-        **options,
+        val_fraction: float = 0.05,  # share of the conversations held out
+        max_conversations: int | None = None,  # use only the first N conversations (quick runs)
+        context_turns: int = 0,  # earlier turns joined before each message with <sep> (raise max_length too)
+        seed: int = 0,  # the split and each epoch's shuffle (the config passes the run's seed)
+        **options,  # PairsTask's options
     ):
         if context_turns < 0:
             raise ConfigError(f"task.context_turns={context_turns}: must be 0 (no context) or more")
         self.context_turns = context_turns
         conversations = chitchat.load_conversations(max_conversations)
         train, val = seeded_split(conversations, val_fraction, seed, "conversations")
+        self.conversations = {"train": train, "val": val}
         splits = {
             split: chitchat.reply_pairs(convs, context_turns) for split, convs in (("train", train), ("val", val))
         }
@@ -270,17 +292,21 @@ class ProgramsTask(PairsTask):
     """Short programs (source) and what they print (target), generated and evaluated by
     seq2seq.data.programs; character-level by default."""
 
+    CHECKS: ClassVar[dict] = {"num_examples": POSITIVE, "length": POSITIVE, "nesting": POSITIVE, "statements": POSITIVE}
+
     def __init__(
         self,
-        num_examples: int = 20_000,
-        length: int = 2,
-        nesting: int = 2,
-        statements: int = 3,
-        val_fraction: float = 0.1,
-        seed: int = 0,
-        **options,
+        num_examples: int = 20_000,  # distinct programs, generated with the seed
+        length: int = 2,  # digits of every literal: 1..length
+        nesting: int = 2,  # depth of expressions (1: a literal or a variable)
+        statements: int = 3,  # statements before the final print: 1..statements
+        val_fraction: float = 0.1,  # share of the programs held out
+        tokenize: str = "char",  # programs are read character by character
+        max_length: int = 150,  # longer programs are left out and counted
+        seed: int = 0,  # generates the programs, splits and shuffles (the config passes the run's seed)
+        **options,  # PairsTask's options
     ):
         pairs = programs.generate_programs(num_examples, length, nesting, statements, seed)
         train, val = seeded_split(pairs, val_fraction, seed, "programs")
-        options = {"tokenize": "char", "max_length": 150, **options}
+        options = {"tokenize": tokenize, "max_length": max_length, **options}
         super().__init__({"train": train, "val": val}, seed=seed, **options)
