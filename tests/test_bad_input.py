@@ -114,10 +114,12 @@ def test_config_files_hold_only_what_differs_from_the_constructors():
     """One source of defaults: a task or model YAML sets no option to its constructor's default."""
     import yaml
 
-    from seq2seq.config import CONFIG_DIR, MODEL_SCHEMAS, TASK_SCHEMAS
+    from seq2seq.config import CONFIG_DIR
+    from seq2seq.models import MODEL_CLASSES
     from seq2seq.schema import options
+    from seq2seq.tasks import TASK_CLASSES
 
-    for group, table in (("task", TASK_SCHEMAS), ("model", MODEL_SCHEMAS)):
+    for group, table in (("task", TASK_CLASSES), ("model", MODEL_CLASSES)):
         for path in sorted((CONFIG_DIR / group).glob("*.yaml")):
             node = yaml.safe_load(path.read_text())
             (schema,) = [d for d in node.pop("defaults") if d.startswith("/schema/")]

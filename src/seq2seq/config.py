@@ -22,9 +22,9 @@ from omegaconf.errors import MissingMandatoryValue
 from seq2seq.checks import NON_NEGATIVE, POSITIVE, SEED, one_of
 from seq2seq.decoding import DecodeOptions
 from seq2seq.errors import ConfigError, Seq2seqError
-from seq2seq.models import ImageCaptioner, Rnnlm, Seq2seq
+from seq2seq.models import MODEL_CLASSES
 from seq2seq.schema import comments, dataclass_of, options
-from seq2seq.tasks import AdditionTask, CaptionsTask, ChitchatTask, LanguageModelTask, ProgramsTask, TsvTask
+from seq2seq.tasks import TASK_CLASSES
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -77,31 +77,6 @@ class TrainConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
 
 
-# The task and model config groups' schemas, derived from the constructors (seq2seq.schema): the
-# name a config file pulls in (`/schema/task/<name>@_here_`), the class.
-TASK_SCHEMAS = {
-    "addition": AdditionTask,
-    "language_model": LanguageModelTask,
-    "tsv": TsvTask,
-    "chitchat": ChitchatTask,
-    "programs": ProgramsTask,
-    "captions": CaptionsTask,
-}
-MODEL_SCHEMAS = {"seq2seq": Seq2seq, "image_captioner": ImageCaptioner, "rnnlm": Rnnlm}
-
-# The task and model config groups' schemas, derived from the constructors (seq2seq.schema): the
-# name a config file pulls in (`/schema/task/<name>@_here_`), the class.
-TASK_SCHEMAS = {
-    "addition": AdditionTask,
-    "language_model": LanguageModelTask,
-    "tsv": TsvTask,
-    "chitchat": ChitchatTask,
-    "programs": ProgramsTask,
-    "captions": CaptionsTask,
-}
-MODEL_SCHEMAS = {"seq2seq": Seq2seq, "image_captioner": ImageCaptioner, "rnnlm": Rnnlm}
-
-
 @dataclass
 class GenerateConfig(DecodeOptions):
     checkpoint: str = MISSING
@@ -126,9 +101,9 @@ def register_configs() -> None:
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(name="generate_schema", node=GenerateConfig)
     cs.store(name="chat_schema", node=ChatConfig)
-    for name, cls in TASK_SCHEMAS.items():
+    for name, cls in TASK_CLASSES.items():
         cs.store(group="schema/task", name=name, node=dataclass_of(cls, f"seq2seq.tasks.{cls.__name__}"))
-    for name, cls in MODEL_SCHEMAS.items():
+    for name, cls in MODEL_CLASSES.items():
         cs.store(group="schema/model", name=name, node=dataclass_of(cls, f"seq2seq.models.{cls.__name__}"))
 
 
@@ -165,8 +140,8 @@ def component_checks(cls: type) -> dict:
 
 def components(cfg: DictConfig):
     """(group, class) of the config's task and model, when they are the project's own."""
-    tasks = {f"seq2seq.tasks.{c.__name__}": c for c in TASK_SCHEMAS.values()}
-    models = {f"seq2seq.models.{c.__name__}": c for c in MODEL_SCHEMAS.values()}
+    tasks = {f"seq2seq.tasks.{c.__name__}": c for c in TASK_CLASSES.values()}
+    models = {f"seq2seq.models.{c.__name__}": c for c in MODEL_CLASSES.values()}
     for group, table in (("task", tasks), ("model", models)):
         node = OmegaConf.select(cfg, group, default=None)
         cls = table.get(node.get("_target_")) if isinstance(node, DictConfig) else None

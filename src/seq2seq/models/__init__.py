@@ -20,7 +20,8 @@ __all__ = [
     "Seq2seq",
 ]
 
-MODELS = {cls.__name__: cls for cls in (Seq2seq, ImageCaptioner, Rnnlm)}
+MODEL_CLASSES = {"seq2seq": Seq2seq, "image_captioner": ImageCaptioner, "rnnlm": Rnnlm}  # by config schema name
+MODELS = {cls.__name__: cls for cls in MODEL_CLASSES.values()}
 
 # Names of checkpoints written before the decoder was an argument: (the name now, the arguments it adds).
 RENAMED = {"PeekySeq2seq": ("Seq2seq", {"decoder": "peeky"}), "AttentionSeq2seq": ("Seq2seq", {"decoder": "attention"})}

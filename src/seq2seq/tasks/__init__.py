@@ -26,10 +26,15 @@ __all__ = [
 # The task classes by the `_target_` of their configs. Rebuilding a task from a checkpoint's saved
 # config looks the name up here (a string comparison) and passes the checked fields to the class: a
 # checkpoint can never make the project import or call anything else.
-TASKS = {
-    f"seq2seq.tasks.{cls.__name__}": cls
-    for cls in (AdditionTask, LanguageModelTask, TsvTask, ChitchatTask, ProgramsTask, CaptionsTask)
+TASK_CLASSES = {  # by the name of their config schema (seq2seq.config)
+    "addition": AdditionTask,
+    "language_model": LanguageModelTask,
+    "tsv": TsvTask,
+    "chitchat": ChitchatTask,
+    "programs": ProgramsTask,
+    "captions": CaptionsTask,
 }
+TASKS = {f"seq2seq.tasks.{cls.__name__}": cls for cls in TASK_CLASSES.values()}
 
 
 def task_from_saved_config(node, where: str):
