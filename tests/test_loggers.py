@@ -4,6 +4,7 @@ import csv
 import json
 import struct
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -111,6 +112,10 @@ def test_wandb_offline_run_holds_the_curves(make_cfg, monkeypatch):
     cfg = make_cfg(*QUICK, "logger=[wandb]")
     train(cfg)
     (file,) = Path(cfg.paths.output_dir).glob("wandb/offline-run-*/run-*.wandb")
+    deadline, size = time.monotonic() + 20, -1
+    while file.stat().st_size != size and time.monotonic() < deadline:  # W&B's own writer may still flush
+        size = file.stat().st_size
+        time.sleep(0.5)
     history = wandb_history(file)
     val = [(h["epoch"], h["val/acc"]) for h in history if "val/acc" in h]
     assert [epoch for epoch, _ in val] == [1], history
