@@ -112,3 +112,20 @@ def test_keep_freed_memory_stops_page_faults_of_big_buffers():
         assert_ok(result)
         faults[keep] = int(result.stdout.split()[-1])
     assert faults[False] > 10 * 3 * 7_000 and faults[True] < 100, faults  # over 10 steps
+
+
+def test_precision_auto_picks_bf16_only_on_amx_cpus(monkeypatch, tmp_path, caplog):
+    import logging
+
+    from seq2seq import device
+
+    cpu = torch.device("cpu")
+    for flags, expected in (("fpu avx512f amx_bf16 amx_tile", "bf16"), ("fpu avx2 avx512f avx512_bf16", "fp32")):
+        (tmp_path / "cpuinfo").write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+        monkeypatch.setattr(device, "CPUINFO", tmp_path / "cpuinfo")
+        with caplog.at_level(logging.INFO, logger="seq2seq.device"):
+            assert device.resolve_precision("auto", cpu) == expected
+        assert f"trainer.precision=auto: {expected}" in caplog.records[-1].getMessage()
+    monkeypatch.setattr(device, "CPUINFO", tmp_path / "missing")  # not Linux: fp32
+    assert device.resolve_precision("auto", cpu) == "fp32"
+    assert device.resolve_precision("bf16", cpu) == "bf16" and device.resolve_precision("fp32", cpu) == "fp32"

@@ -50,7 +50,7 @@ class TrainerConfig:
     val_every_n_steps: int | None = None  # also validate every n steps, as val_step/* (quick curves)
     progress: bool = True  # tqdm progress bars
     device: str = "auto"  # auto (CUDA when available, else CPU), cpu or cuda
-    precision: str = "fp32"  # fp32, or bf16 (autocast: bf16 matrix products; see README for when it pays)
+    precision: str = "fp32"  # fp32, bf16 (autocast: bf16 matrix products), or auto: bf16 on AMX CPUs only
     deterministic: bool = False  # deterministic algorithms (cuDNN, cuBLAS): bit-identical GPU runs and resumes
     threads: int | None = None  # torch threads; null: OMP_NUM_THREADS if set, else every core this process may use
     save_top_k: int = 1  # above 1: also keep the k best epochs as epoch-<N>.pt
@@ -124,7 +124,7 @@ TRAINER_CHECKS = {
     "trainer.threads": POSITIVE,
     "trainer.save_top_k": POSITIVE,
     "trainer.device": one_of(("auto", "cpu", "cuda")),
-    "trainer.precision": one_of(("fp32", "bf16")),
+    "trainer.precision": one_of(("fp32", "bf16", "auto")),
     "optimizer.lr": POSITIVE,
     "seed": SEED,
 }

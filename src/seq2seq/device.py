@@ -23,6 +23,35 @@ def select_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+CPUINFO = Path("/proc/cpuinfo")
+
+
+def has_amx_bf16() -> bool:
+    """Whether this CPU has AMX-BF16 tile units (Intel Sapphire Rapids and later, Linux's cpuinfo flag):
+    there bf16 matrix products run on the tiles, and trainer.precision=bf16 was measured to pay."""
+    try:
+        return "amx_bf16" in CPUINFO.read_text().split()
+    except OSError:
+        return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """`trainer.precision=auto`: bf16 where it was measured to pay and hold accuracy, fp32 elsewhere, and
+    the choice logged (README "Speed"): bf16 on CPUs with AMX-BF16; fp32 on CPUs without (an AMD EPYC:
+    no gain) and on GPUs (an H200: these small models are bound by launch latency, not arithmetic, so
+    bf16 only adds casts). fp32 and bf16 pass through."""
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        chosen, why = "fp32", "on the GPU these models are latency-bound: bf16 was measured not to pay"
+    elif has_amx_bf16():
+        chosen, why = "bf16", "this CPU has AMX-BF16"
+    else:
+        chosen, why = "fp32", "this CPU has no AMX-BF16: bf16 was measured not to pay"
+    log.info("trainer.precision=auto: %s (%s)", chosen, why)
+    return chosen
+
+
 def set_deterministic(on: bool) -> None:
     """`trainer.deterministic`: PyTorch's deterministic algorithms, cuDNN without autotuning and a fixed
     cuBLAS workspace, so the same run on the same GPU gives the same bits (the CPU already does). The

@@ -23,6 +23,7 @@ from seq2seq import checkpoint as ckpt
 from seq2seq import cli, distributed, hparams, rundir
 from seq2seq.build import FP32, Setup, autocast, build, open_loggers
 from seq2seq.config import validate
+from seq2seq.device import resolve_precision
 from seq2seq.errors import CheckpointError, ConfigError, Seq2seqError
 from seq2seq.extras import missing_plugin
 from seq2seq.interrupt import StopRequested
@@ -148,7 +149,7 @@ def fit(cfg: DictConfig, run_dir: Path, resume_path: Path | None) -> dict[str, f
     writer = open_loggers(cfg, run_dir, (progress.step, progress.epoch) if in_place else None, ctx)
     writer.start(hparams.columns(cfg, hparams.command_line_overrides()), metric_columns(task))
     checkpoints = Checkpoints(cfg, setup, run_dir, writer, progress.step if in_place else None)
-    amp = autocast(setup.device, cfg.trainer.precision)
+    amp = autocast(setup.device, resolve_precision(cfg.trainer.precision, setup.device))
     started = time.perf_counter()
     try:
         with StopRequested() as stop:
