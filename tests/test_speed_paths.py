@@ -129,3 +129,28 @@ def test_precision_auto_picks_bf16_only_on_amx_cpus(monkeypatch, tmp_path, caplo
     monkeypatch.setattr(device, "CPUINFO", tmp_path / "missing")  # not Linux: fp32
     assert device.resolve_precision("auto", cpu) == "fp32"
     assert device.resolve_precision("bf16", cpu) == "bf16" and device.resolve_precision("fp32", cpu) == "fp32"
+
+
+def test_compare_speed_script_refuses_a_folder_that_is_not_the_books(tmp_path):
+    from .helpers import REPO
+
+    script = REPO / "scripts" / "compare_speed.py"
+    result = subprocess.run([sys.executable, str(script), "--book", str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode == 1 and "is not the chapter's code (common/trainer.py missing)" in result.stderr
+    assert "oreilly-japan/deep-learning-from-scratch-2" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_compare_speed_plain_language_model_runs():
+    """The plain PyTorch model the script times has rnnlm_ptb's shapes, and its timing loop runs."""
+    import runpy
+
+    from .helpers import REPO
+
+    script = runpy.run_path(str(REPO / "scripts" / "compare_speed.py"))
+    torch.manual_seed(0)
+    stream = torch.arange(20 * 35 * 8 + 1) % 7  # a periodic stream: easy to learn
+    assert script["plain_lm_step_s"](stream, 7, steps=4, warmup=1) > 0
+    model = script["PlainLM"](7, 8, 8)
+    x = torch.zeros(35, 20, dtype=torch.long)
+    logits, (h, c) = model(x, None)
+    assert logits.shape == (35, 20, 7) and h.shape == c.shape == (1, 20, 8)
