@@ -59,6 +59,20 @@ def test_csv_resumed_in_place_drops_rows_past_the_checkpoint(tmp_path):
 
 
 @pytest.mark.slow
+def test_csv_survives_a_mangled_file_and_refuses_a_planted_link(tmp_path, make_cfg):
+    path = tmp_path / "metrics.csv"
+    path.write_bytes(b"tag,step,value,time\ntrain/loss,1,2.0,0\ntrain/loss,x,1\n\xff\xfe,,\nval/acc\n")
+    CSVLogger(str(tmp_path), resume_at=(5, 1)).close()
+    assert [(r["tag"], r["step"]) for r in csv_rows(path)] == [("train/loss", "1")]  # the rest dropped
+    run = tmp_path / "run"
+    run.mkdir()
+    (tmp_path / "elsewhere.csv").write_text("keep me\n")
+    (run / "metrics.csv").symlink_to(tmp_path / "elsewhere.csv")
+    with pytest.raises(ConfigError, match=r"metrics.csv: not a regular file \(a link\?\)"):
+        train(make_cfg(*QUICK, "logger=[csv]", out=run))
+    assert (tmp_path / "elsewhere.csv").read_text() == "keep me\n"
+
+
 def test_mlflow_run_holds_the_curves_and_the_hyperparameters(make_cfg, tmp_path):
     mlflow = pytest.importorskip("mlflow", reason="the [mlflow] extra is not installed")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
