@@ -146,16 +146,16 @@ def test_each_component_checks_its_own_options(make_cfg, override, message):
 
 
 def test_help_shows_every_option_with_its_meaning(tmp_path):
-    from seq2seq.config import EarlyStoppingConfig, TrainerConfig, comments_of
+    from seq2seq.config import EarlyStoppingConfig, TrainerConfig
     from seq2seq.models import Seq2seq
     from seq2seq.schema import comments, options
-    from seq2seq.tasks import ChitchatTask
+    from seq2seq.tasks import ChitchatTask, PairsTask
 
     result = run_module("seq2seq.train", "experiment=chitchat", "--help", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     shown = {line.split("=")[0].strip(): line for line in result.stdout.splitlines() if line.startswith("  ")}
     for group, cls, notes in (
-        ("task", ChitchatTask, comments_of(ChitchatTask)),
+        ("task", ChitchatTask, {**comments(PairsTask.__init__), **comments(ChitchatTask.__init__)}),
         ("model", Seq2seq, comments(Seq2seq.__init__)),
     ):
         for o in options(cls):

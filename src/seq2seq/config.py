@@ -157,29 +157,21 @@ def shown(value) -> str:
 def options_help(root: DictConfig) -> str:
     """`--help`: every option of the chosen task, model and trainer with its value in this composition
     (defaults and overrides) and its meaning (the comment beside the constructor parameter or field)."""
-    sections = [(group, cls, [o.name for o in options(cls)], comments_of(cls)) for group, cls in components(root)]
+    sections = [(group, cls, {o.name: o.comment for o in options(cls)}) for group, cls in components(root)]
     for group, cls in (("trainer", TrainerConfig), ("trainer.early_stopping", EarlyStoppingConfig)):
-        names = [f.name for f in dataclasses.fields(cls) if not dataclasses.is_dataclass(f.default_factory)]
-        sections.append((group, cls, [n for n in names if n != "early_stopping"], comments(cls)))
+        notes = comments(cls)
+        names = [f.name for f in dataclasses.fields(cls) if f.name != "early_stopping"]
+        sections.append((group, cls, {name: notes.get(name, "") for name in names}))
     out = []
-    for group, cls, names, notes in sections:
+    for group, cls, notes in sections:
         out.append(f"{group} ({cls.__module__}.{cls.__name__}):")
-        for name in names:
+        for name, note in notes.items():
             try:
                 value = shown(OmegaConf.select(root, f"{group}.{name}", throw_on_missing=True))
             except MissingMandatoryValue:
                 value = "???  (required)"
-            out.append(f"  {group}.{name}={value}".ljust(44) + f"  {notes.get(name, '')}".rstrip())
+            out.append(f"  {group}.{name}={value}".ljust(44) + f"  {note}".rstrip())
     return "\n".join(out)
-
-
-def comments_of(cls: type) -> dict[str, str]:
-    """The option comments of a component and of the base classes it passes options to."""
-    out = {}
-    for klass in reversed(cls.__mro__):
-        if "__init__" in klass.__dict__:
-            out.update(comments(klass.__dict__["__init__"]))
-    return out
 
 
 OmegaConf.register_new_resolver("options_help", lambda *, _root_: options_help(_root_), replace=True)
