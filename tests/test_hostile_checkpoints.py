@@ -222,3 +222,18 @@ def test_version_1_checkpoints_still_load(good, tmp_path):
     v1 = {**saved, "version": 1, "model": {"_target_": f"seq2seq.models.{name}", **args}}
     torch.save(v1, tmp_path / "v1.pt")
     assert seq2seq.load(tmp_path / "v1.pt").generate(["1+2", "33+4"]) == seq2seq.load(path).generate(["1+2", "33+4"])
+
+
+def test_a_crafted_progress_is_refused_field_by_field():
+    from seq2seq.progress import Progress
+
+    good = {**Progress(step=5, top=[[0.5, 1]]).as_dict(), "rng": torch.zeros(3)}
+    assert Progress.from_saved(good, "x.pt").step == 5
+    for bad, message in (
+        ({**good, "step": "5"}, r"x.pt: progress: step='5' is not of type int"),
+        ({**good, "evil": 1}, r"x.pt: progress: unknown key evil"),
+        ({**good, "top": [["a", 1]]}, r"x.pt: progress: top=\[\['a', 1\]\] is not of type"),
+        ([1, 2], r"x.pt: progress: expected a mapping"),
+    ):
+        with pytest.raises(CheckpointError, match=message):
+            Progress.from_saved(bad, "x.pt")

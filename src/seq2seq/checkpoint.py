@@ -23,7 +23,6 @@ import logging
 import os
 import signal
 import tempfile
-import typing
 from pathlib import Path
 
 import torch
@@ -33,6 +32,7 @@ from torch.overrides import TorchFunctionMode
 from seq2seq.errors import CheckpointError
 from seq2seq.models import MODELS, RENAMED
 from seq2seq.progress import top_name
+from seq2seq.schema import is_module
 from seq2seq.tasks.codec import OLD_KINDS, OPTIONAL_FIELDS, STATE_FIELDS, codec_from_state
 from seq2seq.typecheck import check_fields
 
@@ -187,11 +187,7 @@ def constructor_params(cls: type) -> list[inspect.Parameter]:
     """cls.__init__'s parameters that a checkpoint may set: without self, and without modules passed in
     by a subclass (Seq2seq's `encoder`), which no file can hold."""
     params = list(inspect.signature(cls.__init__).parameters.values())[1:]
-    return [
-        p
-        for p in params
-        if not any(isinstance(t, type) and issubclass(t, nn.Module) for t in typing.get_args(p.annotation))
-    ]
+    return [p for p in params if not is_module(p.annotation)]
 
 
 def constructor_fields(cls: type) -> tuple[dict, list[str]]:

@@ -22,9 +22,9 @@ from omegaconf.errors import MissingMandatoryValue
 from seq2seq.checks import NON_NEGATIVE, POSITIVE, SEED, one_of
 from seq2seq.decoding import DecodeOptions
 from seq2seq.errors import ConfigError, Seq2seqError
-from seq2seq.models import MODEL_CLASSES
+from seq2seq.models import MODEL_CLASSES, MODEL_TARGETS
 from seq2seq.schema import comments, dataclass_of, options
-from seq2seq.tasks import TASK_CLASSES
+from seq2seq.tasks import TASK_CLASSES, TASKS
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -140,9 +140,7 @@ def component_checks(cls: type) -> dict:
 
 def components(cfg: DictConfig):
     """(group, class) of the config's task and model, when they are the project's own."""
-    tasks = {f"seq2seq.tasks.{c.__name__}": c for c in TASK_CLASSES.values()}
-    models = {f"seq2seq.models.{c.__name__}": c for c in MODEL_CLASSES.values()}
-    for group, table in (("task", tasks), ("model", models)):
+    for group, table in (("task", TASKS), ("model", MODEL_TARGETS)):
         node = OmegaConf.select(cfg, group, default=None)
         cls = table.get(node.get("_target_")) if isinstance(node, DictConfig) else None
         if cls is not None:

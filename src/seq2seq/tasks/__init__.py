@@ -3,7 +3,7 @@ is `seq2seq.tasks.base.Task`. A new task is a class in its own file here, listed
 `configs/task/<name>.yaml`; its config schema is derived from its constructor (seq2seq.schema)."""
 
 from seq2seq.errors import CheckpointError, ConfigError
-from seq2seq.models import MODELS
+from seq2seq.models import MODEL_TARGETS
 from seq2seq.schema import ADDED_KEYS, options
 from seq2seq.tasks.addition import AdditionTask
 from seq2seq.tasks.base import Task
@@ -64,7 +64,7 @@ def check_fits(task_target: str, model_target: str) -> None:
     """A model must be of its task's family (seq2seq.tasks.base), refused in one line before any data
     loads. Classes outside the project's tables are not checked."""
     task = TASKS.get(task_target)
-    model = MODELS.get(str(model_target).removeprefix("seq2seq.models."))
+    model = MODEL_TARGETS.get(model_target)
     if task is None or model is None or task.family == model.family:
         return
     raise ConfigError(
