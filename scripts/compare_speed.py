@@ -11,16 +11,22 @@ number of threads. What is timed:
   addition file (the book's dataset/addition.txt, or --addition FILE): one training epoch of the
   book's Trainer against this project's train_step loop (seq2seq.bench); validating the 5,000
   questions, one at a time with the book's eval_seq2seq against task.evaluate (one batch, every
-  answer decoded: an untrained model's worst case).
+  answer decoded: an untrained model's worst case). The book's run and this project's alternate for
+  --rounds rounds and each side's best round counts.
 - PTB Rnnlm (wordvec 100, hidden 100, batch 20, time 35, SGD lr 20, clip 0.25): seconds per training
-  step of the book's RnnlmTrainer, of a plain nn.Embedding / nn.LSTM / nn.Linear model trained the
-  standard way (pytorch/examples word_language_model), and of this project, each times the steps of an
-  epoch.
+  step of the book's RnnlmTrainer (--lm-steps steps), and of a plain nn.Embedding / nn.LSTM / nn.Linear
+  model trained the standard way (pytorch/examples word_language_model) against this project: these
+  two alternate, window by window (--lm-rounds windows of --lm-steps steps each), and the best window
+  of each counts, so a machine that slows down for a while slows both alike.
+
+The project is timed in fp32 and, on CPUs with AMX-BF16 (or with --bf16), with trainer.precision=bf16
+as well; the book and the plain model always run fp32.
 """
 
 import argparse
 import json
 import os
+import platform
 import subprocess
 import sys
 import time
@@ -31,7 +37,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from seq2seq import bench
+from seq2seq.build import build
 from seq2seq.data.ptb import load_ptb
+from seq2seq.device import has_amx_bf16
+from seq2seq.train import train_step
 
 # The book's side, run with its own code in a subprocess (its modules import each other through
 # sys.path entries, as its chapter scripts do). Its data loader is not used: dataset/sequence.py needs
@@ -103,27 +112,74 @@ class PlainLM(nn.Module):
         return self.decoder(out), hidden
 
 
-def plain_lm_step_s(stream: torch.Tensor, vocab_size: int, steps: int, warmup: int = 3) -> float:
-    """Seconds per training step of PlainLM, trained as word_language_model trains: batchify into
-    (L, B), windows of 35, repackage the hidden state, clip at 0.25, SGD with lr 20 by hand."""
+def plain_lm_stepper(stream: torch.Tensor, vocab_size: int):
+    """PlainLM trained as word_language_model trains it: batchify into (L, B), windows of 35, repackage
+    the hidden state, clip at 0.25, SGD with lr 20 by hand. Returns run(steps): trains `steps` more
+    steps and returns the seconds per step."""
     model = PlainLM(vocab_size)
     data = stream[: len(stream) // 20 * 20].view(20, -1).t().contiguous()  # (L, B)
-    hidden = None
-    started = 0.0
-    for i in range(warmup + steps):
-        if i == warmup:
-            started = time.perf_counter()
-        x, y = data[i * 35 : (i + 1) * 35], data[i * 35 + 1 : (i + 1) * 35 + 1]
-        hidden = None if hidden is None else tuple(h.detach() for h in hidden)
-        model.zero_grad()
-        out, hidden = model(x, hidden)
-        loss = F.cross_entropy(out.view(-1, vocab_size), y.reshape(-1))
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 0.25)
-        with torch.no_grad():
-            for p in model.parameters():
-                p.add_(p.grad, alpha=-20.0)
-    return (time.perf_counter() - started) / steps
+    windows = (len(data) - 1) // 35
+    at, hidden = 0, None
+
+    def run(steps: int) -> float:
+        nonlocal at, hidden
+        started = time.perf_counter()
+        for _ in range(steps):
+            i, at = at % windows, at + 1
+            x, y = data[i * 35 : (i + 1) * 35], data[i * 35 + 1 : (i + 1) * 35 + 1]
+            hidden = None if hidden is None else tuple(h.detach() for h in hidden)
+            model.zero_grad()
+            out, hidden = model(x, hidden)
+            loss = F.cross_entropy(out.view(-1, vocab_size), y.reshape(-1))
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 0.25)
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.add_(p.grad, alpha=-20.0)
+        return (time.perf_counter() - started) / steps
+
+    return run
+
+
+def project_lm_stepper(ptb_dir: Path, overrides: list[str]):
+    """This project's rnnlm_ptb training steps (seq2seq.train's train_step at trainer.precision), as a
+    run(steps) like plain_lm_stepper's. Also returns the number of steps of an epoch."""
+    cfg = bench.compose_experiment("rnnlm_ptb", [*overrides, f"task.data_dir={ptb_dir}"])
+    setup = build(cfg)
+    batches, amp = setup.task.train_batches(0), bench.precision_of(setup, cfg)
+    at, carry = 0, None
+
+    def run(steps: int) -> float:
+        nonlocal at, carry
+        started = time.perf_counter()
+        for _ in range(steps):
+            batch, at = batches[at % len(batches)], at + 1
+            _, _, carry = train_step(setup.task, setup.model, setup.optimizer, batch, carry, 0.25, amp)
+        return (time.perf_counter() - started) / steps
+
+    return run, len(batches)
+
+
+def best_windows(runs: dict, rounds: int, steps: int) -> dict:
+    """Each run's best seconds per step over `rounds` windows of `steps` steps, the runs alternating
+    window by window, so a machine that slows down for a while slows every side alike."""
+    for run in runs.values():
+        run(3)  # warm-up
+    best = dict.fromkeys(runs, float("inf"))
+    for _ in range(rounds):
+        for name, run in runs.items():
+            best[name] = min(best[name], run(steps))
+    return best
+
+
+def cpu_name() -> str:
+    """The CPU's model name and whether it has AMX-BF16, from /proc/cpuinfo (Linux)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
+    return f"{model}{' (AMX-BF16)' if has_amx_bf16() else ''}"
 
 
 def check_book(book: Path) -> None:
@@ -151,7 +207,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--addition", type=Path, help="addition file (default: the book's dataset/addition.txt)")
     parser.add_argument("--ptb-dir", type=Path, default=Path(os.environ.get("PTB_DIR", "data/ptb")))
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="for every side")
-    parser.add_argument("--lm-steps", type=int, default=100, help="language-model steps timed per side")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of the book's run and ours; the best counts")
+    parser.add_argument("--lm-steps", type=int, default=25, help="language-model steps per timed window")
+    parser.add_argument("--lm-rounds", type=int, default=4, help="windows per side, alternating; the best counts")
+    bf16 = parser.add_mutually_exclusive_group()
+    bf16.add_argument("--bf16", action="store_true", default=None, help="also time trainer.precision=bf16")
+    bf16.add_argument("--no-bf16", dest="bf16", action="store_false", help="fp32 only")
     args = parser.parse_args(argv)
     check_book(args.book)
     if not (args.ptb_dir / "ptb.train.txt").is_file():
@@ -160,25 +221,41 @@ def main(argv: list[str] | None = None) -> None:
     if not addition.is_file():
         parser.error(f"{addition}: no such file (give --addition, e.g. from python -m seq2seq.data.addition)")
     torch.set_num_threads(args.threads)
-    overrides = ["trainer.device=cpu", f"trainer.threads={args.threads}"]
+    bf16 = args.bf16 if args.bf16 is not None else has_amx_bf16()
+    precisions = ("fp32", "bf16") if bf16 else ("fp32",)
+    base = ["trainer.device=cpu", f"trainer.threads={args.threads}"]
 
-    ours = bench.bench_addition("peeky_addition", False, [*overrides, f"task.path={addition}"])
-    lm = bench.bench_language_model("rnnlm_ptb", False, str(args.ptb_dir), overrides)
-    ours_step = 20 * 35 / lm["rate"]  # seconds a step: batch 20 x time 35 tokens
+    ours, book = {}, {}
+    for _ in range(args.rounds):  # the book and this project alternate; each side's best round counts
+        for p in precisions:
+            timed = bench.bench_addition(
+                "peeky_addition", False, [*base, f"trainer.precision={p}", f"task.path={addition}"]
+            )
+            ours[p] = {k: min(ours.get(p, timed)[k], timed[k]) for k in ("epoch_s", "eval_s")}
+        timed = run_book(args.book, addition, args.ptb_dir, args.lm_steps, args.threads)
+        book = {k: min(book.get(k, v), v) for k, v in timed.items()}
     vocab, streams = load_ptb(args.ptb_dir, download_missing=False)
-    plain_step = plain_lm_step_s(torch.tensor(streams["train"]), len(vocab), args.lm_steps)
-    book = run_book(args.book, addition, args.ptb_dir, args.lm_steps, args.threads)
+    runs = {"plain": plain_lm_stepper(torch.tensor(streams["train"]), len(vocab))}
+    for p in precisions:
+        runs[p], epoch_steps = project_lm_stepper(args.ptb_dir, [*base, f"trainer.precision={p}"])
+    step = best_windows(runs, args.lm_rounds, args.lm_steps)
 
-    rows = [
-        ("peeky addition: training epoch", book["addition_epoch_s"], ours["epoch_s"], "s"),
-        ("peeky addition: validating 5,000", book["addition_eval_s"], ours["eval_s"], "s"),
-        ("rnnlm_ptb: training step (book)", book["lm_step_s"] * 1000, ours_step * 1000, "ms"),
-        ("rnnlm_ptb: training step (plain PyTorch)", plain_step * 1000, ours_step * 1000, "ms"),
-    ]
-    print(f"torch {torch.__version__}, {args.threads} threads; an LM epoch is {lm['epoch_s'] / ours_step:.0f} steps")
-    print(f"{'work':<42}{'other':>10}{'this project':>14}{'ratio':>8}")
+    rows = []
+    for p in precisions:
+        rows += [
+            (f"peeky addition: training epoch ({p})", book["addition_epoch_s"], ours[p]["epoch_s"], "s"),
+            (f"peeky addition: validating 5,000 ({p})", book["addition_eval_s"], ours[p]["eval_s"], "s"),
+        ]
+    for p in precisions:
+        rows += [
+            (f"rnnlm_ptb: training step, book ({p})", book["lm_step_s"] * 1000, step[p] * 1000, "ms"),
+            (f"rnnlm_ptb: training step, plain PyTorch ({p})", step["plain"] * 1000, step[p] * 1000, "ms"),
+        ]
+    print(f"torch {torch.__version__}, {args.threads} threads, {cpu_name()}; an LM epoch is {epoch_steps} steps")
+    print("the book and plain PyTorch run fp32; (bf16) is this project's trainer.precision=bf16")
+    print(f"{'work':<48}{'other':>10}{'this project':>14}{'ratio':>8}")
     for name, other, mine, unit in rows:
-        print(f"{name:<42}{other:>8.2f}{unit:<2}{mine:>12.3f}{unit:<2}{other / mine:>7.2f}x")
+        print(f"{name:<48}{other:>8.2f}{unit:<2}{mine:>12.3f}{unit:<2}{other / mine:>7.2f}x")
 
 
 if __name__ == "__main__":

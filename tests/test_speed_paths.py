@@ -65,14 +65,30 @@ def test_rnnlm_loss_and_gradients_with_targets_equal_the_logits_path():
         assert model(tokens, targets=targets)[0].item() == pytest.approx(plain.item(), rel=1e-6)
 
 
-def test_bf16_autocast_takes_the_plain_path():
+def test_bf16_autocast_runs_the_gemms_in_bf16_and_keeps_the_loss_and_gradients_fp32():
+    """Under trainer.precision=bf16 the fused path multiplies bf16 operands (AMX where the CPU has it):
+    its loss and gradients are those of the plain formula on bf16-rounded operands, to bf16 accuracy,
+    and come back fp32 for the fp32 master weights."""
+    from seq2seq.models.loss import fused_dtype
+
     torch.manual_seed(0)
-    x, weight, bias = torch.randn(8, 4, requires_grad=True), torch.randn(10, 4), torch.randn(10)
-    target = torch.zeros(8, dtype=torch.long)
+    x, weight, bias = torch.randn(64, 16), torch.randn(300, 16) / 4, torch.randn(300)
+    target = torch.randint(300, (64,))
+    rounded = [t.bfloat16().float() for t in (x, weight, bias)]
+    (loss, grads), _ = plain_and_fast(*rounded, target)
+    leaves = [t.clone().requires_grad_() for t in (x, weight, bias)]
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        fast = linear_cross_entropy(x, weight, bias, target)
-        plain = F.cross_entropy(F.linear(x, weight, bias), target)
-    assert fast.item() == plain.item()
+        assert fused_dtype(leaves[0]) == torch.bfloat16 and fused_dtype(leaves[0].bfloat16()) == torch.bfloat16
+        fast = linear_cross_entropy(*leaves, target)
+    fast_grads = torch.autograd.grad(3.0 * fast, leaves)
+    assert fast.dtype == torch.float32 and fast.item() == pytest.approx(loss.item(), rel=1e-2)
+    exact = linear_cross_entropy(*leaves, target)  # fp32 outside autocast: a different number
+    assert fused_dtype(x) == torch.float32 and fused_dtype(x.bfloat16()) is None and exact.item() != fast.item()
+    for g, f in zip(grads, fast_grads, strict=True):
+        assert f.dtype == torch.float32
+        torch.testing.assert_close(f, g, rtol=2e-2, atol=2e-3)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):  # evaluation: no gradients
+        assert linear_cross_entropy(x, weight, bias, target).item() == pytest.approx(loss.item(), rel=1e-2)
 
 
 FAULTS = """
@@ -140,17 +156,45 @@ def test_compare_speed_script_refuses_a_folder_that_is_not_the_books(tmp_path):
     assert "oreilly-japan/deep-learning-from-scratch-2" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_compare_speed_plain_language_model_runs():
-    """The plain PyTorch model the script times has rnnlm_ptb's shapes, and its timing loop runs."""
+def test_compare_speed_language_model_steppers_run():
+    """The plain PyTorch model the script times has rnnlm_ptb's shapes, its stepper runs past the end
+    of its stream, and the alternating windows report each side's best window."""
     import runpy
 
     from .helpers import REPO
 
     script = runpy.run_path(str(REPO / "scripts" / "compare_speed.py"))
     torch.manual_seed(0)
-    stream = torch.arange(20 * 35 * 8 + 1) % 7  # a periodic stream: easy to learn
-    assert script["plain_lm_step_s"](stream, 7, steps=4, warmup=1) > 0
     model = script["PlainLM"](7, 8, 8)
-    x = torch.zeros(35, 20, dtype=torch.long)
-    logits, (h, c) = model(x, None)
+    logits, (h, c) = model(torch.zeros(35, 20, dtype=torch.long), None)
     assert logits.shape == (35, 20, 7) and h.shape == c.shape == (1, 20, 8)
+    stream = torch.arange(20 * 35 * 3 + 1) % 7  # three windows, then it wraps around
+    calls = []
+    plain = script["plain_lm_stepper"](stream, 7)
+    times = iter([0.7, 0.5, 0.6])
+    best = script["best_windows"]({"plain": plain, "other": lambda steps: calls.append(steps) or next(times)}, 2, 4)
+    assert 0 < best["plain"] < float("inf") and best["other"] == 0.5 and calls == [3, 4, 4]
+
+
+def test_the_benchmark_times_steps_and_evaluation_at_trainer_precision(monkeypatch):
+    """bench --precision bf16 must time what training runs: its steps and validation under bf16 autocast."""
+    from seq2seq import bench
+
+    from .helpers import TINY_ADDITION
+
+    seen = []
+    for precision, expected in (("bf16", True), ("fp32", False)):
+        seen.clear()
+        cfg = bench.compose_experiment("peeky_addition", [*TINY_ADDITION, f"trainer.precision={precision}"])
+        setup = bench.build(cfg)
+        for kind, name in (("step", "training_step"), ("eval", "evaluate")):
+            method = getattr(setup.task, name)
+
+            def spy(*args, kind=kind, method=method):
+                seen.append((kind, torch.is_autocast_enabled("cpu")))
+                return method(*args)
+
+            monkeypatch.setattr(setup.task, name, spy)
+        assert bench.time_steps(setup, cfg, setup.task.train_batches(0), warmup=1, steps=2) > 0
+        assert bench.time_eval(setup, cfg, "val") > 0
+        assert seen == [("step", expected)] * 3 + [("eval", expected)] * 2, precision

@@ -9,7 +9,8 @@ training loop runs, with each experiment's own config:
 - PTB `rnnlm` and `better_rnnlm`: training and evaluation tokens/s, seconds per training epoch.
 
 --quick times fewer steps (and a prefix of the evaluation stream for better_rnnlm) and
-extrapolates to an epoch: CI runs it to show the loop has not become slower.
+extrapolates to an epoch: CI runs it to show the loop has not become slower. --precision bf16 (or
+auto) times steps and evaluation under the autocast that `trainer.precision` gives training.
 """
 
 import argparse
@@ -22,8 +23,9 @@ from pathlib import Path
 import torch
 from hydra import compose, initialize_config_dir
 
-from seq2seq.build import build
+from seq2seq.build import autocast, build
 from seq2seq.config import CONFIG_DIR
+from seq2seq.device import resolve_precision
 from seq2seq.train import train_step
 
 
@@ -40,24 +42,30 @@ def clock(device: torch.device) -> float:
     return time.perf_counter()
 
 
+def precision_of(setup, cfg) -> torch.autocast:
+    """The autocast training uses for `trainer.precision` (fp32: a disabled one)."""
+    return autocast(setup.device, resolve_precision(cfg.trainer.precision, setup.device))
+
+
 def time_steps(setup, cfg, batches, warmup: int, steps: int) -> float:
-    """Seconds per optimizer step over `steps` steps after `warmup` steps."""
+    """Seconds per optimizer step over `steps` steps after `warmup` steps, at `trainer.precision`."""
     setup.model.train()
-    carry = None
-    for i in range(warmup):
-        _, _, carry = train_step(setup.task, setup.model, setup.optimizer, batches[i], carry, cfg.trainer.grad_clip)
-    started = clock(setup.device)
-    for i in range(warmup, warmup + steps):
-        _, _, carry = train_step(setup.task, setup.model, setup.optimizer, batches[i], carry, cfg.trainer.grad_clip)
+    carry, amp = None, precision_of(setup, cfg)
+    for i in range(warmup + steps):
+        if i == warmup:
+            started = clock(setup.device)
+        batch = batches[i]
+        _, _, carry = train_step(setup.task, setup.model, setup.optimizer, batch, carry, cfg.trainer.grad_clip, amp)
     return (clock(setup.device) - started) / steps
 
 
-def time_eval(setup, split: str) -> float:
+def time_eval(setup, cfg, split: str) -> float:
     setup.model.eval()
-    setup.task.evaluate(setup.model, split)  # warm-up
-    started = clock(setup.device)
-    setup.task.evaluate(setup.model, split)
-    return clock(setup.device) - started
+    with precision_of(setup, cfg):
+        setup.task.evaluate(setup.model, split)  # warm-up
+        started = clock(setup.device)
+        setup.task.evaluate(setup.model, split)
+        return clock(setup.device) - started
 
 
 def peak_memory_mb() -> float:
@@ -71,7 +79,7 @@ def bench_addition(name: str, quick: bool, overrides: list[str]) -> dict:
     per_epoch = len(batches) // 2
     steps = 60 if quick else per_epoch
     step_s = time_steps(setup, cfg, batches, warmup=20, steps=steps)
-    eval_s = time_eval(setup, "val")
+    eval_s = time_eval(setup, cfg, "val")
     examples = len(setup.task.x_train)
     return {
         "bench": f"{name} train",
@@ -96,7 +104,7 @@ def bench_language_model(name: str, quick: bool, ptb_dir: str | None, overrides:
     if quick and name != "rnnlm_ptb":
         setup.task.eval_data["test"] = test[:, : 20 * setup.task.time_size + 1]  # a prefix of the test stream
     eval_tokens = setup.task.eval_data["test"][:, 1:].numel()
-    eval_s = time_eval(setup, "test")
+    eval_s = time_eval(setup, cfg, "test")
     return {
         "bench": f"{name} train",
         "epoch_s": step_s * len(batches),
@@ -117,10 +125,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ptb-dir", default=None, help="folder with ptb.*.txt (default: task.data_dir)")
     parser.add_argument("--skip-ptb", action="store_true", help="addition only")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to train (default: cpu)")
+    parser.add_argument("--precision", choices=("fp32", "bf16", "auto"), default="fp32", help="trainer.precision")
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is available")
-    overrides = [f"trainer.device={args.device}", *([f"trainer.threads={args.threads}"] if args.threads else [])]
+    overrides = [f"trainer.device={args.device}", f"trainer.precision={args.precision}"]
+    overrides += [f"trainer.threads={args.threads}"] if args.threads else []
 
     names = ("baseline_addition", "reverse_addition", "peeky_addition")
     rows = [bench_addition(name, args.quick, overrides) for name in names]
@@ -133,10 +143,11 @@ def main(argv: list[str] | None = None) -> None:
         "threads": torch.get_num_threads(),
         "cpu": platform.processor() or platform.machine(),
         "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
+        "precision": args.precision,
         "quick": args.quick,
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
-    print(f"torch {info['torch']}, {info['device']}, {info['threads']} threads, quick={args.quick}")
+    print(f"torch {info['torch']}, {info['device']}, {args.precision}, {info['threads']} threads, quick={args.quick}")
     print(f"{'benchmark':<26}{'s/epoch':>9}{'train rate':>22}{'eval s':>9}{'eval rate':>24}{'peak MB':>9}")
     for r in rows:
         print(
