@@ -201,6 +201,20 @@ def run_book(book: Path, addition: Path, ptb_dir: Path, steps: int, threads: int
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def time_addition_and_book(args, addition: Path, precisions: tuple[str, ...], base: list[str]):
+    """The Peeky epoch and validation of this project (per precision) and the book's run, alternating
+    for args.rounds rounds; each side's best round counts."""
+    ours, book = {}, {}
+    for _ in range(args.rounds):
+        for p in precisions:
+            overrides = [*base, f"trainer.precision={p}", f"task.path={addition}"]
+            timed = bench.bench_addition("peeky_addition", False, overrides)
+            ours[p] = {k: min(ours.get(p, timed)[k], timed[k]) for k in ("epoch_s", "eval_s")}
+        timed = run_book(args.book, addition, args.ptb_dir, args.lm_steps, args.threads)
+        book = {k: min(book.get(k, v), v) for k, v in timed.items()}
+    return ours, book
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--book", type=Path, required=True, help="a checkout of deep-learning-from-scratch-2")
@@ -225,15 +239,7 @@ def main(argv: list[str] | None = None) -> None:
     precisions = ("fp32", "bf16") if bf16 else ("fp32",)
     base = ["trainer.device=cpu", f"trainer.threads={args.threads}"]
 
-    ours, book = {}, {}
-    for _ in range(args.rounds):  # the book and this project alternate; each side's best round counts
-        for p in precisions:
-            timed = bench.bench_addition(
-                "peeky_addition", False, [*base, f"trainer.precision={p}", f"task.path={addition}"]
-            )
-            ours[p] = {k: min(ours.get(p, timed)[k], timed[k]) for k in ("epoch_s", "eval_s")}
-        timed = run_book(args.book, addition, args.ptb_dir, args.lm_steps, args.threads)
-        book = {k: min(book.get(k, v), v) for k, v in timed.items()}
+    ours, book = time_addition_and_book(args, addition, precisions, base)
     vocab, streams = load_ptb(args.ptb_dir, download_missing=False)
     runs = {"plain": plain_lm_stepper(torch.tensor(streams["train"]), len(vocab))}
     for p in precisions:
