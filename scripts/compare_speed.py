@@ -39,7 +39,7 @@ from torch.nn import functional as F
 from seq2seq import bench
 from seq2seq.build import build
 from seq2seq.data.ptb import load_ptb
-from seq2seq.device import has_amx_bf16
+from seq2seq.device import CPUINFO, has_amx_bf16
 from seq2seq.train import train_step
 
 # The book's side, run with its own code in a subprocess (its modules import each other through
@@ -147,6 +147,7 @@ def project_lm_stepper(ptb_dir: Path, overrides: list[str]):
     cfg = bench.compose_experiment("rnnlm_ptb", [*overrides, f"task.data_dir={ptb_dir}"])
     setup = build(cfg)
     batches, amp = setup.task.train_batches(0), bench.precision_of(setup, cfg)
+    clip = cfg.trainer.grad_clip
     at, carry = 0, None
 
     def run(steps: int) -> float:
@@ -154,7 +155,7 @@ def project_lm_stepper(ptb_dir: Path, overrides: list[str]):
         started = time.perf_counter()
         for _ in range(steps):
             batch, at = batches[at % len(batches)], at + 1
-            _, _, carry = train_step(setup.task, setup.model, setup.optimizer, batch, carry, 0.25, amp)
+            _, _, carry = train_step(setup.task, setup.model, setup.optimizer, batch, carry, clip, amp)
         return (time.perf_counter() - started) / steps
 
     return run, len(batches)
@@ -173,13 +174,21 @@ def best_windows(runs: dict, rounds: int, steps: int) -> dict:
 
 
 def cpu_name() -> str:
-    """The CPU's model name and whether it has AMX-BF16, from /proc/cpuinfo (Linux)."""
+    """The CPU's model name and whether it has AMX-BF16, from /proc/cpuinfo (Linux; device.CPUINFO)."""
     try:
-        info = Path("/proc/cpuinfo").read_text()
+        info = CPUINFO.read_text()
     except OSError:
         return platform.processor() or platform.machine()
     model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
     return f"{model}{' (AMX-BF16)' if has_amx_bf16() else ''}"
+
+
+def positive(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def check_book(book: Path) -> None:
@@ -220,10 +229,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--book", type=Path, required=True, help="a checkout of deep-learning-from-scratch-2")
     parser.add_argument("--addition", type=Path, help="addition file (default: the book's dataset/addition.txt)")
     parser.add_argument("--ptb-dir", type=Path, default=Path(os.environ.get("PTB_DIR", "data/ptb")))
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="for every side")
-    parser.add_argument("--rounds", type=int, default=2, help="rounds of the book's run and ours; the best counts")
-    parser.add_argument("--lm-steps", type=int, default=25, help="language-model steps per timed window")
-    parser.add_argument("--lm-rounds", type=int, default=4, help="windows per side, alternating; the best counts")
+    parser.add_argument("--threads", type=positive, default=torch.get_num_threads(), help="for every side")
+    parser.add_argument("--rounds", type=positive, default=2, help="rounds of the book's run and ours; the best counts")
+    parser.add_argument("--lm-steps", type=positive, default=25, help="language-model steps per timed window")
+    parser.add_argument("--lm-rounds", type=positive, default=4, help="windows per side, alternating; the best counts")
     bf16 = parser.add_mutually_exclusive_group()
     bf16.add_argument("--bf16", action="store_true", default=None, help="also time trainer.precision=bf16")
     bf16.add_argument("--no-bf16", dest="bf16", action="store_false", help="fp32 only")

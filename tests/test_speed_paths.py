@@ -156,6 +156,18 @@ def test_compare_speed_script_refuses_a_folder_that_is_not_the_books(tmp_path):
     assert "oreilly-japan/deep-learning-from-scratch-2" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_compare_speed_script_refuses_counts_below_one(tmp_path):
+    from .helpers import REPO
+
+    script = REPO / "scripts" / "compare_speed.py"
+    for flag in ("--rounds", "--lm-steps", "--lm-rounds", "--threads"):
+        result = subprocess.run(
+            [sys.executable, str(script), "--book", str(tmp_path), flag, "0"], capture_output=True, text=True
+        )
+        assert result.returncode == 2 and f"argument {flag}: must be at least 1, got 0" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
 def test_compare_speed_language_model_steppers_run():
     """The plain PyTorch model the script times has rnnlm_ptb's shapes, its stepper runs past the end
     of its stream, and the alternating windows report each side's best window."""
