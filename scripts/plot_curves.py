@@ -81,17 +81,22 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", type=Path, help="run directories or folders holding them")
     parser.add_argument("--tag", default="val/acc", help="scalar to plot (default: val/acc)")
-    parser.add_argument("--out", type=Path, default=Path("curves.png"), help="PNG to write (default: curves.png)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="PNG to write (default: curves.png, or none with --table alone)"
+    )
     parser.add_argument(
         "--x", choices=["epoch", "time"], default="epoch", help="x axis: epoch, or seconds of training + validation"
     )
     parser.add_argument("--title", default=None)
-    parser.add_argument("--table", action="store_true", help="also print final and best value and s/epoch per run")
+    parser.add_argument("--table", action="store_true", help="print final and best value and s/epoch per run")
     args = parser.parse_args(argv)
 
     runs = find_runs(args.runs)
     if not runs:
         sys.exit(f"plot_curves: no TensorBoard event files under {', '.join(map(str, args.runs))}")
+    if args.table and args.out is None:  # the table alone: nothing written
+        print_table(runs, args.tag)
+        return
     fig, ax = plt.subplots(figsize=(7, 4.5))
     plotted = 0
     for run in runs:
@@ -115,9 +120,10 @@ def main(argv: list[str] | None = None) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=120)
-    print(f"wrote {args.out} ({plotted} runs)")
+    out = args.out or Path("curves.png")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    print(f"wrote {out} ({plotted} runs)", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -6,11 +6,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from seq2seq.config import CONFIG_DIR
+from seq2seq.device import bf16_missing
+
+# bf16 tests run where oneDNN has bf16 kernels (AVX512-BF16, AMX-BF16), and skip, saying why, elsewhere.
+needs_bf16 = pytest.mark.skipif(bool(bf16_missing("cpu")), reason=f"bf16 cannot run here: {bf16_missing('cpu')}")
 
 REPO = Path(__file__).resolve().parents[1]
 PTB_DIR = Path(os.environ.get("PTB_DIR", REPO.parent / "shared" / "data" / "ptb"))

@@ -105,7 +105,7 @@ def test_generate_refuses_bad_files_and_options_in_one_line(make_cfg, tmp_path):
     ]
     for args, message in cases:
         result = run_module("seq2seq.generate", f"checkpoint={run}", *args)
-        assert result.returncode == 1 and message in result.stderr, (args, result.stderr)
+        assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
         assert "Traceback" not in result.stderr
     assert torch.load(run / "best.pt", weights_only=True)["format"] == "seq2seq-checkpoint"  # untouched
 

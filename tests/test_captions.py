@@ -119,4 +119,4 @@ def test_caption_a_saved_png_end_to_end(caption_run):
     assert by_index.stdout.rstrip("\n").split("\t") == [expected, " ".join(task.tokenized["val"][3][1])]
     (tmp / "junk.png").write_text("not an image")
     bad = run_module("seq2seq.generate", f"checkpoint={run}", f"question={tmp / 'junk.png'}")
-    assert bad.returncode == 1 and "junk.png: not a readable image" in bad.stderr
+    assert bad.returncode == 2 and "junk.png: not a readable image" in bad.stderr

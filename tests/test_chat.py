@@ -116,12 +116,12 @@ def test_the_chat_keeps_the_last_turns_as_trained_and_reset_forgets_them(context
     assert alone.model.generate.contexts == [[], []]
     refused = chat(chat_run[0], "context=1", stdin="hi\n")
     assert (
-        refused.returncode == 1
+        refused.returncode == 2
         and "trained with 0 earlier turns" in refused.stderr
         and "Traceback" not in refused.stderr
     )
     too_many = chat(context_run, "context=3", stdin="hi\n")
-    assert too_many.returncode == 1 and "give 0 to 2" in too_many.stderr
+    assert too_many.returncode == 2 and "give 0 to 2" in too_many.stderr
 
 
 def test_chitchat_run_reports_word_metrics(chat_run):
@@ -167,9 +167,9 @@ def test_chat_sampling_is_seeded_and_options_are_checked(chat_run):
     assert_ok(a)
     assert a.stdout == b.stdout
     bad = chat(run, "strategy=nucleus", stdin="hi\n")
-    assert bad.returncode == 1 and "strategy='nucleus'" in bad.stderr and "Traceback" not in bad.stderr
+    assert bad.returncode == 2 and "strategy='nucleus'" in bad.stderr and "Traceback" not in bad.stderr
     missing = chat(run / "nope.pt", stdin="hi\n")
-    assert missing.returncode == 1 and "no such checkpoint" in missing.stderr
+    assert missing.returncode == 2 and "no such checkpoint" in missing.stderr
 
 
 def pty_session(run, keys: list[bytes | int], timeout: float = 60.0) -> tuple[str, int]:

@@ -77,7 +77,7 @@ def test_repetition_penalty_lowers_seen_tokens():
 def test_chat_and_generate_refuse_the_same_options(run):
     for module, extra in (("seq2seq.generate", ["question=12+3"]), ("seq2seq.chat", [])):
         result = run_module(module, f"checkpoint={run}", "temperature=2.0", *extra, stdin="12+3\n")
-        assert result.returncode == 1 and "temperature applies to strategy=sample" in result.stderr, module
+        assert result.returncode == 2 and "temperature applies to strategy=sample" in result.stderr, module
         assert "Traceback" not in result.stderr
 
 

@@ -72,10 +72,10 @@ def test_cli_answers_a_question_and_standard_input_in_a_fresh_process(addition_r
 @pytest.mark.slow
 def test_cli_reports_bad_input_without_a_traceback(addition_run, tmp_path):
     bad = run_generate(f"checkpoint={addition_run / 'best.pt'}", "question=1*2")
-    assert bad.returncode == 1 and "not in the model's vocabulary" in bad.stderr and "Traceback" not in bad.stderr
+    assert bad.returncode == 2 and "not in the model's vocabulary" in bad.stderr and "Traceback" not in bad.stderr
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     junk = run_generate(f"checkpoint={tmp_path / 'junk.pt'}", "question=1+2")
-    assert junk.returncode == 1 and "not a readable checkpoint" in junk.stderr
+    assert junk.returncode == 2 and "not a readable checkpoint" in junk.stderr
 
 
 @pytest.mark.slow
@@ -106,12 +106,12 @@ def test_language_model_generation_from_a_checkpoint(tmp_path, make_cfg):
     words = first.stdout.split()
     assert not {"N", "<unk>", "<eos>"} & set(words)
     unknown = run_generate(f"checkpoint={tmp_path / 'lm'}", "prompt=zebra")
-    assert unknown.returncode == 1 and "zebra" in unknown.stderr
+    assert unknown.returncode == 2 and "zebra" in unknown.stderr
     empty = run_generate(f"checkpoint={tmp_path / 'lm'}", "prompt=''")
-    assert empty.returncode == 1 and "prompt is empty" in empty.stderr
+    assert empty.returncode == 2 and "prompt is empty" in empty.stderr
     for bad, message in (("temperature=0", "temperature=0"), ("temperature=1e-40", "temperature=1e-40")):
         cold = run_generate(f"checkpoint={tmp_path / 'lm'}", bad)
-        assert cold.returncode == 1 and message in cold.stderr and "Traceback" not in cold.stderr
+        assert cold.returncode == 2 and message in cold.stderr and "Traceback" not in cold.stderr
     # the same samples from Python, with the same seed
     lm = seq2seq.load(tmp_path / "lm")
     assert lm.generate("the cat", max_new_tokens=30, num_samples=2, seed=3) == samples
@@ -171,7 +171,7 @@ def test_cli_beam_search_with_n_best(addition_run):
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.rstrip("\n").split("\t")) == 3  # an untrained model's answers may be blank
     bad = run_generate(f"checkpoint={addition_run}", "question=12+3", "strategy=beam", "beam_size=2", "n_best=3")
-    assert bad.returncode == 1 and "n_best" in bad.stderr
+    assert bad.returncode == 2 and "n_best" in bad.stderr
 
 
 @pytest.mark.slow
@@ -189,6 +189,6 @@ def test_free_text_after_a_double_dash_needs_no_quoting(addition_run):
     free = run_generate(f"checkpoint={addition_run}", "--", "12+3")
     assert free.returncode == 0 and free.stdout == plain.stdout, free.stderr
     date = run_generate(f"checkpoint={addition_run}", "--", "september", "27,", "1994")
-    assert date.returncode == 1 and "input 'september 27, 1994' has 18 characters" in date.stderr  # not a lexer error
+    assert date.returncode == 2 and "input 'september 27, 1994' has 18 characters" in date.stderr  # not a lexer error
     both = run_generate(f"checkpoint={addition_run}", "question=1+2", "--", "12+3")
-    assert both.returncode == 1 and "give the input once" in both.stderr
+    assert both.returncode == 2 and "give the input once" in both.stderr

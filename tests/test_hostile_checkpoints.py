@@ -166,7 +166,7 @@ def test_real_processes_refuse_the_payload_in_one_line(good, tmp_path):
     path = tmp_path / "crafted.pt"
     torch.save(crafted("config.task", saved, marker), path)
     result = run_module("seq2seq.generate", f"checkpoint={path}", "index=0")
-    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "is not one of seq2seq.tasks" in result.stderr, result.stderr
     assert not marker.exists()
     script = REPO / "scripts" / "attention_heatmap.py"
@@ -212,7 +212,7 @@ def test_a_malformed_spec_is_one_line_on_the_command_line(good, tmp_path):
     _, saved = good
     torch.save({**saved, "model": {"name": "os.system", "args": {}}}, tmp_path / "bad.pt")
     result = run_module("seq2seq.generate", f"checkpoint={tmp_path / 'bad.pt'}", "question=1+2")
-    assert result.returncode == 1 and result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+    assert result.returncode == 2 and result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
     assert "unknown model 'os.system'" in result.stderr
 
 

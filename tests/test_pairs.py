@@ -195,7 +195,7 @@ def test_generate_answers_pair_questions_with_beam_search(reverse_run):
     lines = result.stdout.strip().split("\n")
     assert [line.split("\t")[0] for line in lines] == ["a b c", "f e"]
     too_long = run_module("seq2seq.generate", f"checkpoint={run}", "question=" + " a" * 51)
-    assert too_long.returncode == 1 and "at most 50" in too_long.stderr
+    assert too_long.returncode == 2 and "at most 50" in too_long.stderr
 
 
 def test_bad_pair_options_fail_before_training(make_cfg, tmp_path):
@@ -220,7 +220,7 @@ def test_max_new_tokens_bounds_the_answer(reverse_run):
     assert_ok(result)
     assert len(result.stdout.split()) <= 2
     bad = run_module("seq2seq.generate", f"checkpoint={run}", "question=a b", "max_new_tokens=0")
-    assert bad.returncode == 1 and "max_new_tokens=0: must be from 1" in bad.stderr
+    assert bad.returncode == 2 and "max_new_tokens=0: must be from 1" in bad.stderr
 
 
 @pytest.mark.slow
@@ -237,4 +237,4 @@ def test_attention_heatmap_png_of_chosen_validation_examples(reverse_run, tmp_pa
     assert result.returncode == 0, result.stderr
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     bad = subprocess.run([*cmd[:3], "--val-index", "100000"], capture_output=True, text=True)
-    assert bad.returncode == 1 and "validation set has examples 0.." in bad.stderr
+    assert bad.returncode == 2 and "validation set has examples 0.." in bad.stderr

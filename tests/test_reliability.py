@@ -152,7 +152,7 @@ def test_impossible_values_fail_before_training(make_cfg, override, tmp_path):
 
 def test_cli_config_errors_are_one_clear_message(tmp_path):
     result = run_module("seq2seq.train", "task.batch_size=0", cwd=tmp_path)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "task.batch_size=0: must be a positive number" in result.stderr
     assert "Traceback" not in result.stderr
 

@@ -10,7 +10,7 @@ from torch.nn import functional as F
 from seq2seq.models import Rnnlm
 from seq2seq.models.loss import linear_cross_entropy
 
-from .helpers import assert_ok
+from .helpers import assert_ok, needs_bf16
 
 
 def plain_and_fast(x, weight, bias, target):
@@ -65,6 +65,7 @@ def test_rnnlm_loss_and_gradients_with_targets_equal_the_logits_path():
         assert model(tokens, targets=targets)[0].item() == pytest.approx(plain.item(), rel=1e-6)
 
 
+@needs_bf16
 def test_bf16_autocast_runs_the_gemms_in_bf16_and_keeps_the_loss_and_gradients_fp32():
     """Under trainer.precision=bf16 the fused path multiplies bf16 operands (AMX where the CPU has it):
     its loss and gradients are those of the plain formula on bf16-rounded operands, to bf16 accuracy,
@@ -121,13 +122,15 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start)
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
 def test_keep_freed_memory_stops_page_faults_of_big_buffers():
     """Without it, glibc hands big freed blocks back to the OS and each step faults all three buffers in
-    again (3 x 7,168 pages); with it, the pages stay mapped and are reused."""
+    again (3 x 7,168 pages of 4 KiB; fewer where transparent huge pages back malloc); with it, the pages
+    stay mapped and are reused. The bounds hold for any page size: at least one fault per buffer and step
+    without it, fewer than one per step with it (measured on an AVX2-only AMD EPYC: 214,720 and 0)."""
     faults = {}
     for keep in (False, True):
         result = subprocess.run([sys.executable, "-c", FAULTS.format(keep=keep)], capture_output=True, text=True)
         assert_ok(result)
         faults[keep] = int(result.stdout.split()[-1])
-    assert faults[False] > 10 * 3 * 7_000 and faults[True] < 100, faults  # over 10 steps
+    assert faults[False] >= 10 * 3 and faults[True] < 10, faults  # over 10 steps
 
 
 def test_precision_auto_picks_bf16_only_on_amx_cpus(monkeypatch, tmp_path, caplog):
@@ -136,6 +139,7 @@ def test_precision_auto_picks_bf16_only_on_amx_cpus(monkeypatch, tmp_path, caplo
     from seq2seq import device
 
     cpu = torch.device("cpu")
+    monkeypatch.setattr(device, "bf16_missing", lambda kind: None)  # the flags decide here, not this CPU
     for flags, expected in (("fpu avx512f amx_bf16 amx_tile", "bf16"), ("fpu avx2 avx512f avx512_bf16", "fp32")):
         (tmp_path / "cpuinfo").write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
         monkeypatch.setattr(device, "CPUINFO", tmp_path / "cpuinfo")
@@ -145,6 +149,38 @@ def test_precision_auto_picks_bf16_only_on_amx_cpus(monkeypatch, tmp_path, caplo
     monkeypatch.setattr(device, "CPUINFO", tmp_path / "missing")  # not Linux: fp32
     assert device.resolve_precision("auto", cpu) == "fp32"
     assert device.resolve_precision("bf16", cpu) == "bf16" and device.resolve_precision("fp32", cpu) == "fp32"
+
+
+def test_bf16_is_refused_where_the_cpu_cannot_run_it(monkeypatch, tmp_path, caplog):
+    """An AMX flag is not enough: where oneDNN has no bf16 kernels, bf16 is refused and auto picks fp32."""
+    import logging
+
+    from seq2seq import device
+    from seq2seq.errors import ConfigError
+
+    cpu = torch.device("cpu")
+    (tmp_path / "cpuinfo").write_text("model name\t: Some CPU\nflags\t\t: fpu avx2 amx_bf16\n")
+    monkeypatch.setattr(device, "CPUINFO", tmp_path / "cpuinfo")
+    monkeypatch.setattr(device, "bf16_missing", lambda kind: f"{device.cpu_name()} has no bf16 kernels here")
+    with pytest.raises(ConfigError, match=r"^trainer\.precision=bf16: Some CPU has no bf16 kernels here; use"):
+        device.resolve_precision("bf16", cpu)
+    with caplog.at_level(logging.INFO, logger="seq2seq.device"):
+        assert device.resolve_precision("auto", cpu) == "fp32"
+
+
+def test_the_bf16_probe_agrees_with_a_bf16_step():
+    """bf16_missing says None exactly where a bf16 LSTM step runs (on this CPU, whichever it is)."""
+    from seq2seq.device import bf16_missing
+
+    model = Rnnlm(vocab_size=30, wordvec_size=8, hidden_size=8)
+    tokens = torch.randint(30, (2, 5))
+    try:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            model(tokens, targets=tokens)[0].backward()
+        ran = True
+    except RuntimeError:
+        ran = False
+    assert (bf16_missing("cpu") is None) == ran
 
 
 def test_compare_speed_script_refuses_a_folder_that_is_not_the_books(tmp_path):
@@ -191,11 +227,13 @@ def test_compare_speed_language_model_steppers_run():
 def test_the_benchmark_times_steps_and_evaluation_at_trainer_precision(monkeypatch):
     """bench --precision bf16 must time what training runs: its steps and validation under bf16 autocast."""
     from seq2seq import bench
+    from seq2seq.device import bf16_missing
 
     from .helpers import TINY_ADDITION
 
     seen = []
-    for precision, expected in (("bf16", True), ("fp32", False)):
+    precisions = (("fp32", False),) if bf16_missing("cpu") else (("bf16", True), ("fp32", False))
+    for precision, expected in precisions:
         seen.clear()
         cfg = bench.compose_experiment("peeky_addition", [*TINY_ADDITION, f"trainer.precision={precision}"])
         setup = bench.build(cfg)

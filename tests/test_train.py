@@ -10,10 +10,11 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from seq2seq import checkpoint as ckpt
 from seq2seq.config import CONFIG_DIR
+from seq2seq.device import bf16_missing
 from seq2seq.errors import CheckpointError, ConfigError
 from seq2seq.train import train
 
-from .helpers import TINY_ADDITION, assert_ok, run_module, scalars
+from .helpers import TINY_ADDITION, assert_ok, needs_bf16, run_module, scalars
 
 EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
 
@@ -211,6 +212,11 @@ def test_plot_curves_writes_a_png_with_one_line_per_run(make_cfg, tmp_path):
     rows = [line for line in result.stdout.splitlines() if line.startswith("| run (seed")]
     assert len(rows) == 2 and all("| 2 |" in row for row in rows)
     assert all(row.split(" | ")[2].endswith("%") for row in rows), rows  # accuracy as the README writes it
+    table = subprocess.run(  # the table alone writes nothing, and prints only the table on stdout
+        [sys.executable, str(script), str(tmp_path / "runs"), "--table"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert table.returncode == 0 and not (tmp_path / "curves.png").exists(), table.stderr
+    assert table.stdout.splitlines()[0].startswith("| run") and "wrote" not in table.stdout
     missing = subprocess.run([sys.executable, str(script), str(tmp_path / "nothing")], capture_output=True, text=True)
     assert missing.returncode != 0 and "no such file" in missing.stderr
 
@@ -231,6 +237,25 @@ def test_device_selection(make_cfg):
         train(make_cfg(*TINY_ADDITION, "trainer.device=tpu"))
 
 
+@pytest.mark.skipif(not bf16_missing("cpu"), reason="this CPU runs bf16: the refusal is tested by monkeypatching")
+def test_bf16_is_refused_in_one_line_where_the_cpu_cannot_run_it(tmp_path):
+    """On a CPU without bf16 kernels (AVX2 only), training and the benchmark refuse bf16 before anything
+    is built or written; auto trains in fp32."""
+    run = tmp_path / "run"
+    result = run_module("seq2seq.train", *TINY_ADDITION, "trainer.precision=bf16", f"hydra.run.dir={run}", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [f"error: trainer.precision=bf16: {bf16_missing('cpu')}; use "
+                                                  "trainer.precision=fp32 (or auto)"]  # fmt: skip
+    assert not run.exists()  # refused before Hydra made the run directory
+    bench = run_module("seq2seq.bench", "--quick", "--skip-ptb", "--precision", "bf16", cwd=tmp_path)
+    assert bench.returncode == 2 and "--precision bf16 is unavailable: " in bench.stderr.splitlines()[-1]
+    auto = run_module("seq2seq.train", *TINY_ADDITION, "trainer.max_steps=2", "trainer.precision=auto",
+                      f"hydra.run.dir={run}", cwd=tmp_path)  # fmt: skip
+    assert_ok(auto)
+    assert "trainer.precision=auto: fp32" in auto.stderr
+
+
+@needs_bf16
 def test_bf16_precision_trains_close_to_fp32(make_cfg, tmp_path):
     fp32 = train(make_cfg(*TINY_ADDITION, "trainer.max_epochs=2", out=tmp_path / "fp32"))
     bf16 = train(make_cfg(*TINY_ADDITION, "trainer.max_epochs=2", "trainer.precision=bf16", out=tmp_path / "bf16"))
@@ -241,7 +266,7 @@ def test_bf16_precision_trains_close_to_fp32(make_cfg, tmp_path):
 def test_a_run_ends_with_a_summary_line(make_cfg, caplog):
     import logging
 
-    with caplog.at_level(logging.INFO, logger="seq2seq.train"):
+    with caplog.at_level(logging.INFO, logger="seq2seq.summary"):
         metrics = train(make_cfg(*TINY_ADDITION, "trainer.max_epochs=2"))
     line = caplog.records[-1].getMessage()
     best = metrics["best/val/acc"]

@@ -5,7 +5,7 @@ model = seq2seq.load("outputs/peeky_addition/<run>")
 model.generate(["16+75", "582+84"])
 """
 
-__version__ = "0.2.0"
+__version__ = "0.4.0"
 __all__ = ["TrainedModel", "load"]
 
 

@@ -10,6 +10,7 @@
 options (seq2seq.decoding) and refuse the same inputs with the same errors.
 """
 
+import logging
 from pathlib import Path
 
 import torch
@@ -21,6 +22,8 @@ from seq2seq.data.vocab import Vocab
 from seq2seq.errors import ConfigError, DataError
 from seq2seq.tasks import task_from_saved_config
 from seq2seq.tasks.codec import codec_from_state
+
+log = logging.getLogger(__name__)
 
 
 def pick_device(device: str | torch.device | None) -> torch.device:
@@ -34,9 +37,15 @@ def pick_device(device: str | torch.device | None) -> torch.device:
 
 
 def load(path: str | Path, device: str | torch.device | None = None) -> "TrainedModel":
-    """A trained model from a checkpoint file or a run directory (its best.pt), on `device`."""
-    module, checkpoint = ckpt.load_model(path, "best.pt")
-    return TrainedModel(module, checkpoint, ckpt.resolve(path, "best.pt"), pick_device(device))
+    """A trained model from a checkpoint file, a run directory (its best.pt), a folder of runs (its newest
+    finished run's) or "latest" (the newest finished run under ./outputs), on `device`."""
+    if not isinstance(path, str | Path):
+        raise ConfigError(f"load takes a checkpoint path (str or Path), not {type(path).__name__}")
+    file, note = ckpt.find(path, "best.pt")
+    if note:
+        log.info("%s", note)
+    module, checkpoint = ckpt.load_model(file, "best.pt")
+    return TrainedModel(module, checkpoint, file, pick_device(device))
 
 
 class TrainedModel:

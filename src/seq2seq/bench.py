@@ -25,7 +25,7 @@ from hydra import compose, initialize_config_dir
 
 from seq2seq.build import autocast, build
 from seq2seq.config import CONFIG_DIR
-from seq2seq.device import resolve_precision
+from seq2seq.device import bf16_missing, resolve_precision
 from seq2seq.train import train_step
 
 
@@ -117,7 +117,7 @@ def bench_language_model(name: str, quick: bool, ptb_dir: str | None, overrides:
     }
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer steps, extrapolated (CI)")
     parser.add_argument("--out", type=Path, default=Path("outputs/bench.json"), help="JSON results file")
@@ -126,9 +126,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip-ptb", action="store_true", help="addition only")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to train (default: cpu)")
     parser.add_argument("--precision", choices=("fp32", "bf16", "auto"), default="fp32", help="trainer.precision")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is available")
+    if args.precision == "bf16" and bf16_missing(args.device):
+        parser.error(f"--precision bf16 is unavailable: {bf16_missing(args.device)}")
     overrides = [f"trainer.device={args.device}", f"trainer.precision={args.precision}"]
     overrides += [f"trainer.threads={args.threads}"] if args.threads else []
 

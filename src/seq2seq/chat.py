@@ -8,7 +8,6 @@ shared with seq2seq.generate and the Python API.
 
 import sys
 
-import hydra
 from omegaconf import DictConfig
 
 from seq2seq import cli, decoding
@@ -19,6 +18,7 @@ class Chat:
     """A checkpoint's model and the decoding options, checked once before the first message."""
 
     def __init__(self, cfg: DictConfig):
+        cli.check_keys(cfg, cli.ChatConfig, "seq2seq.chat")
         self.model = cli.load(cfg)
         if self.model.family != "seq2seq":
             raise DataError(f"{cfg.checkpoint}: chat needs a text seq2seq checkpoint (e.g. experiment=chitchat)")
@@ -86,8 +86,7 @@ def converse(chat: Chat, lines, interactive: bool) -> None:
         print(f"bot> {reply}" if interactive else reply, flush=True)
 
 
-@hydra.main(version_base="1.3", config_path="configs", config_name="chat")
-def hydra_main(cfg: DictConfig) -> None:
+def run_command(cfg: DictConfig) -> None:
     try:
         if cli.free_text is not None:
             raise DataError("chat reads its messages from standard input, not after --")
@@ -107,7 +106,7 @@ def hydra_main(cfg: DictConfig) -> None:
         sys.exit(130)
 
 
-main = cli.with_legacy_options(hydra_main)
+main = cli.command_line("seq2seq.chat", cli.ChatConfig, "checkpoint=outputs/chitchat", input_key=None)(run_command)
 
 if __name__ == "__main__":
     main()

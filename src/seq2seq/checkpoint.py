@@ -29,6 +29,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from seq2seq import rundir
 from seq2seq.errors import CheckpointError
 from seq2seq.models import MODELS, RENAMED
 from seq2seq.progress import top_name
@@ -172,6 +173,18 @@ def resolve(path: str | Path, name: str = "best.pt") -> Path:
     """A run directory means its `name` (best.pt to use a model, last.pt to resume)."""
     path = Path(path)
     return path / name if path.is_dir() else path
+
+
+def find(path: str | Path, name: str = "best.pt", outputs: Path = Path("outputs")) -> tuple[Path, str | None]:
+    """The checkpoint a user means by `checkpoint=`: a file; a run directory (its `name`); a folder of
+    runs, such as an experiment's outputs/<name>/ (its newest finished run's); or `latest` (the newest
+    finished run under ./outputs). The note says which run was chosen, when one was."""
+    if str(path) == "latest":
+        return rundir.newest_run(outputs, name, "checkpoint=latest")
+    path = Path(path)
+    if path.is_dir() and not (path / name).exists():
+        return rundir.newest_run(path, name, f"checkpoint={path}")
+    return resolve(path, name), None
 
 
 def model_spec(model: nn.Module, args: dict) -> dict:

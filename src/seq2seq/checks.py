@@ -1,6 +1,7 @@
 """Range checks a type cannot express, declared beside each component's constructor as
 `CHECKS = {option: check}` and run on the config before anything is built (seq2seq.config.validate)."""
 
+import difflib
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -23,3 +24,23 @@ SEED = Check(lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v
 
 def one_of(choices: Sequence[str]) -> Check:
     return Check(lambda v: v in choices, f"must be one of {', '.join(choices)}")
+
+
+def closest(key: str, valid: Sequence[str]) -> list[str]:
+    """At most two valid dotted keys a mistyped one may have meant: by the whole key, or by its last part
+    (`+epochs` -> trainer.max_epochs), those of the same group first."""
+    leaves: dict[str, list[str]] = {}
+    for k in valid:
+        leaves.setdefault(k.rsplit(".", 1)[-1], []).append(k)
+    near = difflib.get_close_matches(key, valid, n=2, cutoff=0.75)
+    near += [
+        k for m in difflib.get_close_matches(key.rsplit(".", 1)[-1], list(leaves), n=2, cutoff=0.7) for k in leaves[m]
+    ]
+    group = key.rsplit(".", 1)[0] + "." if "." in key else None
+    same_group = [k for k in near if group and k.startswith(group)]
+    return list(dict.fromkeys(same_group or near))[:2]
+
+
+def unknown_key_message(key: str, valid: Sequence[str], listing: str) -> str:
+    near = closest(key, valid)
+    return f"{key}: unknown key; " + (f"did you mean {' or '.join(near)}?" if near else f"{listing} lists every key")

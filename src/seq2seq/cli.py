@@ -1,36 +1,199 @@
-"""What the command lines `seq2seq.generate` and `seq2seq.chat` share: option translation, the
-decoding options of a config, and user errors reported in one line."""
+"""What the command lines share: the arguments checked before Hydra starts (and before torch is
+imported, so `--version` and mistakes answer at once), the schemas of `seq2seq.generate` and
+`seq2seq.chat`, the decoding options of their configs, and user errors in one line with exit code 2.
+"""
 
+import re
+import string
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
 
-import seq2seq.config  # noqa: F401  (registers the config schemas generate and chat compose)
-from seq2seq import api, decoding
-from seq2seq.errors import Seq2seqError
+from seq2seq import __version__, decoding
+from seq2seq.checks import unknown_key_message
+from seq2seq.decoding import DecodeOptions
+from seq2seq.errors import ConfigError
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 # Words after `--` on the command line: one input given as plain text, so `-- hi !` or
 # `-- september 27, 1994` need no quoting for Hydra's override grammar. None when there is no `--`.
 free_text: str | None = None
 
 
-def with_legacy_options(hydra_main: Callable[[], None]) -> Callable[[], None]:
-    """An entry point that takes the words after `--` as free text and rewrites the old option names in
-    sys.argv (with a note) before Hydra reads it."""
+@dataclass
+class GenerateConfig(DecodeOptions):
+    checkpoint: str = MISSING
+    question: str | None = None
+    file: str | None = None
+    index: int | None = None
+    prompt: str | None = None
+    device: str = "auto"
 
-    def main() -> None:
-        global free_text
-        args = sys.argv[1:]
-        if "--" in args:
-            cut = args.index("--")
-            args, free_text = args[:cut], " ".join(args[cut + 1 :])
-        sys.argv[1:], notes = decoding.translate_legacy(args)
-        for note in notes:
-            print(f"note: {note}", file=sys.stderr)
-        hydra_main()
 
-    return main
+@dataclass
+class ChatConfig(DecodeOptions):
+    checkpoint: str = MISSING
+    device: str = "auto"
+    context: int | None = None
+
+
+ConfigStore.instance().store(name="generate_schema", node=GenerateConfig)
+ConfigStore.instance().store(name="chat_schema", node=ChatConfig)
+
+# Hydra's flags that take a value (the word after one is not a stray argument), and the flags that
+# print something instead of running.
+VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd"}
+VALUE_FLAGS |= {"--info", "-i", "--experimental-rerun", "--shell-completion", "-sc"}
+INFO_FLAGS = {"--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--shell-completion", "-sc"}
+
+
+def fail(error: Exception | str, code: int = 2) -> None:
+    """A user's mistake: one line on stderr, exit code 2 (as for any command's usage error)."""
+    print(f"error: {error}", file=sys.stderr)
+    sys.exit(code)
+
+
+def stray_words(args: list[str]) -> list[str]:
+    """Command-line words that are neither key=value, a flag, nor a flag's value."""
+    out, after_flag = [], False
+    for arg in args:
+        if after_flag:
+            after_flag = False
+        elif arg in VALUE_FLAGS:
+            after_flag = True
+        elif not arg.startswith("-") and "=" not in arg:
+            out.append(arg)
+    return out
+
+
+def config_groups() -> str:
+    """`group: option, ...` for each config group of the package's configs (Hydra's $APP_CONFIG_GROUPS,
+    read from the folders: Hydra's own listing composes every group once, which took seconds)."""
+    lines = []
+    for folder in sorted(p for p in CONFIG_DIR.rglob("*") if p.is_dir()):
+        group = folder.relative_to(CONFIG_DIR).as_posix()
+        names = sorted(f.stem for f in folder.glob("*.yaml"))
+        if names and group != "hydra" and not group.startswith("hydra/"):
+            lines.append(f"{group}: {', '.join(names)}")
+    return "\n".join(lines) + "\n"
+
+
+def render_help(config_name: str, args: list[str]) -> str:
+    """What Hydra's --help prints for this composition (the config's hydra.help.template with its
+    $APP_CONFIG_GROUPS and $CONFIG), rendered without Hydra's slow listing of the groups."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+
+    overrides = [a for a in args if a not in INFO_FLAGS and not a.startswith("-")]
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    template = cfg.hydra.help.template
+    job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    return string.Template(template).safe_substitute(APP_CONFIG_GROUPS=config_groups(), CONFIG=OmegaConf.to_yaml(job))
+
+
+def check_args(prog: str, args: list[str], hint: Callable[[str], str], config_name: str | None = None) -> None:
+    """`--version`; `--help` (rendered here, quickly); and words that are not key=value
+    (`seq2seq.generate checkpoint=... 16+75`), which Hydra's override parser would end in a traceback."""
+    if "--version" in args:
+        print(f"{prog} {__version__}")
+        sys.exit(0)
+    if config_name and {"--help", "-h"} & set(args):
+        try:
+            print(render_help(config_name, args))
+        except Exception as e:
+            fail(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
+        sys.exit(0)
+    stray = stray_words(args)
+    if stray:
+        word = stray[0] if len(stray[0]) <= 80 else stray[0][:77] + "..."
+        fail(f"{word!r} is not key=value: {hint(word)}")
+
+
+def needs_checkpoint(prog: str, args: list[str], example: str) -> None:
+    if INFO_FLAGS & set(args) or any(a.lstrip("+").startswith("checkpoint=") for a in args):
+        return
+    fail(
+        f"checkpoint= is missing.\nusage: python -m {prog} checkpoint=<run directory | .pt file | folder of runs | "
+        f"latest> [key=value ...]\nexample: python -m {prog} {example}    (python -m {prog} --help lists the options)"
+    )
+
+
+def override_error(error: Exception, valid: list[str]) -> str:
+    """Hydra's composition error in one line: an override of a key that does not exist names the
+    nearest valid keys (Hydra's own hint, `+key=value`, would add a key that nothing reads)."""
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    unknown = re.match(r"Could not override '([^']+)'", first)
+    if unknown:
+        return unknown_key_message(unknown.group(1), valid, "--help")
+    cause = str(error.__cause__ or "").strip().splitlines()
+    return f"{first}: {cause[0]}" if cause else first
+
+
+def compose_config(config_name: str, overrides: list[str], valid: list[str]) -> DictConfig:
+    """The config of `configs/<config_name>.yaml` with the overrides, Hydra's errors in one line."""
+    from hydra import compose, initialize_config_dir
+
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            return compose(config_name, overrides=overrides)
+    except Exception as e:
+        raise ConfigError(override_error(e, valid)) from None
+
+
+def command_line(prog: str, schema: type, example: str, input_key: str | None) -> Callable:
+    """The entry point of generate or chat around `run(cfg)`: the checks above, the words after `--` as
+    free text, the old option names rewritten (with a note), the config composed (these commands write
+    no run directory, so Hydra's app runner is not needed), and user errors in one line, exit code 2."""
+
+    def hint(word: str) -> str:
+        if input_key is None:
+            return "options are key=value (see --help); messages are read from standard input"
+        return f"give {input_key}={word} (quote it if it has spaces or commas), or put the text after --: -- {word}"
+
+    def wrap(run: Callable[[DictConfig], None]) -> Callable[[], None]:
+        def main() -> None:
+            global free_text
+            args = sys.argv[1:]
+            if "--" in args:
+                cut = args.index("--")
+                args, free_text = args[:cut], " ".join(args[cut + 1 :])
+            config_name = prog.removeprefix("seq2seq.")
+            check_args(prog, args, hint, config_name=config_name)
+            needs_checkpoint(prog, args, example)
+            args, notes = decoding.translate_legacy(args)
+            for note in notes:
+                print(f"note: {note}", file=sys.stderr)
+            try:
+                cfg = compose_config(config_name, [a for a in args if not a.startswith("-")], schema_keys(schema))
+            except ConfigError as e:
+                fail(e)
+            if {"--cfg", "-c"} & set(args):
+                print(OmegaConf.to_yaml(cfg))
+                return
+            run(cfg)
+
+        return main
+
+    return wrap
+
+
+def schema_keys(schema: type) -> list[str]:
+    return [f.name for f in fields(schema)]
+
+
+def check_keys(cfg: DictConfig, schema: type, prog: str) -> None:
+    """A key added with `+` that the command does not read is refused, with the nearest valid keys."""
+    valid = schema_keys(schema)
+    unknown = [k for k in cfg if k not in valid]
+    if unknown:
+        raise ConfigError(unknown_key_message(unknown[0], valid, f"python -m {prog} --help"))
 
 
 def decode_options(cfg: DictConfig) -> dict:
@@ -38,10 +201,11 @@ def decode_options(cfg: DictConfig) -> dict:
             for name in decoding.NAMES}  # fmt: skip
 
 
-def load(cfg: DictConfig) -> api.TrainedModel:
-    return api.load(cfg.checkpoint, device=None if cfg.device == "auto" else cfg.device)
+def load(cfg: DictConfig):
+    """The checkpoint `checkpoint=` means (a note on stderr when it chose a run) as an api.TrainedModel."""
+    from seq2seq import api, checkpoint
 
-
-def fail(error: Seq2seqError) -> None:
-    print(f"error: {error}", file=sys.stderr)
-    sys.exit(1)
+    file, note = checkpoint.find(cfg.checkpoint, "best.pt")
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    return api.load(file, device=None if cfg.device == "auto" else cfg.device)

@@ -9,18 +9,20 @@ and TRAINER_CHECKS.
 """
 
 import dataclasses
+import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from hydra.errors import InstantiationException
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
-from seq2seq.checks import NON_NEGATIVE, POSITIVE, SEED, one_of
+from seq2seq.checks import NON_NEGATIVE, POSITIVE, SEED, Check, one_of, unknown_key_message
 from seq2seq.decoding import DecodeOptions
+from seq2seq.device import usable_cores
 from seq2seq.errors import ConfigError, Seq2seqError
 from seq2seq.models import MODEL_CLASSES, MODEL_TARGETS
 from seq2seq.schema import comments, dataclass_of, options
@@ -50,7 +52,9 @@ class TrainerConfig:
     val_every_n_steps: int | None = None  # also validate every n steps, as val_step/* (quick curves)
     progress: bool = True  # tqdm progress bars
     device: str = "auto"  # auto (CUDA when available, else CPU), cpu or cuda
-    precision: str = "fp32"  # fp32, bf16 (autocast: bf16 matrix products), or auto: bf16 on AMX CPUs only
+    precision: str = (
+        "fp32"  # fp32; bf16 (autocast: bf16 matrix products; CPUs with AVX512-BF16 or AMX); auto: bf16 on AMX
+    )
     deterministic: bool = False  # deterministic algorithms (cuDNN, cuBLAS): bit-identical GPU runs and resumes
     threads: int | None = None  # torch threads; null: OMP_NUM_THREADS if set, else every core this process may use
     save_top_k: int = 1  # above 1: also keep the k best epochs as epoch-<N>.pt
@@ -77,30 +81,11 @@ class TrainConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
 
 
-@dataclass
-class GenerateConfig(DecodeOptions):
-    checkpoint: str = MISSING
-    question: str | None = None
-    file: str | None = None
-    index: int | None = None
-    prompt: str | None = None
-    device: str = "auto"
-
-
-@dataclass
-class ChatConfig(DecodeOptions):
-    checkpoint: str = MISSING
-    device: str = "auto"
-    context: int | None = None
-
-
 def register_configs() -> None:
     """Schemas live in the `schema` group; config files pull theirs in with `/schema/...@_here_`, so
     they are not offered as options of the task and model groups."""
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
-    cs.store(name="generate_schema", node=GenerateConfig)
-    cs.store(name="chat_schema", node=ChatConfig)
     for name, cls in TASK_CLASSES.items():
         cs.store(group="schema/task", name=name, node=dataclass_of(cls, f"seq2seq.tasks.{cls.__name__}"))
     for name, cls in MODEL_CLASSES.items():
@@ -108,6 +93,9 @@ def register_configs() -> None:
 
 
 register_configs()
+
+# More threads than this only thrash (and libgomp fails to create 100,000 of them).
+MAX_THREADS = 4 * usable_cores()
 
 # The trainer's range checks (tasks and models declare theirs beside their constructors: CHECKS).
 TRAINER_CHECKS = {
@@ -121,7 +109,9 @@ TRAINER_CHECKS = {
     "trainer.early_stopping.patience": POSITIVE,
     "trainer.early_stopping.min_delta": NON_NEGATIVE,
     "trainer.early_stopping.mode": one_of(("min", "max")),
-    "trainer.threads": POSITIVE,
+    "trainer.threads": Check(
+        lambda v: POSITIVE.ok(v) and v <= MAX_THREADS, f"must be from 1 to {MAX_THREADS} (4 x this machine's cores)"
+    ),
     "trainer.save_top_k": POSITIVE,
     "trainer.device": one_of(("auto", "cpu", "cuda")),
     "trainer.precision": one_of(("fp32", "bf16", "auto")),
@@ -175,8 +165,87 @@ def options_help(root: DictConfig) -> str:
 OmegaConf.register_new_resolver("options_help", lambda *, _root_: options_help(_root_), replace=True)
 
 
+def dataclass_keys(cls: type, prefix: str) -> list[str]:
+    """Every dotted key of a schema dataclass, nested dataclasses included."""
+    out = []
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(f.default_factory if f.default_factory is not dataclasses.MISSING else None):
+            out += dataclass_keys(f.default_factory, f"{prefix}{f.name}.")
+        else:
+            out.append(f"{prefix}{f.name}")
+    return out
+
+
+# Constructor parameters the project passes at the call site (seq2seq.build, seq2seq.schedule): never
+# config keys.
+PASSED_AT_CALL_SITE = {"optimizer": {"params"}, "scheduler": {"optimizer", "total_steps", "mode"}}
+PASSED_AT_CALL_SITE["logger"] = {"run_dir", "resume_at"}
+
+
+def target_keys(node, group: str) -> list[str] | None:
+    """The keys a `_target_` node may hold: `_target_`, `_partial_` and the parameters of the target (the
+    project's own task and model classes from their tables, optimizers, schedulers and loggers from
+    their signatures). None when the target cannot be read (instantiate reports that later)."""
+    target = node.get("_target_") if isinstance(node, DictConfig) else None
+    if not isinstance(target, str):
+        return None
+    cls = TASKS.get(target) or MODEL_TARGETS.get(target)
+    if cls is not None:
+        names = [o.name for o in options(cls)]
+    else:
+        try:
+            params = inspect.signature(get_class(target)).parameters.values()
+        except Exception:
+            return None
+        if any(p.kind == p.VAR_KEYWORD for p in params):
+            return None  # takes anything
+        passed = PASSED_AT_CALL_SITE.get(group.split(".")[0], set())
+        names = [p.name for p in params if p.name not in passed]
+    return [f"{group}.{name}" for name in ("_target_", "_partial_", *names)]
+
+
+def unknown_keys(cfg: DictConfig) -> tuple[list[str], list[str]]:
+    """The keys of the composed config that nothing reads (`+trainer.epochs=3` would otherwise train
+    max_epochs epochs without a word), and the valid ones."""
+    valid = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("trainer", "paths")]
+    valid += dataclass_keys(TrainerConfig, "trainer.") + dataclass_keys(PathsConfig, "paths.")
+    groups = {"task": cfg.get("task"), "model": cfg.get("model"), "optimizer": cfg.get("optimizer")}
+    groups["scheduler"] = cfg.get("scheduler")
+    loggers = cfg.get("logger")
+    if isinstance(loggers, DictConfig):
+        groups.update({f"logger.{name}": loggers.get(name) for name in loggers})
+    checked = {}
+    for group, node in groups.items():
+        keys = target_keys(node, group)
+        if keys is not None:
+            valid += keys
+            checked[group] = node
+    given = []
+    for key in cfg:
+        node = cfg._get_node(key)
+        if key in ("trainer", "paths") and isinstance(node, DictConfig):
+            given += [f"{key}.{k}" for k in node if k != "early_stopping"]
+            stopping = node._get_node("early_stopping") if key == "trainer" else None
+            given += [f"trainer.early_stopping.{k}" for k in stopping or ()] if isinstance(stopping, DictConfig) else []
+        elif key in checked:
+            given += [f"{key}.{k}" for k in node]
+        elif key == "logger" and isinstance(node, DictConfig):
+            given += [f"logger.{name}.{k}" for name in node if f"logger.{name}" in checked for k in node[name]]
+        elif key not in groups and key != "hydra":
+            given.append(key)
+    return [key for key in given if key not in valid], valid
+
+
+def check_keys(cfg: DictConfig) -> None:
+    """Refuse, naming it and the closest valid keys, the first key of the config that nothing reads."""
+    unknown, valid = unknown_keys(cfg)
+    if unknown:
+        raise ConfigError(unknown_key_message(unknown[0], valid, "python -m seq2seq.train --help"))
+
+
 def validate(cfg: DictConfig) -> None:
-    """Fail before training with the name of the first impossible value."""
+    """Fail before training with the name of the first unknown key or impossible value."""
+    check_keys(cfg)
     checks = dict(TRAINER_CHECKS)
     for group, cls in components(cfg):
         checks.update({f"{group}.{key}": check for key, check in component_checks(cls).items()})
@@ -200,3 +269,37 @@ def make(node, **kwargs):
         if isinstance(e.__cause__, Seq2seqError):
             raise e.__cause__ from None
         raise
+
+
+def group_options(group: str, schema: str) -> list[str]:
+    """The options of a config group (configs/<group>/*.yaml) built on a schema (`/schema/<group>/<schema>`)."""
+    mark = f"/schema/{group}/{schema}@"
+    return sorted(f.stem for f in (CONFIG_DIR / group).glob("*.yaml") if mark in f.read_text())
+
+
+def options_reference() -> str:
+    """Every option of the trainer, the tasks, the models and the decoders, as Markdown tables: the docs'
+    reference, generated from the same constructors and schemas as --help."""
+
+    def table(rows) -> list[str]:
+        out = ["| key | default | meaning |", "| --- | --- | --- |"]
+        cell = lambda text: str(text).replace("|", "\\|")  # noqa: E731
+        return out + [f"| `{key}` | `{cell(shown(default))}` | {cell(note)} |" for key, default, note in rows]
+
+    out = ["### Trainer", ""]
+    for prefix, cls in (("trainer", TrainerConfig), ("trainer.early_stopping", EarlyStoppingConfig)):
+        notes = comments(cls)
+        fields = [f for f in dataclasses.fields(cls) if f.name != "early_stopping"]
+        out += [*table((f"{prefix}.{f.name}", f.default, notes.get(f.name, "")) for f in fields), ""]
+    for group, classes in (("task", TASK_CLASSES), ("model", MODEL_CLASSES)):
+        out += [f"### {group.capitalize()}s", ""]
+        for name, cls in classes.items():
+            choices = ", ".join(f"`{group}={o}`" for o in group_options(group, name))
+            out += [f"#### {cls.__name__}", "", f"`seq2seq.{group}s.{cls.__name__}`; config: {choices}", ""]
+            required = "(required)"
+            out += table((f"{group}.{o.name}", required if o.required else o.default, o.comment) for o in options(cls))
+            out += [""]
+    out += ["### Decoding options", "", "Shared by `seq2seq.generate`, `seq2seq.chat` and `TrainedModel.generate`.", ""]
+    notes = comments(DecodeOptions)
+    out += table((f.name, f.default, notes.get(f.name, "")) for f in dataclasses.fields(DecodeOptions))
+    return "\n".join(out) + "\n"

@@ -2,6 +2,7 @@
 `trainer.deterministic`). A module of its own, so sweeps can pickle the training entry point by value
 (`python -m seq2seq.train` runs it as __main__) without pickling torch's backend modules."""
 
+import functools
 import logging
 import os
 import time
@@ -35,16 +36,54 @@ def has_amx_bf16() -> bool:
         return False
 
 
+def cpu_name() -> str:
+    """The CPU's model name as Linux reports it ("AMD EPYC", "Intel(R) Xeon(R) Processor"), for messages."""
+    try:
+        for line in CPUINFO.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return "this CPU"
+
+
+@functools.cache
+def bf16_missing(device_type: str) -> str | None:
+    """Why bf16 autocast cannot run on this kind of device, or None when it can. On a CPU, oneDNN has bf16
+    kernels for the LSTM and the linear layers only with AVX512-BF16 or AMX-BF16 (or its AVX-512
+    emulation): on an AVX2-only CPU it raises at the first step. So a tiny LSTM and linear layer are tried
+    once, forward and backward, under autocast (about 0.1 s, cached for the process)."""
+    if device_type == "cuda":
+        return None if torch.cuda.is_bf16_supported() else f"{torch.cuda.get_device_name()} has no bf16"
+    lstm, linear = torch.nn.LSTM(4, 4, batch_first=True), torch.nn.Linear(4, 3)
+    try:
+        with torch.autocast(device_type, dtype=torch.bfloat16):
+            out = linear(lstm(torch.randn(2, 3, 4))[0])  # (B, T, 3)
+        out.float().sum().backward()
+    except RuntimeError:
+        return f"{cpu_name()} has no bf16 kernels here (oneDNN needs AVX512-BF16 or AMX-BF16)"
+    return None
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    """bf16 where the device cannot run it is refused in one line."""
+    missing = bf16_missing(device.type) if precision == "bf16" else None
+    if missing:
+        raise ConfigError(f"trainer.precision=bf16: {missing}; use trainer.precision=fp32 (or auto)")
+
+
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """`trainer.precision=auto`: bf16 where it was measured to pay and hold accuracy, fp32 elsewhere, and
-    the choice logged (README "Speed"): bf16 on CPUs with AMX-BF16; fp32 on CPUs without (an AMD EPYC:
-    no gain) and on GPUs (an H200: these small models are bound by launch latency, not arithmetic, so
-    bf16 only adds casts). fp32 and bf16 pass through."""
+    """`trainer.precision`: bf16 is refused, before anything is built, where the device cannot run it.
+    `auto` chooses bf16 where it was measured to pay and hold accuracy, fp32 elsewhere, and logs the
+    choice (README "Speed"): bf16 on CPUs with AMX-BF16; fp32 on CPUs without (an AMD EPYC: no gain) and
+    on GPUs (an H200: these small models are bound by launch latency, not arithmetic, so bf16 only adds
+    casts). fp32 passes through."""
+    check_precision(precision, device)
     if precision != "auto":
         return precision
     if device.type == "cuda":
         chosen, why = "fp32", "on the GPU these models are latency-bound: bf16 was measured not to pay"
-    elif has_amx_bf16():
+    elif has_amx_bf16() and not bf16_missing(device.type):
         chosen, why = "bf16", "this CPU has AMX-BF16"
     else:
         chosen, why = "fp32", "this CPU has no AMX-BF16: bf16 was measured not to pay"
@@ -79,22 +118,46 @@ def runnable_elsewhere() -> int | None:
     return min(counts)
 
 
+def usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+# Set by the first job of a process, or by a sweep before its jobs start (seq2seq.preflight): the
+# oversubscription warning is said once, not once per job.
+WARNED_ENV = "SEQ2SEQ_THREADS_WARNED"
+
+
+def oversubscription(threads: int, processes: int = 1) -> str | None:
+    """The warning for a run of `processes` processes (torchrun's WORLD_SIZE) of `threads` threads each,
+    when the cores left by other work cannot hold them; None when they can, or when the run already uses
+    one thread a process (it cannot do better). The other processes of this run are not other work."""
+    cores = usable_cores()
+    others = runnable_elsewhere()
+    if threads <= 1 or others is None:
+        return None
+    others = max(0, others - (processes - 1))  # the other ranks' main threads are this run's
+    if not others or others + threads * processes <= cores:
+        return None
+    return (
+        f"{others} other threads are running on {cores} cores: with {threads * processes} threads this run "
+        "oversubscribes them, and every step can be many times slower. Run one training at a time, or give "
+        "each trainer.threads=1 (OMP_NUM_THREADS=1)"
+    )
+
+
 def set_threads(threads: int | None) -> int:
     """`trainer.threads`: torch's threads for this run. By default OMP_NUM_THREADS when it is set (the
     joblib launcher and parallel test workers set it, to share the cores), else every core this process
-    may use. Warns when other work already keeps cores busy: two runs of 2 threads each on 2 cores made
-    epochs 20-60 times slower than one run at a time."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    may use. Warns once when other work already keeps the cores busy: two runs of 2 threads each on 2
+    cores made epochs 20-60 times slower than one run at a time."""
     if threads is None:
         env = os.environ.get("OMP_NUM_THREADS", "")
-        threads = int(env) if env.isdigit() and int(env) > 0 else cores
+        threads = int(env) if env.isdigit() and int(env) > 0 else usable_cores()
     torch.set_num_threads(threads)
-    others = runnable_elsewhere()
-    if others and others + threads > cores:
-        log.warning(
-            "%d other threads are running on %d cores: with %d threads this run oversubscribes them, and "
-            "every step can be many times slower. Run one training at a time, or give each "
-            "trainer.threads=1 (OMP_NUM_THREADS=1)",
-            others, cores, threads,
-        )  # fmt: skip
+    if not os.environ.get(WARNED_ENV):
+        processes = int(os.environ.get("WORLD_SIZE", "1")) if os.environ.get("WORLD_SIZE", "").isdigit() else 1
+        warning = oversubscription(threads, processes)
+        if warning:
+            log.warning("%s", warning)
+            os.environ[WARNED_ENV] = "1"
     return threads

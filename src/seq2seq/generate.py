@@ -9,7 +9,6 @@ line of `file=...`). Decoding options: seq2seq.decoding, shared with seq2seq.cha
 import sys
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from seq2seq import cli
@@ -31,6 +30,7 @@ def read_lines(path: str) -> list[str]:
 
 def run(cfg: DictConfig) -> list[str]:
     """The lines to print."""
+    cli.check_keys(cfg, cli.GenerateConfig, "seq2seq.generate")
     model = cli.load(cfg)
     options = cli.decode_options(cfg)
     allowed = LM_INPUTS if model.family == "lm" else SEQ2SEQ_INPUTS
@@ -63,8 +63,7 @@ def run(cfg: DictConfig) -> list[str]:
     return [f"{q}\t{a}" for q, a in zip(questions, answers, strict=True)]
 
 
-@hydra.main(version_base="1.3", config_path="configs", config_name="generate")
-def hydra_main(cfg: DictConfig) -> None:
+def run_command(cfg: DictConfig) -> None:
     try:
         outputs = run(cfg)
     except Seq2seqError as e:
@@ -73,7 +72,9 @@ def hydra_main(cfg: DictConfig) -> None:
     print(("\n\n" if lm and len(outputs) > 1 else "\n").join(outputs))
 
 
-main = cli.with_legacy_options(hydra_main)
+main = cli.command_line(
+    "seq2seq.generate", cli.GenerateConfig, "checkpoint=latest question=16+75", input_key="question"
+)(run_command)
 
 if __name__ == "__main__":
     main()

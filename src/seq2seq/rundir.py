@@ -123,3 +123,48 @@ def compact_events(run_dir: Path, step: int, epoch: int) -> None:
         with contextlib.suppress(OSError):
             shutil.rmtree(staging)
     log.info("TensorBoard events: %d kept up to step %d / epoch %d", len(kept), step, epoch)
+
+
+def finished(run_dir: Path) -> bool:
+    """A run that reached its end: its train.log ends with the summary line (`done: best ...`)."""
+    path = run_dir / "train.log"
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, path.stat().st_size - 4096))
+            return b" - done: best " in f.read()
+    except OSError:
+        return False
+
+
+def newest_run(folder: Path, name: str, what: str) -> tuple[Path, str]:
+    """The file `name` of the newest finished run up to three folders below `folder` (an experiment's
+    outputs/<name>/<run>/, a sweep's outputs/multirun/<time>/<job>/), else of the newest run holding
+    one; and a note for the user saying which run that is."""
+    found = [p for depth in ("*", "*/*", "*/*/*") for p in folder.glob(f"{depth}/{name}") if p.is_file()]
+    if not found:
+        raise ConfigError(f"{what}: no run with a {name} in {folder} or below it")
+    done = [p for p in found if finished(p.parent)]
+    chosen = max(done or found, key=lambda p: p.stat().st_mtime)
+    kind = "finished run" if done else "run (none has finished)"
+    return chosen, f"{what}: the newest {kind} of {len(found)} is {chosen.parent}"
+
+
+# What a run directory holds before training starts: Hydra's record and log, and the lock.
+BEFORE_TRAINING = {".hydra", "train.log", LOCK}
+
+
+def remove_unstarted(run_dir: Path) -> bool:
+    """Remove a run directory that this command created and that holds nothing but what is written
+    before training starts (a run refused for its data leaves no directory behind). Anything else in
+    it, a checkpoint or an event file, keeps it whole."""
+    try:
+        names = {p.name for p in run_dir.iterdir()}
+    except OSError:
+        return False
+    if not names <= BEFORE_TRAINING or (run_dir / ".hydra").is_symlink():
+        return False
+    for name in names:
+        path = run_dir / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    run_dir.rmdir()
+    return True

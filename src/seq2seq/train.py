@@ -8,6 +8,7 @@ the thin Hydra entry point. Everything task-specific lives behind the interface 
 
 import logging
 import math
+import re
 import signal
 import sys
 import time
@@ -20,10 +21,11 @@ from torch import nn
 from tqdm import tqdm
 
 from seq2seq import checkpoint as ckpt
-from seq2seq import cli, distributed, hparams, rundir
+from seq2seq import cli, distributed, hparams, preflight, rundir
 from seq2seq.build import FP32, Setup, autocast, build, open_loggers
-from seq2seq.config import validate
-from seq2seq.device import resolve_precision
+from seq2seq.checks import unknown_key_message
+from seq2seq.config import unknown_keys
+from seq2seq.device import resolve_precision, select_device
 from seq2seq.errors import CheckpointError, ConfigError, Seq2seqError
 from seq2seq.extras import missing_plugin
 from seq2seq.interrupt import StopRequested
@@ -36,11 +38,11 @@ from seq2seq.resume import (
     resume_in_place,
     resume_target,
 )
-from seq2seq.tasks import check_fits
 
 __all__ = ["build", "train", "train_step"]
 
 log = logging.getLogger(__name__)
+summary_log = logging.getLogger("seq2seq.summary")  # the end-of-run line
 
 
 class NonFiniteLossError(Seq2seqError):
@@ -115,19 +117,19 @@ class Checkpoints:
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
-    validate(cfg)
-    check_fits(cfg.task.get("_target_"), cfg.model.get("_target_"))
+    preflight.check(cfg)  # as the command line did before Hydra made the run directory
+    precision = resolve_precision(cfg.trainer.precision, select_device(cfg.trainer.device))
     run_dir = Path(cfg.paths.output_dir)
     resume_path = ckpt.resolve(cfg.trainer.resume, "last.pt") if cfg.trainer.resume else None
     lock = rundir.RunLock(run_dir) if distributed.is_main_process() else None
     try:
-        return fit(cfg, run_dir, resume_path)
+        return fit(cfg, run_dir, resume_path, precision)
     finally:
         if lock is not None:
             lock.release()
 
 
-def fit(cfg: DictConfig, run_dir: Path, resume_path: Path | None) -> dict[str, float]:
+def fit(cfg: DictConfig, run_dir: Path, resume_path: Path | None, precision: str) -> dict[str, float]:
     """The chapter's Trainer.fit: epochs of training, each validated, until max_epochs, max_steps or
     early stopping; then the final splits on best.pt."""
     resumed = load_for_resume(cfg, run_dir, resume_path)
@@ -149,7 +151,7 @@ def fit(cfg: DictConfig, run_dir: Path, resume_path: Path | None) -> dict[str, f
     writer = open_loggers(cfg, run_dir, (progress.step, progress.epoch) if in_place else None, ctx)
     writer.start(hparams.columns(cfg, hparams.command_line_overrides()), metric_columns(task))
     checkpoints = Checkpoints(cfg, setup, run_dir, writer, progress.step if in_place else None)
-    amp = autocast(setup.device, resolve_precision(cfg.trainer.precision, setup.device))
+    amp = autocast(setup.device, precision)
     started = time.perf_counter()
     try:
         with StopRequested() as stop:
@@ -165,7 +167,8 @@ def fit(cfg: DictConfig, run_dir: Path, resume_path: Path | None) -> dict[str, f
                     )
                 metrics, carry = end_epoch(cfg, setup, writer, progress, finished, carry, amp, checkpoints)
         metrics = finish(setup, writer, progress, metrics, run_dir, amp)
-        log.info("%s", summary(task.monitor, progress, metrics, time.perf_counter() - started, run_dir))
+        line = summary(task.monitor, progress, metrics, time.perf_counter() - started, run_dir)
+        summary_log.info("%s", line)  # stdout and train.log (configs/hydra/default.yaml)
     finally:
         writer.close()
     return {**metrics, "epoch": float(progress.epoch), "step": float(progress.step)}
@@ -431,6 +434,9 @@ def hydra_main(cfg: DictConfig) -> float | None:
         sys.exit(128 + e.signum)
     except Seq2seqError as e:
         log.error("%s", e)
+        run_dir = Path(cfg.paths.output_dir)
+        if str(run_dir.resolve()) not in EXISTING_RUN_DIRS:  # this command made it: no empty folder left
+            rundir.remove_unstarted(run_dir)
         sys.exit(1)
     # The value a sweeper optimises: the best value of the task's monitored metric.
     return next((v for k, v in metrics.items() if k.startswith("best/")), None)
@@ -454,15 +460,50 @@ def translate_model_choice(args: list[str]) -> list[str]:
     return out
 
 
+def check_overrides(args: list[str]) -> None:
+    """Hydra's own errors for an override (a key that does not exist, a value of the wrong type) in one
+    line, before Hydra prints them with a traceback hint; a sweep's lists are left to Hydra."""
+    if {"-m", "--multirun"} & set(args):
+        return
+    overrides = [a for a in args if not a.startswith("-")]
+    try:
+        cli.compose_config("train", overrides, [])
+    except ConfigError as e:
+        unknown = re.match(r"(\S+): unknown key", str(e))
+        if not unknown:
+            raise
+        others = [a for a in overrides if a.lstrip("+~").partition("=")[0] != unknown.group(1)]
+        raise ConfigError(unknown_key_message(unknown.group(1), unknown_keys(compose_overrides(others))[1],
+                                              "python -m seq2seq.train --help")) from None  # fmt: skip
+
+
+def compose_overrides(overrides: list[str]) -> DictConfig:
+    return cli.compose_config("train", overrides, [])
+
+
+# Run directories named on the command line (hydra.run.dir, or a resumed run's) that existed before this
+# command: a refused run never removes them.
+EXISTING_RUN_DIRS: set[str] = set()
+
+
 def main() -> None:
     """`python -m seq2seq.train` and `seq2seq-train`."""
     sys.argv[1:] = translate_model_choice(sys.argv[1:])
+    cli.check_args(
+        "seq2seq.train", sys.argv[1:], lambda word: "choose with group=option (experiment=peeky_addition) and set "
+        "key=value (trainer.max_epochs=3); --help lists both", config_name="train",
+    )  # fmt: skip
     try:
         message = missing_plugin(sys.argv[1:])
         if message:
             raise ConfigError(message)
         sys.argv[1:] = resume_in_place(sys.argv[1:])
         early_checks(sys.argv[1:])
+        check_overrides(sys.argv[1:])
+        for arg in sys.argv[1:]:
+            key, _, value = arg.partition("=")
+            if key in ("hydra.run.dir", "hydra.sweep.dir") and Path(value.strip("\"'")).exists():
+                EXISTING_RUN_DIRS.add(str(Path(value.strip("\"'")).resolve()))
     except Seq2seqError as e:
         cli.fail(e)
     hydra_main()

@@ -13,7 +13,7 @@ from seq2seq.data.split import epoch_generator
 from seq2seq.data.vocab import Vocab
 from seq2seq.errors import DataError
 from seq2seq.plots import attention_figures, attention_maps
-from seq2seq.tasks.codec import FixedWidthCodec, sample_lines
+from seq2seq.tasks.codec import SUM, FixedWidthCodec, sample_lines
 
 
 class AdditionTask:
@@ -65,9 +65,12 @@ class AdditionTask:
         self.reverse = reverse
         # The longest number in any question: a wider one is refused at generation (`1000+1` on 3 digits).
         self.number_digits = max((len(m) for q in data.questions for m in re.findall(r"\d+", q)), default=0)
+        # "a+b" when every question is a sum of two numbers: generation then takes only that shape.
+        self.question_form = "a+b" if all(SUM.fullmatch(q.strip()) for q in data.questions) else ""
         self.codec = FixedWidthCodec(
-            self.vocab.itos, self.question_width, self.answer_width, reverse, self.number_digits or None
-        )
+            self.vocab.itos, self.question_width, self.answer_width, reverse, self.number_digits or None,
+            self.question_form,
+        )  # fmt: skip
         self.batch_size, self.drop_last = batch_size, drop_last
         self.num_samples = num_samples
         self.num_heatmaps = num_heatmaps
@@ -167,4 +170,5 @@ class AdditionTask:
             "answer_width": self.answer_width,
             "reverse": self.reverse,
             "number_digits": self.number_digits,
+            "question_form": self.question_form,
         }

@@ -33,8 +33,13 @@ def check_texts(texts: list[str]) -> None:
 
 
 def where(texts: list[str], n: int) -> str:
-    text = texts[n - 1]
+    """An input as an error names it: its number, and at most 80 of its characters."""
+    text = texts[n - 1] if len(texts[n - 1]) <= 80 else texts[n - 1][:77] + "..."
     return f"input {n} ({text!r})" if len(texts) > 1 else f"input {text!r}"
+
+
+SUM = re.compile(r"(\d+)\+(\d+)")  # the addition task's question: a+b
+ARITHMETIC = set("0123456789+ ") | {START}  # an addition file's characters
 
 
 class FixedWidthCodec:
@@ -43,20 +48,32 @@ class FixedWidthCodec:
     context_turns = 0  # a question is read alone
 
     def __init__(
-        self, vocab: list[str], question_width: int, answer_width: int, reverse: bool, number_digits: int | None = None
+        self,
+        vocab: list[str],
+        question_width: int,
+        answer_width: int,
+        reverse: bool,
+        number_digits: int | None = None,
+        question_form: str | None = None,
     ):
         if question_width < 1 or answer_width < 2:
             raise ValueError(f"question_width={question_width} and answer_width={answer_width} are too small")
         self.vocab = Vocab(vocab)
         self.width, self.reverse = question_width, reverse
         self.number_digits = number_digits  # the longest number in the training questions (None: unknown)
+        # "a+b": every training question was a sum (None: not recorded, as in checkpoints of 0.3, where an
+        # addition file's vocabulary says so); "": any text that fits the width and the vocabulary.
+        if question_form is None:
+            question_form = "a+b" if set(vocab) <= ARITHMETIC and "+" in vocab else ""
+        self.question_form = question_form
         self.start_id = self.vocab.stoi[START]
         self.steps = answer_width - 1  # decoder steps: the answer without its start symbol
 
     @classmethod
     def from_state(cls, state: dict) -> "FixedWidthCodec":
         widths = state["question_width"], state["answer_width"]
-        return cls(state["vocab"], *widths, state["reverse"], state.get("number_digits") or None)
+        form = state.get("question_form")
+        return cls(state["vocab"], *widths, state["reverse"], state.get("number_digits") or None, form)
 
     def encode(self, texts: list[str]) -> tuple[torch.Tensor, None]:
         """Pad each question as in training (spaces to the question width), reversed if trained so.
@@ -64,11 +81,16 @@ class FixedWidthCodec:
         check_texts(texts)
         rows = []
         for n, text in enumerate(texts, start=1):
+            text = text.strip()  # questions are left-aligned, padded with spaces
             if len(text) > self.width:
                 raise DataError(f"{where(texts, n)} has {len(text)} characters; this model takes at most {self.width}")
             unknown = sorted(set(text) - set(self.vocab.itos))
             if unknown:
                 raise DataError(f"{where(texts, n)}: characters {unknown} are not in the model's vocabulary")
+            if self.question_form == "a+b" and not SUM.fullmatch(text):
+                digits = f"of at most {self.number_digits} digits " if self.number_digits else ""
+                raise DataError(f"{where(texts, n)}: this model answers a+b, two numbers {digits}joined by +, "
+                                "without spaces (e.g. 16+75)")  # fmt: skip
             wide = [m for m in re.findall(r"\d+", text) if self.number_digits and len(m) > self.number_digits]
             if wide:
                 raise DataError(
@@ -205,13 +227,15 @@ STATE_FIELDS = {
         "answer_width": int,
         "reverse": bool,
         "number_digits": int,
+        "question_form": str,
     },
     "token_pairs": _PAIR_FIELDS,
     "captions": {**_PAIR_FIELDS, "image_size": list[int]},
     "lm": {"kind": str, "vocab": list[str], "eos": str},
 }
 
-OPTIONAL_FIELDS = ("number_digits", "context_turns")  # added in 0.3; context_turns only when above 0
+# Added in 0.3 (number_digits, context_turns: only when above 0) and 0.4 (question_form).
+OPTIONAL_FIELDS = ("number_digits", "context_turns", "question_form")
 
 
 def codec_from_state(state: dict):

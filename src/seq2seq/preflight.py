@@ -1,0 +1,56 @@
+"""Checks of the composed training config that run before Hydra creates the run directory: a Hydra
+callback (configs/hydra/default.yaml), since Hydra writes the directory, its `.hydra/` record and
+train.log before it calls the training function. A refused command leaves nothing behind.
+
+Unknown keys, impossible values, a model of another family than its task, and bf16 where the device
+cannot run it are refused here in one line with exit code 2; `train()` runs the same checks again for
+callers of the Python function (and each job of a sweep, whose values this callback does not see).
+"""
+
+import os
+import sys
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from seq2seq.errors import Seq2seqError
+
+
+def check(cfg: DictConfig) -> None:
+    """Everything about a training config that can be known without data."""
+    from seq2seq.config import validate
+    from seq2seq.device import check_precision, select_device
+    from seq2seq.tasks import check_fits
+
+    validate(cfg)
+    check_fits(cfg.task.get("_target_"), cfg.model.get("_target_"))
+    check_precision(cfg.trainer.precision, select_device(cfg.trainer.device))
+
+
+def without_hydra(config: DictConfig) -> DictConfig:
+    cfg = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
+    with open_dict(cfg):
+        cfg.pop("hydra", None)
+    return cfg
+
+
+class Preflight(Callback):
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        try:
+            check(without_hydra(config))
+        except Seq2seqError as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        """The sweep's base config is checked (each job is checked again by train()), and the machine's
+        load read once for the whole sweep: its jobs do not repeat the warning."""
+        self.on_run_start(config)
+        from seq2seq.device import WARNED_ENV, oversubscription, usable_cores
+
+        env = os.environ.get("OMP_NUM_THREADS", "")
+        threads = config.trainer.threads or (int(env) if env.isdigit() and int(env) > 0 else usable_cores())
+        warning = oversubscription(threads)
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
+        os.environ[WARNED_ENV] = "1"
