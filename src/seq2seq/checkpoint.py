@@ -30,6 +30,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from seq2seq import rundir
+from seq2seq.checks import component_checks
 from seq2seq.errors import CheckpointError
 from seq2seq.models import MODELS, RENAMED
 from seq2seq.progress import top_name
@@ -123,6 +124,60 @@ def training_state(
         "carry": carry,
         "metrics": metrics,
     }
+
+
+def check_tensor(name: str, value, where: str) -> None:
+    """A tensor read from a file holds its own values: dense, on the CPU, contiguous (no expanded or
+    strided view of a smaller storage, which would make a few bytes stand for gigabytes once copied),
+    real-valued and, when floating point, finite."""
+    if not isinstance(value, torch.Tensor):
+        raise CheckpointError(f"{where}: {name} is not a tensor")
+    if value.layout is not torch.strided or value.is_meta or value.device.type != "cpu" or value.is_quantized:
+        raise CheckpointError(f"{where}: {name} is not a dense CPU tensor ({value.layout}, {value.device})")
+    if value.is_complex():
+        raise CheckpointError(f"{where}: {name} is complex-valued")
+    if not value.is_contiguous():
+        raise CheckpointError(
+            f"{where}: {name} is an expanded or strided view (shape {tuple(value.shape)}, stride {value.stride()}), "
+            "not values of its own"
+        )
+    if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+        raise CheckpointError(f"{where}: {name} holds NaN or infinite values")
+
+
+def check_optimizer_state(saved, optimizer: torch.optim.Optimizer, where: str) -> None:
+    """A saved optimizer state must fit the optimizer it is loaded into, before it is: as many groups
+    and parameters, and each parameter's state tensors (Adam's exp_avg, exp_avg_sq, ...) of that
+    parameter's shape and dtype, `step` a single number. A mismatch crashed the fused Adam (a segfault)."""
+    if not isinstance(saved, dict) or not isinstance(saved.get("param_groups"), list):
+        raise CheckpointError(f"{where}: optimizer state has no param_groups")
+    groups, state = saved["param_groups"], saved.get("state", {})
+    now = optimizer.param_groups
+    sizes = [len(g.get("params", ())) if isinstance(g, dict) else -1 for g in groups]
+    if sizes != [len(g["params"]) for g in now]:
+        raise CheckpointError(f"{where}: optimizer state holds groups of {sizes} parameters, this model's optimizer "
+                              f"{[len(g['params']) for g in now]}")  # fmt: skip
+    params = [p for g in now for p in g["params"]]
+    ids = [i for g in groups for i in g["params"]]
+    if not isinstance(state, dict) or not set(state) <= set(ids) or len(set(ids)) != len(params):
+        raise CheckpointError(f"{where}: optimizer state does not index this model's parameters")
+    by_id = dict(zip(ids, params, strict=True))
+    for i, entry in state.items():
+        if not isinstance(entry, dict):
+            raise CheckpointError(f"{where}: optimizer state of parameter {i} is not a mapping")
+        param = by_id[i]
+        for key, value in entry.items():
+            if not isinstance(value, torch.Tensor):
+                continue
+            check_tensor(f"optimizer state {i}.{key}", value, where)
+            if key == "step":
+                if value.numel() != 1:
+                    raise CheckpointError(f"{where}: optimizer state {i}.step is not a single number")
+            elif value.shape != param.shape or value.dtype != param.dtype:
+                raise CheckpointError(
+                    f"{where}: optimizer state {i}.{key} is {tuple(value.shape)} {value.dtype}, its parameter "
+                    f"{tuple(param.shape)} {param.dtype}"
+                )
 
 
 def restore(state: dict, model: nn.Module, optimizer, schedule, device: torch.device) -> tuple[dict, object, dict]:
@@ -240,6 +295,9 @@ def check_model_spec(spec, where: str) -> tuple[type, dict]:
     bad = [k for k, v in args.items() if fields[k] is int and not 1 <= v <= 2**31]
     if bad:
         raise CheckpointError(f"{where} {spec['name']}: {bad[0]}={args[bad[0]]} is not a positive size")
+    for key, (ok, says) in component_checks(cls).items():  # the caps a config has (num_layers <= 64, ...)
+        if args.get(key) is not None and not ok(args[key]):
+            raise CheckpointError(f"{where} {spec['name']}: {key}={str(args[key])[:40]} {says}")
     return cls, args
 
 
@@ -285,6 +343,8 @@ def load(path: str | Path, name: str = "best.pt") -> dict:
     state = checkpoint["model_state"]
     if not (isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values())):
         raise CheckpointError(f"{path}: model_state is not a mapping of tensors")
+    for name, value in state.items():
+        check_tensor(f"model_state {str(name)[:60]}", value, str(path))
     check_task_state(checkpoint["task"], cls, args, path)
     return checkpoint
 

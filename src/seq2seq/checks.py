@@ -22,6 +22,17 @@ DROPOUT = Check(lambda v: _number(v) and 0 <= v < 1, "out of range: must be from
 SEED = Check(lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**32, "must be from 0 to 2**32 - 1")
 
 
+def at_most(limit: int, what: str) -> Check:
+    """A positive integer up to a fixed cap: sizes and counts that a file may declare cost what they say."""
+    return Check(lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= limit,
+                 f"must be from 1 to {limit:,} ({what})")  # fmt: skip
+
+
+SIZE = at_most(2**16, "units of a layer")
+LAYERS = at_most(64, "stacked layers")
+COUNT = at_most(10_000_000, "examples")
+
+
 def one_of(choices: Sequence[str]) -> Check:
     return Check(lambda v: v in choices, f"must be one of {', '.join(choices)}")
 
@@ -44,3 +55,11 @@ def closest(key: str, valid: Sequence[str]) -> list[str]:
 def unknown_key_message(key: str, valid: Sequence[str], listing: str) -> str:
     near = closest(key, valid)
     return f"{key}: unknown key; " + (f"did you mean {' or '.join(near)}?" if near else f"{listing} lists every key")
+
+
+def component_checks(cls: type) -> dict:
+    """A component's CHECKS, its base classes' included (a subclass's own win)."""
+    out = {}
+    for klass in reversed(cls.__mro__):
+        out.update(klass.__dict__.get("CHECKS", {}))
+    return out

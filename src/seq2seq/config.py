@@ -20,7 +20,7 @@ from hydra.utils import get_class, instantiate
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
-from seq2seq.checks import NON_NEGATIVE, POSITIVE, SEED, Check, one_of, unknown_key_message
+from seq2seq.checks import NON_NEGATIVE, POSITIVE, SEED, Check, component_checks, one_of, unknown_key_message
 from seq2seq.decoding import DecodeOptions
 from seq2seq.device import usable_cores
 from seq2seq.errors import ConfigError, Seq2seqError
@@ -118,14 +118,6 @@ TRAINER_CHECKS = {
     "optimizer.lr": POSITIVE,
     "seed": SEED,
 }
-
-
-def component_checks(cls: type) -> dict:
-    """A component's CHECKS, its base classes' included (a subclass's own win)."""
-    out = {}
-    for klass in reversed(cls.__mro__):
-        out.update(klass.__dict__.get("CHECKS", {}))
-    return out
 
 
 def components(cfg: DictConfig):

@@ -13,6 +13,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from seq2seq import distributed, rundir
+from seq2seq.checkpoint import check_optimizer_state
 from seq2seq.errors import CheckpointError, ConfigError
 from seq2seq.models import RENAMED
 from seq2seq.schema import ADDED_KEYS
@@ -101,6 +102,7 @@ def check_resumable(checkpoint: dict, setup, task_state: dict, path) -> None:
     for key in ("optimizer", "progress"):
         if key not in checkpoint:
             raise CheckpointError(f"{path}: has no {key} state to resume from")
+    check_optimizer_state(checkpoint["optimizer"], setup.optimizer, str(path))
     total = setup.schedule.total_steps  # a one-cycle schedule is built for a length
     saved_total = (checkpoint.get("scheduler") or {}).get("total_steps")
     if total is not None and saved_total != total:

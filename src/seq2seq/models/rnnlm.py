@@ -8,7 +8,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from seq2seq.checks import DROPOUT, POSITIVE, one_of
+from seq2seq.checks import DROPOUT, LAYERS, SIZE, one_of
 from seq2seq.models.beam import beam_search
 from seq2seq.models.init import INITS, chapter_init_, check_init
 from seq2seq.models.loss import linear_cross_entropy
@@ -26,9 +26,9 @@ class Rnnlm(nn.Module):
     family = "lm"
     has_attention = False
     CHECKS: ClassVar[dict] = {
-        "wordvec_size": POSITIVE,
-        "hidden_size": POSITIVE,
-        "num_layers": POSITIVE,
+        "wordvec_size": SIZE,
+        "hidden_size": SIZE,
+        "num_layers": LAYERS,
         "dropout": DROPOUT,
         "init": one_of(INITS),
     }

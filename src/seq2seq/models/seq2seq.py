@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from seq2seq.checks import POSITIVE, one_of
+from seq2seq.checks import SIZE, one_of
 from seq2seq.models.beam import beam_search
 from seq2seq.models.init import INITS, chapter_init_, check_init
 from seq2seq.models.sampling import decode_loop
@@ -144,8 +144,8 @@ class Seq2seq(nn.Module):
 
     family = "seq2seq"  # what tasks and generation may expect of it (see seq2seq.tasks.base)
     CHECKS: ClassVar[dict] = {
-        "wordvec_size": POSITIVE,
-        "hidden_size": POSITIVE,
+        "wordvec_size": SIZE,
+        "hidden_size": SIZE,
         "decoder": one_of(tuple(DECODERS)),
         "init": one_of(INITS),
     }

@@ -2,6 +2,7 @@
 is `seq2seq.tasks.base.Task`. A new task is a class in its own file here, listed in TASKS below, and a
 `configs/task/<name>.yaml`; its config schema is derived from its constructor (seq2seq.schema)."""
 
+from seq2seq.checks import component_checks
 from seq2seq.errors import CheckpointError, ConfigError
 from seq2seq.models import MODEL_TARGETS
 from seq2seq.schema import ADDED_KEYS, options
@@ -52,6 +53,9 @@ def task_from_saved_config(node, where: str):
             values[name] = legacy
     required = [name for name, o in declared.items() if o.required]
     check_fields(values, {name: o.annotation for name, o in declared.items()}, where, required)
+    for key, (ok, says) in component_checks(cls).items():  # the caps a config has (num_examples, ...)
+        if values.get(key) is not None and not ok(values[key]):
+            raise CheckpointError(f"{where}: {key}={str(values[key])[:40]} {says}")
     return cls(**values)
 
 

@@ -7,7 +7,7 @@ import numpy
 import torch
 from torch.nn import functional as F
 
-from seq2seq.checks import FRACTION, NON_NEGATIVE, POSITIVE, SEED
+from seq2seq.checks import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, SEED
 from seq2seq.data.addition import START, generate_addition, load_pairs
 from seq2seq.data.split import epoch_generator
 from seq2seq.data.vocab import Vocab
@@ -28,7 +28,7 @@ class AdditionTask:
     final_splits: tuple[str, ...] = ()
 
     CHECKS: ClassVar[dict] = {
-        "num_examples": POSITIVE,
+        "num_examples": COUNT,
         "max_digits": POSITIVE,
         "val_fraction": FRACTION,
         "batch_size": POSITIVE,

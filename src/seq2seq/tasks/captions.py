@@ -9,7 +9,7 @@ from typing import ClassVar
 
 import torch
 
-from seq2seq.checks import POSITIVE
+from seq2seq.checks import COUNT, POSITIVE
 from seq2seq.data import digit_images
 from seq2seq.data.split import seeded_split
 from seq2seq.tasks.pairs import PairsTask
@@ -18,7 +18,7 @@ from seq2seq.tasks.pairs import PairsTask
 class CaptionsTask(PairsTask):
     family = "captioner"
     FIXED_OPTIONS = ("tokenize",)  # captions are words
-    CHECKS: ClassVar[dict] = {"num_train": POSITIVE, "num_val": POSITIVE, "max_digits": POSITIVE}
+    CHECKS: ClassVar[dict] = {"num_train": COUNT, "num_val": COUNT, "max_digits": POSITIVE}
 
     def __init__(
         self,

@@ -16,6 +16,7 @@ from seq2seq.data.addition import START
 from seq2seq.data.digit_images import load_png
 from seq2seq.data.text import BOS, EOS, PAD, TOKENIZERS, UNK, detokenize, tokenize, tokenize_turns
 from seq2seq.data.vocab import Vocab
+from seq2seq.decoding import MAX_NEW_TOKENS
 from seq2seq.errors import DataError
 
 
@@ -38,6 +39,8 @@ def where(texts: list[str], n: int) -> str:
     return f"input {n} ({text!r})" if len(texts) > 1 else f"input {text!r}"
 
 
+MAX_WIDTH = 1000  # the widest fixed-width line seq2seq.data.addition reads
+
 SUM = re.compile(r"(\d+)\+(\d+)")  # the addition task's question: a+b
 ARITHMETIC = set("0123456789+ ") | {START}  # an addition file's characters
 
@@ -56,8 +59,9 @@ class FixedWidthCodec:
         number_digits: int | None = None,
         question_form: str | None = None,
     ):
-        if question_width < 1 or answer_width < 2:
-            raise ValueError(f"question_width={question_width} and answer_width={answer_width} are too small")
+        if not (1 <= question_width <= MAX_WIDTH and 2 <= answer_width <= MAX_NEW_TOKENS + 1):
+            raise ValueError(f"question_width={question_width} and answer_width={answer_width}: must be from 1 and 2 "
+                             f"to {MAX_WIDTH} and {MAX_NEW_TOKENS + 1:,}")  # fmt: skip
         self.vocab = Vocab(vocab)
         self.width, self.reverse = question_width, reverse
         self.number_digits = number_digits  # the longest number in the training questions (None: unknown)
@@ -112,7 +116,7 @@ class PairCodec:
     def __init__(
         self, vocab: list[str], tokenize: str, lowercase: bool, reverse: bool, max_length: int, context_turns: int = 0
     ):
-        if tokenize not in TOKENIZERS or max_length < 1 or context_turns < 0:
+        if tokenize not in TOKENIZERS or not 1 <= max_length <= MAX_NEW_TOKENS or not 0 <= context_turns <= 1000:
             raise ValueError(f"tokenize={tokenize!r}, max_length={max_length} are not a pair codec's")
         self.vocab = Vocab(vocab)
         self.context_turns = context_turns  # earlier turns a source holds (0: the message alone)

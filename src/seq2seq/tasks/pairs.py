@@ -16,7 +16,7 @@ from typing import ClassVar
 import torch
 from torch.nn import functional as F
 
-from seq2seq.checks import FRACTION, NON_NEGATIVE, POSITIVE, SEED, one_of
+from seq2seq.checks import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, SEED, one_of
 from seq2seq.data import chitchat, programs, text
 from seq2seq.data.split import epoch_generator, seeded_split
 from seq2seq.data.text import TOKENIZERS
@@ -292,7 +292,7 @@ class ProgramsTask(PairsTask):
     """Short programs (source) and what they print (target), generated and evaluated by
     seq2seq.data.programs; character-level by default."""
 
-    CHECKS: ClassVar[dict] = {"num_examples": POSITIVE, "length": POSITIVE, "nesting": POSITIVE, "statements": POSITIVE}
+    CHECKS: ClassVar[dict] = {"num_examples": COUNT, "length": POSITIVE, "nesting": POSITIVE, "statements": POSITIVE}
 
     def __init__(
         self,
