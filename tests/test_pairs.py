@@ -237,4 +237,4 @@ def test_attention_heatmap_png_of_chosen_validation_examples(reverse_run, tmp_pa
     assert result.returncode == 0, result.stderr
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     bad = subprocess.run([*cmd[:3], "--val-index", "100000"], capture_output=True, text=True)
-    assert bad.returncode == 2 and "validation set has examples 0.." in bad.stderr
+    assert bad.returncode == 1 and "validation set has examples 0.." in bad.stderr

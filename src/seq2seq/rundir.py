@@ -11,6 +11,7 @@ import fcntl
 import logging
 import os
 import shutil
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -26,26 +27,26 @@ STEP_TAGS = ("train/loss", "val_step/")  # TensorBoard tags (or prefixes) indexe
 
 
 class RunLock:
-    """An exclusive lock on a run directory for the life of a run (or until release)."""
+    """An exclusive lock on a run directory for the life of a run (or until release). The lock is taken
+    on the directory itself, so deleting or replacing the `.lock` file (which only tells the holder's
+    pid, for the message) cannot let a second run in."""
 
-    def __init__(self, run_dir: Path):
-        self.path = run_dir / LOCK
+    def __init__(self, run_dir: Path, note: bool = True):
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
-            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+            self.fd = os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY)
         except OSError as e:
             raise ConfigError(f"cannot write to the run directory {run_dir}: {e.strerror}") from None
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(self.fd, 32, 0).decode(errors="replace").strip() or "unknown"
             os.close(self.fd)
             raise ConfigError(
-                f"{run_dir} is in use by another run (pid {holder}): each run needs its own directory "
+                f"{run_dir} is in use by another run (pid {holder(run_dir)}): each run needs its own directory "
                 "(leave hydra.run.dir out, or give another one)"
             ) from None
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
+        if note:
+            note_holder(run_dir)
 
     def release(self) -> None:
         if self.fd is not None:
@@ -53,10 +54,32 @@ class RunLock:
             self.fd = None
 
 
+def holder(run_dir: Path) -> str:
+    """The pid the `.lock` file names (a regular file only: never a FIFO or a link)."""
+    try:
+        fd = os.open(run_dir / LOCK, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return "unknown"
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return "unknown"
+        return os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+    finally:
+        os.close(fd)
+
+
+def note_holder(run_dir: Path) -> None:
+    """Write this process's pid into `.lock`, replacing whatever is there (a planted link or FIFO too)."""
+    with contextlib.suppress(OSError):
+        tmp = run_dir / f".lock.{os.getpid()}.tmp"
+        tmp.write_text(f"{os.getpid()}\n")
+        os.replace(tmp, run_dir / LOCK)
+
+
 def check_free(run_dir: Path) -> None:
     """Refuse a run directory that another run holds, before anything (Hydra's own files) is written there."""
-    if (run_dir / LOCK).is_file():
-        RunLock(run_dir).release()
+    if run_dir.is_dir():
+        RunLock(run_dir, note=False).release()
 
 
 def remove_leftovers(run_dir: Path) -> None:
