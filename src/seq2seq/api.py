@@ -30,7 +30,12 @@ def pick_device(device: str | torch.device | None) -> torch.device:
     """None: CUDA when available, else the CPU."""
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ConfigError(
+            f"device={str(device)[:40]!r}: not a device ({str(e)[:80]}); use 'cpu', 'cuda' or None"
+        ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device=cuda, but no CUDA device is available (use device='cpu' or None)")
     return device
@@ -87,8 +92,11 @@ class TrainedModel:
     def skip_ids(self, opts: dict) -> list[int]:
         unknown = [w for w in opts["skip"] if w not in self.vocab]
         if unknown and opts["skip_given"]:
-            raise DataError(f"skip: {unknown} are not in the model's {len(self.vocab)}-token vocabulary")
-        return [self.vocab.stoi[w] for w in opts["skip"] if w in self.vocab]
+            raise DataError(f"skip: {unknown[:5]} are not in the model's {len(self.vocab)}-token vocabulary")
+        ids = [self.vocab.stoi[w] for w in opts["skip"] if w in self.vocab]
+        if len(set(ids)) >= len(self.vocab):
+            raise DataError(f"skip leaves none of the model's {len(self.vocab)} tokens to generate")
+        return ids
 
     def common(self, opts: dict) -> dict:
         """What every strategy takes: tokens never emitted and the repetition penalty."""

@@ -101,6 +101,8 @@ def run_command(cfg: DictConfig) -> None:
         print(f"chatting with {chat.model.path} ({how}); /help lists the commands")
     try:
         converse(chat, sys.stdin, interactive)
+    except UnicodeDecodeError as e:  # messages are read as UTF-8 text
+        cli.fail(f"standard input is not UTF-8 text ({e.reason} at byte {e.start} of a read)")
     except KeyboardInterrupt:  # Ctrl-C: leave quietly, not with a traceback
         print()
         sys.exit(130)

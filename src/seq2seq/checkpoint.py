@@ -96,13 +96,15 @@ def commit(state: dict, run_dir: Path, best: bool, top: str | None = None, drop:
     out are deleted. A crash between the writes leaves best.pt behind last.pt's record of the best
     step, which `repair_best` mends, or top files that last.pt does not list, which `prune_top` deletes."""
     if top:
+        rundir.record_top(run_dir, rundir.written_top(run_dir) | {top})  # recorded before it exists
         save(state, run_dir / top)
     save(state, run_dir / "last.pt")
     if best:
         crash_point("between-last-and-best")
         save(state, run_dir / "best.pt")
-    for name in drop:
-        (run_dir / name).unlink(missing_ok=True)
+    if drop:
+        rundir.delete_top(run_dir, drop)
+        rundir.record_top(run_dir, rundir.written_top(run_dir) - set(drop))
 
 
 def training_state(
@@ -197,15 +199,14 @@ def restore(state: dict, model: nn.Module, optimizer, schedule, device: torch.de
     return progress, carry, state["metrics"]
 
 
-TOP_PATTERN = "epoch-*.pt"  # the save_top_k checkpoints: epoch-<N>.pt
-
-
 def prune_top(run_dir: Path, progress: dict) -> None:
-    """Delete the epoch-<N>.pt files that progress["top"] does not list (left by a crash)."""
+    """Delete the epoch-<N>.pt files this run wrote (rundir.TOP_RECORD) that progress["top"] does not
+    list (left by a crash between writes); a file of that name the run did not write is never touched."""
     kept = {top_name(epoch) for _, epoch in progress.get("top", [])}
-    for path in run_dir.glob(TOP_PATTERN):
-        if path.name not in kept and path.name[6:-3].isdigit():
-            path.unlink(missing_ok=True)
+    written = rundir.written_top(run_dir)
+    if written - kept:
+        rundir.delete_top(run_dir, written - kept)
+        rundir.record_top(run_dir, written & kept)
 
 
 def repair_best(run_dir: Path, progress: dict) -> None:
@@ -315,6 +316,23 @@ def upgrade(checkpoint: dict, path: Path) -> dict:
     return {**checkpoint, "model": {"name": name, "args": args}, "version": VERSION}
 
 
+MAX_NESTING = 32  # a saved config is a few levels deep; hundreds would exhaust recursion where it is read
+
+
+def nesting_beyond(obj, limit: int) -> str | None:
+    """The first key path nested deeper than `limit` (dicts and lists), found without recursion."""
+    stack = [(obj, "checkpoint", 0)]
+    while stack:
+        node, where, depth = stack.pop()
+        if depth > limit:
+            return where[:80]
+        if isinstance(node, dict):
+            stack += [(v, f"{where}.{str(k)[:20]}", depth + 1) for k, v in node.items()]
+        elif isinstance(node, list | tuple):
+            stack += [(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(node)]
+    return None
+
+
 def load(path: str | Path, name: str = "best.pt") -> dict:
     """Read and check a checkpoint (a run directory means its `name`). Every field that generation or
     resuming reads is checked here; anything else is refused with a CheckpointError naming the file."""
@@ -332,6 +350,9 @@ def load(path: str | Path, name: str = "best.pt") -> dict:
         checkpoint = upgrade(checkpoint, path)
     if checkpoint.get("version") != VERSION:
         raise CheckpointError(f"{path}: checkpoint version {checkpoint.get('version')!r}, expected {VERSION}")
+    too_deep = nesting_beyond(checkpoint, MAX_NESTING)
+    if too_deep:
+        raise CheckpointError(f"{path}: {too_deep} is nested more than {MAX_NESTING} levels deep")
     missing = [k for k in ("model", "model_state", "task") if k not in checkpoint]
     if missing:
         raise CheckpointError(f"{path}: checkpoint lacks {', '.join(missing)}")
@@ -359,6 +380,8 @@ def check_task_state(task, cls: type, args: dict, path: Path) -> None:
     check_fields(task, STATE_FIELDS[kind], f"{path}: task", required=required)
     if kind not in FAMILY_KINDS[cls.family]:
         raise CheckpointError(f"{path}: a {cls.__name__} model cannot serve a {kind!r} task")
+    if len(set(task["vocab"])) != len(task["vocab"]):
+        raise CheckpointError(f"{path}: the vocabulary lists a token twice")
     tokens, size = len(task["vocab"]), args.get("vocab_size")
     if tokens != size:
         raise CheckpointError(f"{path}: the vocabulary has {tokens} tokens but the model's vocab_size is {size}")

@@ -28,6 +28,7 @@ class Progress:
     stop_best: float | None = None  # early stopping: the best value of its monitor, and full epochs since
     stale_epochs: int = 0
     top: list[list[float]] = field(default_factory=list)  # save_top_k: [value, epoch] of the kept epochs, best first
+    data: str | None = None  # the training data's fingerprint (seq2seq.tasks.base.data_fingerprint)
 
     @classmethod
     def from_saved(cls, saved, where: str) -> "Progress":

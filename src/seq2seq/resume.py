@@ -7,10 +7,12 @@ never writes over another run's checkpoints.
 """
 
 import logging
+import re
+import sys
 import time
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from seq2seq import distributed, rundir
 from seq2seq.checkpoint import check_optimizer_state
@@ -39,7 +41,11 @@ RESUMABLE = (
     "trainer.save_top_k",
     "trainer.early_stopping.patience",
     "trainer.early_stopping.min_delta",
+    "task.num_samples",  # validation questions printed: a report, not the data
+    "task.num_heatmaps",
+    "optimizer.fused",  # the same update in one kernel (Adam, SGD)
 )
+RESUMABLE_GROUPS = ("logger",)  # where the curves go: any logger may be added or removed on resume
 
 
 def flatten(node, prefix: str = "") -> dict:
@@ -86,7 +92,8 @@ def config_changes(saved, now: DictConfig) -> list[str]:
         return ["the checkpoint holds no config to compare with"]
     old, new = flatten(saved), flatten(OmegaConf.to_container(now, resolve=True))
     keys = sorted(k for k in set(old) | set(new) if old.get(k, "<unset>") != new.get(k, "<unset>"))
-    return [f"{k}: {old.get(k, '<unset>')} -> {new.get(k, '<unset>')}" for k in keys if k not in RESUMABLE]
+    keys = [k for k in keys if k not in RESUMABLE and k.split(".")[0] not in RESUMABLE_GROUPS]
+    return [f"{k}: {old.get(k, '<unset>')} -> {new.get(k, '<unset>')}" for k in keys]
 
 
 def check_resumable(checkpoint: dict, setup, task_state: dict, path) -> None:
@@ -114,12 +121,21 @@ def check_resumable(checkpoint: dict, setup, task_state: dict, path) -> None:
 
 def resume_target(resume_path: Path | None, run_dir: Path) -> None:
     """A run resumes in its own directory from its last.pt, or forks into a new, empty directory; a new
-    run never writes over another run's checkpoints."""
+    run never writes over another run's checkpoints, nor into a directory holding anything else; nothing
+    the project writes is reached through a symbolic link."""
+    rundir.check_no_links(run_dir)
     if resume_path is None:
         if (run_dir / "last.pt").exists():
             raise CheckpointError(
                 f"{run_dir} already holds a run (last.pt): continue it with trainer.resume={run_dir}, "
                 "or leave hydra.run.dir out to start a new run in a new directory"
+            )
+        others = rundir.foreign_files(run_dir)
+        if others:
+            shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+            raise CheckpointError(
+                f"{run_dir} already holds {shown}: a new run needs a directory of its own (leave hydra.run.dir "
+                "out, or give an empty or new one)"
             )
         return
     if resume_path.parent.resolve() == run_dir.resolve():
@@ -134,7 +150,9 @@ def resume_target(resume_path: Path | None, run_dir: Path) -> None:
 
 def latest_run(args: list[str], outputs: Path = Path("outputs")) -> Path:
     """The newest run directory (by its last.pt) of the experiment these overrides name, under
-    outputs/<name>/ or a sweep's outputs/multirun/<time>/<job>_<name>*/."""
+    outputs/<name>/ or a sweep's outputs/multirun/<time>/<job>_<name>[_<overrides>]/ (the name exactly:
+    `rnnlm_ptb` is not `better_rnnlm_ptb`); among them, the newest whose saved config this command
+    would resume (no change it cannot honour), else the newest. Says which it took."""
     from hydra import compose, initialize_config_dir
 
     from seq2seq.config import CONFIG_DIR
@@ -142,13 +160,33 @@ def latest_run(args: list[str], outputs: Path = Path("outputs")) -> Path:
     overrides = [a for a in args if not a.startswith(("hydra.", "trainer.resume=", "-"))]
     try:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            name = compose("train", overrides=overrides).name
+            cfg = compose("train", overrides=overrides)
     except Exception as e:  # Hydra's own errors for a bad override: shown in one line
         raise ConfigError(f"trainer.resume=latest: {str(e).strip().splitlines()[0]}") from None
-    found = [*(outputs / name).glob("*/last.pt"), *(outputs / "multirun").glob(f"*/*_{name}*/last.pt")]
+    name = cfg.name
+    job = re.compile(rf"\d+_{re.escape(name)}(_.*)?")
+    found = [*(outputs / name).glob("*/last.pt")]
+    found += [p for p in (outputs / "multirun").glob("*/*/last.pt") if job.fullmatch(p.parent.name)]
     if not found:
         raise CheckpointError(f"trainer.resume=latest: no run of {name} with a checkpoint under {outputs}/")
-    return max(found, key=lambda p: p.stat().st_mtime).parent
+    found.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+    fitting = [p for p in found if not saved_config_changes(p.parent / "config.yaml", cfg)]
+    chosen = (fitting or found)[0].parent
+    log.info("trainer.resume=latest: %s (the newest of %d runs of %s%s)", chosen, len(found), name,
+             "" if fitting else "; none has this command's config")  # fmt: skip
+    print(f"note: trainer.resume=latest is {chosen}", file=sys.stderr)
+    return chosen
+
+
+def saved_config_changes(path: Path, cfg: DictConfig) -> list[str]:
+    """The changes resuming a run with this config.yaml could not honour (any, when it cannot be read)."""
+    try:
+        saved = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    except Exception:
+        return ["unreadable"]
+    with open_dict(cfg):
+        now = OmegaConf.merge(cfg, {"paths": {"output_dir": saved.get("paths", {}).get("output_dir")}})
+    return config_changes(saved, now)
 
 
 def resume_in_place(args: list[str]) -> list[str]:
@@ -179,6 +217,7 @@ def early_checks(args: list[str]) -> None:
     if value is None or {"-m", "--multirun"} & set(args) or not distributed.is_main_process():
         return
     run_dir = Path(value.strip("\"'"))
+    rundir.check_writable(run_dir)
     rundir.check_free(run_dir)
     if not any(a.startswith("trainer.resume=") and a.split("=", 1)[1] not in ("", "null") for a in args):
         resume_target(None, run_dir)

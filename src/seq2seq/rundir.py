@@ -8,8 +8,10 @@ crashed run's lock never blocks the next one).
 
 import contextlib
 import fcntl
+import json
 import logging
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -76,10 +78,23 @@ def note_holder(run_dir: Path) -> None:
         os.replace(tmp, run_dir / LOCK)
 
 
+_held: dict[str, RunLock] = {}  # locks this process took before Hydra started, by directory
+
+
+def hold(run_dir: Path) -> RunLock:
+    """The lock of a run directory for this process: taken once and kept, so that the command line can
+    take it before Hydra writes its record there (a refused second run writes nothing) and the run keeps it."""
+    key = str(run_dir.resolve())
+    if key not in _held or _held[key].fd is None:
+        _held[key] = RunLock(run_dir)
+    return _held[key]
+
+
 def check_free(run_dir: Path) -> None:
-    """Refuse a run directory that another run holds, before anything (Hydra's own files) is written there."""
+    """Refuse a run directory that another run holds, before anything (Hydra's own files) is written
+    there; an existing directory stays locked for this command from here on."""
     if run_dir.is_dir():
-        RunLock(run_dir, note=False).release()
+        hold(run_dir)
 
 
 def remove_leftovers(run_dir: Path) -> None:
@@ -191,3 +206,64 @@ def remove_unstarted(run_dir: Path) -> bool:
         shutil.rmtree(path) if path.is_dir() else path.unlink()
     run_dir.rmdir()
     return True
+
+
+# The epoch-<N>.pt files (trainer.save_top_k) this run wrote, recorded before each is written: cleaning
+# deletes only these, never a user's copy or link of the same name.
+TOP_RECORD = ".topk.json"
+
+
+def written_top(run_dir: Path) -> set[str]:
+    path = run_dir / TOP_RECORD
+    try:
+        if path.is_symlink():
+            return set()
+        names = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return set()
+    return (
+        {n for n in names if isinstance(n, str) and re.fullmatch(r"epoch-\d+\.pt", n)}
+        if isinstance(names, list)
+        else set()
+    )
+
+
+def record_top(run_dir: Path, names: set[str]) -> None:
+    tmp = run_dir / f".topk.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(sorted(names)))
+    os.replace(tmp, run_dir / TOP_RECORD)
+
+
+def delete_top(run_dir: Path, names) -> None:
+    """Delete top-k files this run wrote (links are never followed nor removed)."""
+    for name in names:
+        path = run_dir / name
+        if not path.is_symlink():
+            path.unlink(missing_ok=True)
+
+
+# The names the project (and Hydra, for it) writes in a run directory: none may be a symbolic link.
+WRITTEN = ("config.yaml", "train.log", "metrics.csv", ".hydra", "last.pt", "best.pt", TOP_RECORD, LOCK)
+
+
+def check_no_links(run_dir: Path) -> None:
+    links = [name for name in WRITTEN if (run_dir / name).is_symlink()]
+    if links:
+        raise ConfigError(f"{run_dir / links[0]} is a symbolic link: a run writes its own files, never through a link")
+
+
+def foreign_files(run_dir: Path) -> list[str]:
+    """What a directory holds besides what is written there before training starts (a new run's)."""
+    try:
+        return sorted(p.name for p in run_dir.iterdir() if p.name not in BEFORE_TRAINING)
+    except OSError:
+        return []
+
+
+def check_writable(run_dir: Path) -> None:
+    """A run directory given on the command line must be one this process can make and write to."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"hydra.run.dir={run_dir}: not a directory")
+    existing = next((p for p in (run_dir, *run_dir.absolute().parents) if p.exists()), None)
+    if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"hydra.run.dir={run_dir}: cannot write there ({existing} is not a writable directory)")

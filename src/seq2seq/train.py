@@ -38,6 +38,7 @@ from seq2seq.resume import (
     resume_in_place,
     resume_target,
 )
+from seq2seq.tasks.base import data_fingerprint
 
 __all__ = ["build", "train", "train_step"]
 
@@ -121,7 +122,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     precision = resolve_precision(cfg.trainer.precision, select_device(cfg.trainer.device))
     run_dir = Path(cfg.paths.output_dir)
     resume_path = ckpt.resolve(cfg.trainer.resume, "last.pt") if cfg.trainer.resume else None
-    lock = rundir.RunLock(run_dir) if distributed.is_main_process() else None
+    lock = rundir.hold(run_dir) if distributed.is_main_process() else None
     try:
         return fit(cfg, run_dir, resume_path, precision)
     finally:
@@ -142,9 +143,15 @@ def fit(cfg: DictConfig, run_dir: Path, resume_path: Path | None, precision: str
     log.info(
         "model %s: %d parameters, on %s, %d CPU threads", type(setup.model).__name__, n_params, setup.device, threads
     )
-    progress, carry, metrics = Progress(), None, {}
+    fingerprint = data_fingerprint(task)
+    progress, carry, metrics = Progress(data=fingerprint), None, {}
     if resumed is not None:
         progress, carry, metrics = restore(resumed, setup, resume_path, run_dir)
+        check_same_data(cfg, progress, fingerprint, resume_path, run_dir)
+        if done(cfg, progress):  # a finished run: nothing to train, nothing written
+            log.info("%s: the run has finished (epoch %d, step %d); raise trainer.max_epochs or trainer.max_steps "
+                     "to train on", resume_path, progress.epoch, progress.step)  # fmt: skip
+            return {**metrics, f"best/{task.monitor}": progress.best, "epoch": progress.epoch, "step": progress.step}
     in_place = resumed is not None and resume_path.parent.resolve() == run_dir.resolve()  # not a fork
     if ctx.is_main:
         prepare_run_dir(cfg, run_dir, progress, in_place)
@@ -195,6 +202,26 @@ def restore(resumed: dict, setup: Setup, resume_path: Path, run_dir: Path) -> tu
         progress.top = []  # a fork keeps its own top-k files; the source run's stay where they are
     log.info("resuming %s at epoch %d, step %d", resume_path, progress.epoch + 1, progress.step)
     return progress, carry, metrics
+
+
+DATA_KEYS = ("task.path", "task.train", "task.val", "task.data_dir", "task.num_examples", "seed")
+
+
+def check_same_data(cfg: DictConfig, progress: Progress, fingerprint: str, resume_path: Path, run_dir: Path) -> None:
+    """A run resumes on the data it trained on: other data (a file changed or cut) is refused in place,
+    and allowed, with a warning, when forking into a new directory. Checkpoints of earlier versions
+    hold no fingerprint."""
+    if progress.data is None or progress.data == fingerprint:
+        progress.data = fingerprint
+        return
+    where = ", ".join(f"{k}={OmegaConf.select(cfg, k)}" for k in DATA_KEYS if OmegaConf.select(cfg, k) is not None)
+    if resume_path.parent.resolve() == run_dir.resolve():
+        raise CheckpointError(
+            f"{resume_path}: the training data is not what this run trained on ({where}): resuming would change "
+            f"the experiment; fork it into a new run instead: add hydra.run.dir=<a new directory>"
+        )
+    log.warning("forking %s onto other training data (%s)", resume_path, where)
+    progress.data = fingerprint
 
 
 def prepare_run_dir(cfg: DictConfig, run_dir: Path, progress: Progress, in_place: bool) -> None:
@@ -281,6 +308,11 @@ def run_epoch(cfg, setup: Setup, writer, progress: Progress, stop, carry, amp, c
     task, ctx = setup.task, setup.ctx
     setup.model.train()
     batches = [b for b in task.train_batches(progress.epoch) if distributed.usable(b, ctx)]
+    if progress.batch > len(batches):
+        raise CheckpointError(
+            f"the checkpoint stands at batch {progress.batch} of epoch {progress.epoch + 1}, which has only "
+            f"{len(batches)} batches: it was made on other data"
+        )
     log_curve = TrainCurve(len(batches), setup.device, progress, writer, ctx, checkpoints)
     max_steps, val_every = cfg.trainer.max_steps, cfg.trainer.val_every_n_steps
     bar = tqdm(

@@ -62,6 +62,9 @@ def save_png(canvas: torch.Tensor, path: str | Path, scale: int = 4) -> None:
     image.resize((image.width * scale, image.height * scale), Image.NEAREST).save(path)
 
 
+MAX_PIXELS = 4096 * 4096  # a crafted PNG of a few KB can declare gigapixels
+
+
 def load_png(path: str | Path, height: int, width: int) -> torch.Tensor:
     """A PNG (any size, white ink on black) as a (1, height, width) canvas like the training images."""
     Image = require("PIL.Image", "reading PNG images")
@@ -70,10 +73,13 @@ def load_png(path: str | Path, height: int, width: int) -> torch.Tensor:
     if not path.is_file():
         raise DataError(f"{path}: no such image file")
     try:
-        with Image.open(path) as image:
+        with Image.open(path) as image:  # reads the header only: the size is known before any pixel
+            if image.width * image.height > MAX_PIXELS:
+                raise DataError(f"{path}: {image.width} x {image.height} pixels; this reads images of at most "
+                                f"{MAX_PIXELS:,} pixels")  # fmt: skip
             gray = image.convert("L").resize((width, height), Image.BOX)  # box: averages, so 4x -> 1x is exact
-    except (Image.UnidentifiedImageError, OSError) as e:
-        raise DataError(f"{path}: not a readable image ({e})") from None
+    except (Image.UnidentifiedImageError, Image.DecompressionBombError, OSError) as e:
+        raise DataError(f"{path}: not a readable image ({str(e)[:200]})") from None
     return torch.from_numpy(np.asarray(gray, dtype=np.float32)).view(1, height, width) / 255.0
 
 

@@ -8,6 +8,7 @@ Families: "seq2seq" (token sources in, tokens out: `EncoderDecoder` below), "cap
 tokens out: the same interface), "lm" (language models: `forward(x, state, targets) -> loss, state`).
 """
 
+import hashlib
 from typing import Protocol, runtime_checkable
 
 import torch
@@ -63,3 +64,15 @@ class EncoderDecoder(Protocol):
     def greedy_from_teacher_forcing(self, src, start_id: int, enc, tgt_in, logits) -> torch.Tensor: ...
 
     def attention(self, src: torch.Tensor, tgt_in: torch.Tensor, lengths=None) -> torch.Tensor: ...
+
+
+def data_fingerprint(task) -> str:
+    """A digest of the first epoch's training batches (their order is seeded, never the global random
+    state's): a resumed run checks that it trains on the data its checkpoint was trained on."""
+    digest = hashlib.sha256()
+    for batch in task.train_batches(0):
+        for part in batch if isinstance(batch, tuple | list) else (batch,):
+            if isinstance(part, torch.Tensor):
+                digest.update(str(tuple(part.shape)).encode())
+                digest.update(part.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:32]

@@ -1,0 +1,177 @@
+"""A run directory loses nothing the project did not write, and a resume knows its data: top-k cleaning
+spares a user's files, a fresh run refuses a directory holding other things, nothing is written
+through a planted link, the lock survives its file being deleted, a finished run resumed writes
+nothing, other data is refused in place, `latest` means the experiment's exact name."""
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+import seq2seq
+from seq2seq import rundir
+from seq2seq.errors import CheckpointError, ConfigError, DataError
+from seq2seq.train import train
+
+from .helpers import TINY_ADDITION, compose_train, run_module
+
+
+def tiny(run: Path, *overrides: str):
+    return compose_train(run, *TINY_ADDITION, *overrides)
+
+
+def test_top_k_cleaning_spares_files_the_run_did_not_write(tmp_path):
+    run = tmp_path / "run"
+    train(tiny(run, "trainer.max_epochs=2", "trainer.save_top_k=2"))
+    own = sorted(p.name for p in run.glob("epoch-*.pt"))
+    assert own and rundir.written_top(run) == set(own)
+    (run / "epoch-9.pt").write_text("a user's copy")
+    (tmp_path / "elsewhere.pt").write_text("linked")
+    (run / "epoch-8.pt").symlink_to(tmp_path / "elsewhere.pt")
+    train(tiny(run, "trainer.max_epochs=4", "trainer.save_top_k=2", f"trainer.resume={run}"))
+    assert (run / "epoch-9.pt").read_text() == "a user's copy"
+    assert (run / "epoch-8.pt").is_symlink() and (tmp_path / "elsewhere.pt").read_text() == "linked"
+    assert len(rundir.written_top(run)) == 2 and all((run / n).is_file() for n in rundir.written_top(run))
+
+
+def test_a_new_run_refuses_a_directory_holding_other_files(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("best.pt", "epoch-1.pt", "config.yaml"):
+        (run / name).write_text(name)
+    with pytest.raises(CheckpointError, match=r"already holds best\.pt, config\.yaml, epoch-1\.pt: a new run"):
+        train(tiny(run, "trainer.max_steps=2"))
+    assert all((run / n).read_text() == n for n in ("best.pt", "epoch-1.pt", "config.yaml"))
+    result = run_module("seq2seq.train", *TINY_ADDITION, f"hydra.run.dir={run}", cwd=tmp_path)
+    assert result.returncode == 2 and "already holds best.pt" in result.stderr and "Traceback" not in result.stderr
+    assert not (run / ".hydra").exists()  # refused before Hydra wrote its record
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "train.log", "metrics.csv"])
+def test_nothing_is_written_through_a_planted_link(tmp_path, name):
+    run = tmp_path / "run"
+    run.mkdir()
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me")
+    (run / name).symlink_to(target)
+    with pytest.raises(ConfigError, match=f"{name} is a symbolic link"):
+        train(tiny(run, "trainer.max_steps=2"))
+    assert target.read_text() == "keep me"
+
+
+def test_the_lock_holds_when_its_file_is_deleted_or_replaced(tmp_path):
+    run = tmp_path / "run"
+    lock = rundir.RunLock(run)
+    try:
+        assert (run / ".lock").read_text().strip() == str(os.getpid())
+        (run / ".lock").unlink()  # deleting the file does not free the directory
+        with pytest.raises(ConfigError, match="is in use by another run"):
+            rundir.RunLock(run)
+        os.mkfifo(run / ".lock")  # nor does a FIFO in its place hang or break the message
+        with pytest.raises(ConfigError, match=r"in use by another run \(pid unknown\)"):
+            rundir.RunLock(run)
+    finally:
+        lock.release()
+    rundir.RunLock(run).release()  # free again; the FIFO was replaced by a plain file
+    assert (run / ".lock").is_file()
+
+
+def test_resuming_a_finished_run_writes_nothing(tmp_path):
+    run = tmp_path / "run"
+    first = train(tiny(run, "trainer.max_epochs=1", "logger=[tensorboard,csv]"))
+
+    def files():  # the lock's pid file aside: every command that takes the lock rewrites it
+        return {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in run.iterdir() if p.name != ".lock"}
+
+    before = files()
+    again = train(tiny(run, "trainer.max_epochs=1", "logger=[tensorboard,csv]", f"trainer.resume={run}"))
+    after = files()
+    assert after == before and again["best/val/acc"] == first["best/val/acc"]
+
+
+def test_a_resume_on_other_data_is_refused_and_a_fork_is_warned(tmp_path, caplog):
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("".join(f"{a} {b}\t{b} {a}\n" for a in "abcd" for b in "abcd" for _ in range(5)))
+    base = ["task=pairs", f"task.train={pairs}", "task.batch_size=8", "model.decoder=attention",
+            "model.hidden_size=8", "model.wordvec_size=8", "trainer.device=cpu", "trainer.progress=false"]  # fmt: skip
+    run = tmp_path / "run"
+    train(compose_train(run, *base, "trainer.max_steps=3"))
+    swapped = ["\t".join(line.split("\t")[::-1]) for line in pairs.read_text().splitlines()]
+    pairs.write_text("\n".join(swapped) + "\n")  # other pairs of the same vocabulary
+    with pytest.raises(CheckpointError, match="the training data is not what this run trained on"):
+        train(compose_train(run, *base, "trainer.max_steps=6", f"trainer.resume={run}"))
+    fork = train(compose_train(tmp_path / "fork", *base, "trainer.max_steps=6", f"trainer.resume={run / 'last.pt'}"))
+    assert fork["step"] == 6.0 and "forking" in caplog.text
+
+
+def test_resume_latest_means_the_experiment_exactly(tmp_path):
+    from seq2seq.resume import latest_run
+
+    outputs = tmp_path / "outputs"
+    mine = outputs / "multirun" / "2026-01-01" / "0_rnnlm_ptb_seed-1"
+    other = outputs / "multirun" / "2026-01-02" / "0_better_rnnlm_ptb"  # newer, and its name contains mine
+    for run in (mine, other):
+        run.mkdir(parents=True)
+        (run / "last.pt").write_bytes(b"")
+    os.utime(mine / "last.pt", (1, 1))
+    assert latest_run(["experiment=rnnlm_ptb"], outputs) == mine
+
+
+def test_changes_that_cannot_alter_the_weights_are_allowed_on_resume(tmp_path):
+    from omegaconf import OmegaConf
+
+    from seq2seq.resume import config_changes
+
+    saved = OmegaConf.to_container(tiny(tmp_path, "optimizer.fused=true"), resolve=True)
+    now = tiny(tmp_path, "logger=[tensorboard,csv]", "task.num_samples=3", "optimizer.fused=false")
+    assert config_changes(saved, now) == []
+    assert config_changes(saved, tiny(tmp_path, "optimizer.lr=0.5")) == ["optimizer.lr: 0.001 -> 0.5"]
+
+
+def test_a_run_directory_that_is_a_file_or_unwritable_is_one_line(tmp_path):
+    (tmp_path / "file").write_text("x")
+    result = run_module("seq2seq.train", *TINY_ADDITION, f"hydra.run.dir={tmp_path / 'file'}", cwd=tmp_path)
+    assert (
+        result.returncode == 2 and result.stderr.strip() == f"error: hydra.run.dir={tmp_path / 'file'}: not a directory"
+    )
+
+
+def test_api_and_file_misuse_is_one_clear_error(tmp_path):
+    run = tmp_path / "run"
+    train(tiny(run, "trainer.max_epochs=1"))
+    with pytest.raises(ConfigError, match="device='tpu': not a device"):
+        seq2seq.load(run, device="tpu")
+    model = seq2seq.load(run, device="cpu")
+    with pytest.raises(DataError, match="skip leaves none of the model's"):
+        model.generate("1+2", skip=list(model.vocab.itos))
+    state = torch.load(run / "best.pt", weights_only=True)
+    state["task"]["vocab"][1] = state["task"]["vocab"][0]
+    torch.save(state, tmp_path / "twice.pt")
+    with pytest.raises(CheckpointError, match="the vocabulary lists a token twice"):
+        seq2seq.load(tmp_path / "twice.pt")
+    state = torch.load(run / "best.pt", weights_only=True)
+    deep = {}
+    node = deep
+    for _ in range(400):
+        node["x"] = {}
+        node = node["x"]
+    state["config"]["task"]["extra"] = deep
+    torch.save(state, tmp_path / "deep.pt")
+    with pytest.raises(CheckpointError, match="nested more than 32 levels deep"):
+        seq2seq.load(tmp_path / "deep.pt")
+
+
+def test_a_png_declaring_gigapixels_is_refused_before_decoding(tmp_path):
+    pytest.importorskip("PIL")
+    from PIL import Image
+
+    from seq2seq.data.digit_images import load_png
+
+    Image.new("1", (10_000, 10_000)).save(tmp_path / "bomb.png")  # a small file: one bit a pixel, compressed
+    assert (tmp_path / "bomb.png").stat().st_size < 1_000_000
+    with pytest.raises(DataError, match="10000 x 10000 pixels; this reads images of at most"):
+        load_png(tmp_path / "bomb.png", 12, 42)
+    Image.new("1", (20_000, 20_000)).save(tmp_path / "huge.png")  # beyond PIL's own bound: its error, one line
+    with pytest.raises(DataError, match=r"huge\.png: not a readable image .*decompression bomb"):
+        load_png(tmp_path / "huge.png", 12, 42)
