@@ -155,3 +155,16 @@ def test_api_misuse_is_one_clear_error(tmp_path):
         seq2seq.load(123)
     with pytest.raises(ConfigError, match=r"no run with a best\.pt"):
         seq2seq.load(tmp_path)
+
+
+def test_every_trainer_option_has_its_help_text():
+    """--help and the docs read each option's meaning from the comment on its line (a formatter that
+    wraps the line would silently drop it)."""
+    import dataclasses
+
+    from seq2seq.config import EarlyStoppingConfig, TrainerConfig
+    from seq2seq.schema import comments
+
+    for cls in (TrainerConfig, EarlyStoppingConfig):
+        notes = comments(cls)
+        assert all(notes.get(f.name) for f in dataclasses.fields(cls) if f.name != "early_stopping"), notes

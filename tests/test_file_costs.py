@@ -142,3 +142,27 @@ def test_an_optimizer_state_of_the_wrong_shapes_is_refused_not_a_segfault(runs, 
                             cwd=tmp_path)  # fmt: skip
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert "optimizer state 0.exp_avg is (3,) torch.float32, its parameter" in result.stderr
+
+
+def test_the_archive_is_checked_before_any_entry_is_read(runs, tmp_path):
+    import struct
+    import zipfile
+
+    from seq2seq import checkpoint as ckpt
+    from seq2seq.errors import CheckpointError
+
+    raw = bytearray((runs[0] / "best.pt").read_bytes())
+    at = raw.find(b"PK\x01\x02")  # the first central-directory record: uncompressed size at offset 24
+    raw[at + 24 : at + 28] = struct.pack("<I", 0xFFFFFFF0)
+    (tmp_path / "lying.pt").write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match=r"its entries declare [\d,]+ bytes in a file of"):
+        ckpt.load(tmp_path / "lying.pt")
+    with zipfile.ZipFile(tmp_path / "deflated.pt", "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("archive/data.pkl", b"\0" * 10_000_000)  # 10 MB that compress to a few KB
+    with pytest.raises(CheckpointError, match=r"compressed entry 'archive/data\.pkl'"):
+        ckpt.load(tmp_path / "deflated.pt")
+    state = torch.load(runs[0] / "best.pt", weights_only=True)
+    state["payload"] = "anything"
+    torch.save(state, tmp_path / "extra.pt")
+    with pytest.raises(CheckpointError, match="unknown top-level key 'payload'"):
+        ckpt.load(tmp_path / "extra.pt")

@@ -61,8 +61,9 @@ def test_a_missing_extra_names_its_pip_install(tmp_path):
         "from seq2seq.train import main; main()"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
-    assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert "pip install 'seq2seq[chat]'" in result.stderr
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr == "error: task=chitchat needs the package chitchat-dataset: pip install 'seq2seq[chat]'\n"
+    assert not (tmp_path / "outputs").exists()  # refused before the run directory was made
 
 
 def test_a_missing_hydra_plugin_names_its_pip_install(monkeypatch):

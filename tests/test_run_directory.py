@@ -73,8 +73,10 @@ def test_the_lock_holds_when_its_file_is_deleted_or_replaced(tmp_path):
             rundir.RunLock(run)
     finally:
         lock.release()
-    rundir.RunLock(run).release()  # free again; the FIFO was replaced by a plain file
-    assert (run / ".lock").is_file()
+    again = rundir.RunLock(run)  # free again; the FIFO was replaced by a plain file
+    assert (run / ".lock").is_file() and not (run / ".lock").is_fifo()
+    again.release()
+    assert not (run / ".lock").exists()  # a released lock leaves no pid behind
 
 
 def test_resuming_a_finished_run_writes_nothing(tmp_path):

@@ -23,6 +23,7 @@ import logging
 import os
 import signal
 import tempfile
+import zipfile
 from pathlib import Path
 
 import torch
@@ -316,6 +317,29 @@ def upgrade(checkpoint: dict, path: Path) -> dict:
     return {**checkpoint, "model": {"name": name, "args": args}, "version": VERSION}
 
 
+KEYS = ("format", "version", "model", "model_state", "task", "config", "optimizer", "scheduler", "progress", "carry",
+        "metrics")  # fmt: skip
+
+
+def check_archive(path: Path) -> None:
+    """torch.save writes a zip of stored (uncompressed) entries, so the sizes its directory declares add up
+    to at most the file's size: a file declaring more would make the reader allocate what it does not
+    hold. Read from the zip's central directory, before any entry is."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            declared = sum(info.file_size for info in archive.infolist())
+            packed = [i.filename for i in archive.infolist() if i.compress_type != zipfile.ZIP_STORED]
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise CheckpointError(f"{path}: not a readable checkpoint (not a torch zip archive)") from None
+    if packed:
+        raise CheckpointError(f"{path}: not a readable checkpoint (compressed entry {packed[0][:60]!r})")
+    if declared > path.stat().st_size:
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint (its entries declare {declared:,} bytes in a file of "
+            f"{path.stat().st_size:,})"
+        )
+
+
 MAX_NESTING = 32  # a saved config is a few levels deep; hundreds would exhaust recursion where it is read
 
 
@@ -339,6 +363,7 @@ def load(path: str | Path, name: str = "best.pt") -> dict:
     path = resolve(path, name)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
+    check_archive(path)
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, pickle refused by weights_only, not a torch file at all
@@ -353,6 +378,9 @@ def load(path: str | Path, name: str = "best.pt") -> dict:
     too_deep = nesting_beyond(checkpoint, MAX_NESTING)
     if too_deep:
         raise CheckpointError(f"{path}: {too_deep} is nested more than {MAX_NESTING} levels deep")
+    unknown = sorted(str(k)[:40] for k in checkpoint if k not in KEYS)
+    if unknown:
+        raise CheckpointError(f"{path}: unknown top-level key {unknown[0]!r} (a checkpoint holds {', '.join(KEYS)})")
     missing = [k for k in ("model", "model_state", "task") if k not in checkpoint]
     if missing:
         raise CheckpointError(f"{path}: checkpoint lacks {', '.join(missing)}")

@@ -3,6 +3,7 @@ imported, so `--version` and mistakes answer at once), the schemas of `seq2seq.g
 `seq2seq.chat`, the decoding options of their configs, and user errors in one line with exit code 2.
 """
 
+import difflib
 import re
 import string
 import sys
@@ -132,6 +133,17 @@ def override_error(error: Exception, valid: list[str]) -> str:
     unknown = re.match(r"Could not override '([^']+)'", first)
     if unknown:
         return unknown_key_message(unknown.group(1), valid, "--help")
+    option = re.search(r"Could not find '([\w/]+)/([^']+)'", first)
+    if option:  # group=option that does not exist: the group's options, the nearest first
+        group, name = option.groups()
+        options = sorted(f.stem for f in (CONFIG_DIR / group).glob("*.yaml"))
+        near = difflib.get_close_matches(name, options, n=1, cutoff=0.5)
+        hint = f"did you mean {group}={near[0]}? " if near else ""
+        return f"{group}={name}: no such option; {hint}{group} is one of {', '.join(options)}"
+    ambiguous = re.match(r"Ambiguous value for argument '([^=']+)=(.*)'$", first)
+    if ambiguous:
+        key, value = ambiguous.groups()
+        return f"{key}={value}: a comma makes a list; quote the value: '{key}=\"{value}\"'"
     cause = str(error.__cause__ or "").strip().splitlines()
     return f"{first}: {cause[0]}" if cause else first
 

@@ -52,9 +52,7 @@ class TrainerConfig:
     val_every_n_steps: int | None = None  # also validate every n steps, as val_step/* (quick curves)
     progress: bool = True  # tqdm progress bars
     device: str = "auto"  # auto (CUDA when available, else CPU), cpu or cuda
-    precision: str = (
-        "fp32"  # fp32; bf16 (autocast: bf16 matrix products; CPUs with AVX512-BF16 or AMX); auto: bf16 on AMX
-    )
+    precision: str = "fp32"  # fp32; bf16 (CPUs with AVX512-BF16 or AMX-BF16); auto: bf16 on AMX CPUs
     deterministic: bool = False  # deterministic algorithms (cuDNN, cuBLAS): bit-identical GPU runs and resumes
     threads: int | None = None  # torch threads; null: OMP_NUM_THREADS if set, else every core this process may use
     save_top_k: int = 1  # above 1: also keep the k best epochs as epoch-<N>.pt

@@ -2,6 +2,7 @@
 
 import importlib
 import importlib.util
+import sys
 
 from seq2seq.errors import ConfigError
 
@@ -17,7 +18,18 @@ PACKAGES = {
 
 
 def available(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
+    """Whether a package can be imported, found without importing it (a None in sys.modules blocks it)."""
+    if module in sys.modules:
+        return sys.modules[module] is not None
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def missing_message(module: str, feature: str) -> str:
+    package, extra = PACKAGES[module.split(".")[0]]
+    return f"{feature} needs the package {package}: pip install 'seq2seq[{extra}]'"
 
 
 def require(module: str, feature: str):
@@ -25,8 +37,27 @@ def require(module: str, feature: str):
     try:
         return importlib.import_module(module)
     except ImportError:
-        package, extra = PACKAGES[module.split(".")[0]]
-        raise ConfigError(f"{feature} needs the package {package}: pip install 'seq2seq[{extra}]'") from None
+        raise ConfigError(missing_message(module, feature)) from None
+
+
+# The optional packages a config's components need, by their `_target_`: checked before the run
+# directory is made (seq2seq.preflight), as the components themselves check when they are built.
+TARGET_NEEDS = {
+    "seq2seq.tasks.ChitchatTask": (("chitchat_dataset",), "task=chitchat"),
+    "seq2seq.tasks.CaptionsTask": (("sklearn", "PIL"), "task=captions"),
+    "seq2seq.loggers.MLflowLogger": (("mlflow",), "logger=mlflow"),
+    "seq2seq.loggers.WandbLogger": (("wandb",), "logger=wandb"),
+}
+
+
+def missing_for(targets) -> str | None:
+    """The message for the first of these `_target_`s whose optional package is not installed."""
+    for target in targets:
+        modules, feature = TARGET_NEEDS.get(target, ((), ""))
+        for module in modules:
+            if not available(module):
+                return missing_message(module, feature)
+    return None
 
 
 # Hydra plugins named on the command line: (override prefix, plugin module, distribution, extra).

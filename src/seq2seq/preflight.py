@@ -13,7 +13,8 @@ import sys
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from seq2seq.errors import Seq2seqError
+from seq2seq.errors import ConfigError, Seq2seqError
+from seq2seq.extras import missing_for
 
 
 def check(cfg: DictConfig) -> None:
@@ -24,6 +25,11 @@ def check(cfg: DictConfig) -> None:
 
     validate(cfg)
     check_fits(cfg.task.get("_target_"), cfg.model.get("_target_"))
+    loggers = cfg.get("logger") or {}
+    targets = [cfg.task.get("_target_"), *(node.get("_target_") for node in loggers.values() if node is not None)]
+    missing = missing_for(targets)
+    if missing:
+        raise ConfigError(missing)
     check_precision(cfg.trainer.precision, select_device(cfg.trainer.device))
 
 

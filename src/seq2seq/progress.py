@@ -29,6 +29,7 @@ class Progress:
     stale_epochs: int = 0
     top: list[list[float]] = field(default_factory=list)  # save_top_k: [value, epoch] of the kept epochs, best first
     data: str | None = None  # the training data's fingerprint (seq2seq.tasks.base.data_fingerprint)
+    finished: bool = False  # the run ended and wrote its final splits: resuming it again does nothing
 
     @classmethod
     def from_saved(cls, saved, where: str) -> "Progress":

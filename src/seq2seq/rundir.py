@@ -8,6 +8,7 @@ crashed run's lock never blocks the next one).
 
 import contextlib
 import fcntl
+import fnmatch
 import json
 import logging
 import os
@@ -34,6 +35,7 @@ class RunLock:
     pid, for the message) cannot let a second run in."""
 
     def __init__(self, run_dir: Path, note: bool = True):
+        self.run_dir, self.noted = run_dir, note
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
             self.fd = os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY)
@@ -52,6 +54,8 @@ class RunLock:
 
     def release(self) -> None:
         if self.fd is not None:
+            if self.noted and holder(self.run_dir) == str(os.getpid()):  # a finished run leaves no pid behind
+                (self.run_dir / LOCK).unlink(missing_ok=True)
             os.close(self.fd)  # closing drops the flock
             self.fd = None
 
@@ -205,6 +209,8 @@ def remove_unstarted(run_dir: Path) -> bool:
         path = run_dir / name
         shutil.rmtree(path) if path.is_dir() else path.unlink()
     run_dir.rmdir()
+    with contextlib.suppress(OSError):  # outputs/<name>/, when this run was its only one
+        run_dir.parent.rmdir()
     return True
 
 
@@ -253,11 +259,13 @@ def check_no_links(run_dir: Path) -> None:
 
 
 def foreign_files(run_dir: Path) -> list[str]:
-    """What a directory holds besides what is written there before training starts (a new run's)."""
+    """What a directory holds besides what is written there before training starts (a new run's) and the
+    temporary files of an interrupted checkpoint write (removed, never followed, at the start)."""
     try:
-        return sorted(p.name for p in run_dir.iterdir() if p.name not in BEFORE_TRAINING)
+        names = [p.name for p in run_dir.iterdir() if p.name not in BEFORE_TRAINING]
     except OSError:
         return []
+    return sorted(n for n in names if not any(fnmatch.fnmatch(n, pattern) for pattern in TMP_PATTERNS))
 
 
 def check_writable(run_dir: Path) -> None:

@@ -148,11 +148,16 @@ def fit(cfg: DictConfig, run_dir: Path, resume_path: Path | None, precision: str
     if resumed is not None:
         progress, carry, metrics = restore(resumed, setup, resume_path, run_dir)
         check_same_data(cfg, progress, fingerprint, resume_path, run_dir)
-        if done(cfg, progress):  # a finished run: nothing to train, nothing written
-            log.info("%s: the run has finished (epoch %d, step %d); raise trainer.max_epochs or trainer.max_steps "
-                     "to train on", resume_path, progress.epoch, progress.step)  # fmt: skip
-            return {**metrics, f"best/{task.monitor}": progress.best, "epoch": progress.epoch, "step": progress.step}
     in_place = resumed is not None and resume_path.parent.resolve() == run_dir.resolve()  # not a fork
+    if resumed is not None and progress.finished and done(cfg, progress):
+        # A run that finished (its final splits written): nothing to train, nothing logged again; only
+        # what a crash left is mended.
+        if in_place and ctx.is_main:
+            repair_run_dir(run_dir, progress)
+        log.info("%s: the run has finished (epoch %d, step %d); raise trainer.max_epochs or trainer.max_steps "
+                 "to train on", resume_path, progress.epoch, progress.step)  # fmt: skip
+        return {**metrics, f"best/{task.monitor}": progress.best, "epoch": progress.epoch, "step": progress.step}
+    progress.finished = False
     if ctx.is_main:
         prepare_run_dir(cfg, run_dir, progress, in_place)
     writer = open_loggers(cfg, run_dir, (progress.step, progress.epoch) if in_place else None, ctx)
@@ -174,6 +179,8 @@ def fit(cfg: DictConfig, run_dir: Path, resume_path: Path | None, precision: str
                     )
                 metrics, carry = end_epoch(cfg, setup, writer, progress, finished, carry, amp, checkpoints)
         metrics = finish(setup, writer, progress, metrics, run_dir, amp)
+        progress.finished = True  # recorded, so that resuming the run again writes nothing
+        checkpoints.commit(progress, carry, {k: v for k, v in metrics.items() if k.startswith(("val/", "test/"))})
         line = summary(task.monitor, progress, metrics, time.perf_counter() - started, run_dir)
         summary_log.info("%s", line)  # stdout and train.log (configs/hydra/default.yaml)
     finally:
@@ -227,11 +234,18 @@ def check_same_data(cfg: DictConfig, progress: Progress, fingerprint: str, resum
 def prepare_run_dir(cfg: DictConfig, run_dir: Path, progress: Progress, in_place: bool) -> None:
     """Leftovers of a crash removed, best.pt and the top-k files mended (resuming in place), and the
     resolved config written."""
-    rundir.remove_leftovers(run_dir)
     if in_place:
-        ckpt.repair_best(run_dir, progress.as_dict())
-        ckpt.prune_top(run_dir, progress.as_dict())
+        repair_run_dir(run_dir, progress)
+    else:
+        rundir.remove_leftovers(run_dir)
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+
+
+def repair_run_dir(run_dir: Path, progress: Progress) -> None:
+    """What a crash between writes left: temporary files, a stale best.pt, top-k files last.pt does not list."""
+    rundir.remove_leftovers(run_dir)
+    ckpt.repair_best(run_dir, progress.as_dict())
+    ckpt.prune_top(run_dir, progress.as_dict())
 
 
 def metric_columns(task) -> list[str]:
