@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 LOCK = ".lock"
 # Temporary checkpoint files: `.<name>.<random>.tmp` (seq2seq.checkpoint.save); `*.pt.tmp` of older versions.
-TMP_PATTERNS = (".*.pt.*.tmp", "*.pt.tmp")
+TMP_PATTERNS = (".*.pt.*.tmp", "*.pt.tmp", ".config.yaml.*.tmp", ".topk.*.tmp", ".lock.*.tmp")
 STEP_TAGS = ("train/loss", "val_step/")  # TensorBoard tags (or prefixes) indexed by optimizer step; all others by epoch
 
 
@@ -275,3 +275,14 @@ def check_writable(run_dir: Path) -> None:
     existing = next((p for p in (run_dir, *run_dir.absolute().parents) if p.exists()), None)
     if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         raise ConfigError(f"hydra.run.dir={run_dir}: cannot write there ({existing} is not a writable directory)")
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write a file whole, through a temporary file and a rename: a crash or a full disk never leaves half
+    of it, and a link planted at `path` is replaced, never followed."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

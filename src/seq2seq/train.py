@@ -85,6 +85,15 @@ class Checkpoints:
             return "no checkpoint was written (none held a finite state)"
         return f"the last good checkpoint is kept: {self.run_dir / 'last.pt'} (step {self.saved_step})"
 
+    def mark_finished(self) -> None:
+        """Record in last.pt that the run ended and wrote its final splits. Read back from disk: the model
+        now holds best.pt's weights (the final splits are evaluated on them), last.pt must keep its own."""
+        path = self.run_dir / "last.pt"
+        if self.setup.ctx.is_main and path.is_file():
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            state["progress"]["finished"] = True
+            ckpt.save(state, path)
+
     def due(self, step: int) -> bool:
         """A mid-epoch checkpoint is due (trainer.checkpoint_every_minutes / _n_steps)."""
         every_n, minutes = self.cfg.trainer.checkpoint_every_n_steps, self.cfg.trainer.checkpoint_every_minutes
@@ -179,8 +188,7 @@ def fit(cfg: DictConfig, run_dir: Path, resume_path: Path | None, precision: str
                     )
                 metrics, carry = end_epoch(cfg, setup, writer, progress, finished, carry, amp, checkpoints)
         metrics = finish(setup, writer, progress, metrics, run_dir, amp)
-        progress.finished = True  # recorded, so that resuming the run again writes nothing
-        checkpoints.commit(progress, carry, {k: v for k, v in metrics.items() if k.startswith(("val/", "test/"))})
+        checkpoints.mark_finished()  # so that resuming the run again writes nothing
         line = summary(task.monitor, progress, metrics, time.perf_counter() - started, run_dir)
         summary_log.info("%s", line)  # stdout and train.log (configs/hydra/default.yaml)
     finally:
@@ -234,11 +242,14 @@ def check_same_data(cfg: DictConfig, progress: Progress, fingerprint: str, resum
 def prepare_run_dir(cfg: DictConfig, run_dir: Path, progress: Progress, in_place: bool) -> None:
     """Leftovers of a crash removed, best.pt and the top-k files mended (resuming in place), and the
     resolved config written."""
-    if in_place:
-        repair_run_dir(run_dir, progress)
-    else:
-        rundir.remove_leftovers(run_dir)
-    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    try:
+        if in_place:
+            repair_run_dir(run_dir, progress)
+        else:
+            rundir.remove_leftovers(run_dir)
+        rundir.write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    except OSError as e:  # a full disk, a read-only directory: the checkpoints stay as they are
+        raise ConfigError(f"cannot write to the run directory {run_dir}: {e.strerror or e}") from None
 
 
 def repair_run_dir(run_dir: Path, progress: Progress) -> None:
@@ -478,6 +489,9 @@ def hydra_main(cfg: DictConfig) -> float | None:
     except TrainingInterrupted as e:
         log.warning("%s", e)
         sys.exit(128 + e.signum)
+    except KeyboardInterrupt:  # a second Ctrl-C / SIGTERM while the first was being honoured
+        log.warning("stopped at once by a second signal: %s holds the last checkpoint written", cfg.paths.output_dir)
+        sys.exit(130)
     except Seq2seqError as e:
         log.error("%s", e)
         run_dir = Path(cfg.paths.output_dir)

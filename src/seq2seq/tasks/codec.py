@@ -192,7 +192,7 @@ class PairCodec:
         for i in ids:
             if i == self.eos_id:
                 break
-            if i != self.pad_id:
+            if i not in (self.pad_id, self.start_id):  # never part of an answer: a reply is never "<bos>"
                 out.append(self.vocab.itos[i])
         return out
 
