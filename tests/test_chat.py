@@ -4,6 +4,7 @@ import os
 import pty
 import select
 import signal
+import subprocess
 import sys
 import time
 
@@ -241,3 +242,18 @@ def test_the_terminal_loop_has_commands_and_quits_cleanly(addition_run):
     assert status == 130 and "Traceback" not in screen, screen
     screen, status = pty_session(addition_run, [b"\x04"])  # Ctrl-D
     assert status == 0 and screen.endswith("you> \r\n"), repr(screen[-40:])
+
+
+@pytest.mark.slow
+def test_chat_input_that_is_not_utf8_is_one_line_and_replies_hold_no_special_tokens(chat_run):
+    run, _ = chat_run
+    result = subprocess.run(
+        [sys.executable, "-m", "seq2seq.chat", f"checkpoint={run}"], input=b"hi !\n\xff\xfe\n", capture_output=True
+    )
+    stderr = result.stderr.decode()
+    assert result.returncode == 2 and "Traceback" not in stderr
+    assert stderr.splitlines()[-1].startswith("error: standard input is not UTF-8 text")
+    from seq2seq.tasks.codec import codec_from_state
+
+    codec = codec_from_state(ckpt.load(run / "best.pt")["task"])
+    assert codec.decode([codec.start_id, codec.pad_id, codec.start_id]) == ""  # never "<bos>" in a reply
