@@ -6,6 +6,7 @@ line and nothing else, so the loop can be scripted and tested. Decoding options:
 shared with seq2seq.generate and the Python API.
 """
 
+import io
 import sys
 
 from omegaconf import DictConfig
@@ -100,7 +101,10 @@ def run_command(cfg: DictConfig) -> None:
         )
         print(f"chatting with {chat.model.path} ({how}); /help lists the commands")
     try:
-        converse(chat, sys.stdin, interactive)
+        # Piped messages are UTF-8, decoded strictly whatever the locale (Python's C locale would turn
+        # bad bytes into lone surrogates and the model would answer them).
+        lines = sys.stdin if interactive else io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="strict")
+        converse(chat, lines, interactive)
     except UnicodeDecodeError as e:  # messages are read as UTF-8 text
         cli.fail(f"standard input is not UTF-8 text ({e.reason} at byte {e.start} of a read)")
     except KeyboardInterrupt:  # Ctrl-C: leave quietly, not with a traceback
