@@ -36,6 +36,8 @@ def pick_device(device: str | torch.device | None) -> torch.device:
         raise ConfigError(
             f"device={str(device)[:40]!r}: not a device ({str(e)[:80]}); use 'cpu', 'cuda' or None"
         ) from None
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device={str(device)[:40]!r}: models run on 'cpu' or 'cuda' (None: CUDA when available)")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device=cuda, but no CUDA device is available (use device='cpu' or None)")
     return device

@@ -343,17 +343,28 @@ def check_archive(path: Path) -> None:
 MAX_NESTING = 32  # a saved config is a few levels deep; hundreds would exhaust recursion where it is read
 
 
+MAX_VALUES = 1_000_000  # containers and values outside tensors: a vocabulary of 10,000 words is 10,000
+
+
 def nesting_beyond(obj, limit: int) -> str | None:
-    """The first key path nested deeper than `limit` (dicts and lists), found without recursion."""
-    stack = [(obj, "checkpoint", 0)]
+    """What makes a checkpoint's plain values too deep (more than `limit` levels) or too many (more than
+    MAX_VALUES, counting every path: shared lists of lists would otherwise stand for 2**28 values in a
+    few KB), found without recursion; None when neither."""
+    stack, count = [(obj, ("checkpoint",))], 0
     while stack:
-        node, where, depth = stack.pop()
-        if depth > limit:
-            return where[:80]
+        node, path = stack.pop()
+        count += 1
+        if count > MAX_VALUES:
+            return f"{'.'.join(path)[:80]} (more than {MAX_VALUES:,} values in all)"
+        if len(path) > limit + 1:
+            return f"{'.'.join(path)[:80]} (nested more than {limit} levels deep)"
         if isinstance(node, dict):
-            stack += [(v, f"{where}.{str(k)[:20]}", depth + 1) for k, v in node.items()]
+            stack += [(v, (*path, str(k)[:20])) for k, v in node.items()]
         elif isinstance(node, list | tuple):
-            stack += [(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(node)]
+            if all(isinstance(v, str | int | float | bool) or v is None for v in node):
+                count += len(node)  # a list of plain values, such as a vocabulary
+            else:
+                stack += [(v, (*path, str(i))) for i, v in enumerate(node)]
     return None
 
 
@@ -375,9 +386,9 @@ def load(path: str | Path, name: str = "best.pt") -> dict:
         checkpoint = upgrade(checkpoint, path)
     if checkpoint.get("version") != VERSION:
         raise CheckpointError(f"{path}: checkpoint version {checkpoint.get('version')!r}, expected {VERSION}")
-    too_deep = nesting_beyond(checkpoint, MAX_NESTING)
-    if too_deep:
-        raise CheckpointError(f"{path}: {too_deep} is nested more than {MAX_NESTING} levels deep")
+    too_much = nesting_beyond(checkpoint, MAX_NESTING)
+    if too_much:
+        raise CheckpointError(f"{path}: {too_much}")
     unknown = sorted(str(k)[:40] for k in checkpoint if k not in KEYS)
     if unknown:
         raise CheckpointError(f"{path}: unknown top-level key {unknown[0]!r} (a checkpoint holds {', '.join(KEYS)})")

@@ -59,6 +59,19 @@ def fail(error: Exception | str, code: int = 2) -> None:
     sys.exit(code)
 
 
+def overrides_of(args: list[str]) -> list[str]:
+    """The key=value and group=option words of a command line: not flags, not a flag's value."""
+    out, after_flag = [], False
+    for arg in args:
+        if after_flag:
+            after_flag = False
+        elif arg in VALUE_FLAGS:
+            after_flag = True
+        elif not arg.startswith("-"):
+            out.append(arg)
+    return out
+
+
 def stray_words(args: list[str]) -> list[str]:
     """Command-line words that are neither key=value, a flag, nor a flag's value."""
     out, after_flag = [], False
@@ -90,7 +103,7 @@ def render_help(config_name: str, args: list[str]) -> str:
     from hydra import compose, initialize_config_dir
     from hydra.core.hydra_config import HydraConfig
 
-    overrides = [a for a in args if a not in INFO_FLAGS and not a.startswith("-")]
+    overrides = overrides_of(args)
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)
@@ -183,7 +196,7 @@ def command_line(prog: str, schema: type, example: str, input_key: str | None) -
             for note in notes:
                 print(f"note: {note}", file=sys.stderr)
             try:
-                cfg = compose_config(config_name, [a for a in args if not a.startswith("-")], schema_keys(schema))
+                cfg = compose_config(config_name, overrides_of(args), schema_keys(schema))
             except ConfigError as e:
                 fail(e)
             if {"--cfg", "-c"} & set(args):

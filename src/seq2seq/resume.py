@@ -166,7 +166,8 @@ def latest_run(args: list[str], outputs: Path = Path("outputs")) -> Path:
     name = cfg.name
     job = re.compile(rf"\d+_{re.escape(name)}(_.*)?")
     found = [*(outputs / name).glob("*/last.pt")]
-    found += [p for p in (outputs / "multirun").glob("*/*/last.pt") if job.fullmatch(p.parent.name)]
+    found += [p for p in (outputs / "multirun").glob("*/*/last.pt") if job.fullmatch(p.parent.name)
+              and saved_name(p.parent / "config.yaml") in (name, None)]  # fmt: skip
     if not found:
         raise CheckpointError(f"trainer.resume=latest: no run of {name} with a checkpoint under {outputs}/")
     found.sort(key=lambda p: p.stat().st_mtime, reverse=True)
@@ -176,6 +177,15 @@ def latest_run(args: list[str], outputs: Path = Path("outputs")) -> Path:
              "" if fitting else "; none has this command's config")  # fmt: skip
     print(f"note: trainer.resume=latest is {chosen}", file=sys.stderr)
     return chosen
+
+
+def saved_name(path: Path) -> str | None:
+    """The experiment name a run's config.yaml records (None when it cannot be read)."""
+    try:
+        name = OmegaConf.load(path).get("name")
+    except Exception:
+        return None
+    return name if isinstance(name, str) else None
 
 
 def saved_config_changes(path: Path, cfg: DictConfig) -> list[str]:
@@ -195,8 +205,12 @@ def resume_in_place(args: list[str]) -> list[str]:
     goes to .hydra/resumed_<time>/ beside the original one. An explicit hydra.run.dir forks instead.
     `trainer.resume=latest` means the newest run of the same experiment (see latest_run)."""
     value = next((a.split("=", 1)[1] for a in args if a.startswith("trainer.resume=")), None)
-    if value in (None, "", "null") or {"-m", "--multirun"} & set(args) or "'" in value:
+    if value in (None, "", "null") or {"-m", "--multirun"} & set(args):
         return args
+    value = value.strip("\"'")  # quoted for Hydra or not: the same path
+    if value != "latest" and not Path(value).exists():
+        raise ConfigError(f"trainer.resume={value}: no such run directory or checkpoint file")
+    args = [f"trainer.resume='{value}'" if a.startswith("trainer.resume=") else a for a in args]
     if value == "latest":
         run = latest_run(args)
         args = [f"trainer.resume='{run}'" if a.startswith("trainer.resume=") else a for a in args]

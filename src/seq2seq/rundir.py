@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 LOCK = ".lock"
 # Temporary checkpoint files: `.<name>.<random>.tmp` (seq2seq.checkpoint.save); `*.pt.tmp` of older versions.
-TMP_PATTERNS = (".*.pt.*.tmp", "*.pt.tmp", ".config.yaml.*.tmp", ".topk.*.tmp", ".lock.*.tmp")
+TMP_PATTERNS = (".*.pt.*.tmp", "last.pt.tmp", "best.pt.tmp", ".config.yaml.*.tmp", ".topk.*.tmp", ".lock.*.tmp")
 STEP_TAGS = ("train/loss", "val_step/")  # TensorBoard tags (or prefixes) indexed by optimizer step; all others by epoch
 
 
@@ -171,11 +171,14 @@ def finished(run_dir: Path) -> bool:
     """A run that reached its end: its train.log ends with the summary line (`done: best ...`)."""
     path = run_dir / "train.log"
     try:
-        with open(path, "rb") as f:
-            f.seek(max(0, path.stat().st_size - 4096))
-            return b" - done: best " in f.read()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
     except OSError:
         return False
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO or a device is no run's log
+            return False
+        f.seek(max(0, os.fstat(fd).st_size - 4096))
+        return b" - done: best " in f.read()
 
 
 def newest_run(folder: Path, name: str, what: str) -> tuple[Path, str]:

@@ -523,9 +523,9 @@ def translate_model_choice(args: list[str]) -> list[str]:
 def check_overrides(args: list[str]) -> None:
     """Hydra's own errors for an override (a key that does not exist, a value of the wrong type) in one
     line, before Hydra prints them with a traceback hint; a sweep's lists are left to Hydra."""
-    if {"-m", "--multirun"} & set(args):
+    if {"-m", "--multirun", "--hydra-help"} & set(args):
         return
-    overrides = [a for a in args if not a.startswith("-")]
+    overrides = cli.overrides_of(args)
     try:
         cli.compose_config("train", overrides, [])
     except ConfigError as e:
