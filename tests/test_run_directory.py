@@ -177,3 +177,17 @@ def test_a_png_declaring_gigapixels_is_refused_before_decoding(tmp_path):
     Image.new("1", (20_000, 20_000)).save(tmp_path / "huge.png")  # beyond PIL's own bound: its error, one line
     with pytest.raises(DataError, match=r"huge\.png: not a readable image .*decompression bomb"):
         load_png(tmp_path / "huge.png", 12, 42)
+
+
+def test_progress_counts_and_settings_read_from_files_are_bounded(tmp_path):
+    from seq2seq.config import validate
+    from seq2seq.progress import Progress
+
+    for field, value in (("epoch", -3), ("step", 10**18), ("batch", -1)):
+        with pytest.raises(CheckpointError, match=rf"progress\.{field}=.* is not a count of this run"):
+            Progress.from_saved({field: value}, "last.pt")
+    assert Progress.from_saved({"epoch": 3, "step": 30}, "last.pt").step == 30
+    with pytest.raises(ConfigError, match=r"optimizer\.lr=inf: must be a positive number"):
+        validate(tiny(tmp_path, "optimizer.lr=inf"))
+    with pytest.raises(ConfigError, match=r"task\.max_digits=10000000: must be from 1 to 9"):
+        validate(tiny(tmp_path, "task.max_digits=10000000"))

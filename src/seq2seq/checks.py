@@ -2,6 +2,7 @@
 `CHECKS = {option: check}` and run on the config before anything is built (seq2seq.config.validate)."""
 
 import difflib
+import math
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -12,7 +13,8 @@ class Check(NamedTuple):
 
 
 def _number(v) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
+    """A finite int or float (not a bool): inf and nan are no setting."""
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
 POSITIVE = Check(lambda v: _number(v) and v > 0, "must be a positive number")
@@ -31,6 +33,7 @@ def at_most(limit: int, what: str) -> Check:
 SIZE = at_most(2**16, "units of a layer")
 LAYERS = at_most(64, "stacked layers")
 COUNT = at_most(10_000_000, "examples")
+DIGITS = at_most(9, "digits of an operand")
 
 
 def one_of(choices: Sequence[str]) -> Check:

@@ -5,7 +5,7 @@ run decides exactly as an uninterrupted one."""
 import dataclasses
 from dataclasses import dataclass, field
 
-from seq2seq.errors import ConfigError
+from seq2seq.errors import CheckpointError, ConfigError
 from seq2seq.typecheck import check_fields
 
 
@@ -38,6 +38,10 @@ class Progress:
         names = {f.name: f.type for f in dataclasses.fields(cls)}
         values = {k: v for k, v in saved.items() if k not in ("rng", "cuda_rng")} if isinstance(saved, dict) else saved
         check_fields(values, names, f"{where}: progress")
+        for name in ("epoch", "batch", "step", "stale_epochs"):  # counts: never negative, never astronomic
+            value = values.get(name, 0)
+            if not 0 <= value <= 10**12:
+                raise CheckpointError(f"{where}: progress.{name}={str(value)[:30]} is not a count of this run")
         return cls(**values)
 
     def as_dict(self) -> dict:

@@ -7,7 +7,7 @@ import numpy
 import torch
 from torch.nn import functional as F
 
-from seq2seq.checks import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, SEED
+from seq2seq.checks import COUNT, DIGITS, FRACTION, NON_NEGATIVE, POSITIVE, SEED
 from seq2seq.data.addition import START, generate_addition, load_pairs
 from seq2seq.data.split import epoch_generator
 from seq2seq.data.vocab import Vocab
@@ -29,7 +29,7 @@ class AdditionTask:
 
     CHECKS: ClassVar[dict] = {
         "num_examples": COUNT,
-        "max_digits": POSITIVE,
+        "max_digits": DIGITS,
         "val_fraction": FRACTION,
         "batch_size": POSITIVE,
         "num_samples": NON_NEGATIVE,
