@@ -74,15 +74,7 @@ def overrides_of(args: list[str]) -> list[str]:
 
 def stray_words(args: list[str]) -> list[str]:
     """Command-line words that are neither key=value, a flag, nor a flag's value."""
-    out, after_flag = [], False
-    for arg in args:
-        if after_flag:
-            after_flag = False
-        elif arg in VALUE_FLAGS:
-            after_flag = True
-        elif not arg.startswith("-") and "=" not in arg:
-            out.append(arg)
-    return out
+    return [word for word in overrides_of(args) if "=" not in word]
 
 
 def config_groups() -> str:

@@ -533,12 +533,8 @@ def check_overrides(args: list[str]) -> None:
         if not unknown:
             raise
         others = [a for a in overrides if a.lstrip("+~").partition("=")[0] != unknown.group(1)]
-        raise ConfigError(unknown_key_message(unknown.group(1), unknown_keys(compose_overrides(others))[1],
-                                              "python -m seq2seq.train --help")) from None  # fmt: skip
-
-
-def compose_overrides(overrides: list[str]) -> DictConfig:
-    return cli.compose_config("train", overrides, [])
+        valid = unknown_keys(cli.compose_config("train", others, []))[1]
+        raise ConfigError(unknown_key_message(unknown.group(1), valid, "python -m seq2seq.train --help")) from None
 
 
 # Run directories named on the command line (hydra.run.dir, or a resumed run's) that existed before this
