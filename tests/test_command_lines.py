@@ -48,6 +48,31 @@ def test_an_unknown_key_is_refused_before_anything_is_written(tmp_path):
         assert not (tmp_path / "outputs").exists()  # refused before Hydra made the run directory
 
 
+@pytest.mark.slow
+def test_mistakes_in_sweeps_interpolations_and_hydra_help_are_one_line(tmp_path):
+    """Hydra resolves interpolations lazily and composes each sweep job on its own, so these mistakes
+    ended inside the run, in Hydra's multi-line report; --hydra-help with a bad override, in a traceback."""
+    for args, says in (
+        (["name=${oops}"], "error: name=${oops}: Interpolation key 'oops' not found"),
+        (["-m", "trainer.max_epochs=1,abc"], "error: Error merging override trainer.max_epochs=abc"),
+        (["-m", "trainer.foo=1,2"], "error: trainer.foo: unknown key"),
+        (["-m", "experiment=peeky_addition,peeky"], "error: experiment=peeky: no such option; did you mean"),
+        (["-m", "seed=0,1", "name=a,${oops}"], "error: name=${oops}: Interpolation key 'oops' not found"),
+        (["--hydra-help", "trainer.foo=1"], "error: trainer.foo: unknown key"),
+    ):
+        result = run_module("seq2seq.train", *args, "hydra.sweep.dir=sweep", "hydra.run.dir=run", cwd=tmp_path)
+        assert one_error_line(result).startswith(says), result.stderr
+        assert list(tmp_path.iterdir()) == []
+
+
+def test_a_sweep_is_checked_value_by_value():
+    from seq2seq.cli import sweep_variants
+
+    assert sweep_variants(["a=1", "b=2,3", "c=range(4,6)", "d=interval(0,1)"]) == [
+        ["a=1", "b=2", "c=4"], ["a=1", "b=3", "c=4"], ["a=1", "b=2", "c=5"]]  # fmt: skip
+    assert sweep_variants(["name='x y',z"]) == [["name='x y'"], ["name=z"]]
+
+
 def test_keys_that_a_target_takes_are_valid_and_others_are_not(tmp_path):
     from seq2seq.config import check_keys
 

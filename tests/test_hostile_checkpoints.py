@@ -178,6 +178,11 @@ def test_real_processes_refuse_the_payload_in_one_line(good, tmp_path):
     assert result.returncode == 1 and "Traceback" not in result.stderr and not marker.exists()
 
 
+def retyped(checkpoint: dict, dtype: torch.dtype) -> None:
+    name = next(iter(checkpoint["model_state"]))
+    checkpoint["model_state"][name] = checkpoint["model_state"][name].to(dtype)
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -195,12 +200,20 @@ def test_real_processes_refuse_the_payload_in_one_line(good, tmp_path):
         (lambda c: c["task"].update(question_width="5"), "question_width='5' is not of type int"),
         (lambda c: c["task"].pop("reverse"), "missing reverse"),
         (lambda c: c["model_state"].update(extra=torch.zeros(1)), "weights do not fit"),
-        (lambda c: c.update(model_state=[1, 2]), "model_state is not a mapping of tensors"),
+        (lambda c: c.update(model_state=[1, 2]), "model_state is not a mapping of names to tensors"),
+        (lambda c: c["model_state"].update({0: c["model_state"].popitem()[1]}), "not a mapping of names to tensors"),
+        (lambda c: retyped(c, torch.float8_e4m3fn), "is of type torch.float8_e4m3fn, not one"),
+        (lambda c: retyped(c, torch.float64), "weights do not fit"),  # loaded, it would be cast silently
+        (lambda c: retyped(c, torch.int64), "weights do not fit"),
+        (lambda c: c["task"]["vocab"].__setitem__(3, "ab"), "a fixed-width vocabulary is single characters"),
+        (lambda c: c["task"]["vocab"].remove("_"), "vocabulary has 12 tokens"),
+        (lambda c: c["task"]["vocab"].__setitem__(3, 5), r"vocab=.* is not of type list\[str\]"),
     ],
 )
 def test_malformed_specs_are_one_line_checkpoint_errors(good, tmp_path, change, message):
     _, saved = good
     c = {**saved, "model": {**saved["model"], "args": {**saved["model"]["args"]}}, "task": {**saved["task"]}}
+    c["task"]["vocab"] = list(c["task"]["vocab"])
     c["model_state"] = dict(saved["model_state"])
     change(c)
     torch.save(c, tmp_path / "bad.pt")

@@ -14,7 +14,7 @@ from seq2seq import rundir
 from seq2seq.errors import CheckpointError, ConfigError, DataError
 from seq2seq.train import train
 
-from .helpers import TINY_ADDITION, compose_train, run_module
+from .helpers import TINY_ADDITION, compose_train, run_module, scalars
 
 
 def tiny(run: Path, *overrides: str):
@@ -33,6 +33,10 @@ def test_top_k_cleaning_spares_files_the_run_did_not_write(tmp_path):
     assert (run / "epoch-9.pt").read_text() == "a user's copy"
     assert (run / "epoch-8.pt").is_symlink() and (tmp_path / "elsewhere.pt").read_text() == "linked"
     assert len(rundir.written_top(run)) == 2 and all((run / n).is_file() for n in rundir.written_top(run))
+    (run / "epoch-6.pt").write_text("a user's file, named like an epoch still to come")
+    with pytest.raises(ConfigError, match=r"epoch-6\.pt was not written by this run"):
+        train(tiny(run, "trainer.max_epochs=6", "trainer.save_top_k=3", f"trainer.resume={run}"))
+    assert (run / "epoch-6.pt").read_text().startswith("a user's file")
 
 
 def test_a_new_run_refuses_a_directory_holding_other_files(tmp_path):
@@ -92,6 +96,83 @@ def test_resuming_a_finished_run_writes_nothing(tmp_path):
     assert after == before and again["best/val/acc"] == first["best/val/acc"]
 
 
+def tree(run: Path) -> dict:
+    """Every path under a run directory with its size and modification time (the lock's pid file aside)."""
+    return {str(p.relative_to(run)): (p.lstat().st_size, p.lstat().st_mtime_ns) for p in run.rglob("*")
+            if p.name != ".lock"}  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_finished_or_refused_resume_writes_nothing_and_an_accepted_one_keeps_hydras_record(tmp_path):
+    """Hydra's record (.hydra/resumed_<time>/) and log lines of an in-place resume are staged outside the
+    run directory until the run's checks pass: a finished run resumed, or a resume refused for its
+    config, leaves the directory as it was; a resume that trains adds its record and log lines."""
+    run = tmp_path / "run"
+    result = run_module("seq2seq.train", *TINY_ADDITION, "trainer.max_epochs=1", f"hydra.run.dir={run}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    before = tree(run)
+    for extra in (["trainer.max_epochs=1"], ["trainer.max_epochs=2", "model.hidden_size=16"]):
+        result = run_module("seq2seq.train", *TINY_ADDITION, *extra, f"trainer.resume={run}", cwd=tmp_path)
+        assert result.returncode in (0, 1) and "Traceback" not in result.stderr, result.stderr[-2000:]
+        assert tree(run) == before, extra
+    assert (
+        "the run has finished"
+        in run_module(
+            "seq2seq.train", *TINY_ADDITION, "trainer.max_epochs=1", f"trainer.resume={run}", cwd=tmp_path
+        ).stderr
+    )
+    log_before = (run / "train.log").read_text()
+    result = run_module("seq2seq.train", *TINY_ADDITION, "trainer.max_epochs=2", f"trainer.resume={run}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    records = list((run / ".hydra").glob("resumed_*/overrides.yaml"))
+    assert len(records) == 1 and "trainer.max_epochs=2" in records[0].read_text()
+    log = (run / "train.log").read_text()
+    assert log.startswith(log_before) and "resuming" in log[len(log_before) :] and "done: best" in log
+
+
+def test_a_link_inside_hydras_record_is_refused(tmp_path):
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me")
+    (run / ".hydra" / "config.yaml").symlink_to(target)
+    with pytest.raises(ConfigError, match=r"\.hydra/config\.yaml is a symbolic link"):
+        train(tiny(run, "trainer.max_steps=2"))
+    result = run_module("seq2seq.train", *TINY_ADDITION, f"hydra.run.dir={run}", cwd=tmp_path)
+    assert result.returncode == 2 and ".hydra/config.yaml is a symbolic link" in result.stderr
+    assert target.read_text() == "keep me"
+
+
+def test_event_compaction_touches_only_the_runs_own_readable_event_files(tmp_path):
+    """On resume, TensorBoard's files are compacted into one: a user's file whose name merely contains
+    'tfevents', a link named like an event file, and a damaged event file are never read through or
+    deleted; the damaged one is kept aside under a name TensorBoard skips."""
+    run = tmp_path / "run"
+    train(tiny(run, "trainer.max_epochs=1"))
+    (run / "my_tfevents_notes.txt").write_text("notes")
+    (tmp_path / "elsewhere").write_bytes(b"not events")
+    (run / "events.out.tfevents.1234567890.link").symlink_to(tmp_path / "elsewhere")
+    damaged = b"\x07" * 64
+    (run / "events.out.tfevents.1000000000.host.1.0").write_bytes(damaged)
+    train(tiny(run, "trainer.max_epochs=2", f"trainer.resume={run}"))
+    assert (run / "my_tfevents_notes.txt").read_text() == "notes"
+    assert (run / "events.out.tfevents.1234567890.link").is_symlink()
+    assert (tmp_path / "elsewhere").read_bytes() == b"not events"
+    assert (run / "events.out.unreadable.1000000000.host.1.0").read_bytes() == damaged
+    assert [step for step, _ in scalars(run, "val/acc")] == [1, 2]
+
+
+def test_an_event_file_cut_short_by_a_crash_keeps_its_whole_records(tmp_path):
+    run = tmp_path / "run"
+    train(tiny(run, "trainer.max_epochs=1"))
+    (path,) = rundir.event_files(run)
+    whole = rundir.read_events(path)
+    path.write_bytes(path.read_bytes()[:-5])  # the last record cut short
+    assert [e.step for e in rundir.read_events(path)] == [e.step for e in whole[:-1]]
+    path.write_bytes(b"\x00" * 12 + path.read_bytes())  # a length whose checksum fails: damaged
+    assert rundir.read_events(path) is None
+
+
 def test_a_resume_on_other_data_is_refused_and_a_fork_is_warned(tmp_path, caplog):
     pairs = tmp_path / "pairs.tsv"
     pairs.write_text("".join(f"{a} {b}\t{b} {a}\n" for a in "abcd" for b in "abcd" for _ in range(5)))
@@ -101,10 +182,23 @@ def test_a_resume_on_other_data_is_refused_and_a_fork_is_warned(tmp_path, caplog
     train(compose_train(run, *base, "trainer.max_steps=3"))
     swapped = ["\t".join(line.split("\t")[::-1]) for line in pairs.read_text().splitlines()]
     pairs.write_text("\n".join(swapped) + "\n")  # other pairs of the same vocabulary
-    with pytest.raises(CheckpointError, match="the training data is not what this run trained on"):
+    with pytest.raises(CheckpointError, match="the training data is not what this run used"):
         train(compose_train(run, *base, "trainer.max_steps=6", f"trainer.resume={run}"))
     fork = train(compose_train(tmp_path / "fork", *base, "trainer.max_steps=6", f"trainer.resume={run / 'last.pt'}"))
     assert fork["step"] == 6.0 and "forking" in caplog.text
+
+
+def test_a_resume_on_other_validation_data_is_refused(tmp_path):
+    pairs, val = tmp_path / "pairs.tsv", tmp_path / "val.tsv"
+    pairs.write_text("".join(f"{a} {b}\t{b} {a}\n" for a in "abcd" for b in "abcd" for _ in range(5)))
+    val.write_text("a b\tb a\nc d\td c\n")
+    base = ["task=pairs", f"task.train={pairs}", f"task.val={val}", "task.batch_size=8", "model.hidden_size=8",
+            "model.wordvec_size=8", "trainer.device=cpu", "trainer.progress=false"]  # fmt: skip
+    run = tmp_path / "run"
+    train(compose_train(run, *base, "trainer.max_steps=3"))
+    val.write_text("a b\tb a\nc d\tc d\n")  # one answer changed: the same vocabulary, other val/acc
+    with pytest.raises(CheckpointError, match="the validation data is not what this run used"):
+        train(compose_train(run, *base, "trainer.max_steps=6", f"trainer.resume={run}"))
 
 
 def test_resume_latest_means_the_experiment_exactly(tmp_path):
@@ -191,3 +285,18 @@ def test_progress_counts_and_settings_read_from_files_are_bounded(tmp_path):
         validate(tiny(tmp_path, "optimizer.lr=inf"))
     with pytest.raises(ConfigError, match=r"task\.max_digits=10000000: must be from 1 to 9"):
         validate(tiny(tmp_path, "task.max_digits=10000000"))
+
+
+@pytest.mark.slow
+def test_a_run_whose_path_holds_override_syntax_resumes_in_place(tmp_path):
+    """'=', ',', spaces, quotes and backslashes are syntax to Hydra's override parser: such a path forked
+    into a new directory, or failed to parse."""
+    run = tmp_path / "run=1,2 it's\\x"
+    result = run_module("seq2seq.train", *TINY_ADDITION, "trainer.max_epochs=1", f"hydra.run.dir='{tmp_path}/run'",
+                        cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    (tmp_path / "run").rename(run)
+    result = run_module("seq2seq.train", *TINY_ADDITION, "trainer.max_epochs=2", f"trainer.resume={run}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [run.name]  # in place: no other directory
+    assert torch.load(run / "last.pt", weights_only=True)["progress"]["epoch"] == 2

@@ -20,6 +20,7 @@ shapes, and the task state against the fields its codec takes. Version 1 files (
 import contextlib
 import inspect
 import logging
+import math
 import os
 import signal
 import tempfile
@@ -129,16 +130,29 @@ def training_state(
     }
 
 
+# The dtypes a checkpoint's tensors may have (weights, optimizer state, random generators' states, data).
+DTYPES = (
+    torch.float32,
+    torch.float16,
+    torch.bfloat16,
+    torch.float64,
+    torch.int64,
+    torch.int32,
+    torch.uint8,
+    torch.bool,
+)
+
+
 def check_tensor(name: str, value, where: str) -> None:
     """A tensor read from a file holds its own values: dense, on the CPU, contiguous (no expanded or
     strided view of a smaller storage, which would make a few bytes stand for gigabytes once copied),
     real-valued and, when floating point, finite."""
     if not isinstance(value, torch.Tensor):
         raise CheckpointError(f"{where}: {name} is not a tensor")
+    if value.dtype not in DTYPES:
+        raise CheckpointError(f"{where}: {name} is of type {value.dtype}, not one a model or optimizer here holds")
     if value.layout is not torch.strided or value.is_meta or value.device.type != "cpu" or value.is_quantized:
         raise CheckpointError(f"{where}: {name} is not a dense CPU tensor ({value.layout}, {value.device})")
-    if value.is_complex():
-        raise CheckpointError(f"{where}: {name} is complex-valued")
     if not value.is_contiguous():
         raise CheckpointError(
             f"{where}: {name} is an expanded or strided view (shape {tuple(value.shape)}, stride {value.stride()}), "
@@ -148,10 +162,47 @@ def check_tensor(name: str, value, where: str) -> None:
         raise CheckpointError(f"{where}: {name} holds NaN or infinite values")
 
 
+def state_difference(saved, now, path: str) -> str | None:
+    """Where a state read from a file (an optimizer's settings, a schedule's state) departs from the one
+    this run builds, or None: the same keys and lengths, the same kinds of value and the same words;
+    numbers may differ in value (a schedule moves the learning rate) but not be NaN or astronomic."""
+    stack = [(saved, now, path)]
+    while stack:
+        old, new, where = stack.pop()
+        if isinstance(new, dict):
+            if not isinstance(old, dict) or set(map(str, old)) != set(map(str, new)):
+                return f"{where} holds {sorted(map(str, old))[:8] if isinstance(old, dict) else type(old).__name__}"
+            stack += [(old[k], new[k], f"{where}.{k}") for k in new]
+        elif isinstance(new, list | tuple):
+            if not isinstance(old, list | tuple) or len(old) != len(new):
+                return f"{where} is not a list of {len(new)}"
+            stack += [(o, n, f"{where}[{i}]") for i, (o, n) in enumerate(zip(old, new, strict=True))]
+        elif isinstance(new, bool) or new is None:
+            if not (isinstance(old, bool) or old is None):  # flags such as foreach=None|bool
+                return f"{where}={str(old)[:30]} is not a flag"
+        elif isinstance(new, int | float):
+            number = isinstance(old, int | float) and not isinstance(old, bool)
+            if not number or math.isnan(old) or (math.isfinite(old) and abs(old) > 1e12):  # inf: a plateau's start
+                return f"{where}={str(old)[:30]} is not a number of this state"
+        elif isinstance(new, str) and old != new:
+            return f"{where}={str(old)[:30]!r}, this run's {new[:30]!r}"
+        elif isinstance(new, torch.Tensor) and not (
+            isinstance(old, torch.Tensor) and old.shape == new.shape and old.dtype == new.dtype
+        ):
+            return f"{where} is not a {new.dtype} tensor of shape {tuple(new.shape)}"
+    return None
+
+
+# Optimizer settings that say how the step runs, not what it computes: this run's config decides them
+# (optimizer.fused may change on resume), never the saved state.
+HOW_TO_STEP = ("fused", "foreach", "capturable", "differentiable")
+
+
 def check_optimizer_state(saved, optimizer: torch.optim.Optimizer, where: str) -> None:
     """A saved optimizer state must fit the optimizer it is loaded into, before it is: as many groups
-    and parameters, and each parameter's state tensors (Adam's exp_avg, exp_avg_sq, ...) of that
-    parameter's shape and dtype, `step` a single number. A mismatch crashed the fused Adam (a segfault)."""
+    and parameters, the same settings (non-negative numbers), and each parameter's state tensors (Adam's
+    exp_avg, exp_avg_sq, ...) of that parameter's shape and dtype, `step` a single count. A mismatch
+    crashed the fused Adam (a segfault)."""
     if not isinstance(saved, dict) or not isinstance(saved.get("param_groups"), list):
         raise CheckpointError(f"{where}: optimizer state has no param_groups")
     groups, state = saved["param_groups"], saved.get("state", {})
@@ -160,6 +211,14 @@ def check_optimizer_state(saved, optimizer: torch.optim.Optimizer, where: str) -
     if sizes != [len(g["params"]) for g in now]:
         raise CheckpointError(f"{where}: optimizer state holds groups of {sizes} parameters, this model's optimizer "
                               f"{[len(g['params']) for g in now]}")  # fmt: skip
+    for i, (old, new) in enumerate(zip(groups, now, strict=True)):
+        settings = {k: v for k, v in new.items() if k != "params"}
+        differs = state_difference({k: v for k, v in old.items() if k != "params"}, settings, f"param_groups[{i}]")
+        negative = [k for k, v in old.items() if isinstance(v, float | int) and not isinstance(v, bool)
+                    and not 0 <= v < math.inf]  # fmt: skip
+        if differs or negative:
+            why = differs or f"param_groups[{i}].{negative[0]}={old[negative[0]]} is negative or infinite"
+            raise CheckpointError(f"{where}: optimizer state does not fit this run's optimizer ({why})")
     params = [p for g in now for p in g["params"]]
     ids = [i for g in groups for i in g["params"]]
     if not isinstance(state, dict) or not set(state) <= set(ids) or len(set(ids)) != len(params):
@@ -171,11 +230,11 @@ def check_optimizer_state(saved, optimizer: torch.optim.Optimizer, where: str) -
         param = by_id[i]
         for key, value in entry.items():
             if not isinstance(value, torch.Tensor):
-                continue
+                raise CheckpointError(f"{where}: optimizer state {i}.{str(key)[:30]} is not a tensor")
             check_tensor(f"optimizer state {i}.{key}", value, where)
             if key == "step":
-                if value.numel() != 1:
-                    raise CheckpointError(f"{where}: optimizer state {i}.step is not a single number")
+                if value.numel() != 1 or not 0 <= float(value) <= 1e12:
+                    raise CheckpointError(f"{where}: optimizer state {i}.step is not a count of steps")
             elif value.shape != param.shape or value.dtype != param.dtype:
                 raise CheckpointError(
                     f"{where}: optimizer state {i}.{key} is {tuple(value.shape)} {value.dtype}, its parameter "
@@ -183,21 +242,74 @@ def check_optimizer_state(saved, optimizer: torch.optim.Optimizer, where: str) -
                 )
 
 
+def check_schedule_state(saved, schedule, where: str) -> None:
+    """A saved learning-rate schedule must be the state of the schedule this run builds (none, one-cycle
+    or plateau), with numbers where it has numbers."""
+    now = schedule.state_dict()
+    if now is None or saved is None:
+        if saved is not now:
+            raise CheckpointError(f"{where}: the saved learning-rate schedule is not this run's (scheduler)")
+        return
+    differs = state_difference(saved, now, "scheduler")
+    if differs:
+        raise CheckpointError(f"{where}: the saved learning-rate schedule does not fit this run's ({differs})")
+
+
+def check_rng_state(progress, where: str) -> None:
+    """The random generators' saved states: the CPU one a uint8 tensor of the size torch uses, the CUDA
+    one (optional) a small uint8 tensor."""
+    rng = progress.get("rng") if isinstance(progress, dict) else None
+    size = torch.get_rng_state().shape
+    if not isinstance(rng, torch.Tensor) or rng.dtype != torch.uint8 or rng.shape != size:
+        raise CheckpointError(f"{where}: progress.rng is not a random generator's state (uint8 of {size[0]})")
+    check_tensor("progress.rng", rng, where)
+    cuda = progress.get("cuda_rng")
+    if cuda is not None and not (
+        isinstance(cuda, torch.Tensor) and cuda.dtype == torch.uint8 and cuda.dim() == 1 and cuda.numel() <= 1 << 16
+    ):
+        raise CheckpointError(f"{where}: progress.cuda_rng is not a random generator's state")
+
+
+def check_carry(carry, shapes: list[tuple[int, ...]] | None, where: str) -> None:
+    """The state carried between batches (the language model's LSTM state, saved mid-epoch) must be what
+    the task carries: None for tasks that carry nothing, else float tensors of exactly `shapes`."""
+    if carry is None:
+        return
+    if shapes is None:
+        raise CheckpointError(f"{where}: carries state between batches, but this task carries none")
+    if not isinstance(carry, list | tuple) or len(carry) != len(shapes):
+        raise CheckpointError(f"{where}: the carried state is not {len(shapes)} tensors")
+    for i, (value, shape) in enumerate(zip(carry, shapes, strict=True)):
+        check_tensor(f"carry[{i}]", value, where)
+        if tuple(value.shape) != tuple(shape) or value.dtype not in (torch.float32, torch.bfloat16, torch.float16):
+            raise CheckpointError(f"{where}: carry[{i}] is {tuple(value.shape)} {value.dtype}, this run's {shape}")
+
+
+def check_metrics(metrics, where: str) -> None:
+    if not isinstance(metrics, dict) or not all(
+        isinstance(k, str) and isinstance(v, int | float) and not isinstance(v, bool) for k, v in metrics.items()
+    ):
+        raise CheckpointError(f"{where}: metrics is not a mapping of metric names to numbers")
+
+
 def restore(state: dict, model: nn.Module, optimizer, schedule, device: torch.device) -> tuple[dict, object, dict]:
     """Load a checkpoint made by training_state into the model, optimizer and schedule, and set the
     random generators; returns its progress (without the generators), carry (on `device`) and metrics."""
     model.load_state_dict(state["model_state"])
+    how = [{k: g[k] for k in HOW_TO_STEP if k in g} for g in optimizer.param_groups]
     optimizer.load_state_dict(state["optimizer"])
-    schedule.load_state_dict(state["scheduler"])
+    for group, settings in zip(optimizer.param_groups, how, strict=True):
+        group.update(settings)
+    schedule.load_state_dict(state.get("scheduler"))
     progress = dict(state["progress"])
     torch.set_rng_state(progress.pop("rng"))
     cuda_rng = progress.pop("cuda_rng", None)
     if cuda_rng is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state(cuda_rng)
-    carry = state["carry"]
+    carry = state.get("carry")
     if carry is not None:  # checkpoints load on the CPU
         carry = tuple(c.to(device) for c in carry)
-    return progress, carry, state["metrics"]
+    return progress, carry, state.get("metrics", {})
 
 
 def prune_top(run_dir: Path, progress: dict) -> None:
@@ -401,8 +513,10 @@ def load(path: str | Path, name: str = "best.pt") -> dict:
     checkpoint = {**checkpoint, "model": current_spec(checkpoint["model"]), "task": task}
     cls, args = check_model_spec(checkpoint["model"], f"{path}: model")
     state = checkpoint["model_state"]
-    if not (isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values())):
-        raise CheckpointError(f"{path}: model_state is not a mapping of tensors")
+    if not (
+        isinstance(state, dict) and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items())
+    ):
+        raise CheckpointError(f"{path}: model_state is not a mapping of names to tensors")
     for name, value in state.items():
         check_tensor(f"model_state {str(name)[:60]}", value, str(path))
     check_task_state(checkpoint["task"], cls, args, path)
@@ -460,16 +574,27 @@ class ShapesOnly(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
-def build_model(spec: dict, weights: dict, where: str = "checkpoint") -> nn.Module:
-    """The model of a checked spec with its weights. It is first built on the meta device (no memory),
-    so weights whose names or shapes do not fit the spec are refused before anything is allocated."""
-    cls, args = check_model_spec(spec, where)
+def meta_weights(cls: type, args: dict, name: str, where: str) -> tuple[dict, dict[str, str]]:
+    """The weights a model of these arguments has, {name: (shape, dtype)}, found by building it on the
+    meta device (no memory); and its tied weights, {name: the first name of the same tensor}."""
     try:
         with torch.device("meta"), ShapesOnly():
-            shapes = {k: tuple(v.shape) for k, v in cls(**args).state_dict().items()}
+            model = cls(**args)
     except (ValueError, TypeError, RuntimeError) as e:  # the constructor's own checks (tie_weights, ...)
-        raise CheckpointError(f"{where}: cannot build {spec['name']} from its spec ({str(e)[:200]})") from None
-    saved = {k: tuple(v.shape) for k, v in weights.items()}
+        raise CheckpointError(f"{where}: cannot build {name} from its spec ({str(e)[:200]})") from None
+    first, aliases = {}, {}
+    for key, param in model.named_parameters(remove_duplicate=False):
+        aliases.update({key: first[id(param)]} if id(param) in first else {})
+        first.setdefault(id(param), key)
+    return {k: (tuple(v.shape), v.dtype) for k, v in model.state_dict().items()}, aliases
+
+
+def build_model(spec: dict, weights: dict, where: str = "checkpoint") -> nn.Module:
+    """The model of a checked spec with its weights. It is first built on the meta device (no memory),
+    so weights whose names, shapes or dtypes do not fit the spec are refused before anything is allocated."""
+    cls, args = check_model_spec(spec, where)
+    shapes, _ = meta_weights(cls, args, spec["name"], where)
+    saved = {k: (tuple(v.shape), v.dtype) for k, v in weights.items()}
     if shapes != saved:
         diff = sorted(set(shapes) ^ set(saved)) or sorted(k for k in shapes if shapes[k] != saved[k])
         raise CheckpointError(f"{where}: weights do not fit the saved model spec (first difference: {diff[0]})")

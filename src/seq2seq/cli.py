@@ -164,6 +164,54 @@ def compose_config(config_name: str, overrides: list[str], valid: list[str]) -> 
         raise ConfigError(override_error(e, valid)) from None
 
 
+MAX_SWEEP_CHECKS = 24  # compositions checked before a sweep starts (about 0.25 s each)
+
+
+def sweep_variants(overrides: list[str]) -> list[list[str]]:
+    """The command lines a sweep's lists (`a=1,2`, `range(..)`, `choice(..)`) expand to, checked before any
+    job runs: all lists at their first value, then each other value of each list with the rest at
+    their first (not the whole product). Lists Hydra's sweepers draw from (interval, glob) are left to them."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import Transformer
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except Exception as e:
+        raise ConfigError(override_error(e, [])) from None
+    choices = []
+    for override in parsed:
+        values = [override.input_line]
+        if override.is_sweep_override():
+            try:
+                encoded = list(override.sweep_iterator(transformer=Transformer.encode))
+                values = [f"{override.get_key_element()}={v}" for v in encoded] or values
+            except Exception:  # a sweep only a sweeper can expand
+                values = []
+        choices.append(values)
+    first = [values[0] for values in choices if values]
+    variants = [first]
+    for i, values in enumerate(choices):
+        at = sum(1 for v in choices[:i] if v)
+        variants += [[*first[:at], value, *first[at + 1 :]] for value in values[1:]]
+    return variants[:MAX_SWEEP_CHECKS]
+
+
+def check_interpolations(cfg: DictConfig, overrides: list[str]) -> None:
+    """An override whose value is an interpolation (`name=${oops}`) must resolve: OmegaConf resolves
+    lazily, so a bad one failed only inside the run, in Hydra's multi-line report. Hydra's own resolvers
+    (`${hydra:...}`) resolve only inside the run and are left to it."""
+    for override in overrides:
+        key, _, value = override.lstrip("+~").partition("=")
+        if "${" not in value or "${hydra:" in value:
+            continue
+        try:
+            OmegaConf.select(cfg, key.partition("@")[0], throw_on_resolution_failure=True)
+        except Exception as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            shown = override if len(override) <= 80 else override[:77] + "..."
+            raise ConfigError(f"{shown}: {first[:200]}") from None
+
+
 def command_line(prog: str, schema: type, example: str, input_key: str | None) -> Callable:
     """The entry point of generate or chat around `run(cfg)`: the checks above, the words after `--` as
     free text, the old option names rewritten (with a note), the config composed (these commands write

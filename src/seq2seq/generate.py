@@ -1,35 +1,61 @@
 """Use a trained checkpoint: `python -m seq2seq.generate checkpoint=<run> ...` (or `seq2seq-generate`).
 
 Seq2seq checkpoints answer a `question=...`, or every line of `file=...` (`file=-`: standard input),
-in one batch; captioning checkpoints take PNG file names the same way. `index=N` answers validation
-example N of the checkpoint's pair task. Language-model checkpoints continue a `prompt=...` (or each
-line of `file=...`). Decoding options: seq2seq.decoding, shared with seq2seq.chat and the Python API.
+CHUNK lines to a batch, printed as they are answered; captioning checkpoints take PNG file names the
+same way. `index=N` answers validation example N of the checkpoint's pair task. Language-model
+checkpoints continue a `prompt=...` (or each line of `file=...`). Decoding options: seq2seq.decoding,
+shared with seq2seq.chat and the Python API.
 """
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
 from seq2seq import cli
-from seq2seq.data.text import read_utf8
 from seq2seq.errors import DataError, Seq2seqError
 
 SEQ2SEQ_INPUTS, LM_INPUTS = ("question", "file", "index"), ("prompt", "file")
 
 
-def read_lines(path: str) -> list[str]:
-    """Non-empty lines of a UTF-8 file, or of standard input for "-"."""
+CHUNK = 256  # lines decoded as one batch: memory stays bounded whatever the file's length
+MAX_LINE = 100_000  # bytes; far beyond any question or prompt, and what one line may cost to read
+
+
+def read_lines(path: str) -> Iterator[list[str]]:
+    """Non-empty lines of a UTF-8 file, or of standard input for "-", CHUNK at a time; a line that is
+    not UTF-8 or longer than MAX_LINE fails with its line number."""
     p = Path(path)
     if path != "-" and not p.is_file():
         raise DataError(f"{p}: no such file")
-    raw = sys.stdin.buffer.read() if path == "-" else p.read_bytes()
-    text = read_utf8(raw, "standard input" if path == "-" else str(p))
-    return [line.rstrip("\r") for line in text.split("\n") if line.strip()]
+    where = "standard input" if path == "-" else str(p)
+    with contextlib.nullcontext(sys.stdin.buffer) if path == "-" else p.open("rb") as f:
+        chunk = []
+        for number, raw in enumerate(iter(lambda: f.readline(MAX_LINE + 1), b""), start=1):
+            if len(raw) > MAX_LINE and not raw.endswith(b"\n"):
+                raise DataError(f"{where}:{number}: a line longer than {MAX_LINE:,} bytes")
+            line = decode_line(raw, where, number)
+            if line.strip():
+                chunk.append(line)
+            if len(chunk) == CHUNK:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
 
 
-def run(cfg: DictConfig) -> list[str]:
-    """The lines to print."""
+def decode_line(raw: bytes, where: str, number: int) -> str:
+    """A line as text; a byte-order mark (Windows editors) on the first line is not data."""
+    try:
+        return raw.decode("utf-8-sig" if number == 1 else "utf-8").rstrip("\r\n")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{where}:{number}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+
+
+def run(cfg: DictConfig) -> Iterator[str]:
+    """The outputs to print, one by one. Everything but the lines of file= is checked before the first."""
     cli.check_keys(cfg, cli.GenerateConfig, "seq2seq.generate")
     model = cli.load(cfg)
     options = cli.decode_options(cfg)
@@ -49,27 +75,37 @@ def run(cfg: DictConfig) -> list[str]:
     if cfg.index is not None:
         if any(v is not None for v in options.values()):
             raise DataError("index= shows the greedy output used in validation: it takes no decoding options")
-        return ["\t".join(model.validation_answer(cfg.index))]
+        return iter(["\t".join(model.validation_answer(cfg.index))])
     if model.family == "lm":
-        prompts = read_lines(cfg.file) if cfg.file else [str("you" if cfg.prompt is None else cfg.prompt)]
-        samples = model.generate(prompts, **options)
-        return ["\n\n".join(s) if isinstance(s, list) else s for s in samples]
+        if cfg.file:
+            return (sample for prompts in read_lines(cfg.file) for sample in lm_outputs(model, prompts, options))
+        return iter(lm_outputs(model, [str("you" if cfg.prompt is None else cfg.prompt)], options))
     if cfg.question is None and cfg.file is None:
         raise DataError("give question=... or file=... (file=- reads standard input), or index=...")
-    questions = [str(cfg.question)] if cfg.question is not None else read_lines(cfg.file)
-    answers = ["\t".join(a) if isinstance(a, list) else a for a in model.generate(questions, **options)]
     if cfg.question is not None:
-        return answers
-    return [f"{q}\t{a}" for q, a in zip(questions, answers, strict=True)]
+        return iter(answers(model, [str(cfg.question)], options))
+    return (f"{q}\t{a}" for questions in read_lines(cfg.file)
+            for q, a in zip(questions, answers(model, questions, options), strict=True))  # fmt: skip
+
+
+def answers(model, questions: list[str], options: dict) -> list[str]:
+    return ["\t".join(a) if isinstance(a, list) else a for a in model.generate(questions, **options)]
+
+
+def lm_outputs(model, prompts: list[str], options: dict) -> list[str]:
+    return ["\n\n".join(s) if isinstance(s, list) else s for s in model.generate(prompts, **options)]
 
 
 def run_command(cfg: DictConfig) -> None:
+    """Print each output as it comes: question<TAB>answer lines, or a language model's samples with a
+    blank line between them."""
     try:
-        outputs = run(cfg)
+        for i, output in enumerate(run(cfg)):
+            if i == 0:
+                lines = "\t" in output or cfg.question is not None or cfg.index is not None
+            print(output if i == 0 or lines else "\n" + output, flush=True)
     except Seq2seqError as e:
         cli.fail(e)
-    lm = "\t" not in outputs[0] and cfg.question is None and cfg.index is None
-    print(("\n\n" if lm and len(outputs) > 1 else "\n").join(outputs))
 
 
 main = cli.command_line(

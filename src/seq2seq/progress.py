@@ -29,6 +29,7 @@ class Progress:
     stale_epochs: int = 0
     top: list[list[float]] = field(default_factory=list)  # save_top_k: [value, epoch] of the kept epochs, best first
     data: str | None = None  # the training data's fingerprint (seq2seq.tasks.base.data_fingerprint)
+    held_data: str | None = None  # all data the task holds, validation included (held_data_fingerprint)
     finished: bool = False  # the run ended and wrote its final splits: resuming it again does nothing
 
     @classmethod
@@ -42,6 +43,9 @@ class Progress:
             value = values.get(name, 0)
             if not 0 <= value <= 10**12:
                 raise CheckpointError(f"{where}: progress.{name}={str(value)[:30]} is not a count of this run")
+        for entry in values.get("top", []):  # [value, epoch] pairs
+            if len(entry) != 2 or not float(entry[1]).is_integer() or not 0 <= entry[1] <= 10**12:
+                raise CheckpointError(f"{where}: progress.top holds {str(entry)[:40]}, not a [value, epoch] pair")
         return cls(**values)
 
     def as_dict(self) -> dict:

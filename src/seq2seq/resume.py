@@ -7,15 +7,18 @@ never writes over another run's checkpoints.
 """
 
 import logging
+import os
 import re
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from seq2seq import checkpoint as ckpt
 from seq2seq import distributed, rundir
-from seq2seq.checkpoint import check_optimizer_state
 from seq2seq.errors import CheckpointError, ConfigError
 from seq2seq.models import RENAMED
 from seq2seq.schema import ADDED_KEYS
@@ -109,7 +112,12 @@ def check_resumable(checkpoint: dict, setup, task_state: dict, path) -> None:
     for key in ("optimizer", "progress"):
         if key not in checkpoint:
             raise CheckpointError(f"{path}: has no {key} state to resume from")
-    check_optimizer_state(checkpoint["optimizer"], setup.optimizer, str(path))
+    ckpt.check_optimizer_state(checkpoint["optimizer"], setup.optimizer, str(path))
+    ckpt.check_schedule_state(checkpoint.get("scheduler"), setup.schedule, str(path))
+    ckpt.check_rng_state(checkpoint["progress"], str(path))
+    carries = getattr(setup.task, "carry_shapes", None)  # tasks that carry state between batches say its shapes
+    ckpt.check_carry(checkpoint.get("carry"), carries(setup.model) if carries else None, str(path))
+    ckpt.check_metrics(checkpoint.get("metrics", {}), str(path))
     total = setup.schedule.total_steps  # a one-cycle schedule is built for a length
     saved_total = (checkpoint.get("scheduler") or {}).get("total_steps")
     if total is not None and saved_total != total:
@@ -210,17 +218,63 @@ def resume_in_place(args: list[str]) -> list[str]:
     value = value.strip("\"'")  # quoted for Hydra or not: the same path
     if value != "latest" and not Path(value).exists():
         raise ConfigError(f"trainer.resume={value}: no such run directory or checkpoint file")
-    args = [f"trainer.resume='{value}'" if a.startswith("trainer.resume=") else a for a in args]
+    args = [f"trainer.resume={quoted(value)}" if a.startswith("trainer.resume=") else a for a in args]
     if value == "latest":
         run = latest_run(args)
-        args = [f"trainer.resume='{run}'" if a.startswith("trainer.resume=") else a for a in args]
+        args = [f"trainer.resume={quoted(run)}" if a.startswith("trainer.resume=") else a for a in args]
         value = str(run)
     if any(a.startswith("hydra.run.dir=") for a in args):
         return args
     path = Path(value.strip("\"'"))
     run = path if path.is_dir() else path.parent
-    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
-    return [*args, f"hydra.run.dir='{run}'", f"hydra.output_subdir=.hydra/resumed_{stamp}"]
+    global STAGED
+    STAGED = Path(tempfile.mkdtemp(prefix="seq2seq-resume-"))
+    return [*args, f"hydra.run.dir={quoted(run)}", f"hydra.output_subdir={quoted(STAGED / 'record')}",
+            f"hydra.job_logging.handlers.file.filename={quoted(STAGED / 'train.log')}"]  # fmt: skip
+
+
+def quoted(path) -> str:
+    """A path as one quoted override value: '=', ',' and spaces are not syntax there, a quote is escaped."""
+    # Hydra reads a backslash as an escape only before a quote (or the closing one): double those.
+    escaped = re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), str(path))
+    return f"'{escaped}'"
+
+
+# Where Hydra writes its record (.hydra/) and log of an in-place resume until the run's checks pass:
+# a refused or finished resume writes nothing into the run directory (see adopt_staged).
+STAGED: Path | None = None
+
+
+def adopt_staged(run_dir: Path) -> None:
+    """The checks passed: the staged Hydra record becomes .hydra/resumed_<time>/ and the staged log lines
+    join train.log, which the log's file handler writes to from here on. Neither is reached through a
+    link."""
+    if STAGED is None or not STAGED.is_dir():
+        return
+    rundir.check_no_links(run_dir)
+    if (STAGED / "record").is_dir():
+        (run_dir / ".hydra").mkdir(exist_ok=True)
+        record = run_dir / ".hydra" / f"resumed_{time.strftime('%Y-%m-%d_%H-%M-%S')}"
+        while record.exists() or record.is_symlink():  # two resumes in one second, or a planted name
+            record = record.with_name(record.name + "_")
+        shutil.copytree(STAGED / "record", record, symlinks=True)
+    staged_log = str(STAGED / "train.log")
+    for handler in {h for name in (None, "seq2seq.summary") for h in logging.getLogger(name).handlers}:
+        if isinstance(handler, logging.FileHandler) and handler.baseFilename == staged_log:
+            handler.flush()
+            fd = os.open(run_dir / "train.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+            with open(staged_log, "rb") as lines:
+                os.write(fd, lines.read())
+            handler.setStream(os.fdopen(fd, "a", encoding="utf-8")).close()
+            handler.baseFilename = str((run_dir / "train.log").absolute())
+    discard_staged()
+
+
+def discard_staged() -> None:
+    global STAGED
+    if STAGED is not None:
+        shutil.rmtree(STAGED, ignore_errors=True)
+    STAGED = None
 
 
 def early_checks(args: list[str]) -> None:

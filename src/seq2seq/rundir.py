@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import stat
+import struct
 import tempfile
 import time
 from pathlib import Path
@@ -109,8 +110,37 @@ def remove_leftovers(run_dir: Path) -> None:
             path.unlink(missing_ok=True)
 
 
+# The event files this project's TensorBoard writer makes (torch's SummaryWriter and compact_events):
+# events.out.tfevents.<creation time>.<host>.<pid>.<n> or .compacted; no other file is read or deleted.
+EVENT_FILE = re.compile(r"events\.out\.tfevents\.\d{10}\.[^/]+")
+
+
 def event_files(run_dir: Path) -> list[Path]:
-    return sorted(p for p in run_dir.iterdir() if p.is_file() and "tfevents" in p.name)
+    return sorted(p for p in run_dir.iterdir() if EVENT_FILE.fullmatch(p.name) and p.is_file() and not p.is_symlink())
+
+
+def read_events(path: Path):
+    """The events of a TensorBoard file, or None when it cannot be read whole. Records are framed as
+    <length: u64> <masked crc32c of length: u32> <data> <crc: u32>; a crash mid-write leaves a last
+    record cut short (its length intact), which is dropped; a length whose checksum fails, or data that
+    is not an event, means the file is damaged, and it is kept, never rewritten."""
+    from tensorboard.compat.proto.event_pb2 import Event
+    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
+
+    data, events, at = path.read_bytes(), [], 0
+    while len(data) - at >= 12:
+        header = data[at : at + 8]
+        if masked_crc32c(header) != struct.unpack("<I", data[at + 8 : at + 12])[0]:
+            return None
+        (length,) = struct.unpack("<Q", header)
+        if at + 16 + length > len(data):
+            break  # the record a crash cut short
+        try:
+            events.append(Event.FromString(data[at + 12 : at + 12 + length]))
+        except Exception:
+            return None
+        at += 16 + length
+    return events
 
 
 def keep_event(event, step: int, epoch: int) -> bool:
@@ -130,17 +160,27 @@ def compact_events(run_dir: Path, step: int, epoch: int) -> None:
     """Rewrite a run's TensorBoard events as one file holding each (tag, step) once, up to where the
     resumed checkpoint stands: a crashed run may have logged past its checkpoint, and runs resumed
     before wrote their own files. The new file is complete before the old ones are deleted."""
-    # Raw records, parsed as they were written (EventFileLoader would convert scalars to tensors).
-    from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
-    from tensorboard.compat.proto.event_pb2 import Event
     from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
-    files = event_files(run_dir)
+    files, loaded = [], {}
+    for path in event_files(run_dir):
+        events = read_events(path)
+        if events is None:  # history that cannot be parsed is set aside under a name TensorBoard skips
+            aside = path.with_name(path.name.replace("tfevents", "unreadable", 1))
+            while aside.exists() or aside.is_symlink():
+                aside = aside.with_name(aside.name + "_")
+            log.warning(
+                "%s cannot be read whole: kept aside as %s, its points left out of TensorBoard", path, aside.name
+            )
+            os.replace(path, aside)
+        else:
+            files.append(path)
+            loaded[path] = events
     if not files:
         return
     seen, kept = set(), []
     for path in reversed(files):  # newest first: a step logged again after a resume wins
-        for event in map(Event.FromString, RawEventFileLoader(str(path)).Load()):
+        for event in loaded[path]:
             key = (tuple(v.tag for v in event.summary.value), event.step)
             if keep_event(event, step, epoch) and key not in seen:
                 seen.add(key)
@@ -243,6 +283,22 @@ def record_top(run_dir: Path, names: set[str]) -> None:
     os.replace(tmp, run_dir / TOP_RECORD)
 
 
+def check_top_free(run_dir: Path, first: int, last: int) -> None:
+    """trainer.save_top_k writes epoch-<N>.pt for the epochs still to train (first..last): a file of
+    such a name that this run did not write (a user's copy, a link) is refused, never written over."""
+    ours = written_top(run_dir)
+    theirs = sorted(
+        (p.name for p in run_dir.glob("epoch-*.pt") if p.name not in ours and re.fullmatch(r"epoch-\d+\.pt", p.name)
+         and first <= int(p.name[6:-3]) <= last),
+        key=lambda n: int(n[6:-3]),
+    )  # fmt: skip
+    if theirs:
+        raise ConfigError(
+            f"{run_dir / theirs[0]} was not written by this run, and trainer.save_top_k would write over it: "
+            "move it out of the run directory"
+        )
+
+
 def delete_top(run_dir: Path, names) -> None:
     """Delete top-k files this run wrote (links are never followed nor removed)."""
     for name in names:
@@ -256,7 +312,11 @@ WRITTEN = ("config.yaml", "train.log", "metrics.csv", ".hydra", "last.pt", "best
 
 
 def check_no_links(run_dir: Path) -> None:
+    """Nothing a run writes (WRITTEN, and anything inside .hydra/, Hydra's record) is a symbolic link."""
     links = [name for name in WRITTEN if (run_dir / name).is_symlink()]
+    if not links and (run_dir / ".hydra").is_dir():
+        for folder, dirs, files in os.walk(run_dir / ".hydra"):  # links to folders are listed, not entered
+            links += [str(Path(folder, n).relative_to(run_dir)) for n in dirs + files if Path(folder, n).is_symlink()]
     if links:
         raise ConfigError(f"{run_dir / links[0]} is a symbolic link: a run writes its own files, never through a link")
 

@@ -21,7 +21,7 @@ from torch import nn
 from tqdm import tqdm
 
 from seq2seq import checkpoint as ckpt
-from seq2seq import cli, distributed, hparams, preflight, rundir
+from seq2seq import cli, distributed, hparams, preflight, resume, rundir
 from seq2seq.build import FP32, Setup, autocast, build, open_loggers
 from seq2seq.checks import unknown_key_message
 from seq2seq.config import unknown_keys
@@ -38,7 +38,7 @@ from seq2seq.resume import (
     resume_in_place,
     resume_target,
 )
-from seq2seq.tasks.base import data_fingerprint
+from seq2seq.tasks.base import data_fingerprint, held_data_fingerprint
 
 __all__ = ["build", "train", "train_step"]
 
@@ -152,23 +152,25 @@ def fit(cfg: DictConfig, run_dir: Path, resume_path: Path | None, precision: str
     log.info(
         "model %s: %d parameters, on %s, %d CPU threads", type(setup.model).__name__, n_params, setup.device, threads
     )
-    fingerprint = data_fingerprint(task)
-    progress, carry, metrics = Progress(data=fingerprint), None, {}
+    fingerprints = data_fingerprint(task), held_data_fingerprint(task)
+    progress, carry, metrics = Progress(data=fingerprints[0], held_data=fingerprints[1]), None, {}
     if resumed is not None:
         progress, carry, metrics = restore(resumed, setup, resume_path, run_dir)
-        check_same_data(cfg, progress, fingerprint, resume_path, run_dir)
+        check_same_data(cfg, progress, fingerprints, resume_path, run_dir)
     in_place = resumed is not None and resume_path.parent.resolve() == run_dir.resolve()  # not a fork
     if resumed is not None and progress.finished and done(cfg, progress):
-        # A run that finished (its final splits written): nothing to train, nothing logged again; only
-        # what a crash left is mended.
-        if in_place and ctx.is_main:
-            repair_run_dir(run_dir, progress)
+        # A run that finished (its final splits written): nothing to train, nothing written at all.
+        resume.discard_staged()
         log.info("%s: the run has finished (epoch %d, step %d); raise trainer.max_epochs or trainer.max_steps "
                  "to train on", resume_path, progress.epoch, progress.step)  # fmt: skip
         return {**metrics, f"best/{task.monitor}": progress.best, "epoch": progress.epoch, "step": progress.step}
     progress.finished = False
     if ctx.is_main:
+        if in_place and cfg.trainer.save_top_k > 1:  # epoch-<N>.pt files still to come
+            rundir.check_top_free(run_dir, progress.epoch + 1, cfg.trainer.max_epochs)
+        resume.adopt_staged(run_dir)  # the checks passed: Hydra's record and log join the run directory
         prepare_run_dir(cfg, run_dir, progress, in_place)
+    resume.discard_staged()
     writer = open_loggers(cfg, run_dir, (progress.step, progress.epoch) if in_place else None, ctx)
     writer.start(hparams.columns(cfg, hparams.command_line_overrides()), metric_columns(task))
     checkpoints = Checkpoints(cfg, setup, run_dir, writer, progress.step if in_place else None)
@@ -202,6 +204,8 @@ def load_for_resume(cfg: DictConfig, run_dir: Path, resume_path: Path | None) ->
     if resume_path is None:
         return None
     resumed = ckpt.load(resume_path, "last.pt")
+    if not isinstance(resumed.get("config"), dict):
+        raise CheckpointError(f"{resume_path}: holds no config to compare this run's with, so it cannot be resumed")
     keep_old_behaviour(resumed.get("config"), cfg)
     changes = config_changes(resumed.get("config"), cfg)
     if changes:
@@ -222,21 +226,23 @@ def restore(resumed: dict, setup: Setup, resume_path: Path, run_dir: Path) -> tu
 DATA_KEYS = ("task.path", "task.train", "task.val", "task.data_dir", "task.num_examples", "seed")
 
 
-def check_same_data(cfg: DictConfig, progress: Progress, fingerprint: str, resume_path: Path, run_dir: Path) -> None:
-    """A run resumes on the data it trained on: other data (a file changed or cut) is refused in place,
-    and allowed, with a warning, when forking into a new directory. Checkpoints of earlier versions
-    hold no fingerprint."""
-    if progress.data is None or progress.data == fingerprint:
-        progress.data = fingerprint
+def check_same_data(cfg: DictConfig, progress: Progress, fingerprints: tuple[str, str], resume_path: Path,
+                    run_dir: Path) -> None:  # fmt: skip
+    """A run resumes on the data it trained and validated on: other data (a file changed or cut) is
+    refused in place, and allowed, with a warning, when forking into a new directory. Checkpoints of
+    earlier versions hold no fingerprint (or none of the validation data)."""
+    saved = {"training": progress.data, "validation": progress.held_data}
+    changed = [what for what, now in zip(saved, fingerprints, strict=True) if saved[what] not in (None, now)]
+    progress.data, progress.held_data = fingerprints
+    if not changed:
         return
     where = ", ".join(f"{k}={OmegaConf.select(cfg, k)}" for k in DATA_KEYS if OmegaConf.select(cfg, k) is not None)
     if resume_path.parent.resolve() == run_dir.resolve():
         raise CheckpointError(
-            f"{resume_path}: the training data is not what this run trained on ({where}): resuming would change "
+            f"{resume_path}: the {changed[0]} data is not what this run used ({where}): resuming would change "
             f"the experiment; fork it into a new run instead: add hydra.run.dir=<a new directory>"
         )
-    log.warning("forking %s onto other training data (%s)", resume_path, where)
-    progress.data = fingerprint
+    log.warning("forking %s onto other %s data (%s)", resume_path, changed[0], where)
 
 
 def prepare_run_dir(cfg: DictConfig, run_dir: Path, progress: Progress, in_place: bool) -> None:
@@ -521,20 +527,21 @@ def translate_model_choice(args: list[str]) -> list[str]:
 
 
 def check_overrides(args: list[str]) -> None:
-    """Hydra's own errors for an override (a key that does not exist, a value of the wrong type) in one
-    line, before Hydra prints them with a traceback hint; a sweep's lists are left to Hydra."""
-    if {"-m", "--multirun", "--hydra-help"} & set(args):
-        return
+    """Hydra's own errors for an override (a key that does not exist, a value of the wrong type, an
+    interpolation that does not resolve) in one line, before Hydra prints them with a traceback hint;
+    in a sweep (-m), for each value of its lists."""
     overrides = cli.overrides_of(args)
-    try:
-        cli.compose_config("train", overrides, [])
-    except ConfigError as e:
-        unknown = re.match(r"(\S+): unknown key", str(e))
-        if not unknown:
-            raise
-        others = [a for a in overrides if a.lstrip("+~").partition("=")[0] != unknown.group(1)]
-        valid = unknown_keys(cli.compose_config("train", others, []))[1]
-        raise ConfigError(unknown_key_message(unknown.group(1), valid, "python -m seq2seq.train --help")) from None
+    for variant in cli.sweep_variants(overrides) if {"-m", "--multirun"} & set(args) else [overrides]:
+        try:
+            cfg = cli.compose_config("train", variant, [])
+        except ConfigError as e:
+            unknown = re.match(r"(\S+): unknown key", str(e))
+            if not unknown:
+                raise
+            others = [a for a in variant if a.lstrip("+~").partition("=")[0] != unknown.group(1)]
+            valid = unknown_keys(cli.compose_config("train", others, []))[1]
+            raise ConfigError(unknown_key_message(unknown.group(1), valid, "python -m seq2seq.train --help")) from None
+        cli.check_interpolations(cfg, variant)
 
 
 # Run directories named on the command line (hydra.run.dir, or a resumed run's) that existed before this
@@ -561,8 +568,12 @@ def main() -> None:
             if key in ("hydra.run.dir", "hydra.sweep.dir") and Path(value.strip("\"'")).exists():
                 EXISTING_RUN_DIRS.add(str(Path(value.strip("\"'")).resolve()))
     except Seq2seqError as e:
+        resume.discard_staged()
         cli.fail(e)
-    hydra_main()
+    try:
+        hydra_main()
+    finally:
+        resume.discard_staged()  # a refused resume leaves nothing behind
 
 
 if __name__ == "__main__":

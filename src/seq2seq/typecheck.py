@@ -13,6 +13,8 @@ PATHS = str | list[str] | None
 
 
 def type_name(annotation) -> str:
+    if typing.get_origin(annotation) is list:  # list[str], not list
+        return str(annotation).replace("typing.", "")
     return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
 
 

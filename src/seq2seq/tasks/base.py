@@ -76,3 +76,22 @@ def data_fingerprint(task) -> str:
                 digest.update(str(tuple(part.shape)).encode())
                 digest.update(part.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:32]
+
+
+def held_data_fingerprint(task) -> str:
+    """A digest of every tensor the task holds (its attributes, and the dicts, lists and tuples in them),
+    the validation split's included: a resumed run checks that it validates on the same data too."""
+    digest = hashlib.sha256()
+    stack = [(name, value) for name, value in sorted(vars(task).items(), reverse=True)]
+    while stack:
+        name, value = stack.pop()
+        if isinstance(value, torch.Tensor):
+            digest.update(f"{name}{tuple(value.shape)}{value.dtype}".encode())
+            digest.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+        elif isinstance(value, dict) and name.count(".") < 3:
+            stack += [(f"{name}.{k}", v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]), reverse=True)]
+        elif (
+            isinstance(value, list | tuple) and name.count(".") < 3 and any(isinstance(v, torch.Tensor) for v in value)
+        ):
+            stack += [(f"{name}.{i}", v) for i, v in reversed(list(enumerate(value)))]
+    return digest.hexdigest()[:32]

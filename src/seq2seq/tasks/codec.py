@@ -62,6 +62,8 @@ class FixedWidthCodec:
         if not (1 <= question_width <= MAX_WIDTH and 2 <= answer_width <= MAX_NEW_TOKENS + 1):
             raise ValueError(f"question_width={question_width} and answer_width={answer_width}: must be from 1 and 2 "
                              f"to {MAX_WIDTH} and {MAX_NEW_TOKENS + 1:,}")  # fmt: skip
+        if not all(len(token) == 1 for token in vocab) or START not in vocab:
+            raise ValueError(f"a fixed-width vocabulary is single characters, the start symbol {START!r} among them")
         self.vocab = Vocab(vocab)
         self.width, self.reverse = question_width, reverse
         self.number_digits = number_digits  # the longest number in the training questions (None: unknown)
@@ -101,6 +103,8 @@ class FixedWidthCodec:
                     f"{where(texts, n)}: {wide[0]} has {len(wide[0])} digits; this model was trained on "
                     f"numbers of at most {self.number_digits}"
                 )
+            if len(text) < self.width and " " not in self.vocab.stoi:  # trained on questions of one width
+                raise DataError(f"{where(texts, n)} has {len(text)} characters; this model takes exactly {self.width}")
             rows.append(self.vocab.encode(text.ljust(self.width)))
         x = torch.tensor(rows, dtype=torch.long)  # (N, S)
         return (x.flip(1) if self.reverse else x), None

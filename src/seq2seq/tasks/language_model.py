@@ -101,6 +101,11 @@ class LanguageModelTask:
         x, y = batch  # (B, T), (B, T)
         return model(x, repackage_hidden(carry), targets=y)  # the mean loss, the new state
 
+    def carry_shapes(self, model) -> list[tuple[int, ...]]:
+        """The LSTM state carried between training windows, (h, c): each (num_layers, B, H)."""
+        shape = (model.lstm.num_layers, self.train_data.shape[0], model.lstm.hidden_size)
+        return [shape, shape]
+
     def train_metrics(self, mean_loss: float) -> dict[str, float]:
         return {"train/ppl": math.exp(mean_loss)}
 
