@@ -4,6 +4,7 @@ processes, composing configs, reading TensorBoard scalars back."""
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -58,3 +59,30 @@ def scalars(run_dir: Path, tag: str) -> list[tuple[int, float]]:
     acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
     acc.Reload()
     return [(e.step, e.value) for e in acc.Scalars(tag)]
+
+
+# Refusing any crafted file below: at most this much peak memory (a Python process with torch
+# imported takes about 300 MB here) and this many seconds, start-up included.
+PEAK_MB, SECONDS = 800, 30
+
+
+# Runs a module as `python -m` would, then reports the process's own peak memory on stderr.
+PEAK = """
+import resource, runpy, sys
+sys.argv = sys.argv[1:]
+try:
+    runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+finally:
+    sys.stderr.write(f"\\nPEAK_KB {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}\\n")
+"""
+
+
+def measured(*args: str, cwd=None) -> tuple[subprocess.CompletedProcess, float, float]:
+    """`python -m args` in a fresh process: its result (stderr without the report), peak memory (MB) and
+    seconds."""
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-c", PEAK, *args], capture_output=True, text=True, cwd=cwd)
+    seconds = time.monotonic() - started
+    stderr, _, peak = result.stderr.rpartition("PEAK_KB ")
+    result.stderr = stderr.strip() + "\n"
+    return result, int(peak) / 1024, seconds

@@ -34,7 +34,8 @@ PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 COMMAND = re.compile(r"^(?:[A-Z_]+=\S+\s+)*(?:printf .*\|\s*)?(?:python -m seq2seq\.[\w.]+|seq2seq-\w+)\b")
 # <run>, <file.tsv>, <seed>: the docs' placeholders (not the special tokens <unk>, <eos>, ... of skip lists).
 PLACEHOLDER = re.compile(r"<(?!(?:unk|eos|bos|pad|sep)>)[^>\s][^>]*>")
-CONSOLE = {"seq2seq-train": "seq2seq.train", "seq2seq-generate": "seq2seq.generate", "seq2seq-chat": "seq2seq.chat"}
+CONSOLE = {"seq2seq-train": "seq2seq.train", "seq2seq-generate": "seq2seq.generate", "seq2seq-chat": "seq2seq.chat",
+           "seq2seq-export": "seq2seq.export"}  # fmt: skip
 
 
 def commands(page: Path) -> list[tuple[str, str | None]]:
@@ -178,8 +179,11 @@ def run_command(line: str, error: str | None, root: Path, capsys) -> None:
 
         build_parser().parse_args(args)
         return
-    args = [f"checkpoint={checkpoint_for(a.split('=', 1)[1], root)}" if a.startswith("checkpoint=") else a
-            for a in args]  # fmt: skip
+    args = [
+        f"checkpoint={checkpoint_for(a.split('=', 1)[1], root)}" if a.startswith("checkpoint=") else a
+        for a in args
+        if not a.startswith("push=")
+    ]  # fmt: skip  (uploads: tests/test_sharing.py, offline)
     if "question=digits.png" in args:  # a PNG of the captioning model's kind, in the working directory
         from seq2seq.data import digit_images
 

@@ -5,7 +5,6 @@ runs in a real process whose peak memory and time are measured."""
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -14,11 +13,7 @@ from omegaconf import OmegaConf
 
 from seq2seq.train import train
 
-from .helpers import TINY_ADDITION, compose_train
-
-# Refusing any crafted file below: at most this much peak memory (a Python process with torch
-# imported takes about 300 MB here) and this many seconds, start-up included.
-PEAK_MB, SECONDS = 800, 30
+from .helpers import PEAK_MB, SECONDS, TINY_ADDITION, compose_train, measured
 
 
 @pytest.fixture(scope="module")
@@ -36,28 +31,6 @@ def runs(tmp_path_factory):
     quick = ["model.hidden_size=8", "trainer.max_epochs=1", "trainer.device=cpu", "trainer.progress=false"]
     train(compose_train(lm, "experiment=rnnlm_ptb", f"task.data_dir={data}", *sizes, *quick))
     return addition, lm
-
-
-# Runs a module as `python -m` would, then reports the process's own peak memory on stderr.
-PEAK = """
-import resource, runpy, sys
-sys.argv = sys.argv[1:]
-try:
-    runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
-finally:
-    sys.stderr.write(f"\\nPEAK_KB {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}\\n")
-"""
-
-
-def measured(*args: str, cwd=None) -> tuple[subprocess.CompletedProcess, float, float]:
-    """`python -m args` in a fresh process: its result (stderr without the report), peak memory (MB) and
-    seconds."""
-    started = time.monotonic()
-    result = subprocess.run([sys.executable, "-c", PEAK, *args], capture_output=True, text=True, cwd=cwd)
-    seconds = time.monotonic() - started
-    stderr, _, peak = result.stderr.rpartition("PEAK_KB ")
-    result.stderr = stderr.strip() + "\n"
-    return result, int(peak) / 1024, seconds
 
 
 def refused(path: Path, message: str, *args: str) -> None:

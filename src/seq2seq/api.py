@@ -45,13 +45,19 @@ def pick_device(device: str | torch.device | None) -> torch.device:
 
 def load(path: str | Path, device: str | torch.device | None = None) -> "TrainedModel":
     """A trained model from a checkpoint file, a run directory (its best.pt), a folder of runs (its newest
-    finished run's) or "latest" (the newest finished run under ./outputs), on `device`."""
+    finished run's), "latest" (the newest finished run under ./outputs), or a shared model's folder
+    (seq2seq.pretrained; "hf://<user>/<repo>" on the Hugging Face Hub), on `device`."""
     if not isinstance(path, str | Path):
         raise ConfigError(f"load takes a checkpoint path (str or Path), not {type(path).__name__}")
     file, note = ckpt.find(path, "best.pt")
     if note:
         log.info("%s", note)
-    module, checkpoint = ckpt.load_model(file, "best.pt")
+    if file.is_dir():  # a shared model's folder (seq2seq.pretrained): no pickle involved
+        from seq2seq import pretrained
+
+        module, checkpoint = pretrained.load(file)
+    else:
+        module, checkpoint = ckpt.load_model(file, "best.pt")
     return TrainedModel(module, checkpoint, file, pick_device(device))
 
 
@@ -66,11 +72,19 @@ class TrainedModel:
         self.module, self.path, self.device = module.to(device).eval(), path, device
         self.family = module.family
         self.task_state, self.config = checkpoint["task"], checkpoint.get("config")
+        self.defaults = checkpoint.get("generation")  # a shared folder's generation_config.json, else the family's
         self.codec = codec_from_state(self.task_state) if self.family != "lm" else None
         self.vocab = self.codec.vocab if self.codec else Vocab(self.task_state["vocab"])
 
     def __repr__(self) -> str:
         return f"TrainedModel({type(self.module).__name__}, {self.family}, {self.path}, device={self.device})"
+
+    def save_pretrained(self, out: str | Path) -> Path:
+        """Write this model as a folder to share (config.json, model.safetensors, generation_config.json,
+        README.md; see seq2seq.pretrained), from the checkpoint or folder it was loaded from."""
+        from seq2seq import pretrained
+
+        return pretrained.save(self.path, out)
 
     def generate(self, inputs: str | list[str], context: list[str] = (), **options) -> str | list:
         """Outputs for one input (a str: returns its output) or a list of inputs (returns a list). An input
@@ -78,7 +92,7 @@ class TrainedModel:
         Options: see seq2seq.decoding.DecodeOptions. `context`: a conversation's earlier turns, oldest
         first, for a chat model trained with task.context_turns above 0 (it reads the last that many).
         """
-        opts = decoding.resolve(options, self.family)
+        opts = decoding.resolve(options, self.family, self.defaults)
         texts = [inputs] if isinstance(inputs, str) else list(inputs)
         if not texts or not all(isinstance(t, str) for t in texts):
             raise DataError("generate takes a string or a non-empty list of strings")

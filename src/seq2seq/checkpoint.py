@@ -346,11 +346,18 @@ def resolve(path: str | Path, name: str = "best.pt") -> Path:
 
 def find(path: str | Path, name: str = "best.pt", outputs: Path = Path("outputs")) -> tuple[Path, str | None]:
     """The checkpoint a user means by `checkpoint=`: a file; a run directory (its `name`); a folder of
-    runs, such as an experiment's outputs/<name>/ (its newest finished run's); or `latest` (the newest
-    finished run under ./outputs). The note says which run was chosen, when one was."""
+    runs, such as an experiment's outputs/<name>/ (its newest finished run's); `latest` (the newest
+    finished run under ./outputs); or a shared model's folder, local or `hf://<user>/<repo>` (returned
+    as the folder: seq2seq.pretrained reads it). The note says which run was chosen, when one was."""
     if str(path) == "latest":
         return rundir.newest_run(outputs, name, "checkpoint=latest")
+    if str(path).startswith("hf://"):  # a shared model on the Hugging Face Hub (seq2seq.pretrained)
+        from seq2seq import pretrained
+
+        return pretrained.from_hub(str(path)), None
     path = Path(path)
+    if (path / "config.json").is_file() and (path / "model.safetensors").is_file():  # a shared model's folder
+        return path, None
     if path.is_dir() and not (path / name).exists():
         return rundir.newest_run(path, name, f"checkpoint={path}")
     return resolve(path, name), None

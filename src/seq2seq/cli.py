@@ -43,7 +43,16 @@ class ChatConfig(DecodeOptions):
     context: int | None = None
 
 
+@dataclass
+class ExportConfig:
+    checkpoint: str = MISSING
+    out: str | None = None
+    format: str = "safetensors"
+    push: str | None = None
+
+
 ConfigStore.instance().store(name="generate_schema", node=GenerateConfig)
+ConfigStore.instance().store(name="export_schema", node=ExportConfig)
 ConfigStore.instance().store(name="chat_schema", node=ChatConfig)
 
 # Hydra's flags that take a value (the word after one is not a stray argument), and the flags that

@@ -89,16 +89,19 @@ def check_type(name: str, value) -> None:
         raise ConfigError(f"{name}={value!r}: must be {'a list of words' if expected is list else expected.__name__}")
 
 
-def resolve(options: dict, family: str) -> dict:
+def resolve(options: dict, family: str, defaults: dict | None = None) -> dict:
     """Every option's value for a model family ("lm", "seq2seq", "captioner"), given the ones set (None = unset).
-    Unknown names, wrong types, values out of range and options that do not apply are refused."""
+    Unknown names, wrong types, values out of range and options that do not apply are refused.
+    `defaults`: a model's own strategy, max_new_tokens and skip, in place of its family's (a shared
+    model's generation_config.json, checked by check_defaults)."""
     unknown = sorted(set(options) - set(NAMES))
     if unknown:
         raise ConfigError(f"unknown decoding option {unknown[0]!r} (options: {', '.join(NAMES)})")
     given = {k: v for k, v in options.items() if v is not None}
     for name, value in given.items():
         check_type(name, value)
-    strategy = given.get("strategy", FAMILY_DEFAULTS[family]["strategy"])
+    family_defaults = {**FAMILY_DEFAULTS[family], **(defaults or {})}
+    strategy = given.get("strategy", family_defaults["strategy"])
     if strategy not in STRATEGIES:
         raise ConfigError(f"strategy={strategy!r}: must be one of {', '.join(STRATEGIES)}")
     for name in given:
@@ -109,11 +112,27 @@ def resolve(options: dict, family: str) -> dict:
     for name, value in given.items():
         if name in RANGES and not RANGES[name][0](value):
             raise ConfigError(f"{name}={value!r}: must be {RANGES[name][1]}")
-    out = {**dict.fromkeys(NAMES), **DEFAULTS, **FAMILY_DEFAULTS[family], **given, "strategy": strategy}
+    out = {**dict.fromkeys(NAMES), **DEFAULTS, **family_defaults, **given, "strategy": strategy}
     if strategy == "beam" and out["n_best"] > out["beam_size"]:
         raise ConfigError(f"n_best={out['n_best']} exceeds beam_size={out['beam_size']}")
     out["skip_given"] = "skip" in given  # unknown words are an error only in a list the user gave
     return out
+
+
+def check_defaults(defaults, where: str) -> dict:
+    """A model's own defaults (FAMILY_DEFAULTS' keys: strategy, max_new_tokens, skip), read from a file:
+    those keys only, each of its type and range (max_new_tokens may be None: the longest training answer)."""
+    if not isinstance(defaults, dict) or not set(defaults) <= {"strategy", "max_new_tokens", "skip"}:
+        raise ConfigError(f"{where}: holds strategy, max_new_tokens and skip, nothing else")
+    for name, value in defaults.items():
+        if value is None and name == "max_new_tokens":
+            continue
+        check_type(name, value)
+        if name in RANGES and not RANGES[name][0](value):
+            raise ConfigError(f"{where}: {name}={value!r} must be {RANGES[name][1]}")
+    if defaults.get("strategy", "greedy") not in STRATEGIES:
+        raise ConfigError(f"{where}: strategy={str(defaults['strategy'])[:20]!r} is not one of {', '.join(STRATEGIES)}")
+    return defaults
 
 
 # Spellings of the command lines before the shared options: still accepted, with a note.

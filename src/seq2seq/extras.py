@@ -14,6 +14,9 @@ PACKAGES = {
     "PIL": ("pillow", "captions"),
     "mlflow": ("mlflow-skinny", "mlflow"),
     "wandb": ("wandb", "wandb"),
+    "huggingface_hub": ("huggingface_hub", "hub"),
+    "onnx": ("onnx", "onnx"),
+    "onnxruntime": ("onnxruntime", "onnx"),
 }
 
 

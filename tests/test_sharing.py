@@ -1,0 +1,331 @@
+"""Sharing a model: a run exported as a folder (config.json, model.safetensors, generation_config.json,
+README.md) loads through every entry point with no pickle, answers exactly as its checkpoint does,
+comes back from an offline Hugging Face Hub cache, and a crafted folder is refused in one line, in
+bounded memory."""
+
+import json
+import os
+import re
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import seq2seq
+from seq2seq import pretrained
+from seq2seq.errors import CheckpointError
+from seq2seq.train import train
+
+from .helpers import PEAK_MB, SECONDS, TINY_ADDITION, compose_train, measured, run_module
+
+QUESTIONS = [f"{a}+{b}" for a in range(0, 100, 7) for b in range(0, 100, 9)]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    """A finished run of each family: addition (Peeky), addition with attention, a language model with
+    tied weights (its embedding and output layer are one tensor)."""
+    root = tmp_path_factory.mktemp("sharing")
+    out = {"peeky": root / "peeky", "attention": root / "attention", "lm": root / "lm"}
+    peeky = ["experiment=peeky_addition", *TINY_ADDITION, "trainer.max_epochs=2", f"hydra.run.dir={out['peeky']}"]
+    assert run_module("seq2seq.train", *peeky, cwd=root).returncode == 0  # Hydra records the command line
+    train(compose_train(out["attention"], "experiment=attention_addition", *TINY_ADDITION, "trainer.max_epochs=1"))
+    data = root / "ptb"
+    data.mkdir()
+    words = ["the", "cat", "sat", "on", "a", "mat", "while", "dogs", "ran", "to", "park", "and", "birds"]
+    for split, n in (("train", 200), ("valid", 30), ("test", 30)):
+        lines = [" " + " ".join(words[(i + k) % len(words)] for k in range(6)) + " " for i in range(n)]
+        (data / f"ptb.{split}.txt").write_text("\n".join(lines) + "\n")
+    sizes = ["task.batch_size=4", "task.time_size=5", "task.eval_batch_size=2", "model.wordvec_size=16"]
+    train(compose_train(out["lm"], "experiment=better_rnnlm_ptb", f"task.data_dir={data}", *sizes,
+                        "model.hidden_size=16", "model.num_layers=1", "trainer.max_epochs=1", "trainer.device=cpu",
+                        "trainer.progress=false"))  # fmt: skip
+    return out
+
+
+@pytest.fixture(scope="module")
+def folders(runs, tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("exported")
+    return {name: pretrained.save(run, root / name) for name, run in runs.items()}
+
+
+def test_each_family_exports_and_answers_exactly_as_its_checkpoint(runs, folders):
+    for name in ("peeky", "attention"):
+        a, b = seq2seq.load(runs[name], device="cpu"), seq2seq.load(folders[name], device="cpu")
+        assert a.generate(QUESTIONS) == b.generate(QUESTIONS)
+        beam = {"strategy": "beam", "beam_size": 3, "n_best": 2}
+        assert a.generate(QUESTIONS[:20], **beam) == b.generate(QUESTIONS[:20], **beam)
+        for (key, x), (_, y) in zip(a.module.state_dict().items(), b.module.state_dict().items(), strict=True):
+            assert torch.equal(x, y), key
+    a, b = seq2seq.load(runs["lm"], device="cpu"), seq2seq.load(folders["lm"], device="cpu")
+    assert b.module.out.weight is b.module.embed.weight  # still tied after the round trip
+    for seed in (0, 1):
+        options = {"max_new_tokens": 30, "seed": seed, "num_samples": 2, "skip": []}
+        assert a.generate("the cat", **options) == b.generate("the cat", **options)
+
+
+def test_the_folder_holds_what_the_hub_expects(runs, folders):
+    folder = folders["peeky"]
+    assert sorted(p.name for p in folder.iterdir()) == sorted(pretrained.FILES)
+    config = json.loads((folder / "config.json").read_text())
+    assert config["format"] == pretrained.FORMAT and config["model"]["name"] == "Seq2seq"
+    assert config["model"]["args"]["decoder"] == "peeky" and config["family"] == "seq2seq"
+    assert config["source"]["experiment"] == "peeky_addition" and config["source"]["epoch"] in (1, 2)
+    assert "val/acc" in config["source"]["metrics"] and config["source"]["seq2seq_version"] == seq2seq.__version__
+    assert json.loads((folder / "generation_config.json").read_text())["strategy"] == "greedy"
+    card = (folder / "README.md").read_text()
+    assert "# peeky_addition: Seq2seq" in card and "seq2seq.load(" in card and "| `val/acc` |" in card
+    from safetensors import safe_open
+
+    with safe_open(folder / "model.safetensors", "pt") as f:  # the weights and nothing else
+        assert set(f.keys()) == set(seq2seq.load(runs["peeky"], device="cpu").module.state_dict())
+    lm = json.loads((folders["lm"] / "config.json").read_text())
+    assert lm["family"] == "lm" and lm["model"]["args"]["tie_weights"] is True
+
+
+@pytest.mark.slow
+def test_the_command_lines_take_a_folder(runs, tmp_path):
+    out = tmp_path / "shared"
+    result = run_module("seq2seq.export", f"checkpoint={runs['peeky']}", f"out={out}", cwd=tmp_path)
+    assert result.returncode == 0 and "model.safetensors" in result.stdout, result.stderr[-2000:]
+    assert "python -m seq2seq.train experiment=peeky_addition trainer.device=cpu" in (out / "README.md").read_text()
+    from_run = run_module("seq2seq.generate", f"checkpoint={runs['peeky']}", "question=12+34", "strategy=beam")
+    from_folder = run_module("seq2seq.generate", f"checkpoint={out}", "question=12+34", "strategy=beam")
+    assert from_folder.returncode == 0 and from_folder.stdout == from_run.stdout, from_folder.stderr[-2000:]
+    chat = run_module("seq2seq.chat", f"checkpoint={out}", stdin="12+34\n")
+    greedy = run_module("seq2seq.generate", f"checkpoint={runs['peeky']}", "question=12+34")
+    assert chat.returncode == 0 and chat.stdout == greedy.stdout, chat.stderr[-2000:]
+    again = run_module("seq2seq.export", f"checkpoint={runs['peeky']}", f"out={out}", cwd=tmp_path)
+    assert again.returncode == 0  # a folder of its own files is rewritten
+    (out / "notes.txt").write_text("mine")
+    refused = run_module("seq2seq.export", f"checkpoint={runs['peeky']}", f"out={out}", cwd=tmp_path)
+    assert refused.returncode == 2 and refused.stderr.startswith("error: ") and "notes.txt" in refused.stderr
+
+
+def hub_cache(root: Path, repo: str, folder: Path) -> Path:
+    """The Hugging Face Hub cache layout (huggingface_hub's docs, "Manage the cache"): a snapshot per
+    commit, and refs/main naming the commit."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    base = root / f"models--{repo.replace('/', '--')}"
+    snapshot = base / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    for file in folder.iterdir():
+        (snapshot / file.name).write_bytes(file.read_bytes())
+    (base / "refs").mkdir()
+    (base / "refs" / "main").write_text(commit)
+    return root
+
+
+def test_a_model_comes_back_from_an_offline_hub_cache(folders, tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    for name in ("attention", "lm"):  # every family comes back whole
+        hub_cache(tmp_path / "hub", f"someone/{name}", folders[name])
+    cache = hub_cache(tmp_path / "hub", "someone/peeky-addition", folders["peeky"])
+    # huggingface_hub reads HF_HUB_CACHE and HF_HUB_OFFLINE when imported; in this process, its constants
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    model = seq2seq.load("hf://someone/peeky-addition", device="cpu")
+    assert model.generate(QUESTIONS) == seq2seq.load(folders["peeky"], device="cpu").generate(QUESTIONS)
+    for name in ("attention", "lm"):
+        a, b = seq2seq.load(f"hf://someone/{name}", device="cpu"), seq2seq.load(folders[name], device="cpu")
+        prompt, options = ("the cat", {"seed": 1, "skip": []}) if name == "lm" else (QUESTIONS, {})
+        assert a.generate(prompt, **options) == b.generate(prompt, **options)
+    with pytest.raises(CheckpointError, match="hf://someone/missing: not in the Hub cache"):
+        seq2seq.load("hf://someone/missing")
+    env = {**os.environ, "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, "-m", "seq2seq.generate", "checkpoint=hf://someone/peeky-addition",
+                             "question=12+34"], capture_output=True, text=True, env=env)  # fmt: skip
+    assert result.returncode == 0 and result.stdout.strip() == model.generate("12+34"), result.stderr[-2000:]
+
+
+def test_push_uploads_the_folder_and_fails_in_one_line_offline(runs, tmp_path, monkeypatch):
+    import huggingface_hub
+
+    from seq2seq import export
+    from seq2seq.cli import compose_config
+    from seq2seq.errors import ConfigError
+
+    calls = []
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", lambda self, repo, **kw: calls.append(("create", repo)))
+
+    def upload(self, **kw):
+        calls.append(("upload", kw["repo_id"], kw["folder_path"]))
+        return "url"
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", upload)
+    cfg = compose_config("export", [f"checkpoint={runs['peeky']}", f"out={tmp_path / 'm'}", "push=me/peeky"], [])
+    export.run(cfg)
+    assert calls == [("create", "me/peeky"), ("upload", "me/peeky", str(tmp_path / "m"))]
+    bad = compose_config("export", [f"checkpoint={runs['peeky']}", f"out={tmp_path / 'n'}", "push=nouser"], [])
+    with pytest.raises(ConfigError, match="push=nouser: name a Hub repository as"):
+        export.run(bad)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    args = [f"checkpoint={runs['peeky']}", f"out={tmp_path / 'o'}", "push=me/peeky"]
+    result = subprocess.run([sys.executable, "-m", "seq2seq.export", *args], capture_output=True, text=True, env=env)
+    assert result.returncode == 2 and result.stderr.startswith("error: push=me/peeky: the upload failed")
+    assert result.stderr.count("\n") == 1 and (tmp_path / "o" / "model.safetensors").is_file()
+
+
+# Crafted folders: (what is changed, the message). Each is refused by pretrained.load and, through
+# seq2seq.load, by every entry point.
+def config_change(change):
+    def apply(folder: Path) -> None:
+        config = json.loads((folder / "config.json").read_text())
+        change(config)
+        (folder / "config.json").write_text(json.dumps(config))
+
+    return apply
+
+
+def header_change(change):
+    """Rewrite model.safetensors' header (the data bytes kept)."""
+
+    def apply(folder: Path) -> None:
+        raw = (folder / "model.safetensors").read_bytes()
+        (length,) = struct.unpack("<Q", raw[:8])
+        header = json.loads(raw[8 : 8 + length])
+        change(header)
+        text = json.dumps(header).encode()
+        (folder / "model.safetensors").write_bytes(struct.pack("<Q", len(text)) + text + raw[8 + length :])
+
+    return apply
+
+
+def first_tensor(header: dict) -> dict:
+    return header[next(k for k in header if k != "__metadata__")]
+
+
+CRAFTED = {
+    "unknown model": (config_change(lambda c: c["model"].update(name="os.system")), "unknown model 'os.system'"),
+    "extra argument": (config_change(lambda c: c["model"]["args"].update(extra=1)), "unknown key extra"),
+    "missing argument": (config_change(lambda c: c["model"]["args"].pop("vocab_size")), "missing vocab_size"),
+    "size disagreeing with the tensors": (
+        config_change(lambda c: c["model"]["args"].update(hidden_size=64)), "weights do not fit the model"),
+    "vocabulary of the wrong size": (
+        config_change(lambda c: c["task"]["vocab"].append("x")), "the vocabulary has 14 tokens"),
+    "not JSON": (lambda f: (f / "config.json").write_text("{'format': 1"), "not a JSON config"),
+    "NaN in JSON": (lambda f: (f / "config.json").write_text('{"format": NaN}'), "not a JSON config"),
+    "another format": (config_change(lambda c: c.update(format="x")), "not a seq2seq model folder"),
+    "nested deep": (config_change(lambda c: c.update(source=json.loads("[" * 100 + "]" * 100))), "nested more"),
+    "header lying about offsets": (
+        header_change(lambda h: first_tensor(h)["data_offsets"].__setitem__(1, first_tensor(h)["data_offsets"][1] + 4)),
+        "its offsets"),
+    "header claiming huge shapes": (
+        header_change(lambda h: first_tensor(h).update(shape=[2**20, 2**20])), "is 4,398,046,511,104 bytes"),
+    "header of another dtype": (
+        header_change(lambda h: first_tensor(h).update(dtype="F8_E4M3")), "has dtype 'F8_E4M3'"),
+    "header length beyond the file": (
+        lambda f: (f / "model.safetensors").write_bytes(struct.pack("<Q", 2**40) + b"{}"), "its header claims"),
+    "a tensor missing": (
+        header_change(lambda h: h.pop(next(k for k in h if k != "__metadata__"))), "overlap or leave a gap"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(CRAFTED))
+def test_crafted_folders_are_refused(folders, tmp_path, case):
+    change, says = CRAFTED[case]
+    folder = tmp_path / "m"
+    folder.mkdir()
+    for file in folders["peeky"].iterdir():
+        (folder / file.name).write_bytes(file.read_bytes())
+    change(folder)
+    from seq2seq import chat, generate
+    from seq2seq.cli import compose_config
+
+    def cli_cfg(name: str, *overrides: str):
+        return compose_config(name, [f"checkpoint={folder}", "device=cpu", *overrides], [])
+
+    for entry in (
+        lambda: seq2seq.load(folder, device="cpu"),
+        lambda: generate.run(cli_cfg("generate", "question=1+2")),
+        lambda: chat.Chat(cli_cfg("chat")).reply("1+2"),
+        lambda: pretrained.save(folder, tmp_path / "again"),  # re-exporting a folder checks it first
+    ):
+        with pytest.raises(CheckpointError, match=re.escape(says)):
+            entry()
+
+
+def test_non_finite_weights_and_oversized_configs_are_refused(folders, tmp_path, monkeypatch):
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp_path / "m"
+    folder.mkdir()
+    for file in folders["peeky"].iterdir():
+        (folder / file.name).write_bytes(file.read_bytes())
+    weights = load_file(folder / "model.safetensors")
+    weights[next(iter(weights))][0] = float("nan")
+    save_file(weights, folder / "model.safetensors")
+    with pytest.raises(CheckpointError, match="holds NaN or infinite values"):
+        seq2seq.load(folder)
+    monkeypatch.setattr(pretrained, "MAX_JSON", 100)
+    with pytest.raises(CheckpointError, match="more than config may hold"):
+        seq2seq.load(folder)
+
+
+@pytest.mark.slow
+def test_a_crafted_folder_costs_only_what_it_holds_through_every_entry_point(folders, tmp_path):
+    """A header claiming a 4 TB tensor in a file of a few KB: refused before anything is read, in one
+    line, by generate, chat and the API, each in bounded memory and time."""
+    folder = tmp_path / "m"
+    folder.mkdir()
+    for file in folders["peeky"].iterdir():
+        (folder / file.name).write_bytes(file.read_bytes())
+    header_change(lambda h: first_tensor(h).update(shape=[2**20, 2**20]))(folder)
+    for module, *args in (("seq2seq.generate", "question=1+2"), ("seq2seq.chat",)):
+        started = time.monotonic()
+        result, peak, seconds = measured(module, f"checkpoint={folder}", *args)
+        assert result.returncode == 2 and result.stderr.startswith("error: "), result.stderr[-2000:]
+        assert "is 4,398,046,511,104 bytes" in result.stderr and result.stderr.count("\n") == 1
+        assert peak < PEAK_MB and seconds < SECONDS and time.monotonic() - started < SECONDS, (peak, seconds)
+
+
+@pytest.fixture(scope="module")
+def onnx_folders(runs, tmp_path_factory) -> dict[str, Path]:
+    from seq2seq import serving
+
+    root = tmp_path_factory.mktemp("onnx")
+    return {name: serving.export(run, root / name) for name, run in runs.items()}
+
+
+def test_onnx_answers_as_pytorch_does(runs, onnx_folders):
+    """Greedy answers of the ONNX runner equal PyTorch's; a language model's next-word distribution
+    agrees within 1e-4; the exported folder still loads in PyTorch."""
+    from seq2seq.serving import OnnxModel
+
+    for name in ("peeky", "attention"):
+        torch_model, onnx_model = seq2seq.load(runs[name], device="cpu"), OnnxModel(onnx_folders[name])
+        assert onnx_model.generate(QUESTIONS) == torch_model.generate(QUESTIONS)
+        assert seq2seq.load(onnx_folders[name], device="cpu").generate(QUESTIONS) == torch_model.generate(QUESTIONS)
+        samples = onnx_model.generate(QUESTIONS[:10], strategy="sample", seed=3)
+        assert samples == onnx_model.generate(QUESTIONS[:10], strategy="sample", seed=3)  # a seed fixes them
+    lm, onnx_lm = seq2seq.load(runs["lm"], device="cpu"), OnnxModel(onnx_folders["lm"])
+    for prompt in (["the"], ["the", "cat", "sat"], ["birds", "and", "the", "cat"]):
+        ids = torch.tensor([lm.vocab.encode(prompt)])
+        with torch.no_grad():
+            logits, _ = lm.module(ids)
+        expected = logits[0, -1].double().softmax(-1).numpy()
+        assert abs(onnx_lm.next_word_probs(prompt) - expected).max() < 1e-4
+    greedy = {"strategy": "greedy", "max_new_tokens": 12, "skip": []}
+    assert onnx_lm.generate("the cat", **greedy) == lm.generate("the cat", **greedy)
+
+
+def test_onnx_refuses_what_it_cannot_serve(runs, tmp_path):
+    from seq2seq import serving
+    from seq2seq.errors import ConfigError
+    from seq2seq.serving import OnnxModel
+
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("".join(f"{a} {b}\t{b} {a}\n" for a in "abcd" for b in "abcd"))
+    run = tmp_path / "pairs"
+    sizes = ["task.batch_size=8", "model.hidden_size=8", "model.wordvec_size=8"]
+    quick = ["trainer.device=cpu", "trainer.progress=false", "trainer.max_steps=2"]
+    train(compose_train(run, "task=pairs", f"task.train={pairs}", *sizes, *quick))
+    with pytest.raises(ConfigError, match="format=onnx exports fixed-width seq2seq models"):
+        serving.export(run, tmp_path / "out")
+    with pytest.raises(CheckpointError, match="not an exported ONNX folder"):
+        OnnxModel(tmp_path)
