@@ -196,6 +196,13 @@ def header_change(change):
     return apply
 
 
+def copied(folder: Path, to: Path) -> Path:
+    to.mkdir()
+    for file in folder.iterdir():
+        (to / file.name).write_bytes(file.read_bytes())
+    return to
+
+
 def first_tensor(header: dict) -> dict:
     return header[next(k for k in header if k != "__metadata__")]
 
@@ -229,10 +236,7 @@ CRAFTED = {
 @pytest.mark.parametrize("case", list(CRAFTED))
 def test_crafted_folders_are_refused(folders, tmp_path, case):
     change, says = CRAFTED[case]
-    folder = tmp_path / "m"
-    folder.mkdir()
-    for file in folders["peeky"].iterdir():
-        (folder / file.name).write_bytes(file.read_bytes())
+    folder = copied(folders["peeky"], tmp_path / "m")
     change(folder)
     from seq2seq import chat, generate
     from seq2seq.cli import compose_config
@@ -253,10 +257,7 @@ def test_crafted_folders_are_refused(folders, tmp_path, case):
 def test_non_finite_weights_and_oversized_configs_are_refused(folders, tmp_path, monkeypatch):
     from safetensors.torch import load_file, save_file
 
-    folder = tmp_path / "m"
-    folder.mkdir()
-    for file in folders["peeky"].iterdir():
-        (folder / file.name).write_bytes(file.read_bytes())
+    folder = copied(folders["peeky"], tmp_path / "m")
     weights = load_file(folder / "model.safetensors")
     weights[next(iter(weights))][0] = float("nan")
     save_file(weights, folder / "model.safetensors")
@@ -271,10 +272,7 @@ def test_non_finite_weights_and_oversized_configs_are_refused(folders, tmp_path,
 def test_a_crafted_folder_costs_only_what_it_holds_through_every_entry_point(folders, tmp_path):
     """A header claiming a 4 TB tensor in a file of a few KB: refused before anything is read, in one
     line, by generate, chat and the API, each in bounded memory and time."""
-    folder = tmp_path / "m"
-    folder.mkdir()
-    for file in folders["peeky"].iterdir():
-        (folder / file.name).write_bytes(file.read_bytes())
+    folder = copied(folders["peeky"], tmp_path / "m")
     header_change(lambda h: first_tensor(h).update(shape=[2**20, 2**20]))(folder)
     for module, *args in (("seq2seq.generate", "question=1+2"), ("seq2seq.chat",)):
         started = time.monotonic()
