@@ -230,6 +230,18 @@ CRAFTED = {
         lambda f: (f / "model.safetensors").write_bytes(struct.pack("<Q", 2**40) + b"{}"), "its header claims"),
     "a tensor missing": (
         header_change(lambda h: h.pop(next(k for k in h if k != "__metadata__"))), "overlap or leave a gap"),
+    "a lone surrogate in the vocabulary": (
+        lambda f: (f / "config.json").write_text((f / "config.json").read_text().replace('"9"', '"\\ud800"')),
+        "not a JSON config"),
+    "a family the model is not": (config_change(lambda c: c.update(family="lm")), "family 'lm', but Seq2seq is a"),
+    "a generation config of the wrong type": (
+        lambda f: (f / "generation_config.json").write_text('{"max_new_tokens": true}'),
+        "generation_config.json: max_new_tokens=True: must be int"),
+    "a generation config that is a FIFO": (
+        lambda f: ((f / "generation_config.json").unlink(), os.mkfifo(f / "generation_config.json")),
+        "generation_config.json: not a regular file"),
+    "a config too large": (
+        lambda f: (f / "config.json").write_text(" " * (4 * 2**20 + 1)), "more than config may hold"),
 }  # fmt: skip
 
 
@@ -263,7 +275,9 @@ def test_non_finite_weights_and_oversized_configs_are_refused(folders, tmp_path,
     save_file(weights, folder / "model.safetensors")
     with pytest.raises(CheckpointError, match="holds NaN or infinite values"):
         seq2seq.load(folder)
-    monkeypatch.setattr(pretrained, "MAX_JSON", 100)
+    from seq2seq import plainvalues
+
+    monkeypatch.setattr(plainvalues, "MAX_JSON", 100)
     with pytest.raises(CheckpointError, match="more than config may hold"):
         seq2seq.load(folder)
 
@@ -327,3 +341,54 @@ def test_onnx_refuses_what_it_cannot_serve(runs, tmp_path):
         serving.export(run, tmp_path / "out")
     with pytest.raises(CheckpointError, match="not an exported ONNX folder"):
         OnnxModel(tmp_path)
+
+
+def test_export_writes_only_its_own_files_and_says_why_it_cannot(runs, folders, onnx_folders, tmp_path):
+    from seq2seq.errors import ConfigError
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    for planted in ("link", "directory"):
+        out = tmp_path / planted
+        out.mkdir()
+        if planted == "link":
+            (out / "config.json").symlink_to(victim)
+        else:
+            (out / "config.json").mkdir()
+        for source in (runs["peeky"], folders["peeky"]):  # from a checkpoint, and copying a folder
+            with pytest.raises(ConfigError, match=r"already holds config\.json: give an empty or new directory"):
+                pretrained.save(source, out)
+    assert victim.read_text() == "keep me"
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ConfigError, match="cannot write there"):
+        pretrained.save(runs["peeky"], tmp_path / "afile" / "sub")
+    stale = copied(onnx_folders["peeky"], tmp_path / "stale")  # re-exported without onnx: old graphs go
+    pretrained.save(runs["attention"], stale)
+    assert not any((stale / name).exists() for name in pretrained.GRAPHS)
+
+
+def test_the_onnx_runner_checks_what_it_reads(onnx_folders, tmp_path):
+    from seq2seq.serving import OnnxModel
+
+    def crafted(name: str, change) -> Path:
+        folder = copied(onnx_folders["peeky"], tmp_path / name)
+        change(folder)
+        return folder
+
+    cases = {
+        "no task": (config_change(lambda c: c.pop("task")), "task holds no vocab"),
+        "widths out of range": (config_change(lambda c: c["task"].update(answer_width=10**9)), "widths out of range"),
+        "reverse as text": (config_change(lambda c: c["task"].update(reverse="no")), "task holds no vocab"),
+        "another format": (config_change(lambda c: c.update(format="evil")), "not a seq2seq model folder"),
+        "a vocabulary the graphs do not score": (
+            config_change(lambda c: c["task"]["vocab"].append("x")), "the graphs score 13 tokens"),
+        "a damaged graph": (lambda f: (f / "encoder.onnx").write_bytes(b"\0" * 100), "a graph onnxruntime cannot load"),
+        "the graphs swapped": (
+            lambda f: ((f / "encoder.onnx").rename(f / "x"), (f / "decoder_step.onnx").rename(f / "encoder.onnx"),
+                       (f / "x").rename(f / "decoder_step.onnx")), "the graphs score 32 tokens"),
+        "a config that is a FIFO": (lambda f: ((f / "config.json").unlink(), os.mkfifo(f / "config.json")),
+                                    "not an exported ONNX folder"),
+    }  # fmt: skip
+    for name, (change, says) in cases.items():
+        with pytest.raises(CheckpointError, match=re.escape(says)):
+            OnnxModel(crafted(name.replace(" ", "_"), change)).generate("16+75")

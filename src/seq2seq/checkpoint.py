@@ -35,6 +35,7 @@ from seq2seq import rundir
 from seq2seq.checks import component_checks
 from seq2seq.errors import CheckpointError
 from seq2seq.models import MODELS, RENAMED
+from seq2seq.plainvalues import MAX_NESTING, nesting_beyond
 from seq2seq.progress import top_name
 from seq2seq.schema import is_module
 from seq2seq.tasks.codec import OLD_KINDS, OPTIONAL_FIELDS, STATE_FIELDS, codec_from_state
@@ -457,34 +458,6 @@ def check_archive(path: Path) -> None:
             f"{path}: not a readable checkpoint (its entries declare {declared:,} bytes in a file of "
             f"{path.stat().st_size:,})"
         )
-
-
-MAX_NESTING = 32  # a saved config is a few levels deep; hundreds would exhaust recursion where it is read
-
-
-MAX_VALUES = 1_000_000  # containers and values outside tensors: a vocabulary of 10,000 words is 10,000
-
-
-def nesting_beyond(obj, limit: int) -> str | None:
-    """What makes a checkpoint's plain values too deep (more than `limit` levels) or too many (more than
-    MAX_VALUES, counting every path: shared lists of lists would otherwise stand for 2**28 values in a
-    few KB), found without recursion; None when neither."""
-    stack, count = [(obj, ("checkpoint",))], 0
-    while stack:
-        node, path = stack.pop()
-        count += 1
-        if count > MAX_VALUES:
-            return f"{'.'.join(path)[:80]} (more than {MAX_VALUES:,} values in all)"
-        if len(path) > limit + 1:
-            return f"{'.'.join(path)[:80]} (nested more than {limit} levels deep)"
-        if isinstance(node, dict):
-            stack += [(v, (*path, str(k)[:20])) for k, v in node.items()]
-        elif isinstance(node, list | tuple):
-            if all(isinstance(v, str | int | float | bool) or v is None for v in node):
-                count += len(node)  # a list of plain values, such as a vocabulary
-            else:
-                stack += [(v, (*path, str(i))) for i, v in enumerate(node)]
-    return None
 
 
 def load(path: str | Path, name: str = "best.pt") -> dict:

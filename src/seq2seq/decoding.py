@@ -127,7 +127,10 @@ def check_defaults(defaults, where: str) -> dict:
     for name, value in defaults.items():
         if value is None and name == "max_new_tokens":
             continue
-        check_type(name, value)
+        try:
+            check_type(name, value)
+        except ConfigError as e:
+            raise ConfigError(f"{where}: {e}") from None
         if name in RANGES and not RANGES[name][0](value):
             raise ConfigError(f"{where}: {name}={value!r} must be {RANGES[name][1]}")
     if defaults.get("strategy", "greedy") not in STRATEGIES:

@@ -17,7 +17,10 @@ most what its files hold.
 
 import json
 import math
+import os
+import shutil
 import struct
+import tempfile
 from pathlib import Path
 
 import torch
@@ -26,13 +29,13 @@ from seq2seq import __version__, decoding
 from seq2seq import checkpoint as ckpt
 from seq2seq.errors import CheckpointError, ConfigError
 from seq2seq.extras import require
+from seq2seq.plainvalues import read_json
 from seq2seq.typecheck import check_fields
 
 FORMAT, VERSION = "seq2seq-pretrained", 1
 FILES = ("config.json", "model.safetensors", "generation_config.json", "README.md")
 GRAPHS = ("encoder.onnx", "decoder_step.onnx", "step.onnx")  # an ONNX export's graphs (seq2seq.serving)
-MAX_JSON = 32 * 2**20  # bytes of config.json: a 100,000-word vocabulary takes about 1 MB
-MAX_HEADER = 16 * 2**20  # bytes of the safetensors header (safetensors itself allows 100 MB)
+MAX_HEADER = 2**20  # bytes of the safetensors header: about 100 per tensor (safetensors allows 100 MB)
 
 # safetensors' dtype names, for the dtypes a model here holds (checkpoint.DTYPES)
 DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "F64": torch.float64,
@@ -52,8 +55,6 @@ def save(path: str | Path, out: str | Path) -> Path:
     """Write the folder of the checkpoint at `path` (what `checkpoint=` takes: a .pt file, a run directory
     (its best.pt), a folder of runs, latest, or a shared folder, copied) into `out` (made if missing;
     refused when it holds other files than a shared folder's)."""
-    from safetensors.torch import save_model
-
     checkpoint_path, _ = ckpt.find(path, "best.pt")
     if checkpoint_path.is_dir():  # a shared folder already: checked by loading it, then copied
         load(checkpoint_path)
@@ -61,33 +62,55 @@ def save(path: str | Path, out: str | Path) -> Path:
     else:
         module, checkpoint = ckpt.load_model(checkpoint_path)
     out = Path(out)
+    try:
+        return write_folder(out, module, checkpoint, checkpoint_path)
+    except OSError as e:  # a read-only place, a full disk, a path through a file
+        raise ConfigError(f"out={out}: cannot write there ({e.strerror or e})") from None
+
+
+def write_folder(out: Path, module, checkpoint: dict | None, source: Path) -> Path:
+    from safetensors.torch import save_model
+
     if out.exists() and not out.is_dir():
         raise ConfigError(f"out={out}: not a directory")
-    others = sorted(p.name for p in out.iterdir() if p.name not in FILES + GRAPHS) if out.is_dir() else []
-    if others:
-        raise ConfigError(f"out={out} already holds {', '.join(others[:5])}: give an empty or new directory")
+    if out.is_dir():  # only a shared folder's own files may be written over: regular files, no links
+        own = FILES + GRAPHS
+        others = sorted(p.name for p in out.iterdir() if p.name not in own or p.is_symlink() or not p.is_file())
+        if others:
+            raise ConfigError(f"out={out} already holds {', '.join(others[:5])}: give an empty or new directory")
     out.mkdir(parents=True, exist_ok=True)
-    if checkpoint is None:
-        if checkpoint_path.resolve() != out.resolve():
+    for name in GRAPHS:  # an earlier ONNX export's graphs belong to another model (serving.export adds its own)
+        (out / name).unlink(missing_ok=True)
+    if checkpoint is None:  # a shared folder, copied file by file (streamed; links and devices left out)
+        if source.resolve() != out.resolve():
             for name in FILES:
-                if (checkpoint_path / name).is_file():
-                    (out / name).write_bytes((checkpoint_path / name).read_bytes())
+                if (source / name).is_file() and not (source / name).is_symlink():
+                    write(out / name, lambda tmp, name=name: shutil.copyfile(source / name, tmp))
         return out
-    config = folder_config(module, checkpoint, checkpoint_path)
+    config = folder_config(module, checkpoint, source)
     write(out / "config.json", json.dumps(config, indent=2, ensure_ascii=False) + "\n")
     write(out / "generation_config.json", json.dumps(decoding.FAMILY_DEFAULTS[module.family], indent=2) + "\n")
-    tmp = out / ".model.safetensors.tmp"
-    save_model(module, str(tmp), metadata={"format": "pt"})  # tied weights stored once
-    tmp.chmod(0o644)
-    tmp.replace(out / "model.safetensors")
+    write(out / "model.safetensors", lambda tmp: save_model(module, tmp, metadata={"format": "pt"}))  # tied: once
     write(out / "README.md", model_card(config, out))
     return out
 
 
-def write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+def write(path: Path, content) -> None:
+    """Write a file whole through a temporary file of a unique name (created exclusively, so a planted
+    link is never followed) and a rename. content: text, bytes, or a function writing to the path it is
+    given."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if not callable(content):
+                f.write(content.encode("utf-8") if isinstance(content, str) else content)
+        if callable(content):
+            content(tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def recorded_overrides(run_dir: Path) -> list[str] | None:
@@ -182,28 +205,6 @@ Trained on {data}.
 """
 
 
-def read_json(path: Path, what: str):
-    """A JSON file of at most MAX_JSON bytes, its nesting bounded as a checkpoint's is."""
-    try:
-        size = path.stat().st_size
-    except OSError as e:
-        raise CheckpointError(f"{path}: cannot read {what} ({e.strerror})") from None
-    if size > MAX_JSON:
-        raise CheckpointError(f"{path}: {size:,} bytes, more than {what} may hold ({MAX_JSON:,})")
-    try:
-        value = json.loads(path.read_bytes().decode("utf-8"), parse_constant=refuse_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise CheckpointError(f"{path}: not a JSON {what} ({str(e).splitlines()[0][:100]})") from None
-    too_much = ckpt.nesting_beyond(value, ckpt.MAX_NESTING)
-    if too_much:
-        raise CheckpointError(f"{path}: {too_much}")
-    return value
-
-
-def refuse_constant(name: str):
-    raise ValueError(f"{name} is not a number a config holds")
-
-
 def check_header(path: Path, expected: dict[str, tuple[tuple[int, ...], torch.dtype]], aliases: dict[str, str]):
     """The safetensors header of `path`, checked before any tensor is read: its length within the file
     and MAX_HEADER; each entry a known dtype and a shape whose bytes are exactly its offsets' span; the
@@ -273,6 +274,10 @@ def load(folder: str | Path) -> tuple[torch.nn.Module, dict]:
     check_fields(config, CONFIG_FIELDS, str(path), required=("model", "task"))
     spec = ckpt.current_spec(config["model"])
     cls, args = ckpt.check_model_spec(spec, f"{path}: model")
+    if config.get("family", cls.family) != cls.family:
+        raise CheckpointError(
+            f"{path}: family {str(config['family'])[:20]!r}, but {spec['name']} is a {cls.family} model"
+        )
     ckpt.check_task_state(config["task"], cls, args, path)
     expected, aliases = ckpt.meta_weights(cls, args, spec["name"], str(path))
     weights_path = folder / "model.safetensors"
@@ -289,7 +294,7 @@ def load(folder: str | Path) -> tuple[torch.nn.Module, dict]:
     model = ckpt.build_model(spec, weights, str(weights_path))
     source = config.get("source") if isinstance(config.get("source"), dict) else {}
     generation = None
-    if (folder / "generation_config.json").is_file():
+    if (folder / "generation_config.json").exists() or (folder / "generation_config.json").is_symlink():
         where = str(folder / "generation_config.json")
         try:
             generation = decoding.check_defaults(

@@ -20,14 +20,15 @@ Greedy answers equal PyTorch's; sampling draws from the same distributions with 
 a seed fixes the samples of this runner, not PyTorch's. Beam search stays with the PyTorch API.
 """
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from seq2seq.errors import CheckpointError, ConfigError, DataError
+from seq2seq.plainvalues import read_json
 
-START, EOS_WORD = "_", "<eos>"
+START = "_"
+MAX_STEPS = 100_000  # decode steps, as seq2seq.decoding caps max_new_tokens
 GRAPHS = {"seq2seq": ("encoder.onnx", "decoder_step.onnx"), "lm": ("step.onnx",)}
 
 
@@ -113,30 +114,52 @@ class OnnxModel:
         except ImportError:
             raise ConfigError("the ONNX runner needs onnxruntime: pip install 'seq2seq[onnx]'") from None
         folder = Path(folder)
-        try:
-            config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-            self.defaults = json.loads((folder / "generation_config.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise CheckpointError(f"{folder}: not an exported ONNX folder ({str(e)[:100]})") from None
-        self.family = config.get("family") if isinstance(config, dict) else None
+        if not (folder / "config.json").is_file():
+            raise CheckpointError(f"{folder}: not an exported ONNX folder (no config.json)")
+        config = read_json(folder / "config.json", "config")
+        if not isinstance(config, dict) or config.get("format") != "seq2seq-pretrained":
+            raise CheckpointError(f"{folder}/config.json: not a seq2seq model folder (no format 'seq2seq-pretrained')")
+        self.family = config.get("family")
         if self.family not in GRAPHS or not all((folder / g).is_file() for g in GRAPHS[self.family]):
             raise CheckpointError(f"{folder}: not an exported ONNX folder (no {' and '.join(GRAPHS['seq2seq'])})")
-        task = config["task"]
-        self.itos = list(task["vocab"])
-        if not all(isinstance(t, str) for t in self.itos):
-            raise CheckpointError(f"{folder}/config.json: the vocabulary is not a list of words")
+        generation = folder / "generation_config.json"
+        self.defaults = read_json(generation, "generation config") if generation.exists() else {}
+        task = config.get("task")
+        fields = {"seq2seq": {"vocab": list, "question_width": int, "answer_width": int, "reverse": bool},
+                  "lm": {"vocab": list, "eos": str}}[self.family]  # fmt: skip
+        if not isinstance(task, dict) or not all(isinstance(task.get(k), t) for k, t in fields.items()):
+            raise CheckpointError(f"{folder}/config.json: task holds no {', '.join(fields)} of their types")
+        self.itos = task["vocab"]
+        if not all(isinstance(t, str) for t in self.itos) or len(set(self.itos)) != len(self.itos):
+            raise CheckpointError(f"{folder}/config.json: the vocabulary is not a list of distinct words")
+        if not isinstance(self.defaults, dict):
+            raise CheckpointError(f"{generation}: not a mapping of decoding defaults")
         self.stoi = {t: i for i, t in enumerate(self.itos)}
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
-        self.sessions = [ort.InferenceSession(str(folder / g), options, providers=["CPUExecutionProvider"])
-                         for g in GRAPHS[self.family]]  # fmt: skip
+        try:
+            self.sessions = [ort.InferenceSession(str(folder / g), options, providers=["CPUExecutionProvider"])
+                             for g in GRAPHS[self.family]]  # fmt: skip
+        except Exception as e:  # onnxruntime's own refusal of a damaged or foreign graph
+            raise CheckpointError(
+                f"{folder}: a graph onnxruntime cannot load ({str(e).splitlines()[0][:120]})"
+            ) from None
+        self.folder = folder
+        outputs = self.sessions[-1].get_outputs()[0].shape[-1]  # V, the vocabulary the graphs score
+        if isinstance(outputs, int) and outputs != len(self.itos):
+            raise CheckpointError(f"{folder}: the graphs score {outputs} tokens, the vocabulary has {len(self.itos)}")
         if self.family == "seq2seq":
             self.width, self.reverse = task["question_width"], task["reverse"]
             self.steps = task["answer_width"] - 1
+            if not (1 <= self.width <= 1000 and 1 <= self.steps <= MAX_STEPS) or START not in self.stoi:
+                raise CheckpointError(f"{folder}/config.json: question and answer widths out of range, or no {START!r}")
         else:
             self.eos = task["eos"]
-            self.layers, self.hidden = (int(d) for d in self.sessions[0].get_inputs()[1].shape[::2])
+            shape = self.sessions[0].get_inputs()[1].shape  # h: (L, B, H)
+            if len(shape) != 3 or not isinstance(shape[0], int) or not isinstance(shape[2], int):
+                raise CheckpointError(f"{folder}: step.onnx is not a language model's step")
+            self.layers, self.hidden = shape[0], shape[2]
 
     def generate(self, inputs, strategy=None, max_new_tokens=None, temperature=1.0, top_k=None, seed=0,
                  skip=None):  # fmt: skip
@@ -146,14 +169,22 @@ class OnnxModel:
         if strategy not in ("greedy", "sample"):
             raise ConfigError(f"strategy={strategy!r}: the ONNX runner decodes greedy or sample")
         texts = [inputs] if isinstance(inputs, str) else list(inputs)
+        if not texts or not all(isinstance(t, str) for t in texts):
+            raise DataError("generate takes a string or a non-empty list of strings")
         skip = self.defaults.get("skip") or [] if skip is None else skip
+        if not isinstance(skip, list | tuple) or not all(isinstance(w, str) for w in skip):
+            raise ConfigError("skip: must be a list of words")
+        default = self.defaults.get("max_new_tokens") if self.family == "lm" else None
+        max_new_tokens = max_new_tokens if max_new_tokens is not None else default
+        if max_new_tokens is not None and not (isinstance(max_new_tokens, int) and 1 <= max_new_tokens <= MAX_STEPS):
+            raise ConfigError(f"max_new_tokens={str(max_new_tokens)[:20]}: must be from 1 to {MAX_STEPS:,}")
         skip_ids = [self.stoi[w] for w in skip if w in self.stoi]
         rng = np.random.default_rng(seed)
         pick = {"greedy": strategy == "greedy", "temperature": temperature, "top_k": top_k, "rng": rng}
         if self.family == "seq2seq":
             outputs = self.answers(texts, max_new_tokens or self.steps, skip_ids, pick)
         else:
-            steps = max_new_tokens or self.defaults.get("max_new_tokens") or 100
+            steps = max_new_tokens or 100
             outputs = [self.continue_prompt(t, steps, skip_ids, pick) for t in texts]
         return outputs[0] if isinstance(inputs, str) else outputs
 
@@ -178,14 +209,22 @@ class OnnxModel:
             if not text or len(text) > self.width or unknown:
                 why = f"characters {unknown} are not in the vocabulary" if unknown else f"1 to {self.width} characters"
                 raise DataError(f"input {n} ({text[:80]!r}): {why}")
+            if len(text) < self.width and " " not in self.stoi:  # trained on questions of one width
+                raise DataError(f"input {n} ({text[:80]!r}): this model takes exactly {self.width} characters")
             row = [self.stoi[ch] for ch in text.ljust(self.width)]
             rows.append(row[::-1] if self.reverse else row)
         return np.array(rows, dtype=np.int64)  # (N, S)
 
+    def run(self, session, feed: dict):
+        try:
+            return session.run(None, feed)
+        except Exception as e:  # graphs that do not fit each other or the config
+            raise CheckpointError(f"{self.folder}: the graphs do not fit ({str(e).splitlines()[0][:120]})") from None
+
     def answers(self, texts: list[str], steps: int, skip_ids, pick) -> list[str]:
         encoder, step = self.sessions
         src = self.encode(texts)
-        states, summary = encoder.run(None, {"src": src})
+        states, summary = self.run(encoder, {"src": src})
         h = summary[None].copy()  # (1, N, H): the decoder starts from the encoder's summary, cell zero
         c = np.zeros_like(h)
         token = np.full((len(texts), 1), self.stoi[START], dtype=np.int64)
@@ -193,7 +232,7 @@ class OnnxModel:
         needs = {i.name for i in step.get_inputs()}  # the exporter drops inputs a decoder does not read
         for _ in range(steps):
             feed = {"token": token, "states": states, "summary": summary, "h": h, "c": c}
-            logits, h, c = step.run(None, {k: v for k, v in feed.items() if k in needs})
+            logits, h, c = self.run(step, {k: v for k, v in feed.items() if k in needs})
             token = self.choose(logits, skip_ids, **pick)[:, None].astype(np.int64)
             out.append(token[:, 0])
         ids = np.stack(out, axis=1)  # (N, steps)
@@ -208,7 +247,7 @@ class OnnxModel:
         if state is None:
             zeros = np.zeros((self.layers, tokens.shape[0], self.hidden), dtype=np.float32)
             state = (zeros, zeros)
-        logits, h, c = self.sessions[0].run(None, {"tokens": tokens, "h": state[0], "c": state[1]})
+        logits, h, c = self.run(self.sessions[0], {"tokens": tokens, "h": state[0], "c": state[1]})
         return logits, h, c
 
     def continue_prompt(self, prompt: str, steps: int, skip_ids, pick) -> str:

@@ -62,6 +62,8 @@ class FixedWidthCodec:
         if not (1 <= question_width <= MAX_WIDTH and 2 <= answer_width <= MAX_NEW_TOKENS + 1):
             raise ValueError(f"question_width={question_width} and answer_width={answer_width}: must be from 1 and 2 "
                              f"to {MAX_WIDTH} and {MAX_NEW_TOKENS + 1:,}")  # fmt: skip
+        if number_digits is not None and not 1 <= number_digits <= MAX_WIDTH:
+            raise ValueError(f"number_digits={number_digits}: must be from 1 to {MAX_WIDTH}")
         if not all(len(token) == 1 for token in vocab) or START not in vocab:
             raise ValueError(f"a fixed-width vocabulary is single characters, the start symbol {START!r} among them")
         self.vocab = Vocab(vocab)
