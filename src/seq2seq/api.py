@@ -52,12 +52,9 @@ def load(path: str | Path, device: str | torch.device | None = None) -> "Trained
     file, note = ckpt.find(path, "best.pt")
     if note:
         log.info("%s", note)
-    if file.is_dir():  # a shared model's folder (seq2seq.pretrained): no pickle involved
-        from seq2seq import pretrained
+    from seq2seq import pretrained
 
-        module, checkpoint = pretrained.load(file)
-    else:
-        module, checkpoint = ckpt.load_model(file, "best.pt")
+    module, checkpoint = pretrained.read(file)  # a shared model's folder is read with no pickle involved
     return TrainedModel(module, checkpoint, file, pick_device(device))
 
 

@@ -197,10 +197,10 @@ def sweep_variants(overrides: list[str]) -> list[list[str]]:
             except Exception:  # a sweep only a sweeper can expand
                 values = []
         choices.append(values)
-    first = [values[0] for values in choices if values]
+    choices = [values for values in choices if values]
+    first = [values[0] for values in choices]
     variants = [first]
-    for i, values in enumerate(choices):
-        at = sum(1 for v in choices[:i] if v)
+    for at, values in enumerate(choices):
         variants += [[*first[:at], value, *first[at + 1 :]] for value in values[1:]]
     return variants[:MAX_SWEEP_CHECKS]
 
@@ -275,11 +275,18 @@ def decode_options(cfg: DictConfig) -> dict:
             for name in decoding.NAMES}  # fmt: skip
 
 
-def load(cfg: DictConfig):
-    """The checkpoint `checkpoint=` means (a note on stderr when it chose a run) as an api.TrainedModel."""
-    from seq2seq import api, checkpoint
+def checkpoint_file(value: str) -> Path:
+    """The file (or shared folder) `checkpoint=` means, with a note on stderr when it chose a run."""
+    from seq2seq import checkpoint
 
-    file, note = checkpoint.find(cfg.checkpoint, "best.pt")
+    file, note = checkpoint.find(value, "best.pt")
     if note:
         print(f"note: {note}", file=sys.stderr)
-    return api.load(file, device=None if cfg.device == "auto" else cfg.device)
+    return file
+
+
+def load(cfg: DictConfig):
+    """The checkpoint `checkpoint=` means as an api.TrainedModel."""
+    from seq2seq import api
+
+    return api.load(checkpoint_file(cfg.checkpoint), device=None if cfg.device == "auto" else cfg.device)

@@ -2,7 +2,6 @@
 `seq2seq-export`): a trained model as a folder to share (seq2seq.pretrained), with ONNX graphs for
 serving without PyTorch (seq2seq.serving), uploaded to the Hugging Face Hub with push=."""
 
-import sys
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -26,17 +25,15 @@ def push(folder: Path, repo: str) -> str:
 
 
 def run(cfg: DictConfig) -> Path:
-    from seq2seq import checkpoint, pretrained
+    from seq2seq import pretrained
 
     cli.check_keys(cfg, cli.ExportConfig, "seq2seq.export")
     if cfg.format not in ("safetensors", "onnx"):
         raise cli.ConfigError(f"format={str(cfg.format)[:40]}: must be safetensors or onnx")
     if cfg.push is not None and (not isinstance(cfg.push, str) or cfg.push.count("/") != 1):
         raise cli.ConfigError(f"push={str(cfg.push)[:80]}: name a Hub repository as <user or organisation>/<name>")
-    file, note = checkpoint.find(cfg.checkpoint, "best.pt")
-    if note:
-        print(f"note: {note}", file=sys.stderr)
-    out = Path(cfg.out) if cfg.out else Path("exported") / file.parent.name
+    file = cli.checkpoint_file(cfg.checkpoint)
+    out = Path(cfg.out) if cfg.out else Path("exported") / (file if file.is_dir() else file.parent).name
     if cfg.format == "onnx":
         from seq2seq import serving
 

@@ -17,10 +17,8 @@ most what its files hold.
 
 import json
 import math
-import os
 import shutil
 import struct
-import tempfile
 from pathlib import Path
 
 import torch
@@ -30,6 +28,7 @@ from seq2seq import checkpoint as ckpt
 from seq2seq.errors import CheckpointError, ConfigError
 from seq2seq.extras import require
 from seq2seq.plainvalues import read_json
+from seq2seq.rundir import write_file
 from seq2seq.typecheck import check_fields
 
 FORMAT, VERSION = "seq2seq-pretrained", 1
@@ -51,24 +50,29 @@ def is_folder(path) -> bool:
     return path.is_dir() and (path / "config.json").is_file() and (path / "model.safetensors").is_file()
 
 
+def read(file: Path) -> tuple[torch.nn.Module, dict]:
+    """The model and checkpoint (a folder's record) of a file or folder `checkpoint.find` returned."""
+    return load(file) if file.is_dir() else ckpt.load_model(file)
+
+
 def save(path: str | Path, out: str | Path) -> Path:
     """Write the folder of the checkpoint at `path` (what `checkpoint=` takes: a .pt file, a run directory
     (its best.pt), a folder of runs, latest, or a shared folder, copied) into `out` (made if missing;
     refused when it holds other files than a shared folder's)."""
-    checkpoint_path, _ = ckpt.find(path, "best.pt")
-    if checkpoint_path.is_dir():  # a shared folder already: checked by loading it, then copied
-        load(checkpoint_path)
-        module = checkpoint = None
-    else:
-        module, checkpoint = ckpt.load_model(checkpoint_path)
+    file, _ = ckpt.find(path, "best.pt")
+    return save_loaded(file, *read(file), out)
+
+
+def save_loaded(source: Path, module, checkpoint: dict, out: str | Path) -> Path:
+    """`save` for a model already read from `source`."""
     out = Path(out)
     try:
-        return write_folder(out, module, checkpoint, checkpoint_path)
+        return write_folder(out, module, checkpoint, source)
     except OSError as e:  # a read-only place, a full disk, a path through a file
         raise ConfigError(f"out={out}: cannot write there ({e.strerror or e})") from None
 
 
-def write_folder(out: Path, module, checkpoint: dict | None, source: Path) -> Path:
+def write_folder(out: Path, module, checkpoint: dict, source: Path) -> Path:
     from safetensors.torch import save_model
 
     if out.exists() and not out.is_dir():
@@ -81,36 +85,18 @@ def write_folder(out: Path, module, checkpoint: dict | None, source: Path) -> Pa
     out.mkdir(parents=True, exist_ok=True)
     for name in GRAPHS:  # an earlier ONNX export's graphs belong to another model (serving.export adds its own)
         (out / name).unlink(missing_ok=True)
-    if checkpoint is None:  # a shared folder, copied file by file (streamed; links and devices left out)
+    if source.is_dir():  # a shared folder (checked when read), copied file by file: streamed, links left out
         if source.resolve() != out.resolve():
             for name in FILES:
                 if (source / name).is_file() and not (source / name).is_symlink():
-                    write(out / name, lambda tmp, name=name: shutil.copyfile(source / name, tmp))
+                    write_file(out / name, lambda tmp, name=name: shutil.copyfile(source / name, tmp))
         return out
     config = folder_config(module, checkpoint, source)
-    write(out / "config.json", json.dumps(config, indent=2, ensure_ascii=False) + "\n")
-    write(out / "generation_config.json", json.dumps(decoding.FAMILY_DEFAULTS[module.family], indent=2) + "\n")
-    write(out / "model.safetensors", lambda tmp: save_model(module, tmp, metadata={"format": "pt"}))  # tied: once
-    write(out / "README.md", model_card(config, out))
+    write_file(out / "config.json", json.dumps(config, indent=2, ensure_ascii=False) + "\n")
+    write_file(out / "generation_config.json", json.dumps(decoding.FAMILY_DEFAULTS[module.family], indent=2) + "\n")
+    write_file(out / "model.safetensors", lambda tmp: save_model(module, tmp, metadata={"format": "pt"}))  # tied: once
+    write_file(out / "README.md", model_card(config, out))
     return out
-
-
-def write(path: Path, content) -> None:
-    """Write a file whole through a temporary file of a unique name (created exclusively, so a planted
-    link is never followed) and a rename. content: text, bytes, or a function writing to the path it is
-    given."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if not callable(content):
-                f.write(content.encode("utf-8") if isinstance(content, str) else content)
-        if callable(content):
-            content(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def recorded_overrides(run_dir: Path) -> list[str] | None:
@@ -304,12 +290,6 @@ def load(folder: str | Path) -> tuple[torch.nn.Module, dict]:
             raise CheckpointError(str(e)) from None
     checkpoint = {"model": spec, "task": config["task"], "config": source.get("config"), "generation": generation}
     return model.eval(), checkpoint
-
-
-def load_any(path) -> tuple[torch.nn.Module, dict]:
-    """The model and checkpoint (or folder record) `path` means, as `checkpoint=` finds it."""
-    file, _ = ckpt.find(path, "best.pt")
-    return load(file) if file.is_dir() else ckpt.load_model(file)
 
 
 def from_hub(address: str) -> Path:

@@ -260,6 +260,7 @@ def remove_unstarted(run_dir: Path) -> bool:
 # The epoch-<N>.pt files (trainer.save_top_k) this run wrote, recorded before each is written: cleaning
 # deletes only these, never a user's copy or link of the same name.
 TOP_RECORD = ".topk.json"
+TOP_FILE = re.compile(r"epoch-(\d+)\.pt")  # progress.top_name
 
 
 def written_top(run_dir: Path) -> set[str]:
@@ -270,28 +271,22 @@ def written_top(run_dir: Path) -> set[str]:
         names = json.loads(path.read_text())
     except (OSError, ValueError):
         return set()
-    return (
-        {n for n in names if isinstance(n, str) and re.fullmatch(r"epoch-\d+\.pt", n)}
-        if isinstance(names, list)
-        else set()
-    )
+    return {n for n in names if isinstance(n, str) and TOP_FILE.fullmatch(n)} if isinstance(names, list) else set()
 
 
 def record_top(run_dir: Path, names: set[str]) -> None:
-    tmp = run_dir / f".topk.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(sorted(names)))
-    os.replace(tmp, run_dir / TOP_RECORD)
+    write_file(run_dir / TOP_RECORD, json.dumps(sorted(names)))
 
 
 def check_top_free(run_dir: Path, first: int, last: int) -> None:
     """trainer.save_top_k writes epoch-<N>.pt for the epochs still to train (first..last): a file of
     such a name that this run did not write (a user's copy, a link) is refused, never written over."""
     ours = written_top(run_dir)
+    epochs = {p.name: TOP_FILE.fullmatch(p.name) for p in run_dir.glob("epoch-*.pt") if p.name not in ours}
     theirs = sorted(
-        (p.name for p in run_dir.glob("epoch-*.pt") if p.name not in ours and re.fullmatch(r"epoch-\d+\.pt", p.name)
-         and first <= int(p.name[6:-3]) <= last),
-        key=lambda n: int(n[6:-3]),
-    )  # fmt: skip
+        (name for name, m in epochs.items() if m and first <= int(m.group(1)) <= last),
+        key=lambda name: int(epochs[name].group(1)),
+    )
     if theirs:
         raise ConfigError(
             f"{run_dir / theirs[0]} was not written by this run, and trainer.save_top_k would write over it: "
@@ -340,12 +335,24 @@ def check_writable(run_dir: Path) -> None:
         raise ConfigError(f"hydra.run.dir={run_dir}: cannot write there ({existing} is not a writable directory)")
 
 
-def write_text(path: Path, text: str) -> None:
-    """Write a file whole, through a temporary file and a rename: a crash or a full disk never leaves half
-    of it, and a link planted at `path` is replaced, never followed."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def write_file(path: Path, content) -> None:
+    """Write a file whole, through a temporary file of a unique name (created exclusively, so a link
+    planted there is never followed) and a rename: a crash or a full disk never leaves half of it, and
+    a link planted at `path` is replaced, never followed. content: text, bytes, or a function that
+    writes the file at the path it is given."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        tmp.write_text(text)
+        with os.fdopen(fd, "wb") as f:
+            if not callable(content):
+                f.write(content.encode("utf-8") if isinstance(content, str) else content)
+        if callable(content):
+            content(tmp)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: Path, text: str) -> None:
+    write_file(path, text)

@@ -24,11 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
+from seq2seq.data.addition import START
+from seq2seq.decoding import MAX_NEW_TOKENS
 from seq2seq.errors import CheckpointError, ConfigError, DataError
 from seq2seq.plainvalues import read_json
 
-START = "_"
-MAX_STEPS = 100_000  # decode steps, as seq2seq.decoding caps max_new_tokens
 GRAPHS = {"seq2seq": ("encoder.onnx", "decoder_step.onnx"), "lm": ("step.onnx",)}
 
 
@@ -39,17 +39,19 @@ def export(path, out) -> Path:
 
     import torch
 
+    from seq2seq import checkpoint as ckpt
     from seq2seq import pretrained
     from seq2seq.models.seq2seq import Encoded
     from seq2seq.tasks.codec import codec_from_state
 
-    module, checkpoint = pretrained.load_any(path)
+    source, _ = ckpt.find(path, "best.pt")
+    module, checkpoint = pretrained.read(source)
     family = module.family
     codec = codec_from_state(checkpoint["task"]) if family != "lm" else None
     if family == "captioner" or (codec is not None and codec.eos_id is not None):
         kind = "an image captioner" if family == "captioner" else "a variable-length (pairs) model"
         raise ConfigError(f"format=onnx exports fixed-width seq2seq models (addition) and language models, not {kind}")
-    out = pretrained.save(path, out)
+    out = pretrained.save_loaded(source, module, checkpoint, out)
 
     class Graph(torch.nn.Module):  # the model registered as a submodule: its weights become the graph's
         def __init__(self):
@@ -152,7 +154,7 @@ class OnnxModel:
         if self.family == "seq2seq":
             self.width, self.reverse = task["question_width"], task["reverse"]
             self.steps = task["answer_width"] - 1
-            if not (1 <= self.width <= 1000 and 1 <= self.steps <= MAX_STEPS) or START not in self.stoi:
+            if not (1 <= self.width <= 1000 and 1 <= self.steps <= MAX_NEW_TOKENS) or START not in self.stoi:
                 raise CheckpointError(f"{folder}/config.json: question and answer widths out of range, or no {START!r}")
         else:
             self.eos = task["eos"]
@@ -176,8 +178,10 @@ class OnnxModel:
             raise ConfigError("skip: must be a list of words")
         default = self.defaults.get("max_new_tokens") if self.family == "lm" else None
         max_new_tokens = max_new_tokens if max_new_tokens is not None else default
-        if max_new_tokens is not None and not (isinstance(max_new_tokens, int) and 1 <= max_new_tokens <= MAX_STEPS):
-            raise ConfigError(f"max_new_tokens={str(max_new_tokens)[:20]}: must be from 1 to {MAX_STEPS:,}")
+        if max_new_tokens is not None and not (
+            isinstance(max_new_tokens, int) and 1 <= max_new_tokens <= MAX_NEW_TOKENS
+        ):
+            raise ConfigError(f"max_new_tokens={str(max_new_tokens)[:20]}: must be from 1 to {MAX_NEW_TOKENS:,}")
         skip_ids = [self.stoi[w] for w in skip if w in self.stoi]
         rng = np.random.default_rng(seed)
         pick = {"greedy": strategy == "greedy", "temperature": temperature, "top_k": top_k, "rng": rng}

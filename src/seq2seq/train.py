@@ -160,7 +160,6 @@ def fit(cfg: DictConfig, run_dir: Path, resume_path: Path | None, precision: str
     in_place = resumed is not None and resume_path.parent.resolve() == run_dir.resolve()  # not a fork
     if resumed is not None and progress.finished and done(cfg, progress):
         # A run that finished (its final splits written): nothing to train, nothing written at all.
-        resume.discard_staged()
         log.info("%s: the run has finished (epoch %d, step %d); raise trainer.max_epochs or trainer.max_steps "
                  "to train on", resume_path, progress.epoch, progress.step)  # fmt: skip
         return {**metrics, f"best/{task.monitor}": progress.best, "epoch": progress.epoch, "step": progress.step}
@@ -170,7 +169,6 @@ def fit(cfg: DictConfig, run_dir: Path, resume_path: Path | None, precision: str
             rundir.check_top_free(run_dir, progress.epoch + 1, cfg.trainer.max_epochs)
         resume.adopt_staged(run_dir)  # the checks passed: Hydra's record and log join the run directory
         prepare_run_dir(cfg, run_dir, progress, in_place)
-    resume.discard_staged()
     writer = open_loggers(cfg, run_dir, (progress.step, progress.epoch) if in_place else None, ctx)
     writer.start(hparams.columns(cfg, hparams.command_line_overrides()), metric_columns(task))
     checkpoints = Checkpoints(cfg, setup, run_dir, writer, progress.step if in_place else None)
