@@ -180,6 +180,9 @@ def test_api_misuse_is_one_clear_error(tmp_path):
         seq2seq.load(123)
     with pytest.raises(ConfigError, match=r"no run with a best\.pt"):
         seq2seq.load(tmp_path)
+    for bad in (91, None, iter(["1+2"])):  # an input that is not text: the API's own error, not a TypeError
+        with pytest.raises(DataError, match="generate takes a string or a non-empty list of strings"):
+            seq2seq.TrainedModel.generate(type("M", (), {"family": "seq2seq", "defaults": None})(), bad)
 
 
 def test_every_trainer_option_has_its_help_text():

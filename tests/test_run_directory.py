@@ -300,3 +300,18 @@ def test_a_run_whose_path_holds_override_syntax_resumes_in_place(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert sorted(p.name for p in tmp_path.iterdir()) == [run.name]  # in place: no other directory
     assert torch.load(run / "last.pt", weights_only=True)["progress"]["epoch"] == 2
+
+
+def test_a_fork_of_a_finished_run_needs_more_to_train(tmp_path):
+    """A fork of a finished checkpoint with nothing left to train reported success with a best.pt that
+    was never written; it is refused, and the new directory it made is removed."""
+    run = tmp_path / "run"
+    train(tiny(run, "trainer.max_epochs=1"))
+    fork = tmp_path / "fork"
+    with pytest.raises(CheckpointError, match=r"the run has finished .*a fork of it needs more to train"):
+        train(tiny(fork, "trainer.max_epochs=1", f"trainer.resume={run / 'best.pt'}"))
+    result = run_module("seq2seq.train", *TINY_ADDITION, "trainer.max_epochs=1", f"trainer.resume={run / 'best.pt'}",
+                        f"hydra.run.dir={tmp_path / 'cli-fork'}", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 1 and "a fork of it needs more to train" in result.stderr
+    assert not (tmp_path / "cli-fork").exists()
+    assert train(tiny(fork, "trainer.max_epochs=2", f"trainer.resume={run / 'best.pt'}"))["epoch"] == 2

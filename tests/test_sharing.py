@@ -392,3 +392,16 @@ def test_the_onnx_runner_checks_what_it_reads(onnx_folders, tmp_path):
     for name, (change, says) in cases.items():
         with pytest.raises(CheckpointError, match=re.escape(says)):
             OnnxModel(crafted(name.replace(" ", "_"), change)).generate("16+75")
+
+
+def test_the_onnx_runner_refuses_the_questions_pytorch_refuses(runs, onnx_folders):
+    from seq2seq.errors import DataError
+    from seq2seq.serving import OnnxModel
+
+    torch_model, onnx_model = seq2seq.load(runs["peeky"], device="cpu"), OnnxModel(onnx_folders["peeky"])
+    for bad in ("1234+5", "16 + 75", "16-75", "", ["12+3", "9999+1"], 91):
+        with pytest.raises(DataError) as by_torch:
+            torch_model.generate(bad)
+        with pytest.raises(DataError) as by_onnx:
+            onnx_model.generate(bad)
+        assert str(by_onnx.value) == str(by_torch.value), bad

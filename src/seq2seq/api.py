@@ -90,9 +90,10 @@ class TrainedModel:
         first, for a chat model trained with task.context_turns above 0 (it reads the last that many).
         """
         opts = decoding.resolve(options, self.family, self.defaults)
-        texts = [inputs] if isinstance(inputs, str) else list(inputs)
-        if not texts or not all(isinstance(t, str) for t in texts):
+        texts = [inputs] if isinstance(inputs, str) else inputs
+        if not isinstance(texts, list | tuple) or not texts or not all(isinstance(t, str) for t in texts):
             raise DataError("generate takes a string or a non-empty list of strings")
+        texts = list(texts)
         if context and self.family != "seq2seq":
             raise DataError(f"context applies to chat models (seq2seq), not to a {self.family} model")
         if self.family != "lm":

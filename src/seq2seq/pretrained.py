@@ -19,6 +19,7 @@ import json
 import math
 import shutil
 import struct
+import sys
 from pathlib import Path
 
 import torch
@@ -84,7 +85,9 @@ def write_folder(out: Path, module, checkpoint: dict, source: Path) -> Path:
             raise ConfigError(f"out={out} already holds {', '.join(others[:5])}: give an empty or new directory")
     out.mkdir(parents=True, exist_ok=True)
     for name in GRAPHS:  # an earlier ONNX export's graphs belong to another model (serving.export adds its own)
-        (out / name).unlink(missing_ok=True)
+        if (out / name).exists():
+            print(f"note: {out / name} of an earlier export removed (format=onnx writes it anew)", file=sys.stderr)
+            (out / name).unlink()
     if source.is_dir():  # a shared folder (checked when read), copied file by file: streamed, links left out
         if source.resolve() != out.resolve():
             for name in FILES:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seq2seq.data.addition import START
+from seq2seq.data.addition import START, check_question, check_texts, question_form_of
 from seq2seq.decoding import MAX_NEW_TOKENS
 from seq2seq.errors import CheckpointError, ConfigError, DataError
 from seq2seq.plainvalues import read_json
@@ -154,6 +154,9 @@ class OnnxModel:
         if self.family == "seq2seq":
             self.width, self.reverse = task["question_width"], task["reverse"]
             self.steps = task["answer_width"] - 1
+            digits = task.get("number_digits")
+            self.number_digits = digits if isinstance(digits, int) and digits > 0 else None
+            self.question_form = question_form_of(self.itos, task.get("question_form"))
             if not (1 <= self.width <= 1000 and 1 <= self.steps <= MAX_NEW_TOKENS) or START not in self.stoi:
                 raise CheckpointError(f"{folder}/config.json: question and answer widths out of range, or no {START!r}")
         else:
@@ -170,9 +173,10 @@ class OnnxModel:
         strategy = strategy or self.defaults.get("strategy", "greedy")
         if strategy not in ("greedy", "sample"):
             raise ConfigError(f"strategy={strategy!r}: the ONNX runner decodes greedy or sample")
-        texts = [inputs] if isinstance(inputs, str) else list(inputs)
-        if not texts or not all(isinstance(t, str) for t in texts):
+        texts = [inputs] if isinstance(inputs, str) else inputs
+        if not isinstance(texts, list | tuple) or not texts or not all(isinstance(t, str) for t in texts):
             raise DataError("generate takes a string or a non-empty list of strings")
+        check_texts(list(texts))
         skip = self.defaults.get("skip") or [] if skip is None else skip
         if not isinstance(skip, list | tuple) or not all(isinstance(w, str) for w in skip):
             raise ConfigError("skip: must be a list of words")
@@ -206,15 +210,10 @@ class OnnxModel:
         return np.array([rng.choice(len(p), p=p) for p in probs])
 
     def encode(self, texts: list[str]) -> np.ndarray:
+        """As seq2seq.tasks.codec.FixedWidthCodec.encode, with the same checks and messages."""
         rows = []
-        for n, text in enumerate(texts, start=1):
-            text = text.strip()
-            unknown = sorted(set(text) - set(self.stoi))
-            if not text or len(text) > self.width or unknown:
-                why = f"characters {unknown} are not in the vocabulary" if unknown else f"1 to {self.width} characters"
-                raise DataError(f"input {n} ({text[:80]!r}): {why}")
-            if len(text) < self.width and " " not in self.stoi:  # trained on questions of one width
-                raise DataError(f"input {n} ({text[:80]!r}): this model takes exactly {self.width} characters")
+        for n in range(1, len(texts) + 1):
+            text = check_question(texts, n, self.width, self.stoi, self.question_form, self.number_digits)
             row = [self.stoi[ch] for ch in text.ljust(self.width)]
             rows.append(row[::-1] if self.reverse else row)
         return np.array(rows, dtype=np.int64)  # (N, S)

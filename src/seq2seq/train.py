@@ -158,6 +158,11 @@ def fit(cfg: DictConfig, run_dir: Path, resume_path: Path | None, precision: str
         progress, carry, metrics = restore(resumed, setup, resume_path, run_dir)
         check_same_data(cfg, progress, fingerprints, resume_path, run_dir)
     in_place = resumed is not None and resume_path.parent.resolve() == run_dir.resolve()  # not a fork
+    if resumed is not None and not in_place and done(cfg, progress):  # a fork would hold no checkpoint of its own
+        raise CheckpointError(
+            f"{resume_path}: the run has finished (epoch {progress.epoch}, step {progress.step}): a fork of it "
+            "needs more to train: raise trainer.max_epochs or trainer.max_steps"
+        )
     if resumed is not None and progress.finished and done(cfg, progress):
         # A run that finished (its final splits written): nothing to train, nothing written at all.
         log.info("%s: the run has finished (epoch %d, step %d); raise trainer.max_epochs or trainer.max_steps "
@@ -493,8 +498,14 @@ def hydra_main(cfg: DictConfig) -> float | None:
     except TrainingInterrupted as e:
         log.warning("%s", e)
         sys.exit(128 + e.signum)
-    except KeyboardInterrupt:  # a second Ctrl-C / SIGTERM while the first was being honoured
-        log.warning("stopped at once by a second signal: %s holds the last checkpoint written", cfg.paths.output_dir)
+    except KeyboardInterrupt:  # a second Ctrl-C / SIGTERM while the first was being honoured, or one before training
+        run_dir = Path(cfg.paths.output_dir)
+        if (run_dir / "last.pt").is_file():
+            log.warning("stopped at once by a signal: %s holds the last checkpoint written", run_dir / "last.pt")
+        else:
+            log.warning("stopped by a signal before any checkpoint was written")
+            if str(run_dir.resolve()) not in EXISTING_RUN_DIRS:  # this command made it: no empty folder left
+                rundir.remove_unstarted(run_dir)
         sys.exit(130)
     except Seq2seqError as e:
         log.error("%s", e)

@@ -8,12 +8,12 @@ import torch
 from torch.nn import functional as F
 
 from seq2seq.checks import COUNT, DIGITS, FRACTION, NON_NEGATIVE, POSITIVE, SEED
-from seq2seq.data.addition import START, generate_addition, load_pairs
+from seq2seq.data.addition import START, SUM, generate_addition, load_pairs
 from seq2seq.data.split import epoch_generator
 from seq2seq.data.vocab import Vocab
 from seq2seq.errors import DataError
 from seq2seq.plots import attention_figures, attention_maps
-from seq2seq.tasks.codec import SUM, FixedWidthCodec, sample_lines
+from seq2seq.tasks.codec import FixedWidthCodec, sample_lines
 
 
 class AdditionTask:

@@ -8,11 +8,9 @@ Two layouts:
 Both reverse the source tokens when the model was trained on reversed input (padding stays right).
 """
 
-import re
-
 import torch
 
-from seq2seq.data.addition import START
+from seq2seq.data.addition import START, check_question, check_texts, question_form_of, where
 from seq2seq.data.digit_images import load_png
 from seq2seq.data.text import BOS, EOS, PAD, TOKENIZERS, UNK, detokenize, tokenize, tokenize_turns
 from seq2seq.data.vocab import Vocab
@@ -25,24 +23,7 @@ def sample_lines(source: str, target: str, output: str, right: bool, source_mark
     return [f"{source_mark} {source}", f"T {target}", f"{'☑' if right else '☒'} {output}", "---"]
 
 
-def check_texts(texts: list[str]) -> None:
-    if not texts:
-        raise DataError("no questions given")
-    for n, text in enumerate(texts, start=1):
-        if not text.strip():
-            raise DataError(f"{where(texts, n)} is empty")
-
-
-def where(texts: list[str], n: int) -> str:
-    """An input as an error names it: its number, and at most 80 of its characters."""
-    text = texts[n - 1] if len(texts[n - 1]) <= 80 else texts[n - 1][:77] + "..."
-    return f"input {n} ({text!r})" if len(texts) > 1 else f"input {text!r}"
-
-
 MAX_WIDTH = 1000  # the widest fixed-width line seq2seq.data.addition reads
-
-SUM = re.compile(r"(\d+)\+(\d+)")  # the addition task's question: a+b
-ARITHMETIC = set("0123456789+ ") | {START}  # an addition file's characters
 
 
 class FixedWidthCodec:
@@ -71,9 +52,7 @@ class FixedWidthCodec:
         self.number_digits = number_digits  # the longest number in the training questions (None: unknown)
         # "a+b": every training question was a sum (None: not recorded, as in checkpoints of 0.3, where an
         # addition file's vocabulary says so); "": any text that fits the width and the vocabulary.
-        if question_form is None:
-            question_form = "a+b" if set(vocab) <= ARITHMETIC and "+" in vocab else ""
-        self.question_form = question_form
+        self.question_form = question_form_of(vocab, question_form)
         self.start_id = self.vocab.stoi[START]
         self.steps = answer_width - 1  # decoder steps: the answer without its start symbol
 
@@ -89,24 +68,7 @@ class FixedWidthCodec:
         check_texts(texts)
         rows = []
         for n, text in enumerate(texts, start=1):
-            text = text.strip()  # questions are left-aligned, padded with spaces
-            if len(text) > self.width:
-                raise DataError(f"{where(texts, n)} has {len(text)} characters; this model takes at most {self.width}")
-            unknown = sorted(set(text) - set(self.vocab.itos))
-            if unknown:
-                raise DataError(f"{where(texts, n)}: characters {unknown} are not in the model's vocabulary")
-            if self.question_form == "a+b" and not SUM.fullmatch(text):
-                digits = f"of at most {self.number_digits} digits " if self.number_digits else ""
-                raise DataError(f"{where(texts, n)}: this model answers a+b, two numbers {digits}joined by +, "
-                                "without spaces (e.g. 16+75)")  # fmt: skip
-            wide = [m for m in re.findall(r"\d+", text) if self.number_digits and len(m) > self.number_digits]
-            if wide:
-                raise DataError(
-                    f"{where(texts, n)}: {wide[0]} has {len(wide[0])} digits; this model was trained on "
-                    f"numbers of at most {self.number_digits}"
-                )
-            if len(text) < self.width and " " not in self.vocab.stoi:  # trained on questions of one width
-                raise DataError(f"{where(texts, n)} has {len(text)} characters; this model takes exactly {self.width}")
+            text = check_question(texts, n, self.width, self.vocab.stoi, self.question_form, self.number_digits)
             rows.append(self.vocab.encode(text.ljust(self.width)))
         x = torch.tensor(rows, dtype=torch.long)  # (N, S)
         return (x.flip(1) if self.reverse else x), None
