@@ -28,3 +28,39 @@ def ptb_dir() -> Path:
     if not (PTB_DIR / "ptb.train.txt").is_file():
         pytest.skip(f"Penn Treebank not found in {PTB_DIR}: set PTB_DIR to the folder holding ptb.*.txt")
     return PTB_DIR
+
+
+@pytest.fixture(scope="session")
+def explore_root(tmp_path_factory) -> Path:
+    """A folder of tiny runs of each family the explorer shows, trained by the command line as a user's
+    are (so each has its train.log and Hydra's record) into the layout of `outputs/`: attention and Peeky
+    addition, a language model on a tiny corpus, a word-pairs model that reverses its message (chat)."""
+    import random
+
+    from seq2seq.data import ptb
+
+    from .helpers import TINY_ADDITION, assert_ok, run_module
+
+    root = tmp_path_factory.mktemp("explore") / "outputs"
+    corpus = tmp_path_factory.mktemp("tiny_ptb")
+    for split in ptb.SPLITS:
+        (corpus / f"ptb.{split}.txt").write_text(" the cat sat on the mat \n N dogs <unk> ran \n" * 10)
+    rng, pairs = random.Random(0), tmp_path_factory.mktemp("pairs") / "reverse.tsv"
+    words = [[rng.choice("abcdef") for _ in range(rng.randint(1, 4))] for _ in range(600)]
+    pairs.write_text("".join(f"{' '.join(w)}\t{' '.join(reversed(w))}\n" for w in words))
+    # Tiny addition runs that answer a few validation questions right (5% in 8 epochs), so the accuracy the
+    # explorer counts is not trivially zero.
+    addition = [o for o in TINY_ADDITION if not o.startswith("model.")]
+    addition += ["model.wordvec_size=16", "model.hidden_size=64", "optimizer.lr=0.01", "trainer.max_epochs=8"]
+    runs = {
+        "attention_addition/tiny": [*addition, "name=attention_addition", "model.decoder=attention"],
+        "peeky_addition/tiny": [*addition, "name=peeky_addition", "model.decoder=peeky", "task.reverse=true"],
+        "rnnlm_ptb/tiny": ["experiment=rnnlm_ptb", f"task.data_dir={corpus}", "task.batch_size=2", "task.time_size=5",
+                           "task.eval_batch_size=2", "trainer.max_epochs=1", "trainer.progress=false"],
+        "reverse_pairs/tiny": ["task=pairs", f"task.train={pairs}", "name=reverse_pairs", "model.decoder=attention",
+                               "model.wordvec_size=16", "model.hidden_size=32", "trainer.max_epochs=12",
+                               "trainer.progress=false"],
+    }  # fmt: skip
+    for name, overrides in runs.items():
+        assert_ok(run_module("seq2seq.train", *overrides, f"hydra.run.dir={root / name}"))
+    return root

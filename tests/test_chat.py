@@ -98,7 +98,7 @@ def test_the_chat_keeps_the_last_turns_as_trained_and_reset_forgets_them(context
 
     def chat_with(run, *overrides):
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            session = Chat(compose("chat", overrides=[f"checkpoint={run}", "device=cpu", *overrides]))
+            session = Chat.from_config(compose("chat", overrides=[f"checkpoint={run}", "device=cpu", *overrides]))
         session.model.generate = Recorder()
         return session
 

@@ -35,7 +35,7 @@ COMMAND = re.compile(r"^(?:[A-Z_]+=\S+\s+)*(?:printf .*\|\s*)?(?:python -m seq2s
 # <run>, <file.tsv>, <seed>: the docs' placeholders (not the special tokens <unk>, <eos>, ... of skip lists).
 PLACEHOLDER = re.compile(r"<(?!(?:unk|eos|bos|pad|sep)>)[^>\s][^>]*>")
 CONSOLE = {"seq2seq-train": "seq2seq.train", "seq2seq-generate": "seq2seq.generate", "seq2seq-chat": "seq2seq.chat",
-           "seq2seq-export": "seq2seq.export"}  # fmt: skip
+           "seq2seq-export": "seq2seq.export", "seq2seq-explore": "seq2seq.explore"}  # fmt: skip
 
 
 def commands(page: Path) -> list[tuple[str, str | None]]:
@@ -147,7 +147,8 @@ def run_in_process(module: str, args: list[str], stdin: str | None, capsys) -> t
     """`python -m module args` in this process: its exit code, stdout and stderr."""
     import importlib
 
-    main = importlib.import_module(module).main
+    found = importlib.import_module(module)
+    main = found.main if hasattr(found, "main") else importlib.import_module(f"{module}.__main__").main  # a package
     saved = sys.argv, sys.stdin
     sys.argv = [module, *args]
     sys.stdin = io.TextIOWrapper(io.BytesIO((stdin or "").encode()))
@@ -190,6 +191,8 @@ def run_command(line: str, error: str | None, root: Path, capsys) -> None:
         digit_images.main([str(root / "pngs"), "--num", "1", "--seed", "0"])
         (root / "digits.png").write_bytes(next((root / "pngs").glob("*.png")).read_bytes())
         capsys.readouterr()
+    if module == "seq2seq.explore" and not error:  # it would serve until stopped: its config composed instead
+        args = [*args, "--cfg", "job"]  # (serving the page: tests/test_explore*.py)
     if module == "seq2seq.chat" and stdin is None:  # at a terminal a person would type a message
         stdin = "hi !\n"
     code, out, err = run_in_process(module, args, stdin, capsys)

@@ -259,7 +259,7 @@ def test_crafted_folders_are_refused(folders, tmp_path, case):
     for entry in (
         lambda: seq2seq.load(folder, device="cpu"),
         lambda: generate.run(cli_cfg("generate", "question=1+2")),
-        lambda: chat.Chat(cli_cfg("chat")).reply("1+2"),
+        lambda: chat.Chat.from_config(cli_cfg("chat")).reply("1+2"),
         lambda: pretrained.save(folder, tmp_path / "again"),  # re-exporting a folder checks it first
     ):
         with pytest.raises(CheckpointError, match=re.escape(says)):

@@ -89,7 +89,7 @@ class TrainedModel:
         Options: see seq2seq.decoding.DecodeOptions. `context`: a conversation's earlier turns, oldest
         first, for a chat model trained with task.context_turns above 0 (it reads the last that many).
         """
-        opts = decoding.resolve(options, self.family, self.defaults)
+        opts = self.resolve(options)
         texts = [inputs] if isinstance(inputs, str) else inputs
         if not isinstance(texts, list | tuple) or not texts or not all(isinstance(t, str) for t in texts):
             raise DataError("generate takes a string or a non-empty list of strings")
@@ -119,58 +119,79 @@ class TrainedModel:
     def generator(self, opts: dict) -> torch.Generator:
         return torch.Generator(device=self.device).manual_seed(opts["seed"])
 
+    def resolve(self, options: dict) -> dict:
+        """Every decoding option's value for this model (seq2seq.decoding.resolve with its own defaults)."""
+        return decoding.resolve(options, self.family, self.defaults)
+
     def _answers(self, texts: list[str], opts: dict, context: list[str]) -> list[list[str]]:
         """Seq2seq: every input decoded in one batch -> per input its list of outputs."""
+        ids, _ = self.answer_ids(texts, opts, context)
+        return [[self.codec.decode(seq) for seq in row] for row in ids.tolist()]  # ids (N, outputs, L)
+
+    def answer_ids(self, texts: list[str], opts: dict, context: list[str] = ()):
+        """Seq2seq: the output ids of every input, decoded in one batch as `opts` (resolved) say:
+        ids (N, outputs, L) and, for beam search, their scores (N, outputs), else None."""
         codec, strategy = self.codec, opts["strategy"]
         steps = opts["max_new_tokens"] or codec.steps
-        x, lengths = codec.encode(texts, context) if context else codec.encode(texts)  # (N, S), (N,) or None
+        x, lengths = codec.encode(texts, list(context)) if context else codec.encode(texts)  # (N, S), (N,) or None
         x, lengths = x.to(self.device), None if lengths is None else lengths.to(self.device)
         common = self.common(opts)
         if strategy == "beam":
             beam = {k: opts[k] for k in ("beam_size", "n_best", "length_penalty")}
-            ids, _ = self.module.beam_search(x, codec.start_id, steps, lengths, eos_id=codec.eos_id, **beam, **common)
-        elif strategy == "greedy":
-            ids = self.module.generate(x, codec.start_id, steps, lengths=lengths, greedy=True, **common)[:, None]
-        else:  # each input num_samples times in a row, sampled as one batch
-            k = opts["num_samples"]
-            rows = torch.arange(len(texts), device=self.device).repeat_interleave(k)
-            sampling = {key: opts[key] for key in ("temperature", "top_k", "top_p")}
-            ids = self.module.generate(
-                x[rows],
-                codec.start_id,
-                steps,
-                lengths=None if lengths is None else lengths[rows],
-                generator=self.generator(opts),
-                **sampling,
-                **common,
-            ).view(len(texts), k, -1)  # (N, k, L)
-        return [[codec.decode(seq) for seq in row] for row in ids.tolist()]  # ids (N, outputs, L)
+            return self.module.beam_search(x, codec.start_id, steps, lengths, eos_id=codec.eos_id, **beam, **common)
+        if strategy == "greedy":
+            ids = self.module.generate(x, codec.start_id, steps, lengths=lengths, greedy=True, **common)
+            return ids[:, None], None
+        # each input num_samples times in a row, sampled as one batch
+        k = opts["num_samples"]
+        rows = torch.arange(len(texts), device=self.device).repeat_interleave(k)
+        sampling = {key: opts[key] for key in ("temperature", "top_k", "top_p")}
+        ids = self.module.generate(
+            x[rows],
+            codec.start_id,
+            steps,
+            lengths=None if lengths is None else lengths[rows],
+            generator=self.generator(opts),
+            **sampling,
+            **common,
+        )
+        return ids.view(len(texts), k, -1), None  # (N, k, L)
 
-    def _continue(self, prompt: str, opts: dict) -> list[str]:
-        """Language model: the prompt followed by its continuations (the chapter's <eos> as a line break)."""
+    def prompt_ids(self, prompt: str) -> torch.Tensor:
+        """Language model: a prompt's word ids (P,); unknown words are refused."""
         words = prompt.split()
         if not words:
             raise DataError("the prompt is empty: give a start word, e.g. 'you'")
         unknown = [w for w in words if w not in self.vocab]
         if unknown:
             raise DataError(f"prompt words {unknown} are not in the model's {len(self.vocab)}-word vocabulary")
-        ids = torch.tensor(self.vocab.encode(words), device=self.device)  # (P,)
+        return torch.tensor(self.vocab.encode(words), device=self.device)  # (P,)
+
+    def continuation_ids(self, prompt: str, opts: dict):
+        """Language model: the ids of the prompt (P,), of its continuations (outputs, steps) as `opts`
+        (resolved) say, and for beam search their scores (outputs,), else None."""
+        ids = self.prompt_ids(prompt)  # (P,)
         common = self.common(opts)
         steps = opts["max_new_tokens"]
         if opts["strategy"] == "beam":
             beam = {k: opts[k] for k in ("beam_size", "n_best", "length_penalty")}
-            rows = self.module.beam_search(ids, steps, **beam, **common)[0][0]  # (n_best, steps)
-        elif opts["strategy"] == "greedy":
-            rows = self.module.generate(ids, steps, greedy=True, **common)  # (1, steps)
-        else:
-            sampling = {k: opts[k] for k in ("num_samples", "temperature", "top_k", "top_p")}
-            rows = self.module.generate(ids, steps, generator=self.generator(opts), **sampling, **common)
+            rows, scores = self.module.beam_search(ids, steps, **beam, **common)
+            return ids, rows[0], scores[0]  # (n_best, steps), (n_best,)
+        if opts["strategy"] == "greedy":
+            return ids, self.module.generate(ids, steps, greedy=True, **common), None  # (1, steps)
+        sampling = {k: opts[k] for k in ("num_samples", "temperature", "top_k", "top_p")}
+        return ids, self.module.generate(ids, steps, generator=self.generator(opts), **sampling, **common), None
+
+    def words_text(self, ids: list[int]) -> str:
+        """Language model: word ids as text, the chapter's <eos> as a line break."""
         eos = self.task_state["eos"]
-        texts = []
-        for row in rows.tolist():
-            joined = " ".join(words + [self.vocab.itos[i] for i in row])
-            texts.append(joined.replace(f" {eos}", ".\n").replace("\n ", "\n").strip())
-        return texts
+        joined = " ".join(self.vocab.itos[i] for i in ids)
+        return joined.replace(f" {eos}", ".\n").replace("\n ", "\n").strip()
+
+    def _continue(self, prompt: str, opts: dict) -> list[str]:
+        """Language model: the prompt followed by its continuations (the chapter's <eos> as a line break)."""
+        ids, rows, _ = self.continuation_ids(prompt, opts)
+        return [self.words_text(ids.tolist() + row) for row in rows.tolist()]
 
     def validation_batch(self, indices: list[int]):
         """The checkpoint's pair task, rebuilt from its saved config (same seed, same data; see

@@ -11,28 +11,32 @@ import sys
 
 from omegaconf import DictConfig
 
-from seq2seq import cli, decoding
+from seq2seq import cli
 from seq2seq.errors import DataError, Seq2seqError
 
 
 class Chat:
-    """A checkpoint's model and the decoding options, checked once before the first message."""
+    """A seq2seq model, the decoding options and the conversation so far, checked once before the first
+    message. `context`: earlier turns read before each message (None: as many as the model was trained with)."""
 
-    def __init__(self, cfg: DictConfig):
-        cli.check_keys(cfg, cli.ChatConfig, "seq2seq.chat")
-        self.model = cli.load(cfg)
-        if self.model.family != "seq2seq":
-            raise DataError(f"{cfg.checkpoint}: chat needs a text seq2seq checkpoint (e.g. experiment=chitchat)")
-        self.options = cli.decode_options(cfg)
-        decoding.resolve(self.options, "seq2seq")  # bad options fail now, not at the first message
-        trained = self.model.codec.context_turns
-        self.context = trained if cfg.context is None else cfg.context
+    def __init__(self, model, options: dict, context: int | None = None):
+        if model.family != "seq2seq":
+            raise DataError(f"{model.path}: chat needs a text seq2seq checkpoint (e.g. experiment=chitchat)")
+        self.model, self.options = model, options
+        model.resolve(options)  # bad options fail now, not at the first message
+        trained = model.codec.context_turns
+        self.context = trained if context is None else context
         if not 0 <= self.context <= trained:
             raise DataError(
                 f"context={self.context}: this model was trained with {trained} earlier turns before each message "
                 f"(task.context_turns={trained}); give 0 to {trained}"
             )
         self.history: list[str] = []  # the conversation so far, both sides, oldest first
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig) -> "Chat":
+        cli.check_keys(cfg, cli.ChatConfig, "seq2seq.chat")
+        return cls(cli.load(cfg), cli.decode_options(cfg), cfg.context)
 
     def reply(self, message: str) -> str:
         turns = self.history[-self.context :] if self.context else []
@@ -91,7 +95,7 @@ def run_command(cfg: DictConfig) -> None:
     try:
         if cli.free_text is not None:
             raise DataError("chat reads its messages from standard input, not after --")
-        chat = Chat(cfg)
+        chat = Chat.from_config(cfg)
     except Seq2seqError as e:
         cli.fail(e)
     interactive = sys.stdin.isatty()

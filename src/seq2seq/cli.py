@@ -51,7 +51,17 @@ class ExportConfig:
     push: str | None = None
 
 
+@dataclass
+class ExploreConfig:
+    root: str = "outputs"
+    host: str = "127.0.0.1"
+    port: int = 7860
+    device: str = "auto"
+    cache: int = 6
+
+
 ConfigStore.instance().store(name="generate_schema", node=GenerateConfig)
+ConfigStore.instance().store(name="explore_schema", node=ExploreConfig)
 ConfigStore.instance().store(name="export_schema", node=ExportConfig)
 ConfigStore.instance().store(name="chat_schema", node=ChatConfig)
 
@@ -221,8 +231,9 @@ def check_interpolations(cfg: DictConfig, overrides: list[str]) -> None:
             raise ConfigError(f"{shown}: {first[:200]}") from None
 
 
-def command_line(prog: str, schema: type, example: str, input_key: str | None) -> Callable:
-    """The entry point of generate or chat around `run(cfg)`: the checks above, the words after `--` as
+def command_line(prog: str, schema: type, example: str, input_key: str | None, checkpoint: bool = True) -> Callable:
+    """The entry point of a command around `run(cfg)` (generate, chat, export, explore; `checkpoint`: whether
+    checkpoint= is required): the checks above, the words after `--` as
     free text, the old option names rewritten (with a note), the config composed (these commands write
     no run directory, so Hydra's app runner is not needed), and user errors in one line, exit code 2."""
 
@@ -240,7 +251,8 @@ def command_line(prog: str, schema: type, example: str, input_key: str | None) -
                 args, free_text = args[:cut], " ".join(args[cut + 1 :])
             config_name = prog.removeprefix("seq2seq.")
             check_args(prog, args, hint, config_name=config_name)
-            needs_checkpoint(prog, args, example)
+            if checkpoint:
+                needs_checkpoint(prog, args, example)
             args, notes = decoding.translate_legacy(args)
             for note in notes:
                 print(f"note: {note}", file=sys.stderr)

@@ -17,6 +17,7 @@ PACKAGES = {
     "huggingface_hub": ("huggingface_hub", "hub"),
     "onnx": ("onnx", "onnx"),
     "onnxruntime": ("onnxruntime", "onnx"),
+    "gradio": ("gradio", "app"),
 }
 
 

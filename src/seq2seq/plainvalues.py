@@ -46,9 +46,8 @@ def refuse_constant(name: str):
     raise ValueError(f"{name} is not a number a config holds")
 
 
-def read_json(path: Path, what: str):
-    """A JSON file: a regular file (never a FIFO or a device) of at most MAX_JSON bytes, strict JSON (no
-    NaN or Infinity, no lone surrogates), nested and counted within the bounds above."""
+def read_bytes(path: Path, what: str) -> bytes:
+    """A regular file (never a FIFO or a device) of at most MAX_JSON bytes."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
         with os.fdopen(fd, "rb") as f:
@@ -59,12 +58,37 @@ def read_json(path: Path, what: str):
         raise CheckpointError(f"{path}: cannot read {what} ({e.strerror})") from None
     if len(raw) > MAX_JSON:
         raise CheckpointError(f"{path}: more than {what} may hold ({MAX_JSON:,} bytes)")
+    return raw
+
+
+def bounded(value, path: Path):
+    """`value` read from `path`, refused when it nests or counts beyond the bounds above."""
+    too_much = nesting_beyond(value, MAX_NESTING)
+    if too_much:
+        raise CheckpointError(f"{path}: {too_much.replace('checkpoint', Path(path).name, 1)}")
+    return value
+
+
+def read_json(path: Path, what: str):
+    """A JSON file: a regular file of at most MAX_JSON bytes, strict JSON (no NaN or Infinity, no lone
+    surrogates), nested and counted within the bounds above."""
+    raw = read_bytes(path, what)
     try:
         value = json.loads(raw.decode("utf-8"), parse_constant=refuse_constant)
         json.dumps(value, ensure_ascii=False).encode("utf-8")  # no lone surrogates ("\\ud800") in its text
     except (UnicodeError, ValueError, RecursionError) as e:
         raise CheckpointError(f"{path}: not a JSON {what} ({str(e).splitlines()[0][:100]})") from None
-    too_much = nesting_beyond(value, MAX_NESTING)
-    if too_much:
-        raise CheckpointError(f"{path}: {too_much.replace('checkpoint', Path(path).name, 1)}")
-    return value
+    return bounded(value, path)
+
+
+def read_yaml(path: Path, what: str):
+    """A YAML file (a run's config.yaml, Hydra's overrides.yaml) as plain values: the bounds of read_json,
+    YAML's safe loader (no tags that build objects)."""
+    import yaml
+
+    raw = read_bytes(path, what)
+    try:
+        value = yaml.safe_load(raw.decode("utf-8"))
+    except (UnicodeError, yaml.YAMLError, RecursionError) as e:
+        raise CheckpointError(f"{path}: not a YAML {what} ({str(e).splitlines()[0][:100]})") from None
+    return bounded(value, path)

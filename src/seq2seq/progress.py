@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from seq2seq.errors import CheckpointError, ConfigError
+from seq2seq.metrics import mode as metric_mode
 from seq2seq.typecheck import check_fields
 
 
@@ -82,8 +83,7 @@ class Progress:
         """trainer.early_stopping: count the full epochs in a row that have not improved its monitored
         metric by more than min_delta."""
         monitor = options.monitor or task.monitor
-        lower_is_better = monitor.rsplit("/", 1)[-1] in ("loss", "ppl")
-        mode = options.mode or (task.mode if monitor == task.monitor else "min" if lower_is_better else "max")
+        mode = options.mode or (task.mode if monitor == task.monitor else metric_mode(monitor))
         if monitor not in metrics:
             known = ", ".join(sorted(metrics))
             raise ConfigError(f"trainer.early_stopping.monitor={monitor!r} is not a validation metric here ({known})")

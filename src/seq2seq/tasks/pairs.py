@@ -22,6 +22,7 @@ from seq2seq.data.split import epoch_generator, seeded_split
 from seq2seq.data.text import TOKENIZERS
 from seq2seq.errors import ConfigError, DataError
 from seq2seq.extras import available, require
+from seq2seq.metrics import mode as metric_mode
 from seq2seq.plots import attention_figures, attention_maps
 from seq2seq.tasks.codec import PairCodec, sample_lines
 
@@ -87,7 +88,7 @@ class PairsTask:
             require("sacrebleu", "val/bleu")
         elif tokenize != "char":
             log.warning("val/bleu is not computed: it needs sacrebleu (pip install 'seq2seq[bleu]')")
-        self.monitor, self.mode = monitor, "min" if monitor in ("val/loss", "val/ppl") else "max"
+        self.monitor, self.mode = monitor, metric_mode(monitor)
         self.batch_size, self.eval_batch_size, self.bucket = batch_size, eval_batch_size, bucket
         self.num_samples, self.num_heatmaps, self.seed = num_samples, num_heatmaps, seed
         self.eval_limit = eval_limit

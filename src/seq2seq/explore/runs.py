@@ -1,0 +1,255 @@
+"""The runs under the explorer's root: found, described for the runs table, their `val/` curves read,
+and every path a page asks for checked to lie under the root.
+
+A training run is a folder holding `config.yaml` beside `train.log` or a checkpoint (outputs/<name>/<run>/,
+outputs/multirun/<time>/<job>/); a shared model is a folder holding `config.json` beside
+`model.safetensors` (seq2seq.export). Nothing here imports torch or builds a model: the table is read
+from the files' plain values (seq2seq.plainvalues) and TensorBoard records (seq2seq.rundir.read_events).
+"""
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from seq2seq import rundir
+from seq2seq.errors import CheckpointError, DataError
+from seq2seq.metrics import lower_is_better
+from seq2seq.plainvalues import read_json, read_yaml
+
+MAX_DEPTH = 4  # folders below the root searched for runs (outputs/multirun/<time>/<job> is 3)
+MAX_RUNS = 1000  # runs listed; a root holding more is cut, newest first
+MAX_EVENTS_BYTES = 256 * 2**20  # a run's TensorBoard file read for curves (images make them large)
+TASK_KINDS = {  # a config's task `_target_` -> what the explorer can do with the run
+    "seq2seq.tasks.AdditionTask": "addition",
+    "seq2seq.tasks.TsvTask": "pairs",
+    "seq2seq.tasks.ChitchatTask": "pairs",
+    "seq2seq.tasks.ProgramsTask": "pairs",
+    "seq2seq.tasks.CaptionsTask": "captions",
+    "seq2seq.tasks.LanguageModelTask": "lm",
+}
+SUMMARY_TAGS = ("val/best_",)  # one value at a run's end (val/best_acc), no curve
+MONITORS = {"addition": "val/acc", "pairs": "val/acc", "captions": "val/acc", "lm": "val/ppl"}  # tasks' defaults
+
+
+@dataclass
+class Run:
+    """One row of the runs table."""
+
+    id: str  # the folder relative to the root, with '/': what the page shows and sends back
+    path: Path
+    kind: str  # addition | pairs | captions | lm | unknown
+    experiment: str = ""
+    overrides: str = ""
+    seed: int | None = None
+    metric: str = ""
+    best: float | None = None
+    final: float | None = None
+    status: str = ""  # finished | running | interrupted | failed | shared
+    date: str = ""
+    curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict, repr=False)
+
+    @property
+    def family(self) -> str:
+        return {"lm": "lm", "captions": "captioner", "unknown": "unknown"}.get(self.kind, "seq2seq")
+
+    def row(self) -> list:
+        """The row of COLUMNS."""
+        shown = (lambda v: "" if v is None else round(v, 4)) if self.metric else (lambda v: "")
+        seed = "" if self.seed is None else self.seed
+        return [self.id, self.experiment, self.metric, shown(self.best), shown(self.final), self.status, seed,
+                self.date, self.overrides]  # fmt: skip
+
+
+COLUMNS = ["run", "experiment", "metric", "best", "final", "status", "seed", "date", "overrides"]
+
+
+def is_run(path: Path) -> bool:
+    has = set(os.listdir(path))
+    training = "config.yaml" in has and bool(has & {"train.log", "last.pt", "best.pt"})
+    return training or {"config.json", "model.safetensors"} <= has
+
+
+def find(root: Path) -> list[Path]:
+    """The run folders under root, up to MAX_DEPTH below it; links are never followed, hidden folders
+    (`.hydra`) never searched, and a run's own folders are not searched for more runs."""
+    found, level = [], [root]
+    for _ in range(MAX_DEPTH):
+        below = []
+        for folder in level:
+            try:
+                entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            except OSError:
+                continue
+            for entry in entries:
+                if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
+                    continue
+                path = Path(entry.path)
+                try:
+                    (found if is_run(path) else below).append(path)
+                except OSError:
+                    continue
+        level = below
+    return found
+
+
+def started(path: Path) -> float:
+    """When a run began: its config's modification time (written before training), else the folder's."""
+    for name in ("config.yaml", "config.json"):
+        try:
+            return (path / name).lstat().st_mtime
+        except OSError:
+            continue
+    return path.lstat().st_mtime
+
+
+def status(path: Path) -> str:
+    """finished (the log's summary line), running (the pid in .lock is alive), failed (the log holds an
+    error), else interrupted (stopped by a signal, kill -9 or a crash: `trainer.resume=` continues it)."""
+    if rundir.finished(path):
+        return "finished"
+    pid = rundir.holder(path)
+    if pid.isdigit():
+        try:
+            os.kill(int(pid), 0)
+            return "running"
+        except OSError:
+            pass
+    try:
+        with open(path / "train.log", "rb") as f:
+            f.seek(max(0, os.fstat(f.fileno()).st_size - 65536))
+            if b"][ERROR] - " in f.read():
+                return "failed"
+    except OSError:
+        pass
+    return "interrupted"
+
+
+def scalars(path: Path, prefix: str = "val/") -> dict[str, list[tuple[int, float]]]:
+    """Each scalar tag starting with prefix: (step, value) sorted by step, the last value of a step kept
+    (a resumed run may write a step twice). Unreadable or oversized event files are left out."""
+    by_tag: dict[str, dict[int, float]] = {}
+    for file in rundir.event_files(path):
+        try:
+            if file.stat().st_size > MAX_EVENTS_BYTES:
+                continue
+            events = rundir.read_events(file) or []
+        except OSError:
+            continue
+        for event in events:
+            if not event.HasField("summary"):
+                continue
+            for value in event.summary.value:
+                if (
+                    value.tag.startswith(prefix)
+                    and not value.tag.startswith(SUMMARY_TAGS)
+                    and value.HasField("simple_value")
+                ):
+                    by_tag.setdefault(value.tag, {})[event.step] = value.simple_value
+    return {tag: sorted(steps.items()) for tag, steps in sorted(by_tag.items())}
+
+
+def overrides(path: Path) -> str:
+    try:
+        words = read_yaml(path / ".hydra" / "overrides.yaml", "Hydra's record of the command line")
+    except CheckpointError:
+        return ""
+    return " ".join(str(w) for w in words) if isinstance(words, list) else ""
+
+
+def describe(root: Path, path: Path) -> Run:
+    """A run's row, read from its files; what cannot be read is left empty."""
+    run = Run(path.relative_to(root).as_posix(), path, "unknown")
+    run.date = time.strftime("%Y-%m-%d %H:%M", time.localtime(started(path)))
+    if (path / "config.json").is_file() and (path / "model.safetensors").is_file():
+        return describe_shared(run)
+    try:
+        config = read_yaml(path / "config.yaml", "a run's config")
+    except CheckpointError:
+        config = None
+    if isinstance(config, dict):
+        task = config.get("task") if isinstance(config.get("task"), dict) else {}
+        run.kind = TASK_KINDS.get(task.get("_target_"), "unknown")
+        run.experiment = str(config.get("name", ""))
+        run.seed = config.get("seed") if isinstance(config.get("seed"), int) else None
+        monitor = task.get("monitor")
+        run.metric = monitor if isinstance(monitor, str) else MONITORS.get(run.kind, "")
+    run.overrides = overrides(path)
+    run.status = status(path)
+    run.curves = scalars(path)
+    values = [v for _, v in run.curves.get(run.metric, []) if math.isfinite(v)]
+    if values:
+        run.best = (min if lower_is_better(run.metric) else max)(values)
+        run.final = run.curves[run.metric][-1][1]
+    return run
+
+
+def describe_shared(run: Run) -> Run:
+    """A shared model's folder: what its config.json says of where it came from."""
+    run.status = "shared"
+    try:
+        config = read_json(run.path / "config.json", "a shared model's config")
+    except CheckpointError:
+        return run
+    source = config.get("source") if isinstance(config, dict) and isinstance(config.get("source"), dict) else {}
+    family = config.get("family") if isinstance(config, dict) else None
+    task_kind = (config.get("task") or {}).get("kind") if isinstance(config.get("task"), dict) else None
+    run.kind = (
+        "lm"
+        if family == "lm"
+        else "captions"
+        if family == "captioner"
+        else ("addition" if task_kind == "fixed_width" else "pairs" if family == "seq2seq" else "unknown")
+    )
+    run.experiment = str(source.get("experiment", ""))
+    run.overrides = " ".join(str(w) for w in source.get("overrides", []) if isinstance(w, str))
+    run.seed = source.get("seed") if isinstance(source.get("seed"), int) else None
+    metrics = source.get("metrics") if isinstance(source.get("metrics"), dict) else {}
+    run.metric = MONITORS.get(run.kind, "")
+    value = metrics.get(run.metric)
+    run.best = run.final = float(value) if isinstance(value, int | float) else None
+    return run
+
+
+class Runs:
+    """The runs under a root folder, read again on every `scan` (a run may have ended meanwhile)."""
+
+    def __init__(self, root: str | Path):
+        root = Path(root)
+        if not root.is_dir():
+            raise DataError(f"root={root}: not a folder of runs (give the folder `python -m seq2seq.train` writes to)")
+        self.root = root.resolve()
+        self.runs: dict[str, Run] = {}
+
+    def scan(self) -> list[Run]:
+        found = sorted(find(self.root), key=started, reverse=True)[:MAX_RUNS]
+        self.runs = {run.id: run for run in (describe(self.root, p) for p in found)}
+        return list(self.runs.values())
+
+    def path(self, value: str) -> Path:
+        """The folder or file `value` names, relative to the root (or absolute), refused unless it lies
+        under the root once every link is followed: no `..`, no absolute path elsewhere, no link out."""
+        if not isinstance(value, str) or not value.strip():
+            raise DataError("choose a run")
+        if len(value) > 4096 or "\0" in value:
+            raise DataError("not a path")
+        given = Path(value.strip())
+        if ".." in given.parts:
+            raise DataError(f"{value[:200]}: '..' is not allowed; runs are opened under {self.root} only")
+        full = (given if given.is_absolute() else self.root / given).resolve()
+        if not full.is_relative_to(self.root):
+            raise DataError(f"{value[:200]}: outside {self.root}; the explorer opens runs under its root only")
+        if not full.exists():
+            raise DataError(f"{value[:200]}: no such run under {self.root}")
+        return full
+
+    def get(self, value: str) -> Run:
+        """The run `value` names (a row of the table, or a path under the root)."""
+        path = self.path(value)
+        key = path.relative_to(self.root).as_posix()
+        if key not in self.runs:
+            if not path.is_dir() or not is_run(path):
+                raise DataError(f"{value[:200]}: not a run folder (config.yaml with a checkpoint, or a shared model)")
+            self.runs[key] = describe(self.root, path)
+        return self.runs[key]
