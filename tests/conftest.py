@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from filelock import FileLock
 
 from .helpers import PTB_DIR, compose_train
 
@@ -34,14 +35,26 @@ def ptb_dir() -> Path:
 def explore_root(tmp_path_factory) -> Path:
     """A folder of tiny runs of each family the explorer shows, trained by the command line as a user's
     are (so each has its train.log and Hydra's record) into the layout of `outputs/`: attention and Peeky
-    addition, a language model on a tiny corpus, a word-pairs model that reverses its message (chat)."""
+    addition, a language model on a tiny corpus, a word-pairs model that reverses its message (chat). The
+    tests read it and never change it."""
+    session = tmp_path_factory.getbasetemp()  # under xdist, a worker's folder inside the session's
+    shared = (session.parent if os.environ.get("PYTEST_XDIST_WORKER") else session) / "explore"  # trained once
+    shared.mkdir(exist_ok=True)
+    root = shared / "outputs"
+    with FileLock(shared / "lock"):
+        if not (shared / "trained").exists():
+            train_explore_runs(root, tmp_path_factory)
+            (shared / "trained").touch()
+    return root
+
+
+def train_explore_runs(root: Path, tmp_path_factory) -> None:
     import random
 
     from seq2seq.data import ptb
 
     from .helpers import TINY_ADDITION, assert_ok, run_module
 
-    root = tmp_path_factory.mktemp("explore") / "outputs"
     corpus = tmp_path_factory.mktemp("tiny_ptb")
     for split in ptb.SPLITS:
         (corpus / f"ptb.{split}.txt").write_text(" the cat sat on the mat \n N dogs <unk> ran \n" * 10)
@@ -63,4 +76,3 @@ def explore_root(tmp_path_factory) -> Path:
     }  # fmt: skip
     for name, overrides in runs.items():
         assert_ok(run_module("seq2seq.train", *overrides, f"hydra.run.dir={root / name}"))
-    return root

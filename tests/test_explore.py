@@ -64,25 +64,28 @@ def test_the_status_tells_finished_interrupted_failed_and_shared(explore_root, t
                         "running": "running", "shared/peeky": "shared"}  # fmt: skip
     shared = runs.runs["shared/peeky"]
     assert shared.kind == "addition" and shared.experiment == "peeky_addition" and shared.best is not None
+    explorer, original = Explorer(root, device="cpu"), Explorer(explore_root, device="cpu")
+    assert analysis.ask(explorer.model("shared/peeky"), "16+75", {}).text == seq2seq.load(
+        explore_root / PEEKY
+    ).generate("16+75")  # a shared folder answers and validates as its checkpoint does
+    assert explorer.validation("shared/peeky").right == original.validation(PEEKY).right
 
 
 def test_paths_outside_the_root_are_refused(explore_root, tmp_path):
-    runs = Runs(explore_root)
-    assert runs.path(ATTENTION) == (explore_root / ATTENTION).resolve()
-    assert runs.path(str(explore_root / ATTENTION)) == (explore_root / ATTENTION).resolve()  # absolute, inside
+    root = tmp_path / "outputs"
+    shutil.copytree(explore_root / PEEKY, root / PEEKY)
     outside = tmp_path / "elsewhere"
     shutil.copytree(explore_root / PEEKY, outside)
-    link = explore_root / "link_out"
-    link.symlink_to(outside)
-    try:
-        for value, says in [("../", "'..'"), (f"{ATTENTION}/../../..", "'..'"), ("/etc", "outside"),
-                            (str(outside), "outside"), ("link_out", "outside"), ("nothing/here", "no such run"),
-                            ("", "choose a run")]:  # fmt: skip
-            with pytest.raises(DataError, match=says):
-                runs.path(value)
-        assert "link_out" not in {run.id for run in runs.scan()}  # links are not followed when searching
-    finally:
-        link.unlink()
+    (root / "link_out").symlink_to(outside)
+    runs = Runs(root)
+    assert runs.path(PEEKY) == (root / PEEKY).resolve()
+    assert runs.path(str(root / PEEKY)) == (root / PEEKY).resolve()  # absolute, inside
+    for value, says in [("../", "'..'"), (f"{PEEKY}/../../..", "'..'"), ("/etc", "outside"),
+                        (str(outside), "outside"), ("link_out", "outside"), ("nothing/here", "no such run"),
+                        ("", "choose a run")]:  # fmt: skip
+        with pytest.raises(DataError, match=says):
+            runs.path(value)
+    assert [run.id for run in runs.scan()] == [PEEKY]  # links are not followed when searching
 
 
 def test_a_checkpoint_linking_out_of_the_root_is_refused(explore_root, tmp_path):

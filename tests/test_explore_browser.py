@@ -132,8 +132,8 @@ def test_a_question_gets_each_models_answer_with_steps_and_a_heatmap(page, explo
     assert page.locator("#ask-out-0 .s2s-heatmap").count() == 1  # the attention run
     assert page.locator("#ask-out-1 .s2s-heatmap").count() == 0  # Peeky has no attention
     screenshot(page, "ask")
-    page.get_by_text("decoding options").click()
-    page.get_by_label("beam").check()
+    page.get_by_text("decoding options").locator("visible=true").first.click()
+    page.locator("#ask-strategy").get_by_label("beam").check()
     fill(page, "ask-n_best", "3")
     page.click("#ask-button")
     page.wait_for_selector("#ask-out-0 .s2s-nbest")
@@ -150,8 +150,8 @@ def test_bad_input_and_paths_outside_the_root_show_a_message(page, tmp_path):
     page.click("#ask-button")
     assert "not in the model's vocabulary" in wait_text(page, "ask-message", "error")
     fill(page, "ask-question", "16+75")
-    page.get_by_text("decoding options").click()
-    page.get_by_label("beam").check()
+    page.get_by_text("decoding options").locator("visible=true").first.click()
+    page.locator("#ask-strategy").get_by_label("beam").check()
     fill(page, "ask-beam_size", "5000")
     page.click("#ask-button")
     assert "beam_size=5000" in wait_text(page, "ask-message", "beam_size")
@@ -179,8 +179,8 @@ def test_sampling_with_a_seed_is_repeatable_and_matches_generate(page, explore_r
     open_tab(page, "Sample")
     choose(page, "sample-run", LM)
     fill(page, "sample-prompt", "the cat")
-    page.get_by_text("decoding options").click()
-    page.get_by_label("sample", exact=True).check()
+    page.get_by_text("decoding options").locator("visible=true").first.click()
+    page.locator("#sample-strategy").get_by_label("sample", exact=True).check()
     fill(page, "sample-seed", "5")
     fill(page, "sample-max_new_tokens", "12")
     texts = []

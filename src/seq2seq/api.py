@@ -89,7 +89,7 @@ class TrainedModel:
         Options: see seq2seq.decoding.DecodeOptions. `context`: a conversation's earlier turns, oldest
         first, for a chat model trained with task.context_turns above 0 (it reads the last that many).
         """
-        opts = self.resolve(options)
+        opts = decoding.resolve(options, self.family, self.defaults)
         texts = [inputs] if isinstance(inputs, str) else inputs
         if not isinstance(texts, list | tuple) or not texts or not all(isinstance(t, str) for t in texts):
             raise DataError("generate takes a string or a non-empty list of strings")

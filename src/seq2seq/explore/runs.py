@@ -20,6 +20,7 @@ from seq2seq.plainvalues import read_json, read_yaml
 
 MAX_DEPTH = 4  # folders below the root searched for runs (outputs/multirun/<time>/<job> is 3)
 MAX_RUNS = 1000  # runs listed; a root holding more is cut, newest first
+MAX_FOLDERS = 20_000  # folders looked into when searching (root=/ must not walk the whole disk)
 MAX_EVENTS_BYTES = 256 * 2**20  # a run's TensorBoard file read for curves (images make them large)
 TASK_KINDS = {  # a config's task `_target_` -> what the explorer can do with the run
     "seq2seq.tasks.AdditionTask": "addition",
@@ -49,6 +50,7 @@ class Run:
     status: str = ""  # finished | running | interrupted | failed | shared
     date: str = ""
     curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict, repr=False)
+    signature: tuple = ()  # the files it was read from, with sizes and times: unchanged, it is not read again
 
     @property
     def family(self) -> str:
@@ -74,10 +76,11 @@ def is_run(path: Path) -> bool:
 def find(root: Path) -> list[Path]:
     """The run folders under root, up to MAX_DEPTH below it; links are never followed, hidden folders
     (`.hydra`) never searched, and a run's own folders are not searched for more runs."""
-    found, level = [], [root]
+    found, level, visited = [], [root], 0
     for _ in range(MAX_DEPTH):
         below = []
-        for folder in level:
+        for folder in level[: MAX_FOLDERS - visited]:
+            visited += 1
             try:
                 entries = sorted(os.scandir(folder), key=lambda e: e.name)
             except OSError:
@@ -158,9 +161,28 @@ def overrides(path: Path) -> str:
     return " ".join(str(w) for w in words) if isinstance(words, list) else ""
 
 
-def describe(root: Path, path: Path) -> Run:
-    """A run's row, read from its files; what cannot be read is left empty."""
-    run = Run(path.relative_to(root).as_posix(), path, "unknown")
+def signature(path: Path) -> tuple:
+    """Names, sizes and modification times of the files a run's row is read from."""
+    names = ["config.yaml", "config.json", "train.log", *(f.name for f in rundir.event_files(path))]
+    stats = []
+    for name in names:
+        try:
+            st = (path / name).lstat()
+            stats.append((name, st.st_size, st.st_mtime_ns))
+        except OSError:
+            continue
+    return tuple(stats)
+
+
+def describe(root: Path, path: Path, known: Run | None = None) -> Run:
+    """A run's row, read from its files (`known`: its row of an earlier scan, kept when they have not
+    changed, its status read again); what cannot be read is left empty."""
+    seen = signature(path)
+    if known is not None and known.signature == seen:
+        if known.status != "shared":
+            known.status = status(path)
+        return known
+    run = Run(path.relative_to(root).as_posix(), path, "unknown", signature=seen)
     run.date = time.strftime("%Y-%m-%d %H:%M", time.localtime(started(path)))
     if (path / "config.json").is_file() and (path / "model.safetensors").is_file():
         return describe_shared(run)
@@ -224,7 +246,11 @@ class Runs:
 
     def scan(self) -> list[Run]:
         found = sorted(find(self.root), key=started, reverse=True)[:MAX_RUNS]
-        self.runs = {run.id: run for run in (describe(self.root, p) for p in found)}
+        known = self.runs
+        self.runs = {}
+        for path in found:
+            run = describe(self.root, path, known.get(path.relative_to(self.root).as_posix()))
+            self.runs[run.id] = run
         return list(self.runs.values())
 
     def path(self, value: str) -> Path:
