@@ -2,6 +2,7 @@
 against the Python API, TensorBoard and `seq2seq-generate`), its refusals, and its command line.
 What a person sees in the page is tested in a real browser in test_explore_browser.py."""
 
+import json
 import math
 import os
 import shutil
@@ -16,7 +17,7 @@ import seq2seq
 from seq2seq import pretrained
 from seq2seq.errors import DataError
 from seq2seq.explore import analysis
-from seq2seq.explore.app import Explorer, handler, options_of
+from seq2seq.explore.app import OPTION_FIELDS, Explorer, handler, options_of
 from seq2seq.explore.runs import Runs
 
 from .helpers import run_module, scalars
@@ -291,3 +292,63 @@ def test_the_run_finder_stays_within_its_depth_and_skips_hidden_folders(tmp_path
     assert Runs(root).get("a/b/c/d/e").id == "a/b/c/d/e"  # named directly, it opens
     with pytest.raises(DataError, match="not a run folder"):
         Runs(root).get("a")
+
+
+def test_crafted_run_folders_neither_hang_nor_hide_the_other_runs(explore_root, tmp_path):
+    import threading
+
+    root = tmp_path / "outputs"
+    shutil.copytree(explore_root / PEEKY, root / "good")
+    crafted = {
+        "fifo_log": lambda run: (run / "train.log").unlink() or os.mkfifo(run / "train.log"),
+        "zero_log": lambda run: (run / "train.log").unlink() or (run / "train.log").symlink_to("/dev/zero"),
+        "folder_log": lambda run: (run / "train.log").unlink() or (run / "train.log").mkdir(),
+        "list_target": lambda run: (run / "config.yaml").write_text("task: {_target_: [1, 2]}\n"),
+        "huge_pid": lambda run: (run / "train.log").write_text("epoch 1\n") or (run / ".lock").write_text("9" * 30),
+        "group_pid": lambda run: (run / "train.log").write_text("epoch 1\n") or (run / ".lock").write_text("0\n"),
+    }
+    for name, craft in crafted.items():
+        shutil.copytree(explore_root / PEEKY, root / name)
+        craft(root / name)
+    shared = {
+        "list_config": [1],
+        "int_overrides": {"family": "seq2seq", "source": {"overrides": 5}},
+        "huge_metric": {"family": "seq2seq", "source": {"metrics": {"val/acc": 10**400}}},
+    }
+    for name, config in shared.items():
+        (root / name).mkdir()
+        (root / name / "config.json").write_text(json.dumps(config))
+        (root / name / "model.safetensors").write_bytes(b"")
+    found = []
+    scanning = threading.Thread(target=lambda: found.extend(Runs(root).scan()), daemon=True)
+    scanning.start()
+    scanning.join(timeout=60)
+    assert not scanning.is_alive(), "the scan hangs"
+    statuses = {run.id: run.status for run in found}
+    assert len(statuses) == 10 and statuses["good"] == "finished"
+    assert statuses["fifo_log"] == statuses["zero_log"] == statuses["folder_log"] == "interrupted"
+    assert statuses["huge_pid"] == statuses["group_pid"] == "interrupted"  # no live process holds them
+    assert {statuses[n] for n in ("list_config", "int_overrides", "huge_metric")} == {"shared"}
+
+
+def test_links_out_of_the_root_and_odd_paths_are_refused_in_one_line(explore_root, tmp_path):
+    root = tmp_path / "outputs"
+    pretrained.save(explore_root / PEEKY, tmp_path / "outside")
+    (root / "shared").mkdir(parents=True)
+    for file in (tmp_path / "outside").iterdir():  # a shared folder whose files lie elsewhere
+        (root / "shared" / file.name).symlink_to(file)
+    (root / "loop_a").symlink_to(root / "loop_b")
+    (root / "loop_b").symlink_to(root / "loop_a")
+    explorer = Explorer(root, device="cpu")
+    for value, says in [("shared", "lies outside"), ("loop_a", "not a path"), ("x" * 300, "not a path")]:
+        with pytest.raises(DataError, match=says):
+            explorer.model(value)
+
+
+def test_the_page_bounds_what_one_request_may_ask():
+    fields = dict.fromkeys(OPTION_FIELDS, "")
+    for name, value, says in [("max_new_tokens", "100000", "at most 1,000"), ("num_samples", "10000", "at most 20"),
+                              ("temperature", "1" + "0" * 400, "not a number")]:  # fmt: skip
+        strategy = "sample" if name != "max_new_tokens" else None
+        with pytest.raises(DataError, match=says):
+            options_of(strategy, list({**fields, name: value}.values()))

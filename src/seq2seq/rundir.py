@@ -214,9 +214,10 @@ def finished(run_dir: Path) -> bool:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
     except OSError:
         return False
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO, a device or a folder is no run's log
+        os.close(fd)
+        return False
     with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO or a device is no run's log
-            return False
         f.seek(max(0, os.fstat(fd).st_size - 4096))
         return b" - done: best " in f.read()
 

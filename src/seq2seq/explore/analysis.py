@@ -219,8 +219,10 @@ def sample(model, prompt: str, options: dict) -> Sample:
 
 def next_words(model, ids: list[int], position: int) -> list[tuple[str, float]]:
     """The TOP_WORDS likeliest words at `position` of `ids`, given the words before it."""
-    if not 1 <= position < len(ids) + 1:
+    if position == 0:
         raise DataError("the first word has no words before it: click a later word")
+    if not isinstance(position, int) or not 0 < position <= len(ids):
+        raise DataError(f"no word at position {str(position)[:20]} of {len(ids)}")
     probs = word_probs(model, ids[:position])[-1]  # (V,)
     top_p, top_i = probs.topk(min(TOP_WORDS, probs.shape[-1]))
     return [(model.vocab.itos[i], p) for i, p in zip(top_i.tolist(), top_p.tolist(), strict=True)]

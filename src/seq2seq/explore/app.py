@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from seq2seq import checkpoint as ckpt
-from seq2seq import decoding
+from seq2seq import decoding, pretrained
 from seq2seq.errors import DataError, Seq2seqError
 from seq2seq.explore import analysis
 from seq2seq.explore.runs import Runs
@@ -67,8 +67,9 @@ class Explorer:
         """The checkpoint file (or shared folder) of the run `value` names under the root, and its cache key."""
         path = self.runs.path(value)
         file, _ = ckpt.find(path, "best.pt")
-        if not file.resolve().is_relative_to(self.runs.root):  # a best.pt linking out of the root
-            raise DataError(f"{value[:200]}: its checkpoint lies outside {self.runs.root}")
+        inside = [file, *(file / name for name in pretrained.FILES + pretrained.GRAPHS)] if file.is_dir() else [file]
+        if not all(f.resolve().is_relative_to(self.runs.root) for f in inside):  # a best.pt linking out of the root
+            raise DataError(f"{value[:200]}: its checkpoint (or a file of it) lies outside {self.runs.root}")
         return file, (str(file.resolve()), file.stat().st_mtime_ns)
 
     def model(self, value: str, family: str | None = None):
@@ -92,12 +93,22 @@ class Explorer:
         return self.remember(self.validations, self.file(value)[1], lambda: analysis.validate(model, task))
 
 
+# What one request of the page may ask for (seq2seq-generate takes more): every request runs in one thread,
+# so a 100,000-token answer or 10,000 samples would hold the page for hours.
+PAGE_LIMITS = {"max_new_tokens": 1000, "num_samples": 20, "beam_size": 100, "n_best": 20}
+
+
 def number(name: str, value: str):
     """A decoding field's text as the number it spells (an int where it has no point or exponent)."""
     try:
-        return int(value) if value.lstrip("+-").isdigit() else float(value)
+        number = int(value) if value.lstrip("+-").isdigit() else float(value)
     except ValueError:
-        raise DataError(f"{name}={value[:40]!r}: not a number") from None
+        number = None
+    if number is None or (isinstance(number, int) and abs(number) > 2**63):
+        raise DataError(f"{name}={value[:40]!r}: not a number (or far out of range)")
+    if name in PAGE_LIMITS and number > PAGE_LIMITS[name]:
+        raise DataError(f"{name}={value[:40]}: at most {PAGE_LIMITS[name]:,} here (seq2seq-generate takes more)")
+    return number
 
 
 def options_of(strategy: str | None, values) -> dict:

@@ -7,8 +7,10 @@ outputs/multirun/<time>/<job>/); a shared model is a folder holding `config.json
 from the files' plain values (seq2seq.plainvalues) and TensorBoard records (seq2seq.rundir.read_events).
 """
 
+import logging
 import math
 import os
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +19,8 @@ from seq2seq import rundir
 from seq2seq.errors import CheckpointError, DataError
 from seq2seq.metrics import lower_is_better
 from seq2seq.plainvalues import read_json, read_yaml
+
+log = logging.getLogger(__name__)
 
 MAX_DEPTH = 4  # folders below the root searched for runs (outputs/multirun/<time>/<job> is 3)
 MAX_RUNS = 1000  # runs listed; a root holding more is cut, newest first
@@ -47,7 +51,7 @@ class Run:
     metric: str = ""
     best: float | None = None
     final: float | None = None
-    status: str = ""  # finished | running | interrupted | failed | shared
+    status: str = ""  # finished | running | interrupted | failed | shared | unreadable
     date: str = ""
     curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict, repr=False)
     signature: tuple = ()  # the files it was read from, with sizes and times: unchanged, it is not read again
@@ -107,26 +111,44 @@ def started(path: Path) -> float:
     return path.lstat().st_mtime
 
 
+def tail(path: Path, size: int = 65536) -> bytes:
+    """The last `size` bytes of a regular file (never a FIFO, a device or a link), else nothing."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except OSError:
+        return b""
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return b""
+        os.lseek(fd, max(0, info.st_size - size), os.SEEK_SET)
+        return os.read(fd, size)
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
+
+
+def alive(pid: str) -> bool:
+    """Whether the pid a `.lock` names is a live process (not this process group's 0, not a huge number)."""
+    if not pid.isdigit() or not 0 < len(pid) <= 10 or int(pid) == 0:
+        return False
+    try:
+        os.kill(int(pid), 0)
+        return True
+    except (OSError, OverflowError):
+        return False
+
+
 def status(path: Path) -> str:
     """finished (the log's summary line), running (the pid in .lock is alive), failed (the log holds an
     error), else interrupted (stopped by a signal, kill -9 or a crash: `trainer.resume=` continues it)."""
-    if rundir.finished(path):
+    log = tail(path / "train.log", 4096 * 16)
+    if b" - done: best " in log[-4096:]:  # rundir.finished's test, on a log read safely
         return "finished"
-    pid = rundir.holder(path)
-    if pid.isdigit():
-        try:
-            os.kill(int(pid), 0)
-            return "running"
-        except OSError:
-            pass
-    try:
-        with open(path / "train.log", "rb") as f:
-            f.seek(max(0, os.fstat(f.fileno()).st_size - 65536))
-            if b"][ERROR] - " in f.read():
-                return "failed"
-    except OSError:
-        pass
-    return "interrupted"
+    if alive(rundir.holder(path)):
+        return "running"
+    return "failed" if b"][ERROR] - " in log else "interrupted"
 
 
 def scalars(path: Path, prefix: str = "val/") -> dict[str, list[tuple[int, float]]]:
@@ -192,7 +214,8 @@ def describe(root: Path, path: Path, known: Run | None = None) -> Run:
         config = None
     if isinstance(config, dict):
         task = config.get("task") if isinstance(config.get("task"), dict) else {}
-        run.kind = TASK_KINDS.get(task.get("_target_"), "unknown")
+        target = task.get("_target_")
+        run.kind = TASK_KINDS.get(target, "unknown") if isinstance(target, str) else "unknown"
         run.experiment = str(config.get("name", ""))
         run.seed = config.get("seed") if isinstance(config.get("seed"), int) else None
         monitor = task.get("monitor")
@@ -214,23 +237,25 @@ def describe_shared(run: Run) -> Run:
         config = read_json(run.path / "config.json", "a shared model's config")
     except CheckpointError:
         return run
-    source = config.get("source") if isinstance(config, dict) and isinstance(config.get("source"), dict) else {}
-    family = config.get("family") if isinstance(config, dict) else None
-    task_kind = (config.get("task") or {}).get("kind") if isinstance(config.get("task"), dict) else None
-    run.kind = (
-        "lm"
-        if family == "lm"
-        else "captions"
-        if family == "captioner"
-        else ("addition" if task_kind == "fixed_width" else "pairs" if family == "seq2seq" else "unknown")
-    )
+    config = config if isinstance(config, dict) else {}
+    source = config.get("source") if isinstance(config.get("source"), dict) else {}
+    family = config.get("family")
+    task_kind = config["task"].get("kind") if isinstance(config.get("task"), dict) else None
+    if family == "seq2seq":
+        run.kind = "addition" if task_kind == "fixed_width" else "pairs"
+    else:
+        run.kind = (
+            {"lm": "lm", "captioner": "captions"}.get(family, "unknown") if isinstance(family, str) else "unknown"
+        )
     run.experiment = str(source.get("experiment", ""))
-    run.overrides = " ".join(str(w) for w in source.get("overrides", []) if isinstance(w, str))
+    words = source.get("overrides") if isinstance(source.get("overrides"), list) else []
+    run.overrides = " ".join(w for w in words if isinstance(w, str))
     run.seed = source.get("seed") if isinstance(source.get("seed"), int) else None
     metrics = source.get("metrics") if isinstance(source.get("metrics"), dict) else {}
     run.metric = MONITORS.get(run.kind, "")
     value = metrics.get(run.metric)
-    run.best = run.final = float(value) if isinstance(value, int | float) else None
+    finite = isinstance(value, int | float) and not isinstance(value, bool) and abs(value) < 1e300
+    run.best = run.final = float(value) if finite else None
     return run
 
 
@@ -249,7 +274,12 @@ class Runs:
         known = self.runs
         self.runs = {}
         for path in found:
-            run = describe(self.root, path, known.get(path.relative_to(self.root).as_posix()))
+            key = path.relative_to(self.root).as_posix()
+            try:
+                run = describe(self.root, path, known.get(key))
+            except Exception as e:  # a run's files that nothing here foresaw: listed as such, the others shown
+                log.warning("explorer: %s: %s: %s", path, type(e).__name__, str(e)[:200])
+                run = Run(key, path, "unknown", status="unreadable")
             self.runs[run.id] = run
         return list(self.runs.values())
 
@@ -263,10 +293,14 @@ class Runs:
         given = Path(value.strip())
         if ".." in given.parts:
             raise DataError(f"{value[:200]}: '..' is not allowed; runs are opened under {self.root} only")
-        full = (given if given.is_absolute() else self.root / given).resolve()
+        try:
+            full = (given if given.is_absolute() else self.root / given).resolve()
+            exists = full.exists()
+        except (OSError, RuntimeError) as e:  # a name too long, a loop of links
+            raise DataError(f"{value[:200]}: not a path to open ({getattr(e, 'strerror', None) or e})") from None
         if not full.is_relative_to(self.root):
             raise DataError(f"{value[:200]}: outside {self.root}; the explorer opens runs under its root only")
-        if not full.exists():
+        if not exists:
             raise DataError(f"{value[:200]}: no such run under {self.root}")
         return full
 
