@@ -228,13 +228,13 @@ def ask_tab(gr, explorer: Explorer) -> list:
         runs, strategy, fields = values[:ANSWER_COLUMNS], values[ANSWER_COLUMNS], values[ANSWER_COLUMNS + 1 :]
         if not any(runs):
             raise DataError("choose a run (run 1) first")
-        options = options_of(strategy, fields)
+        # In the order of the page: the runs, the question, then its options.
+        models = {n: explorer.model(run, "seq2seq") for n, run in enumerate(runs) if run}
         analysis.check_text(text, "question")
+        options = options_of(strategy, fields)
         shown = [""] * ANSWER_COLUMNS
-        for n, run in enumerate(runs):
-            if not run:
-                continue
-            model = explorer.model(run, "seq2seq")
+        for n, model in models.items():
+            run = runs[n]
             started = time.perf_counter()
             try:
                 result = analysis.ask(model, text, options)
