@@ -5,7 +5,9 @@ import pytest
 import torch
 from filelock import FileLock
 
-from .helpers import PTB_DIR, compose_train
+from seq2seq.train import train
+
+from .helpers import PTB_DIR, TINY_ADDITION, compose_train
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # Parallel workers (pytest -n) share the cores: one thread each, in the processes their tests start
@@ -31,21 +33,55 @@ def ptb_dir() -> Path:
     return PTB_DIR
 
 
+def trained_once(tmp_path_factory, name: str, make) -> Path:
+    """A folder `make(folder)` fills with trained runs once per test session, shared by every xdist worker
+    (the first one trains under a file lock, the others wait and read). Tests read it, never change it."""
+    session = tmp_path_factory.getbasetemp()  # under xdist, a worker's folder inside the session's
+    shared = (session.parent if os.environ.get("PYTEST_XDIST_WORKER") else session) / name
+    shared.mkdir(exist_ok=True)
+    with FileLock(shared / "lock"):
+        if not (shared / "trained").exists():
+            make(shared / "runs")
+            (shared / "trained").touch()
+    return shared / "runs"
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """An addition run of debug=tiny, one epoch (plain decoder): its best.pt, last.pt and config.yaml."""
+    overrides = [*TINY_ADDITION, "trainer.max_epochs=1"]
+    return trained_once(tmp_path_factory, "tiny_run", lambda out: train(compose_train(out, *overrides)))
+
+
+@pytest.fixture(scope="session")
+def peeky_run(tmp_path_factory) -> Path:
+    """A reversed Peeky addition run of debug=tiny, two epochs."""
+    overrides = [*TINY_ADDITION, "experiment=peeky_addition", "trainer.max_epochs=2"]
+    return trained_once(tmp_path_factory, "peeky_run", lambda out: train(compose_train(out, *overrides)))
+
+
+@pytest.fixture(scope="session")
+def tiny_lm_run(tmp_path_factory) -> Path:
+    """A language model of one epoch on a six-word corpus (its saved task config names the corpus)."""
+
+    def make(out: Path) -> None:
+        data = out.parent / "ptb"
+        data.mkdir()
+        for split in ("train", "valid", "test"):
+            (data / f"ptb.{split}.txt").write_text(" a b c d e f \n" * 30)
+        sizes = ["task.batch_size=2", "task.time_size=4", "task.eval_batch_size=2", "model.wordvec_size=8"]
+        quick = ["model.hidden_size=8", "trainer.max_epochs=1", "trainer.device=cpu", "trainer.progress=false"]
+        train(compose_train(out, "experiment=rnnlm_ptb", f"task.data_dir={data}", *sizes, *quick))
+
+    return trained_once(tmp_path_factory, "tiny_lm_run", make)
+
+
 @pytest.fixture(scope="session")
 def explore_root(tmp_path_factory) -> Path:
     """A folder of tiny runs of each family the explorer shows, trained by the command line as a user's
     are (so each has its train.log and Hydra's record) into the layout of `outputs/`: attention and Peeky
-    addition, a language model on a tiny corpus, a word-pairs model that reverses its message (chat). The
-    tests read it and never change it."""
-    session = tmp_path_factory.getbasetemp()  # under xdist, a worker's folder inside the session's
-    shared = (session.parent if os.environ.get("PYTEST_XDIST_WORKER") else session) / "explore"  # trained once
-    shared.mkdir(exist_ok=True)
-    root = shared / "outputs"
-    with FileLock(shared / "lock"):
-        if not (shared / "trained").exists():
-            train_explore_runs(root, tmp_path_factory)
-            (shared / "trained").touch()
-    return root
+    addition, a language model on a tiny corpus, a word-pairs model that reverses its message (chat)."""
+    return trained_once(tmp_path_factory, "explore", lambda root: train_explore_runs(root, tmp_path_factory))
 
 
 def train_explore_runs(root: Path, tmp_path_factory) -> None:
@@ -63,8 +99,13 @@ def train_explore_runs(root: Path, tmp_path_factory) -> None:
     pairs.write_text("".join(f"{' '.join(w)}\t{' '.join(reversed(w))}\n" for w in words))
     # Tiny addition runs that answer a few validation questions right (5% in 8 epochs), so the accuracy the
     # explorer counts is not trivially zero.
-    addition = [o for o in TINY_ADDITION if not o.startswith("model.")]
-    addition += ["model.wordvec_size=16", "model.hidden_size=64", "optimizer.lr=0.01", "trainer.max_epochs=8"]
+    addition = [
+        *TINY_ADDITION,
+        "model.wordvec_size=16",
+        "model.hidden_size=64",
+        "optimizer.lr=0.01",
+        "trainer.max_epochs=8",
+    ]
     runs = {
         "attention_addition/tiny": [*addition, "name=attention_addition", "model.decoder=attention"],
         "peeky_addition/tiny": [*addition, "name=peeky_addition", "model.decoder=peeky", "task.reverse=true"],
@@ -76,3 +117,10 @@ def train_explore_runs(root: Path, tmp_path_factory) -> None:
     }  # fmt: skip
     for name, overrides in runs.items():
         assert_ok(run_module("seq2seq.train", *overrides, f"hydra.run.dir={root / name}"))
+
+
+def pytest_collection_modifyitems(items) -> None:
+    # The explorer's runs (`explore_root`) are four trainings: a test over them is slow, whatever its own time.
+    for item in items:
+        if "explore_root" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)

@@ -2,16 +2,20 @@
 processes, composing configs, reading TensorBoard scalars back."""
 
 import os
+import random
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
 
+from seq2seq import checkpoint as ckpt
 from seq2seq.config import CONFIG_DIR
 from seq2seq.device import bf16_missing
 
@@ -21,18 +25,22 @@ needs_bf16 = pytest.mark.skipif(bool(bf16_missing("cpu")), reason=f"bf16 cannot 
 REPO = Path(__file__).resolve().parents[1]
 PTB_DIR = Path(os.environ.get("PTB_DIR", REPO.parent / "shared" / "data" / "ptb"))
 
-# Small, fast settings for addition runs in tests: 400 two-digit questions, tiny model, no bars, on
-# the CPU (the tests that compare runs bit for bit mean the CPU; GPU tests say trainer.device=cuda).
-TINY_ADDITION = [
-    "trainer.device=cpu",
-    "task.num_examples=400",
-    "task.max_digits=2",
-    "task.batch_size=32",
-    "model.wordvec_size=8",
-    "model.hidden_size=32",
-    "trainer.progress=false",
-    "trainer.log_every_n_steps=5",
-]
+# Small, fast addition runs: the config group users have too (configs/debug/tiny.yaml: 400 two-digit
+# questions, a tiny model, no bars, on the CPU; the tests that compare runs bit for bit mean the CPU,
+# GPU tests say trainer.device=cuda).
+TINY_ADDITION = ["debug=tiny"]
+
+
+def write_reverse_tsv(path, n=2000, seed=0, words=False):
+    """Random strings of 1-8 symbols and their reversal: the target depends on every source token."""
+    rng = random.Random(seed)
+    lines = []
+    for _ in range(n):
+        tokens = [rng.choice("abcdef") for _ in range(rng.randint(1, 8))]
+        sep = " " if words else ""
+        lines.append(f"{sep.join(tokens)}\t{sep.join(reversed(tokens))}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
 
 
 def run_module(module: str, *args: str, cwd=None, stdin: str | None = None) -> subprocess.CompletedProcess:
@@ -92,3 +100,56 @@ def measured(*args: str, cwd=None) -> tuple[subprocess.CompletedProcess, float, 
     stderr, _, peak = result.stderr.rpartition("PEAK_KB ")
     result.stderr = stderr.strip() + "\n"
     return result, int(peak) / 1024, seconds
+
+
+def train_cli(run: Path, *args: str, crash: str | None = None, limit_kb: int | None = None, cwd=None):
+    """`python -m seq2seq.train` in a fresh process writing into `run` (unless args name hydra.run.dir)."""
+    env = {**os.environ, ckpt.CRASH_ENV: crash} if crash else None
+    cmd = [sys.executable, "-m", "seq2seq.train", *args]
+    if not any(a.startswith(("hydra.run.dir=", "trainer.resume=")) for a in args):
+        cmd.append(f"hydra.run.dir={run}")
+    if limit_kb:  # a full disk for the files this process writes: writes past the limit fail with EFBIG
+        cmd = ["bash", "-c", f'ulimit -f {limit_kb}; exec "$@"', "bash", *cmd]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd or run.parent)
+
+
+def weights(path: Path) -> dict:
+    return torch.load(path, weights_only=True)["model_state"]
+
+
+def same_weights(a: Path, b: Path) -> bool:
+    wa, wb = weights(a), weights(b)
+    return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def points(run: Path) -> dict[str, list[int]]:
+    """Every scalar tag's steps, reading the directory as TensorBoard does (all event files together)."""
+    mux = EventMultiplexer({"run": str(run)}, size_guidance={"scalars": 0})
+    mux.Reload()
+    acc = mux.GetAccumulator("run")
+    return {tag: [e.step for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def assert_same_run(a: Path, b: Path, tags: list[str]) -> None:
+    sa, sb = ckpt.load(a / "last.pt"), ckpt.load(b / "last.pt")
+    for k, v in sa["model_state"].items():
+        assert torch.equal(v, sb["model_state"][k]), k
+    assert sa["optimizer"]["param_groups"][0]["lr"] == sb["optimizer"]["param_groups"][0]["lr"]
+    for tag in tags:
+        assert scalars(a, tag) == scalars(b, tag), tag
+
+
+def tiny(run: Path, *overrides: str):
+    return compose_train(run, *TINY_ADDITION, *overrides)
+
+
+def write_state(state: dict, path: Path) -> Path:
+    """A state written as it is (torch.save, not the project's checks): a crafted checkpoint."""
+    torch.save(state, path)
+    return path
+
+
+def tree(run: Path) -> dict:
+    """Every path under a run directory with its size and modification time (the lock's pid file aside)."""
+    return {str(p.relative_to(run)): (p.lstat().st_size, p.lstat().st_mtime_ns) for p in run.rglob("*")
+            if p.name != ".lock"}  # fmt: skip

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from seq2seq.data.addition import format_pairs, generate_addition, load_pairs, main
+from seq2seq.data.addition import format_fixed_width, generate_addition, load_fixed_width, main
 from seq2seq.errors import DataError
 from seq2seq.models import Seq2seq
 from seq2seq.tasks import AdditionTask
@@ -53,13 +53,13 @@ def test_generator_refuses_more_questions_than_exist():
 def test_file_round_trip(tmp_path):
     data = generate_addition(200, seed=0)
     path = tmp_path / "addition.txt"
-    path.write_text(format_pairs(data))
-    assert load_pairs(path) == data
+    path.write_text(format_fixed_width(data))
+    assert load_fixed_width(path) == data
 
 
 def test_cli_writes_a_loadable_file(tmp_path, capsys):
     main([str(tmp_path / "a.txt"), "--num-examples", "50", "--seed", "2"])
-    assert load_pairs(tmp_path / "a.txt") == generate_addition(50, seed=2)
+    assert load_fixed_width(tmp_path / "a.txt") == generate_addition(50, seed=2)
     assert "wrote 50 questions" in capsys.readouterr().out
 
 
@@ -87,7 +87,7 @@ def test_malformed_files_name_file_and_line(tmp_path, content, message):
     path = tmp_path / "bad.txt"
     path.write_text(content)
     with pytest.raises(DataError, match=message) as err:
-        load_pairs(path)
+        load_fixed_width(path)
     assert str(path) in str(err.value)
 
 
@@ -95,12 +95,12 @@ def test_non_utf8_file_names_the_line(tmp_path):
     path = tmp_path / "latin1.txt"
     path.write_bytes(b"1+1  _2 \n1+2  _3\xff\n")
     with pytest.raises(DataError, match=r"latin1.txt:2: not UTF-8"):
-        load_pairs(path)
+        load_fixed_width(path)
 
 
 def test_missing_file(tmp_path):
     with pytest.raises(DataError, match="no such file"):
-        load_pairs(tmp_path / "nope.txt")
+        load_fixed_width(tmp_path / "nope.txt")
 
 
 def test_split_is_seeded_45000_5000_shape():
@@ -166,20 +166,20 @@ def book_split(path: Path, seed: int = 1984) -> tuple[list[str], list[str]]:
 
 def test_split_is_the_books_on_its_file_whatever_the_seed(tmp_path):
     path = tmp_path / "addition.txt"
-    path.write_text(format_pairs(generate_addition(1000, 3, seed=7)))
+    path.write_text(format_fixed_width(generate_addition(1000, 3, seed=7)))
     book_train, book_test = book_split(path)
     for seed in (0, 5):
         task = AdditionTask(path=str(path), seed=seed)
         assert task.val_questions == book_test
         assert [task.vocab.decode(row) for row in task.x_train.tolist()] == book_train
     # A fixed list, so that a change in numpy's legacy generator would show too.
-    path.write_text(format_pairs(generate_addition(30, 2, seed=0)))
+    path.write_text(format_fixed_width(generate_addition(30, 2, seed=0)))
     assert AdditionTask(path=str(path)).val_questions == book_split(path)[1] == ["2+1  ", "79+9 ", "0+0  "]
 
 
 def test_split_seed_null_follows_the_training_seed_as_before(tmp_path):
     path = tmp_path / "addition.txt"
-    path.write_text(format_pairs(generate_addition(500, 3, seed=7)))
+    path.write_text(format_fixed_width(generate_addition(500, 3, seed=7)))
     a, b = (AdditionTask(path=str(path), split_seed=None, seed=s).val_questions for s in (0, 1))
     assert a != b and sorted(a) != sorted(b)
     order = torch.randperm(500, generator=torch.Generator().manual_seed(0)).tolist()

@@ -3,8 +3,10 @@ run directories, generation options."""
 
 import pytest
 import torch
+from hydra.errors import ConfigCompositionException, MissingConfigException
+from omegaconf.errors import ConfigKeyError, ValidationError
 
-from seq2seq.data.addition import load_pairs
+from seq2seq.data.addition import load_fixed_width
 from seq2seq.data.text import load_tsv
 from seq2seq.errors import ConfigError, DataError
 from seq2seq.train import train
@@ -14,7 +16,7 @@ from .helpers import TINY_ADDITION, run_module
 
 def test_a_byte_order_mark_is_not_data(tmp_path):
     (tmp_path / "a.txt").write_bytes("\ufeff16+75  _91  \n1+2    _3   \n".encode())
-    assert load_pairs(tmp_path / "a.txt").questions == ["16+75  ", "1+2    "]
+    assert load_fixed_width(tmp_path / "a.txt").questions == ["16+75  ", "1+2    "]
     (tmp_path / "p.tsv").write_bytes("\ufeffhi\tthere\n".encode())
     assert load_tsv(tmp_path / "p.tsv") == [("hi", "there")]
 
@@ -23,11 +25,11 @@ def test_a_huge_line_is_refused_without_echoing_it(tmp_path):
     (tmp_path / "a.txt").write_text("16+75  _91  \n" + "1" * 5_000_000 + "\n")
     message = r"a.txt:2: line is 5,000,000 characters wide; this format takes at most 1000"
     with pytest.raises(DataError, match=message) as e:
-        load_pairs(tmp_path / "a.txt")
+        load_fixed_width(tmp_path / "a.txt")
     assert len(str(e.value)) < 300
     (tmp_path / "b.txt").write_text("16+75  _91  \n" + "9" * 900 + "\n")  # wide, but no separator
     with pytest.raises(DataError, match=r"\(900 characters\)") as e:
-        load_pairs(tmp_path / "b.txt")
+        load_fixed_width(tmp_path / "b.txt")
     assert len(str(e.value)) < 300
 
 
@@ -43,12 +45,21 @@ def test_ptb_files_smaller_than_one_batch(make_cfg, tmp_path):
     [
         ("seed=4611686018427387904", r"seed=4611686018427387904: must be from 0 to 2\*\*32 - 1"),
         ("+optimizer.weight_decay=abc", r"optimizer.weight_decay='abc': must be a number"),
-        ("+optimizer.weight_decay=-1", r"optimizer or scheduler: Invalid weight_decay value: -1"),
+        ("+optimizer.weight_decay=-1", r"optimizer or scheduler: Invalid weight_decay value: -1"),  # torch's own check
+        ("task.batch_size=0", r"task\.batch_size"),
+        ("model.hidden_size=-4", r"model\.hidden_size"),
+        ("trainer.max_epochs=0", r"trainer\.max_epochs"),
+        ("optimizer.lr=-1", r"optimizer\.lr"),
+        ("task.val_fraction=1.5", r"task\.val_fraction"),
+        ("trainer.grad_clip=0", r"trainer\.grad_clip"),
+        ("model.init=xavier", r"model\.init"),
     ],
 )
-def test_impossible_values_fail_before_training(make_cfg, override, message):
+def test_impossible_values_fail_before_training(make_cfg, override, message, tmp_path):
     with pytest.raises(ConfigError, match=message):
-        train(make_cfg(*TINY_ADDITION, override))
+        train(make_cfg(*TINY_ADDITION, override, out=tmp_path / "run"))
+    if "weight_decay=-1" not in override:  # torch checks that one when the optimizer is built
+        assert not (tmp_path / "run").exists()  # refused before the run directory is made
 
 
 @pytest.mark.parametrize(
@@ -164,3 +175,28 @@ def test_help_shows_every_option_with_its_meaning(tmp_path):
     for prefix, cls in (("trainer", TrainerConfig), ("trainer.early_stopping", EarlyStoppingConfig)):
         for name, note in comments(cls).items():
             assert note in shown[f"{prefix}.{name}"], name
+
+
+@pytest.mark.parametrize(
+    ("override", "error", "names"),
+    [
+        ("trainer.max_epoch=3", ConfigCompositionException, "max_epoch"),
+        ("trainer.max_epochs=ten", ConfigCompositionException, "max_epochs"),
+        ("model.hiden_size=3", ConfigCompositionException, "hiden_size"),
+        ("task.reverse=maybe", ConfigCompositionException, "reverse"),
+        ("experiment=peeky_adition", MissingConfigException, "peeky_adition"),
+        ("model=peeky", MissingConfigException, "peeky"),
+    ],
+)
+def test_bad_overrides_fail_at_composition_naming_the_key(make_cfg, override, error, names):
+    with pytest.raises((error, ConfigKeyError, ValidationError)) as err:
+        make_cfg(override)
+    text = str(err.value) + str(err.value.__cause__)
+    assert names in text
+
+
+def test_cli_config_errors_are_one_clear_message(tmp_path):
+    result = run_module("seq2seq.train", "task.batch_size=0", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "task.batch_size=0: must be a positive number" in result.stderr
+    assert "Traceback" not in result.stderr

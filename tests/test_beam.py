@@ -4,6 +4,8 @@ import pytest
 import torch
 from torch import nn
 
+from seq2seq import decoding
+from seq2seq.decoding import GenerationConfig
 from seq2seq.models import DECODERS, Seq2seq
 
 
@@ -22,6 +24,10 @@ class TableDecoder(nn.Module):
         return self.table[tokens], state  # (B, T, V)
 
 
+def beam(**options) -> GenerationConfig:
+    return decoding.resolve({"strategy": "beam", **options}, "seq2seq")
+
+
 def table_model(rows: list[list[float]]) -> Seq2seq:
     model = Seq2seq(vocab_size=len(rows), wordvec_size=2, hidden_size=2)
     model.decoder = TableDecoder(torch.tensor(rows).log())
@@ -33,7 +39,7 @@ def test_beam_of_one_is_greedy():
     for decoder in DECODERS:
         model = Seq2seq(13, 8, 16, decoder=decoder).eval()
         src = torch.randint(13, (6, 7))
-        tokens, _ = model.beam_search(src, start_id=0, length=4, beam_size=1)
+        tokens, _ = model.beam_search(src, start_id=0, max_new_tokens=4, how=beam(beam_size=1))
         assert torch.equal(tokens[:, 0], model.generate(src, 0, 4))
 
 
@@ -42,8 +48,8 @@ def test_beam_finds_a_sequence_greedy_misses():
     # after 2, token 3 is certain. Greedy takes 1 then scores .6 * .25 = .15; the best is 0->2->3: .4.
     model = table_model([[0.0, 0.6, 0.4, 0.0], [0.25] * 4, [0.0, 0.0, 0.0, 1.0], [0.25] * 4])
     src = torch.zeros(1, 3, dtype=torch.long)
-    greedy = model.generate(src, start_id=0, length=2)
-    tokens, scores = model.beam_search(src, start_id=0, length=2, beam_size=2)
+    greedy = model.generate(src, start_id=0, max_new_tokens=2)
+    tokens, scores = model.beam_search(src, start_id=0, max_new_tokens=2, how=beam(beam_size=2, length_penalty=0.0))
     assert greedy.tolist() == [[1, 0]]
     assert tokens[0, 0].tolist() == [2, 3]
     assert scores[0, 0].item() == pytest.approx(math.log(0.4))
@@ -53,15 +59,16 @@ def test_n_best_is_sorted_and_eos_ends_a_beam():
     # 3 is eos. From 0: eos (p=.5) or 1 (p=.5); after 1 the sequence continues with 2 (p=.9).
     model = table_model([[0.0, 0.5, 0.0, 0.5], [0.0, 0.0, 0.9, 0.1], [0.0, 0.0, 0.5, 0.5], [0.25] * 4])
     src = torch.zeros(1, 3, dtype=torch.long)
-    tokens, scores = model.beam_search(src, 0, 3, beam_size=3, n_best=3, eos_id=3)
+    tokens, scores = model.beam_search(src, 0, 3, beam(beam_size=3, n_best=3, length_penalty=0.0), eos_id=3)
     assert (scores[0, :-1] >= scores[0, 1:]).all()
     assert tokens[0, 0].tolist() == [3, 3, 3]  # eos at once, then padding with eos: score log .5
     assert scores[0, 0].item() == pytest.approx(math.log(0.5))
     # a length penalty of 1 ranks by mean log-probability per token: longer sequences can win
-    long_tokens, _ = model.beam_search(src, 0, 3, beam_size=3, eos_id=3, length_penalty=1.0)
+    long_tokens, _ = model.beam_search(src, 0, 3, beam(beam_size=3, length_penalty=1.0), eos_id=3)
     assert long_tokens[0, 0].tolist() != [3, 3, 3]
 
 
 def test_bad_n_best():
     with pytest.raises(ValueError, match="n_best"):
-        Seq2seq(5, 2, 2).beam_search(torch.zeros(1, 2, dtype=torch.long), 0, 2, beam_size=2, n_best=3)
+        how = beam(beam_size=2).replace(n_best=3)  # past resolve's own check
+        Seq2seq(5, 2, 2).beam_search(torch.zeros(1, 2, dtype=torch.long), 0, 2, how)

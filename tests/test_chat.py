@@ -11,6 +11,7 @@ import time
 import pytest
 
 from seq2seq import checkpoint as ckpt
+from seq2seq import decoding
 from seq2seq.api import load
 from seq2seq.chat import Chat
 from seq2seq.data.chitchat import reply_pairs
@@ -147,7 +148,8 @@ def test_chat_answers_each_line_of_standard_input(chat_run):
 
     codec = codec_from_state(saved["task"])
     x, lengths = codec.encode(["HI!"])  # lower-cased and split like the training data
-    ids = model.generate(x, codec.start_id, codec.steps, lengths=lengths, greedy=True, skip_ids=[codec.unk_id])
+    how = decoding.resolve({"strategy": "greedy"}, "seq2seq")
+    ids = model.generate(x, codec.start_id, codec.steps, lengths=lengths, how=how, skip_ids=[codec.unk_id])
     assert replies[0] == codec.decode(ids[0].tolist())
     assert "<unk>" not in result.stdout
 
@@ -178,6 +180,8 @@ def pty_session(run, keys: list[bytes | int], timeout: float = 60.0) -> tuple[st
     n-th signal as Ctrl-C does; return the screen's text and the exit status."""
     pid, fd = pty.fork()
     if pid == 0:  # the child: the chat, with the pty as its terminal
+        # Ctrl-C as at a terminal, even when pytest was started with SIGINT ignored (a background job).
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.execv(sys.executable, [sys.executable, "-m", "seq2seq.chat", f"checkpoint={run}"])
     screen, deadline, status = b"", time.time() + timeout, None
 
@@ -224,23 +228,14 @@ def pty_session(run, keys: list[bytes | int], timeout: float = 60.0) -> tuple[st
     return screen.decode(errors="replace"), os.waitstatus_to_exitcode(status)
 
 
-@pytest.fixture(scope="module")
-def addition_run(tmp_path_factory):
-    from .helpers import TINY_ADDITION
-
-    out = tmp_path_factory.mktemp("chat_addition")
-    train(compose_train(out, *TINY_ADDITION, "trainer.max_epochs=1"))
-    return out
-
-
 @pytest.mark.slow
-def test_the_terminal_loop_has_commands_and_quits_cleanly(addition_run):
-    screen, status = pty_session(addition_run, [b"12+3\n", b"/help\n", b"/reset\n", b"/quit\n"])
+def test_the_terminal_loop_has_commands_and_quits_cleanly(tiny_run):
+    screen, status = pty_session(tiny_run, [b"12+3\n", b"/help\n", b"/reset\n", b"/quit\n"])
     assert status == 0, screen
     assert screen.count("bot> ") == 1 and "/reset  start over" in screen and "Traceback" not in screen
-    screen, status = pty_session(addition_run, [b"12+3\n", signal.SIGINT])  # Ctrl-C at the prompt
+    screen, status = pty_session(tiny_run, [b"12+3\n", signal.SIGINT])  # Ctrl-C at the prompt
     assert status == 130 and "Traceback" not in screen, screen
-    screen, status = pty_session(addition_run, [b"\x04"])  # Ctrl-D
+    screen, status = pty_session(tiny_run, [b"\x04"])  # Ctrl-D
     assert status == 0 and screen.endswith("you> \r\n"), repr(screen[-40:])
 
 

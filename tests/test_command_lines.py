@@ -186,13 +186,30 @@ def test_api_misuse_is_one_clear_error(tmp_path):
 
 
 def test_every_trainer_option_has_its_help_text():
-    """--help and the docs read each option's meaning from the comment on its line (a formatter that
-    wraps the line would silently drop it)."""
+    """--help and the docs read each option's meaning from its declaration (help=...), and show it."""
     import dataclasses
 
-    from seq2seq.config import EarlyStoppingConfig, TrainerConfig
-    from seq2seq.schema import comments
+    from seq2seq.config import EarlyStoppingConfig, TrainerConfig, options_help
 
+    composed = compose_train(Path("unused"))
+    listed = options_help(composed)
     for cls in (TrainerConfig, EarlyStoppingConfig):
-        notes = comments(cls)
-        assert all(notes.get(f.name) for f in dataclasses.fields(cls) if f.name != "early_stopping"), notes
+        for f in dataclasses.fields(cls):
+            if f.name != "early_stopping":
+                assert f.metadata["help"] and f.metadata["help"] in listed, f.name
+
+
+def test_facts_of_the_trainer_options_are_declared_at_their_fields():
+    """What may change on resume, what is a hyperparameter and what names the run directory are read
+    from the options' declarations; Hydra's run-directory naming (hydra/default.yaml) agrees."""
+    from omegaconf import OmegaConf
+
+    from seq2seq import config
+
+    facts = config.facts()
+    assert facts["trainer.max_epochs"]["resumable"] and not facts["trainer.precision"]["resumable"]
+    assert "trainer.max_epochs" in config.RESUMABLE and "trainer.precision" not in config.RESUMABLE
+    assert "trainer.threads" in config.NOT_HPARAMS and "trainer.grad_clip" not in config.NOT_HPARAMS
+    assert config.CHECKS["trainer.save_top_k"] is facts["trainer.save_top_k"]["check"]
+    hydra = OmegaConf.load(config.CONFIG_DIR / "hydra" / "default.yaml")
+    assert set(hydra.job.config.override_dirname.exclude_keys) == set(config.NOT_IN_RUN_NAME)

@@ -1,6 +1,8 @@
 """One set of decoding options for generate, chat and the Python API: defaults, refusals, and every
 strategy for every model family."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -8,23 +10,17 @@ import seq2seq
 from seq2seq import decoding
 from seq2seq.errors import CheckpointError, ConfigError, DataError
 from seq2seq.models.sampling import adjust_logits
-from seq2seq.train import train
 
-from .helpers import TINY_ADDITION, compose_train, run_module
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("decoding")
-    train(compose_train(out, *TINY_ADDITION, "experiment=peeky_addition", "trainer.max_epochs=2"))
-    return out
+from .helpers import run_module
 
 
 def test_family_defaults():
     lm, s2s = decoding.resolve({}, "lm"), decoding.resolve({}, "seq2seq")
-    assert (lm["strategy"], lm["max_new_tokens"], lm["skip"]) == ("sample", 100, ["N", "<unk>", "$"])
-    assert (s2s["strategy"], s2s["max_new_tokens"], s2s["skip"]) == ("greedy", None, [])
-    assert decoding.resolve({"strategy": "beam"}, "lm")["beam_size"] == 5
+    assert (lm.strategy, lm.max_new_tokens, lm.skip) == ("sample", 100, ("N", "<unk>", "$"))
+    assert (s2s.strategy, s2s.max_new_tokens, s2s.skip) == ("greedy", None, ())
+    assert decoding.resolve({"strategy": "beam"}, "lm").beam_size == 5
+    with pytest.raises(dataclasses.FrozenInstanceError):  # one resolved object, handed to the decoders as it is
+        lm.seed = 1
 
 
 @pytest.mark.parametrize(
@@ -49,8 +45,8 @@ def test_refusals(options, family, message):
         decoding.resolve(options, family)
 
 
-def test_every_strategy_for_seq2seq(run):
-    model = seq2seq.load(run, device="cpu")
+def test_every_strategy_for_seq2seq(peeky_run):
+    model = seq2seq.load(peeky_run, device="cpu")
     questions = ["12+3", "7+70", "99+99"]
     greedy = model.generate(questions)
     assert model.generate(questions, strategy="beam", beam_size=1) == greedy
@@ -74,9 +70,9 @@ def test_repetition_penalty_lowers_seen_tokens():
 
 
 @pytest.mark.slow
-def test_chat_and_generate_refuse_the_same_options(run):
+def test_chat_and_generate_refuse_the_same_options(peeky_run):
     for module, extra in (("seq2seq.generate", ["question=12+3"]), ("seq2seq.chat", [])):
-        result = run_module(module, f"checkpoint={run}", "temperature=2.0", *extra, stdin="12+3\n")
+        result = run_module(module, f"checkpoint={peeky_run}", "temperature=2.0", *extra, stdin="12+3\n")
         assert result.returncode == 2 and "temperature applies to strategy=sample" in result.stderr, module
         assert "Traceback" not in result.stderr
 
@@ -94,3 +90,19 @@ def test_load_refuses_what_generate_refuses(tmp_path):
 def test_cuda_is_refused_without_a_gpu():
     with pytest.raises(ConfigError, match="device=cuda"):
         seq2seq.api.pick_device("cuda")
+
+
+@pytest.mark.parametrize("command", ["generate", "chat"])
+def test_the_commands_yaml_and_help_follow_the_declared_options(command):
+    """generate.yaml and chat.yaml list every decoding option, unset (null: the declared default), and
+    --help renders each option's declared default; chat (seq2seq models only) shows seq2seq's."""
+    from omegaconf import OmegaConf
+
+    from seq2seq.config import CONFIG_DIR
+
+    yaml = OmegaConf.load(CONFIG_DIR / f"{command}.yaml")
+    assert {name: yaml[name] for name in decoding.NAMES} == dict.fromkeys(decoding.NAMES)
+    shown = run_module(f"seq2seq.{command}", "--help").stdout
+    assert "beam_size           strategy=beam: beams per input (default: 5)" in shown
+    lm_default = "strategy            greedy | beam | sample (default: sample for language models, greedy for seq2seq)"
+    assert (lm_default in shown) == (command == "generate")

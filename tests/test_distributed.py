@@ -8,7 +8,7 @@ import torch
 from seq2seq import checkpoint as ckpt
 from seq2seq.train import train
 
-from .helpers import TINY_ADDITION, assert_ok, run_module
+from .helpers import TINY_ADDITION, assert_ok, run_module, write_reverse_tsv
 
 ADDITION = [*TINY_ADDITION, "optimizer.lr=0.01", "trainer.max_epochs=3"]
 # Tolerance: the two runs average the same gradients in a different order (float rounding only).
@@ -67,8 +67,6 @@ def test_pair_tasks_train_under_torchrun(make_cfg, tmp_path, task):
     Each process averages the loss over its own target tokens, so the step is close to, not equal
     to, the one-process step: bucketing keeps the shards' lengths alike."""
     if task == "pairs":
-        from .test_pairs import write_reverse_tsv
-
         tsv = write_reverse_tsv(tmp_path / "r.tsv", n=600)
         overrides = ["task=pairs", f"task.train={tsv}", "task.tokenize=char", "model.decoder=attention"]
     else:

@@ -152,7 +152,6 @@ def run_in_process(module: str, args: list[str], stdin: str | None, capsys) -> t
     saved = sys.argv, sys.stdin
     sys.argv = [module, *args]
     sys.stdin = io.TextIOWrapper(io.BytesIO((stdin or "").encode()))
-    cli.free_text = None
     code = 0
     try:
         main()
@@ -160,7 +159,6 @@ def run_in_process(module: str, args: list[str], stdin: str | None, capsys) -> t
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     finally:
         sys.argv, sys.stdin = saved
-        cli.free_text = None
     out = capsys.readouterr()
     return code, out.out, out.err
 

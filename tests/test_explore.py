@@ -6,6 +6,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -233,7 +234,9 @@ def outward_address() -> str | None:
 def test_the_command_serves_this_machine_only_and_stops_on_ctrl_c(explore_root):
     port = free_port()
     cmd = [sys.executable, "-m", "seq2seq.explore", f"root={explore_root}", f"port={port}", "device=cpu"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Ctrl-C as at a terminal, even when pytest was started with SIGINT ignored (a background job).
+    default_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     try:
         line = proc.stdout.readline()
         assert f"http://127.0.0.1:{port}" in line, line + proc.stderr.read()
@@ -242,7 +245,7 @@ def test_the_command_serves_this_machine_only_and_stops_on_ctrl_c(explore_root):
         if address:  # bound to loopback: the machine's other address does not answer
             with pytest.raises(OSError):
                 socket.create_connection((address, port), timeout=2).close()
-        proc.send_signal(2)  # Ctrl-C
+        proc.send_signal(signal.SIGINT)  # Ctrl-C
         _, err = proc.communicate(timeout=30)
         assert proc.returncode == 0 and "Traceback" not in err, err
     finally:

@@ -92,16 +92,17 @@ def text_of(page, elem_id: str) -> str:
 
 
 def wait_text(page, elem_id: str, pattern: str) -> str:
-    """The element's text once it matches the regular expression `pattern`."""
-    page.wait_for_function(
-        "([id, pattern]) => new RegExp(pattern).test(document.getElementById(id)?.innerText ?? '')",
-        arg=[elem_id, pattern],
-    )
-    return text_of(page, elem_id)
+    """The element's text once it matches the regular expression `pattern`: the text that matched, read
+    in the same instant (Gradio may redraw the element, empty for a moment, just after)."""
+    script = """([id, pattern]) => {
+        const text = document.getElementById(id)?.innerText ?? '';
+        return new RegExp(pattern).test(text) ? {text} : null;
+    }"""
+    return page.wait_for_function(script, arg=[elem_id, pattern]).json_value()["text"]
 
 
 def test_the_runs_table_lists_the_runs_and_a_click_opens_one(page):
-    table = text_of(page, "runs-table")
+    table = wait_text(page, "runs-table", "tiny")
     for run in (ATTENTION, PEEKY, LM, CHAT):
         assert run in table
     assert table.count("finished") == 4
@@ -113,8 +114,8 @@ def test_the_runs_table_lists_the_runs_and_a_click_opens_one(page):
     assert page.locator("#ask-run-0 input").input_value() == ATTENTION
     open_tab(page, "Runs")
     fill(page, "runs-filter", "peeky")
-    wait_text(page, "runs-table", r"^(?![\s\S]*rnnlm)")  # the other runs are filtered out
-    assert PEEKY in text_of(page, "runs-table") and ATTENTION not in text_of(page, "runs-table")
+    table = wait_text(page, "runs-table", r"^(?![\s\S]*rnnlm)[\s\S]*peeky")  # the other runs filtered out
+    assert PEEKY in table and ATTENTION not in table
 
 
 def test_a_question_gets_each_models_answer_with_steps_and_a_heatmap(page, explore_root):
@@ -171,7 +172,7 @@ def test_the_errors_tab_shows_the_accuracy_tensorboard_shows(page, explore_root)
     summary = wait_text(page, "errors-summary", "right only in the second")
     best = max(value for _, value in scalars(explore_root / ATTENTION, "val/acc"))
     assert best > 0 and f"exact match {best:.4f}" in summary
-    assert page.locator("#errors-by-2").is_visible() and "carries" in text_of(page, "errors-by-2")
+    assert page.locator("#errors-by-2").is_visible() and "carries" in wait_text(page, "errors-by-2", "carries")
     screenshot(page, "errors")
 
 

@@ -12,24 +12,15 @@ from seq2seq.errors import CheckpointError, DataError
 from seq2seq.tasks.codec import codec_from_state
 from seq2seq.train import train
 
-from .helpers import TINY_ADDITION, compose_train, run_module
-
-
-@pytest.fixture(scope="module")
-def addition_run(tmp_path_factory):
-    """A tiny reversed Peeky model trained for a few epochs (its answers need not be right)."""
-    out = tmp_path_factory.mktemp("addition")
-    cfg = compose_train(out, *TINY_ADDITION, "experiment=peeky_addition", "trainer.max_epochs=2")
-    train(cfg)
-    return out
+from .helpers import TINY_ADDITION, run_module
 
 
 def run_generate(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
     return run_module("seq2seq.generate", *args, stdin=stdin)
 
 
-def test_answers_match_the_validation_decoding(addition_run):
-    model, saved = ckpt.load_model(addition_run / "best.pt")
+def test_answers_match_the_validation_decoding(peeky_run):
+    model, saved = ckpt.load_model(peeky_run / "best.pt")
     task = saved["task"]
     assert task["reverse"] is True
     questions = ["12+3", "7+70", "99+99"]
@@ -37,7 +28,7 @@ def test_answers_match_the_validation_decoding(addition_run):
     assert x.shape == (3, 5) and lengths is None
     vocab = task["vocab"]
     assert "".join(vocab[i] for i in x[0].tolist()) == "12+3 "[::-1]  # padded, then reversed as in training
-    answers = seq2seq.load(addition_run).generate(questions)
+    answers = seq2seq.load(peeky_run).generate(questions)
     assert len(answers) == 3 and all(a == a.strip() for a in answers)
     # the API's greedy answers are the model's own greedy decoding of the encoded questions
     codec = codec_from_state(task)
@@ -53,25 +44,25 @@ def test_answers_match_the_validation_decoding(addition_run):
         ([], "no questions"),
     ],
 )
-def test_bad_questions_are_refused(addition_run, questions, message):
-    _, saved = ckpt.load_model(addition_run / "best.pt")
+def test_bad_questions_are_refused(peeky_run, questions, message):
+    _, saved = ckpt.load_model(peeky_run / "best.pt")
     with pytest.raises(DataError, match=message):
         codec_from_state(saved["task"]).encode(questions)
 
 
 @pytest.mark.slow
-def test_cli_answers_a_question_and_standard_input_in_a_fresh_process(addition_run):
-    one = run_generate(f"checkpoint={addition_run / 'best.pt'}", "question=12+3")
+def test_cli_answers_a_question_and_standard_input_in_a_fresh_process(peeky_run):
+    one = run_generate(f"checkpoint={peeky_run / 'best.pt'}", "question=12+3")
     assert one.returncode == 0, one.stderr
-    assert one.stdout.strip() == seq2seq.load(addition_run / "best.pt").generate("12+3")
-    many = run_generate(f"checkpoint={addition_run}", "file=-", stdin="12+3\n7+70\n")
+    assert one.stdout.strip() == seq2seq.load(peeky_run / "best.pt").generate("12+3")
+    many = run_generate(f"checkpoint={peeky_run}", "file=-", stdin="12+3\n7+70\n")
     assert many.returncode == 0, many.stderr
     assert [line.split("\t")[0] for line in many.stdout.strip().split("\n")] == ["12+3", "7+70"]
 
 
 @pytest.mark.slow
-def test_cli_reports_bad_input_without_a_traceback(addition_run, tmp_path):
-    bad = run_generate(f"checkpoint={addition_run / 'best.pt'}", "question=1*2")
+def test_cli_reports_bad_input_without_a_traceback(peeky_run, tmp_path):
+    bad = run_generate(f"checkpoint={peeky_run / 'best.pt'}", "question=1*2")
     assert bad.returncode == 2 and "not in the model's vocabulary" in bad.stderr and "Traceback" not in bad.stderr
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     junk = run_generate(f"checkpoint={tmp_path / 'junk.pt'}", "question=1+2")
@@ -122,8 +113,8 @@ def test_language_model_generation_from_a_checkpoint(tmp_path, make_cfg):
     assert lm.generate("the cat", strategy="beam", beam_size=1, max_new_tokens=6) == greedy
 
 
-def test_truncated_and_foreign_files_are_refused(addition_run, tmp_path):
-    data = (addition_run / "best.pt").read_bytes()
+def test_truncated_and_foreign_files_are_refused(peeky_run, tmp_path):
+    data = (peeky_run / "best.pt").read_bytes()
     (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match="not a readable checkpoint"):
         ckpt.load(tmp_path / "cut.pt")
@@ -135,7 +126,7 @@ def test_truncated_and_foreign_files_are_refused(addition_run, tmp_path):
 
 
 @pytest.mark.slow
-def test_attention_heatmap_script(tmp_path, make_cfg, addition_run):
+def test_attention_heatmap_script(tmp_path, make_cfg, peeky_run):
     train(
         make_cfg(
             *TINY_ADDITION,
@@ -157,38 +148,38 @@ def test_attention_heatmap_script(tmp_path, make_cfg, addition_run):
     assert out.read_bytes()[:4] == b"\x89PNG"
     # a model without attention is refused with a message, not a traceback
     plain = subprocess.run(
-        [sys.executable, str(script), str(addition_run / "best.pt"), "1+2"], capture_output=True, text=True
+        [sys.executable, str(script), str(peeky_run / "best.pt"), "1+2"], capture_output=True, text=True
     )
     assert plain.returncode == 1 and "has no attention" in plain.stderr and "Traceback" not in plain.stderr
 
 
 @pytest.mark.slow
-def test_cli_beam_search_with_n_best(addition_run):
-    model = seq2seq.load(addition_run)
+def test_cli_beam_search_with_n_best(peeky_run):
+    model = seq2seq.load(peeky_run)
     greedy = model.generate("12+3")
     assert model.generate("12+3", strategy="beam", beam_size=1) == greedy
-    result = run_generate(f"checkpoint={addition_run}", "question=12+3", "strategy=beam", "beam_size=4", "n_best=3")
+    result = run_generate(f"checkpoint={peeky_run}", "question=12+3", "strategy=beam", "beam_size=4", "n_best=3")
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.rstrip("\n").split("\t")) == 3  # an untrained model's answers may be blank
-    bad = run_generate(f"checkpoint={addition_run}", "question=12+3", "strategy=beam", "beam_size=2", "n_best=3")
+    bad = run_generate(f"checkpoint={peeky_run}", "question=12+3", "strategy=beam", "beam_size=2", "n_best=3")
     assert bad.returncode == 2 and "n_best" in bad.stderr
 
 
 @pytest.mark.slow
-def test_old_cli_spellings_still_work_with_a_note(addition_run):
-    old = run_generate(f"checkpoint={addition_run}", "question=12+3", "decode.beam_size=4", "decode.n_best=2")
+def test_old_cli_spellings_still_work_with_a_note(peeky_run):
+    old = run_generate(f"checkpoint={peeky_run}", "question=12+3", "decode.beam_size=4", "decode.n_best=2")
     assert old.returncode == 0, old.stderr
     assert "decode.beam_size= is now beam_size=" in old.stderr
-    new = run_generate(f"checkpoint={addition_run}", "question=12+3", "strategy=beam", "beam_size=4", "n_best=2")
+    new = run_generate(f"checkpoint={peeky_run}", "question=12+3", "strategy=beam", "beam_size=4", "n_best=2")
     assert old.stdout == new.stdout
 
 
 @pytest.mark.slow
-def test_free_text_after_a_double_dash_needs_no_quoting(addition_run):
-    plain = run_generate(f"checkpoint={addition_run}", "question=12+3")
-    free = run_generate(f"checkpoint={addition_run}", "--", "12+3")
+def test_free_text_after_a_double_dash_needs_no_quoting(peeky_run):
+    plain = run_generate(f"checkpoint={peeky_run}", "question=12+3")
+    free = run_generate(f"checkpoint={peeky_run}", "--", "12+3")
     assert free.returncode == 0 and free.stdout == plain.stdout, free.stderr
-    date = run_generate(f"checkpoint={addition_run}", "--", "september", "27,", "1994")
+    date = run_generate(f"checkpoint={peeky_run}", "--", "september", "27,", "1994")
     assert date.returncode == 2 and "input 'september 27, 1994' has 18 characters" in date.stderr  # not a lexer error
-    both = run_generate(f"checkpoint={addition_run}", "question=1+2", "--", "12+3")
+    both = run_generate(f"checkpoint={peeky_run}", "question=1+2", "--", "12+3")
     assert both.returncode == 2 and "give the input once" in both.stderr

@@ -16,8 +16,13 @@ from seq2seq.train import build, train
 
 from .helpers import TINY_ADDITION
 
-gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-ON_GPU = [o for o in TINY_ADDITION if not o.startswith("trainer.device")] + ["trainer.device=cuda"]
+
+def gpu(test):
+    """A test that needs a CUDA GPU: marked `gpu` (pytest -m gpu runs these alone), skipped without one."""
+    return pytest.mark.gpu(pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")(test))
+
+
+ON_GPU = [*TINY_ADDITION, "trainer.device=cuda"]
 
 
 def test_more_processes_than_gpus_is_refused_before_any_process_group(monkeypatch):

@@ -79,7 +79,7 @@ def test_help_of_every_command_lists_its_options():
     for module, expected in (
         ("seq2seq.train", "experiment"),
         ("seq2seq.generate", "repetition_penalty"),
-        ("seq2seq.chat", "strategy=sample (defaults 1, 1.0, all, all, 0)"),
+        ("seq2seq.chat", "num_samples         strategy=sample: independent samples per input (default: 1)"),
     ):
         result = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True)
         assert_ok(result)

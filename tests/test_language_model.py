@@ -4,6 +4,7 @@ import urllib.error
 import pytest
 import torch
 
+from seq2seq import decoding
 from seq2seq.data import ptb
 from seq2seq.errors import DataError
 from seq2seq.models import Rnnlm
@@ -136,22 +137,24 @@ def test_tiny_language_model_overfits_a_tiny_corpus(tmp_path, make_cfg):
 
 def test_sampling_respects_skip_list_top_k_and_seed():
     logits = torch.tensor([[5.0, 4.0, 3.0, 2.0, 1.0]]).repeat(2000, 1)
-    picked = sample_next(logits, skip_ids=[0, 1], generator=torch.Generator().manual_seed(0))
+    sample = decoding.resolve({"strategy": "sample"}, "lm")
+    picked = sample_next(logits, sample, skip_ids=[0, 1], generator=torch.Generator().manual_seed(0))
     assert not set(picked.flatten().tolist()) & {0, 1}
-    top2 = sample_next(logits, top_k=2, generator=torch.Generator().manual_seed(0))
+    top2 = sample_next(logits, sample.replace(top_k=2), generator=torch.Generator().manual_seed(0))
     assert set(top2.flatten().tolist()) == {0, 1}
-    top_p = sample_next(logits, top_p=0.5, generator=torch.Generator().manual_seed(0))
+    top_p = sample_next(logits, sample.replace(top_p=0.5), generator=torch.Generator().manual_seed(0))
     assert set(top_p.flatten().tolist()) == {0}  # word 0 alone holds 64% of the mass
-    assert sample_next(logits[:1], greedy=True, skip_ids=[0]).item() == 1
-    a = sample_next(logits, generator=torch.Generator().manual_seed(1))
-    b = sample_next(logits, generator=torch.Generator().manual_seed(1))
+    assert sample_next(logits[:1], sample.replace(strategy="greedy"), skip_ids=[0]).item() == 1
+    a = sample_next(logits, sample, generator=torch.Generator().manual_seed(1))
+    b = sample_next(logits, sample, generator=torch.Generator().manual_seed(1))
     assert torch.equal(a, b)
 
 
 def test_prompt_warm_up_changes_the_state():
     torch.manual_seed(0)
     model = Rnnlm(20, 8, 8).eval()
-    gen = [model.generate(torch.tensor(p), 5, generator=torch.Generator().manual_seed(0)) for p in ([3], [7, 3])]
+    how = decoding.resolve({"strategy": "sample"}, "lm")
+    gen = [model.generate(torch.tensor(p), 5, how, generator=torch.Generator().manual_seed(0)) for p in ([3], [7, 3])]
     # Same last word, same sampling seed: only the prompt's earlier word differs.
     _, s1 = model(torch.tensor([[3]]))
     _, s2 = model(torch.tensor([[7, 3]]))

@@ -73,6 +73,7 @@ def test_csv_survives_a_mangled_file_and_refuses_a_planted_link(tmp_path, make_c
     assert (tmp_path / "elsewhere.csv").read_text() == "keep me\n"
 
 
+@pytest.mark.slow
 def test_mlflow_run_holds_the_curves_and_the_hyperparameters(make_cfg, tmp_path):
     mlflow = pytest.importorskip("mlflow", reason="the [mlflow] extra is not installed")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -120,6 +121,7 @@ def wandb_history(path: Path) -> list[dict]:
     return rows
 
 
+@pytest.mark.slow
 def test_wandb_offline_run_holds_the_curves(make_cfg, monkeypatch):
     pytest.importorskip("wandb", reason="the [wandb] extra is not installed")
     monkeypatch.setenv("WANDB_SILENT", "true")

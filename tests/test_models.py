@@ -15,7 +15,7 @@ def test_seq2seq_shapes():
         enc = model.encoder(src)
         assert enc.states.shape == (B, S, H) and enc.summary.shape == (B, H) and enc.mask is None
         assert model(src, tgt).shape == (B, T, V)
-        assert model.generate(src, start_id=0, length=T).shape == (B, T)
+        assert model.generate(src, start_id=0, max_new_tokens=T).shape == (B, T)
 
 
 def test_peeky_decoder_feeds_h_to_every_step():

@@ -16,21 +16,9 @@ from seq2seq.models import DECODERS, Seq2seq
 from seq2seq.tasks import PairsTask, TsvTask
 from seq2seq.train import train
 
-from .helpers import compose_train
+from .helpers import compose_train, write_reverse_tsv
 
 TINY_PAIRS = ["model.wordvec_size=16", "model.hidden_size=32", "trainer.progress=false", "task.num_samples=2"]
-
-
-def write_reverse_tsv(path, n=2000, seed=0, words=False):
-    """Random strings of 1-8 symbols and their reversal: the target depends on every source token."""
-    rng = random.Random(seed)
-    lines = []
-    for _ in range(n):
-        tokens = [rng.choice("abcdef") for _ in range(rng.randint(1, 8))]
-        sep = " " if words else ""
-        lines.append(f"{sep.join(tokens)}\t{sep.join(reversed(tokens))}")
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from seq2seq.data.addition import START, PairData, format_pairs, generate_addition, load_pairs
+from seq2seq.data.addition import START, FixedWidthPairs, format_fixed_width, generate_addition, load_fixed_width
 from seq2seq.errors import DataError
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -12,21 +12,21 @@ CHARS = st.characters(blacklist_characters=f"{START}\n\r", blacklist_categories=
 
 
 @st.composite
-def well_formed(draw) -> PairData:
+def well_formed(draw) -> FixedWidthPairs:
     q_width = draw(st.integers(1, 8))
     a_width = draw(st.integers(1, 6))
     n = draw(st.integers(1, 20))
     questions = [draw(st.text(CHARS, min_size=q_width, max_size=q_width)) for _ in range(n)]
     answers = [START + draw(st.text(CHARS, min_size=a_width, max_size=a_width)) for _ in range(n)]
-    return PairData(questions, answers)
+    return FixedWidthPairs(questions, answers)
 
 
 @SETTINGS
 @given(data=well_formed())
 def test_any_well_formed_file_round_trips(tmp_path_factory, data):
     path = tmp_path_factory.mktemp("prop") / "pairs.txt"
-    path.write_text(format_pairs(data), encoding="utf-8")
-    assert load_pairs(path) == data
+    path.write_text(format_fixed_width(data), encoding="utf-8")
+    assert load_fixed_width(path) == data
 
 
 @SETTINGS
@@ -35,7 +35,7 @@ def test_any_text_loads_or_fails_with_a_data_error(tmp_path_factory, text):
     path = tmp_path_factory.mktemp("prop") / "any.txt"
     path.write_text(text, encoding="utf-8", newline="")
     try:
-        data = load_pairs(path)
+        data = load_fixed_width(path)
     except DataError as e:
         assert str(path) in str(e)
     else:
@@ -48,7 +48,7 @@ def test_any_bytes_load_or_fail_with_a_data_error(tmp_path_factory, payload):
     path = tmp_path_factory.mktemp("prop") / "bytes.txt"
     path.write_bytes(payload)
     try:
-        load_pairs(path)
+        load_fixed_width(path)
     except DataError as e:
         assert str(path) in str(e)
 

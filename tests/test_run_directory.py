@@ -3,22 +3,23 @@ spares a user's files, a fresh run refuses a directory holding other things, not
 through a planted link, the lock survives its file being deleted, a finished run resumed writes
 nothing, other data is refused in place, `latest` means the experiment's exact name."""
 
+import hashlib
 import os
-from pathlib import Path
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
 
 import seq2seq
+from seq2seq import checkpoint as ckpt
 from seq2seq import rundir
 from seq2seq.errors import CheckpointError, ConfigError, DataError
-from seq2seq.train import train
+from seq2seq.train import NonFiniteLossError, train
 
-from .helpers import TINY_ADDITION, compose_train, run_module, scalars
-
-
-def tiny(run: Path, *overrides: str):
-    return compose_train(run, *TINY_ADDITION, *overrides)
+from .helpers import TINY_ADDITION, compose_train, run_module, scalars, tiny, train_cli
 
 
 def test_top_k_cleaning_spares_files_the_run_did_not_write(tmp_path):
@@ -83,53 +84,6 @@ def test_the_lock_holds_when_its_file_is_deleted_or_replaced(tmp_path):
     assert not (run / ".lock").exists()  # a released lock leaves no pid behind
 
 
-def test_resuming_a_finished_run_writes_nothing(tmp_path):
-    run = tmp_path / "run"
-    first = train(tiny(run, "trainer.max_epochs=1", "logger=[tensorboard,csv]"))
-
-    def files():  # the lock's pid file aside: every command that takes the lock rewrites it
-        return {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in run.iterdir() if p.name != ".lock"}
-
-    before = files()
-    again = train(tiny(run, "trainer.max_epochs=1", "logger=[tensorboard,csv]", f"trainer.resume={run}"))
-    after = files()
-    assert after == before and again["best/val/acc"] == first["best/val/acc"]
-
-
-def tree(run: Path) -> dict:
-    """Every path under a run directory with its size and modification time (the lock's pid file aside)."""
-    return {str(p.relative_to(run)): (p.lstat().st_size, p.lstat().st_mtime_ns) for p in run.rglob("*")
-            if p.name != ".lock"}  # fmt: skip
-
-
-@pytest.mark.slow
-def test_a_finished_or_refused_resume_writes_nothing_and_an_accepted_one_keeps_hydras_record(tmp_path):
-    """Hydra's record (.hydra/resumed_<time>/) and log lines of an in-place resume are staged outside the
-    run directory until the run's checks pass: a finished run resumed, or a resume refused for its
-    config, leaves the directory as it was; a resume that trains adds its record and log lines."""
-    run = tmp_path / "run"
-    result = run_module("seq2seq.train", *TINY_ADDITION, "trainer.max_epochs=1", f"hydra.run.dir={run}", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-2000:]
-    before = tree(run)
-    for extra in (["trainer.max_epochs=1"], ["trainer.max_epochs=2", "model.hidden_size=16"]):
-        result = run_module("seq2seq.train", *TINY_ADDITION, *extra, f"trainer.resume={run}", cwd=tmp_path)
-        assert result.returncode in (0, 1) and "Traceback" not in result.stderr, result.stderr[-2000:]
-        assert tree(run) == before, extra
-    assert (
-        "the run has finished"
-        in run_module(
-            "seq2seq.train", *TINY_ADDITION, "trainer.max_epochs=1", f"trainer.resume={run}", cwd=tmp_path
-        ).stderr
-    )
-    log_before = (run / "train.log").read_text()
-    result = run_module("seq2seq.train", *TINY_ADDITION, "trainer.max_epochs=2", f"trainer.resume={run}", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-2000:]
-    records = list((run / ".hydra").glob("resumed_*/overrides.yaml"))
-    assert len(records) == 1 and "trainer.max_epochs=2" in records[0].read_text()
-    log = (run / "train.log").read_text()
-    assert log.startswith(log_before) and "resuming" in log[len(log_before) :] and "done: best" in log
-
-
 def test_a_link_inside_hydras_record_is_refused(tmp_path):
     run = tmp_path / "run"
     (run / ".hydra").mkdir(parents=True)
@@ -171,58 +125,6 @@ def test_an_event_file_cut_short_by_a_crash_keeps_its_whole_records(tmp_path):
     assert [e.step for e in rundir.read_events(path)] == [e.step for e in whole[:-1]]
     path.write_bytes(b"\x00" * 12 + path.read_bytes())  # a length whose checksum fails: damaged
     assert rundir.read_events(path) is None
-
-
-def test_a_resume_on_other_data_is_refused_and_a_fork_is_warned(tmp_path, caplog):
-    pairs = tmp_path / "pairs.tsv"
-    pairs.write_text("".join(f"{a} {b}\t{b} {a}\n" for a in "abcd" for b in "abcd" for _ in range(5)))
-    base = ["task=pairs", f"task.train={pairs}", "task.batch_size=8", "model.decoder=attention",
-            "model.hidden_size=8", "model.wordvec_size=8", "trainer.device=cpu", "trainer.progress=false"]  # fmt: skip
-    run = tmp_path / "run"
-    train(compose_train(run, *base, "trainer.max_steps=3"))
-    swapped = ["\t".join(line.split("\t")[::-1]) for line in pairs.read_text().splitlines()]
-    pairs.write_text("\n".join(swapped) + "\n")  # other pairs of the same vocabulary
-    with pytest.raises(CheckpointError, match="the training data is not what this run used"):
-        train(compose_train(run, *base, "trainer.max_steps=6", f"trainer.resume={run}"))
-    fork = train(compose_train(tmp_path / "fork", *base, "trainer.max_steps=6", f"trainer.resume={run / 'last.pt'}"))
-    assert fork["step"] == 6.0 and "forking" in caplog.text
-
-
-def test_a_resume_on_other_validation_data_is_refused(tmp_path):
-    pairs, val = tmp_path / "pairs.tsv", tmp_path / "val.tsv"
-    pairs.write_text("".join(f"{a} {b}\t{b} {a}\n" for a in "abcd" for b in "abcd" for _ in range(5)))
-    val.write_text("a b\tb a\nc d\td c\n")
-    base = ["task=pairs", f"task.train={pairs}", f"task.val={val}", "task.batch_size=8", "model.hidden_size=8",
-            "model.wordvec_size=8", "trainer.device=cpu", "trainer.progress=false"]  # fmt: skip
-    run = tmp_path / "run"
-    train(compose_train(run, *base, "trainer.max_steps=3"))
-    val.write_text("a b\tb a\nc d\tc d\n")  # one answer changed: the same vocabulary, other val/acc
-    with pytest.raises(CheckpointError, match="the validation data is not what this run used"):
-        train(compose_train(run, *base, "trainer.max_steps=6", f"trainer.resume={run}"))
-
-
-def test_resume_latest_means_the_experiment_exactly(tmp_path):
-    from seq2seq.resume import latest_run
-
-    outputs = tmp_path / "outputs"
-    mine = outputs / "multirun" / "2026-01-01" / "0_rnnlm_ptb_seed-1"
-    other = outputs / "multirun" / "2026-01-02" / "0_better_rnnlm_ptb"  # newer, and its name contains mine
-    for run in (mine, other):
-        run.mkdir(parents=True)
-        (run / "last.pt").write_bytes(b"")
-    os.utime(mine / "last.pt", (1, 1))
-    assert latest_run(["experiment=rnnlm_ptb"], outputs) == mine
-
-
-def test_changes_that_cannot_alter_the_weights_are_allowed_on_resume(tmp_path):
-    from omegaconf import OmegaConf
-
-    from seq2seq.resume import config_changes
-
-    saved = OmegaConf.to_container(tiny(tmp_path, "optimizer.fused=true"), resolve=True)
-    now = tiny(tmp_path, "logger=[tensorboard,csv]", "task.num_samples=3", "optimizer.fused=false")
-    assert config_changes(saved, now) == []
-    assert config_changes(saved, tiny(tmp_path, "optimizer.lr=0.5")) == ["optimizer.lr: 0.001 -> 0.5"]
 
 
 def test_a_run_directory_that_is_a_file_or_unwritable_is_one_line(tmp_path):
@@ -275,12 +177,12 @@ def test_a_png_declaring_gigapixels_is_refused_before_decoding(tmp_path):
 
 def test_progress_counts_and_settings_read_from_files_are_bounded(tmp_path):
     from seq2seq.config import validate
-    from seq2seq.progress import Progress
+    from seq2seq.runstate import RunState
 
     for field, value in (("epoch", -3), ("step", 10**18), ("batch", -1)):
         with pytest.raises(CheckpointError, match=rf"progress\.{field}=.* is not a count of this run"):
-            Progress.from_saved({field: value}, "last.pt")
-    assert Progress.from_saved({"epoch": 3, "step": 30}, "last.pt").step == 30
+            RunState.from_saved({field: value}, "last.pt")
+    assert RunState.from_saved({"epoch": 3, "step": 30}, "last.pt").step == 30
     with pytest.raises(ConfigError, match=r"optimizer\.lr=inf: must be a positive number"):
         validate(tiny(tmp_path, "optimizer.lr=inf"))
     with pytest.raises(ConfigError, match=r"task\.max_digits=10000000: must be from 1 to 9"):
@@ -288,30 +190,83 @@ def test_progress_counts_and_settings_read_from_files_are_bounded(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_run_whose_path_holds_override_syntax_resumes_in_place(tmp_path):
-    """'=', ',', spaces, quotes and backslashes are syntax to Hydra's override parser: such a path forked
-    into a new directory, or failed to parse."""
-    run = tmp_path / "run=1,2 it's\\x"
-    result = run_module("seq2seq.train", *TINY_ADDITION, "trainer.max_epochs=1", f"hydra.run.dir='{tmp_path}/run'",
-                        cwd=tmp_path)  # fmt: skip
-    assert result.returncode == 0, result.stderr[-2000:]
-    (tmp_path / "run").rename(run)
-    result = run_module("seq2seq.train", *TINY_ADDITION, "trainer.max_epochs=2", f"trainer.resume={run}", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert sorted(p.name for p in tmp_path.iterdir()) == [run.name]  # in place: no other directory
-    assert torch.load(run / "last.pt", weights_only=True)["progress"]["epoch"] == 2
+def test_non_finite_weights_are_never_saved(tmp_path):
+    one = train_cli(tmp_path / "one", *TINY_ADDITION, "optimizer.lr=1e39", "trainer.max_steps=1")
+    assert one.returncode == 1 and "Traceback" not in one.stderr
+    assert "is not finite at step 1 (epoch 1): not saved; no checkpoint was written" in one.stderr
+    assert not list((tmp_path / "one").glob("*.pt"))
+    with pytest.raises(NonFiniteLossError, match="no checkpoint was written") as error:
+        train(compose_train(tmp_path / "two", *TINY_ADDITION, "optimizer.lr=1e39", "trainer.max_epochs=2"))
+    assert "last good checkpoint" not in str(error.value) and not list((tmp_path / "two").glob("*.pt"))
 
 
-def test_a_fork_of_a_finished_run_needs_more_to_train(tmp_path):
-    """A fork of a finished checkpoint with nothing left to train reported success with a best.pt that
-    was never written; it is refused, and the new directory it made is removed."""
+@pytest.mark.slow
+def test_two_runs_in_one_directory(tmp_path):
     run = tmp_path / "run"
-    train(tiny(run, "trainer.max_epochs=1"))
-    fork = tmp_path / "fork"
-    with pytest.raises(CheckpointError, match=r"the run has finished .*a fork of it needs more to train"):
-        train(tiny(fork, "trainer.max_epochs=1", f"trainer.resume={run / 'best.pt'}"))
-    result = run_module("seq2seq.train", *TINY_ADDITION, "trainer.max_epochs=1", f"trainer.resume={run / 'best.pt'}",
-                        f"hydra.run.dir={tmp_path / 'cli-fork'}", cwd=tmp_path)  # fmt: skip
-    assert result.returncode == 1 and "a fork of it needs more to train" in result.stderr
-    assert not (tmp_path / "cli-fork").exists()
-    assert train(tiny(fork, "trainer.max_epochs=2", f"trainer.resume={run / 'best.pt'}"))["epoch"] == 2
+    long = [*TINY_ADDITION, "task.num_examples=4000", "trainer.max_epochs=500"]  # runs until stopped below
+    first = subprocess.Popen(
+        [sys.executable, "-m", "seq2seq.train", *long, f"hydra.run.dir={run}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    deadline = time.time() + 60
+    while not (run / "last.pt").exists():  # the lock is held from the start; wait for a checkpoint too
+        assert time.time() < deadline and first.poll() is None, "the first run never wrote a checkpoint"
+        time.sleep(0.05)
+    record = (run / ".hydra" / "overrides.yaml").read_text()
+    second = train_cli(run, *TINY_ADDITION, "seed=1")
+    assert second.returncode == 2 and "Traceback" not in second.stderr
+    assert f"is in use by another run (pid {first.pid})" in second.stderr
+    assert (run / ".hydra" / "overrides.yaml").read_text() == record  # refused before Hydra wrote anything
+    first.send_signal(signal.SIGTERM)  # stops at the next step with a checkpoint
+    _, err = first.communicate(timeout=120)
+    assert first.returncode == 128 + signal.SIGTERM, err
+    assert ckpt.load(run / "last.pt", "last.pt")["config"]["seed"] == 0
+    # a new run into the stopped run's directory is refused too: it would overwrite its checkpoints
+    again = train_cli(run, *TINY_ADDITION)
+    assert again.returncode == 2 and "already holds a run" in again.stderr
+    assert (run / ".hydra" / "overrides.yaml").read_text() == record
+
+
+def test_planted_symlinks_are_not_followed(tmp_path):
+    run, victim = tmp_path / "run", tmp_path / "victim.txt"
+    victim.write_text("precious")
+    run.mkdir()
+    (run / "last.pt.tmp").symlink_to(victim)  # the old fixed temporary name
+    (run / ".last.pt.abc.tmp").symlink_to(victim)
+    train(compose_train(run, *TINY_ADDITION, "trainer.max_epochs=1"))
+    assert victim.read_text() == "precious"
+    assert (run / "last.pt").is_file() and not (run / "last.pt").is_symlink()
+    assert not (run / "last.pt.tmp").is_symlink() and not (run / ".last.pt.abc.tmp").is_symlink()
+
+
+@pytest.mark.slow
+def test_disk_full_while_saving_keeps_the_previous_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    model = ["model.hidden_size=256"]  # a checkpoint of a few MB, larger than the limit below
+    train(compose_train(run, *TINY_ADDITION, *model, "trainer.max_epochs=1"))
+    before = hashlib.sha256((run / "last.pt").read_bytes()).hexdigest()
+    full = train_cli(run, *TINY_ADDITION, *model, "trainer.max_epochs=2", f"trainer.resume={run}", limit_kb=1024)
+    assert full.returncode == 1 and "Traceback" not in full.stderr
+    assert "could not write" in full.stderr and "the previous last.pt is unchanged" in full.stderr
+    assert hashlib.sha256((run / "last.pt").read_bytes()).hexdigest() == before
+    assert not list(run.glob(".*.tmp"))
+
+
+def test_a_crash_while_saving_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    ckpt.save({"model": {}, "model_state": {"w": torch.ones(3)}, "task": {}}, tmp_path / "last.pt")
+
+    def torn_write(obj, f):
+        f.write(b"PK\x03\x04 half a zip")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(ckpt.torch, "save", torn_write)
+    with pytest.raises(
+        CheckpointError, match=r"could not write .*No space left on device; the previous last\.pt is unchanged"
+    ):
+        ckpt.save({"model": {}, "model_state": {"w": torch.zeros(3)}, "task": {}}, tmp_path / "last.pt")
+    monkeypatch.undo()
+    assert torch.equal(torch.load(tmp_path / "last.pt", weights_only=True)["model_state"]["w"], torch.ones(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left behind

@@ -92,7 +92,7 @@ def test_the_command_lines_take_a_folder(runs, tmp_path):
     out = tmp_path / "shared"
     result = run_module("seq2seq.export", f"checkpoint={runs['peeky']}", f"out={out}", cwd=tmp_path)
     assert result.returncode == 0 and "model.safetensors" in result.stdout, result.stderr[-2000:]
-    assert "python -m seq2seq.train experiment=peeky_addition trainer.device=cpu" in (out / "README.md").read_text()
+    assert "python -m seq2seq.train experiment=peeky_addition debug=tiny" in (out / "README.md").read_text()
     from_run = run_module("seq2seq.generate", f"checkpoint={runs['peeky']}", "question=12+34", "strategy=beam")
     from_folder = run_module("seq2seq.generate", f"checkpoint={out}", "question=12+34", "strategy=beam")
     assert from_folder.returncode == 0 and from_folder.stdout == from_run.stdout, from_folder.stderr[-2000:]

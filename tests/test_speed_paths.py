@@ -192,6 +192,7 @@ def test_compare_speed_script_refuses_a_folder_that_is_not_the_books(tmp_path):
     assert "oreilly-japan/deep-learning-from-scratch-2" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_compare_speed_script_refuses_counts_below_one(tmp_path):
     from .helpers import REPO
 

@@ -3,6 +3,7 @@
 import os
 
 import pytest
+import torch
 import yaml
 from hydra import compose, initialize_config_dir
 
@@ -44,12 +45,14 @@ def test_optuna_search_optimises_best_val_acc(tmp_path):
         "hparams_search=addition_optuna",
         "hydra.sweeper.n_trials=3",
         "model.wordvec_size=8",
+        "task.batch_size=32",
+        "model.hidden_size=32",
     )
     assert len(runs) == 3
     results = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
     bests = [ckpt.load(r / "last.pt")["progress"]["best"] for r in runs]
     assert results["best_value"] == max(bests)
-    # The tiny overrides pin batch and hidden size, which leaves the learning rate searched.
+    # The command line pins batch and hidden size, which leaves the learning rate searched.
     assert set(results["best_params"]) == {"optimizer.lr"}
     lrs = {ckpt.load(r / "last.pt")["config"]["optimizer"]["lr"] for r in runs}
     assert len(lrs) == 3
@@ -60,3 +63,13 @@ def test_slurm_launcher_config_composes():
         cfg = compose("train", overrides=["hydra/launcher=slurm"], return_hydra_config=True)
     assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
     assert cfg.hydra.launcher.array_parallelism == 16
+
+
+@pytest.mark.slow
+def test_different_seeds_in_a_multirun_give_different_runs(tmp_path):
+    args = ["-m", "seed=0,1", *TINY_ADDITION, "trainer.max_epochs=1", f"hydra.sweep.dir={tmp_path}"]
+    assert_ok(run_module("seq2seq.train", *args, cwd=tmp_path))
+    a, b = (ckpt.load(p / "last.pt") for p in sorted(p for p in tmp_path.iterdir() if p.is_dir()))
+    assert (a["config"]["seed"], b["config"]["seed"]) == (0, 1)
+    assert not torch.equal(a["model_state"]["encoder.embed.weight"], b["model_state"]["encoder.embed.weight"])
+    assert a["metrics"]["val/loss"] != b["metrics"]["val/loss"]

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import torch
 
-from seq2seq import checkpoint as ckpt
-from seq2seq import decoding
+from seq2seq import decoding, rundir
 from seq2seq.data import text
 from seq2seq.data.vocab import Vocab
+from seq2seq.decoding import GenerationConfig
 from seq2seq.errors import ConfigError, DataError
 from seq2seq.tasks import task_from_saved_config
 from seq2seq.tasks.codec import codec_from_state
@@ -49,7 +49,7 @@ def load(path: str | Path, device: str | torch.device | None = None) -> "Trained
     (seq2seq.pretrained; "hf://<user>/<repo>" on the Hugging Face Hub), on `device`."""
     if not isinstance(path, str | Path):
         raise ConfigError(f"load takes a checkpoint path (str or Path), not {type(path).__name__}")
-    file, note = ckpt.find(path, "best.pt")
+    file, note = rundir.find(path, "best.pt")
     if note:
         log.info("%s", note)
     from seq2seq import pretrained
@@ -103,58 +103,45 @@ class TrainedModel:
         outputs = [out[0] if len(out) == 1 else out for out in outputs]
         return outputs[0] if isinstance(inputs, str) else outputs
 
-    def skip_ids(self, opts: dict) -> list[int]:
-        unknown = [w for w in opts["skip"] if w not in self.vocab]
-        if unknown and opts["skip_given"]:
+    def skip_ids(self, opts: GenerationConfig) -> list[int]:
+        """The ids of the tokens never emitted (opts.skip); unknown words are an error in a list the user gave."""
+        unknown = [w for w in opts.skip if w not in self.vocab]
+        if unknown and opts.skip_given:
             raise DataError(f"skip: {unknown[:5]} are not in the model's {len(self.vocab)}-token vocabulary")
-        ids = [self.vocab.stoi[w] for w in opts["skip"] if w in self.vocab]
+        ids = [self.vocab.stoi[w] for w in opts.skip if w in self.vocab]
         if len(set(ids)) >= len(self.vocab):
             raise DataError(f"skip leaves none of the model's {len(self.vocab)} tokens to generate")
         return ids
 
-    def common(self, opts: dict) -> dict:
-        """What every strategy takes: tokens never emitted and the repetition penalty."""
-        return {"skip_ids": self.skip_ids(opts), "repetition_penalty": opts["repetition_penalty"]}
+    def generator(self, opts: GenerationConfig) -> torch.Generator | None:
+        """Sampling's random generator, seeded by opts.seed (the other strategies draw nothing)."""
+        return torch.Generator(device=self.device).manual_seed(opts.seed) if opts.strategy == "sample" else None
 
-    def generator(self, opts: dict) -> torch.Generator:
-        return torch.Generator(device=self.device).manual_seed(opts["seed"])
-
-    def resolve(self, options: dict) -> dict:
+    def resolve(self, options: dict) -> GenerationConfig:
         """Every decoding option's value for this model (seq2seq.decoding.resolve with its own defaults)."""
         return decoding.resolve(options, self.family, self.defaults)
 
-    def _answers(self, texts: list[str], opts: dict, context: list[str]) -> list[list[str]]:
+    def _answers(self, texts: list[str], opts: GenerationConfig, context: list[str]) -> list[list[str]]:
         """Seq2seq: every input decoded in one batch -> per input its list of outputs."""
         ids, _ = self.answer_ids(texts, opts, context)
         return [[self.codec.decode(seq) for seq in row] for row in ids.tolist()]  # ids (N, outputs, L)
 
-    def answer_ids(self, texts: list[str], opts: dict, context: list[str] = ()):
+    def answer_ids(self, texts: list[str], opts: GenerationConfig, context: list[str] = ()):
         """Seq2seq: the output ids of every input, decoded in one batch as `opts` (resolved) say:
         ids (N, outputs, L) and, for beam search, their scores (N, outputs), else None."""
-        codec, strategy = self.codec, opts["strategy"]
-        steps = opts["max_new_tokens"] or codec.steps
+        codec = self.codec
+        new = opts.max_new_tokens or codec.steps  # max_new_tokens; a fixed-width task's default: its width
         x, lengths = codec.encode(texts, list(context)) if context else codec.encode(texts)  # (N, S), (N,) or None
         x, lengths = x.to(self.device), None if lengths is None else lengths.to(self.device)
-        common = self.common(opts)
-        if strategy == "beam":
-            beam = {k: opts[k] for k in ("beam_size", "n_best", "length_penalty")}
-            return self.module.beam_search(x, codec.start_id, steps, lengths, eos_id=codec.eos_id, **beam, **common)
-        if strategy == "greedy":
-            ids = self.module.generate(x, codec.start_id, steps, lengths=lengths, greedy=True, **common)
-            return ids[:, None], None
-        # each input num_samples times in a row, sampled as one batch
-        k = opts["num_samples"]
-        rows = torch.arange(len(texts), device=self.device).repeat_interleave(k)
-        sampling = {key: opts[key] for key in ("temperature", "top_k", "top_p")}
-        ids = self.module.generate(
-            x[rows],
-            codec.start_id,
-            steps,
-            lengths=None if lengths is None else lengths[rows],
-            generator=self.generator(opts),
-            **sampling,
-            **common,
-        )
+        skip_ids = self.skip_ids(opts)
+        if opts.strategy == "beam":
+            return self.module.beam_search(x, codec.start_id, new, opts, lengths, skip_ids, eos_id=codec.eos_id)
+        # greedy: one output per input; sample: each input num_samples times in a row, sampled as one batch
+        k = opts.num_samples if opts.strategy == "sample" else 1
+        rows = torch.arange(len(texts), device=self.device).repeat_interleave(k)  # (N * k,)
+        x, lengths = (x, lengths) if k == 1 else (x[rows], None if lengths is None else lengths[rows])
+        ids = self.module.generate(x, codec.start_id, new, lengths=lengths, how=opts, skip_ids=skip_ids,
+                                   generator=self.generator(opts))  # fmt: skip
         return ids.view(len(texts), k, -1), None  # (N, k, L)
 
     def prompt_ids(self, prompt: str) -> torch.Tensor:
@@ -167,20 +154,16 @@ class TrainedModel:
             raise DataError(f"prompt words {unknown} are not in the model's {len(self.vocab)}-word vocabulary")
         return torch.tensor(self.vocab.encode(words), device=self.device)  # (P,)
 
-    def continuation_ids(self, prompt: str, opts: dict):
+    def continuation_ids(self, prompt: str, opts: GenerationConfig):
         """Language model: the ids of the prompt (P,), of its continuations (outputs, steps) as `opts`
         (resolved) say, and for beam search their scores (outputs,), else None."""
         ids = self.prompt_ids(prompt)  # (P,)
-        common = self.common(opts)
-        steps = opts["max_new_tokens"]
-        if opts["strategy"] == "beam":
-            beam = {k: opts[k] for k in ("beam_size", "n_best", "length_penalty")}
-            rows, scores = self.module.beam_search(ids, steps, **beam, **common)
+        skip_ids = self.skip_ids(opts)
+        if opts.strategy == "beam":
+            rows, scores = self.module.beam_search(ids, opts.max_new_tokens, opts, skip_ids)
             return ids, rows[0], scores[0]  # (n_best, steps), (n_best,)
-        if opts["strategy"] == "greedy":
-            return ids, self.module.generate(ids, steps, greedy=True, **common), None  # (1, steps)
-        sampling = {k: opts[k] for k in ("num_samples", "temperature", "top_k", "top_p")}
-        return ids, self.module.generate(ids, steps, generator=self.generator(opts), **sampling, **common), None
+        rows = self.module.generate(ids, opts.max_new_tokens, opts, skip_ids, self.generator(opts))  # (outputs, steps)
+        return ids, rows, None
 
     def words_text(self, ids: list[int]) -> str:
         """Language model: word ids as text, the chapter's <eos> as a line break."""
@@ -188,7 +171,7 @@ class TrainedModel:
         joined = " ".join(self.vocab.itos[i] for i in ids)
         return joined.replace(f" {eos}", ".\n").replace("\n ", "\n").strip()
 
-    def _continue(self, prompt: str, opts: dict) -> list[str]:
+    def _continue(self, prompt: str, opts: GenerationConfig) -> list[str]:
         """Language model: the prompt followed by its continuations (the chapter's <eos> as a line break)."""
         ids, rows, _ = self.continuation_ids(prompt, opts)
         return [self.words_text(ids.tolist() + row) for row in rows.tolist()]

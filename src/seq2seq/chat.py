@@ -93,14 +93,12 @@ def converse(chat: Chat, lines, interactive: bool) -> None:
 
 def run_command(cfg: DictConfig) -> None:
     try:
-        if cli.free_text is not None:
-            raise DataError("chat reads its messages from standard input, not after --")
         chat = Chat.from_config(cfg)
     except Seq2seqError as e:
         cli.fail(e)
     interactive = sys.stdin.isatty()
     if interactive:
-        how = (chat.options["strategy"] or "greedy") + (
+        how = chat.model.resolve(chat.options).strategy + (
             f", reading {chat.context} earlier turns" if chat.context else ""
         )
         print(f"chatting with {chat.model.path} ({how}); /help lists the commands")

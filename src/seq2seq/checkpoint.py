@@ -14,7 +14,10 @@ Layout (what `save` writes and `load` checks), format version 2:
 Nothing read from a checkpoint is imported or instantiated by name: the model class comes from the
 fixed table `MODELS`, its arguments are checked against the constructor's types and the weights'
 shapes, and the task state against the fields its codec takes. Version 1 files (the model named by
-`_target_: seq2seq.models.X`) load through the same table.
+`_target_: seq2seq.models.X`) load through the same table (seq2seq.compat).
+
+Where checkpoints are written in a run directory, and which (last, best, top-k), is the run
+directory's policy: seq2seq.rundir.
 """
 
 import contextlib
@@ -31,14 +34,13 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from seq2seq import rundir
+from seq2seq import compat
 from seq2seq.checks import component_checks
 from seq2seq.errors import CheckpointError
-from seq2seq.models import MODELS, RENAMED
+from seq2seq.models import MODELS
 from seq2seq.plainvalues import MAX_NESTING, nesting_beyond
-from seq2seq.progress import top_name
 from seq2seq.schema import is_module
-from seq2seq.tasks.codec import OLD_KINDS, OPTIONAL_FIELDS, STATE_FIELDS, codec_from_state
+from seq2seq.tasks.codec import STATE_FIELDS, codec_from_state
 from seq2seq.typecheck import check_fields
 
 log = logging.getLogger(__name__)
@@ -46,7 +48,6 @@ log = logging.getLogger(__name__)
 FORMAT = "seq2seq-checkpoint"
 CRASH_ENV = "SEQ2SEQ_CRASH_AT"
 VERSION = 2
-V1_PREFIX = "seq2seq.models."  # version 1 named the model class by its import path
 FAMILY_KINDS = {"seq2seq": ("fixed_width", "token_pairs"), "captioner": ("captions",), "lm": ("lm",)}
 
 
@@ -91,23 +92,6 @@ def save(checkpoint: dict, path: str | Path) -> None:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-
-
-def commit(state: dict, run_dir: Path, best: bool, top: str | None = None, drop: tuple[str, ...] = ()) -> None:
-    """One checkpoint event: the epoch's `top` file when it enters the save_top_k best, last.pt (whose
-    progress lists the top files), best.pt when this state is the best, then the top files that fell
-    out are deleted. A crash between the writes leaves best.pt behind last.pt's record of the best
-    step, which `repair_best` mends, or top files that last.pt does not list, which `prune_top` deletes."""
-    if top:
-        rundir.record_top(run_dir, rundir.written_top(run_dir) | {top})  # recorded before it exists
-        save(state, run_dir / top)
-    save(state, run_dir / "last.pt")
-    if best:
-        crash_point("between-last-and-best")
-        save(state, run_dir / "best.pt")
-    if drop:
-        rundir.delete_top(run_dir, drop)
-        rundir.record_top(run_dir, rundir.written_top(run_dir) - set(drop))
 
 
 def training_state(
@@ -313,55 +297,10 @@ def restore(state: dict, model: nn.Module, optimizer, schedule, device: torch.de
     return progress, carry, state.get("metrics", {})
 
 
-def prune_top(run_dir: Path, progress: dict) -> None:
-    """Delete the epoch-<N>.pt files this run wrote (rundir.TOP_RECORD) that progress["top"] does not
-    list (left by a crash between writes); a file of that name the run did not write is never touched."""
-    kept = {top_name(epoch) for _, epoch in progress.get("top", [])}
-    written = rundir.written_top(run_dir)
-    if written - kept:
-        rundir.delete_top(run_dir, written - kept)
-        rundir.record_top(run_dir, written & kept)
-
-
-def repair_best(run_dir: Path, progress: dict) -> None:
-    """Make best.pt the checkpoint of progress["best_step"]. Only the last write can have been lost, and
-    then the best is last.pt itself, so best.pt becomes a copy of it."""
-    step = progress.get("best_step")
-    best = run_dir / "best.pt"
-    if step is None:
-        return
-    if best.is_file() and load(best)["progress"].get("step") == step:
-        return
-    last = load(run_dir / "last.pt", "last.pt")
-    if last["progress"].get("step") != step:
-        raise CheckpointError(f"{best}: not the best checkpoint (step {step}) and last.pt cannot replace it")
-    log.warning("best.pt is behind the recorded best (step %d): rewriting it from last.pt", step)
-    save({k: v for k, v in last.items() if k not in ("format", "version")}, best)
-
-
 def resolve(path: str | Path, name: str = "best.pt") -> Path:
     """A run directory means its `name` (best.pt to use a model, last.pt to resume)."""
     path = Path(path)
     return path / name if path.is_dir() else path
-
-
-def find(path: str | Path, name: str = "best.pt", outputs: Path = Path("outputs")) -> tuple[Path, str | None]:
-    """The checkpoint a user means by `checkpoint=`: a file; a run directory (its `name`); a folder of
-    runs, such as an experiment's outputs/<name>/ (its newest finished run's); `latest` (the newest
-    finished run under ./outputs); or a shared model's folder, local or `hf://<user>/<repo>` (returned
-    as the folder: seq2seq.pretrained reads it). The note says which run was chosen, when one was."""
-    if str(path) == "latest":
-        return rundir.newest_run(outputs, name, "checkpoint=latest")
-    if str(path).startswith("hf://"):  # a shared model on the Hugging Face Hub (seq2seq.pretrained)
-        from seq2seq import pretrained
-
-        return pretrained.from_hub(str(path)), None
-    path = Path(path)
-    if (path / "config.json").is_file() and (path / "model.safetensors").is_file():  # a shared model's folder
-        return path, None
-    if path.is_dir() and not (path / name).exists():
-        return rundir.newest_run(path, name, f"checkpoint={path}")
-    return resolve(path, name), None
 
 
 def model_spec(model: nn.Module, args: dict) -> dict:
@@ -393,10 +332,7 @@ def current_spec(spec):
     check_model_spec to refuse."""
     if not (isinstance(spec, dict) and isinstance(spec.get("name"), str) and isinstance(spec.get("args"), dict)):
         return spec
-    name, args = spec["name"], spec["args"]
-    if name in RENAMED:
-        name, added = RENAMED[name]
-        args = {**args, **added}
+    name, args = compat.current_model(spec["name"], spec["args"])
     cls = MODELS.get(name)
     if cls is not None:
         defaults = {p.name: p.default for p in constructor_params(cls) if p.default is not inspect.Parameter.empty}
@@ -421,20 +357,6 @@ def check_model_spec(spec, where: str) -> tuple[type, dict]:
         if args.get(key) is not None and not ok(args[key]):
             raise CheckpointError(f"{where} {spec['name']}: {key}={str(args[key])[:40]} {says}")
     return cls, args
-
-
-def upgrade(checkpoint: dict, path: Path) -> dict:
-    """A version 1 checkpoint in version 2's layout: `{_target_: seq2seq.models.X, **args}` becomes
-    `{name: X, args}` when X is a key of MODELS (looked up as a string, never imported)."""
-    spec = checkpoint.get("model")
-    if not isinstance(spec, dict):
-        raise CheckpointError(f"{path}: model spec is {type(spec).__name__}, not a mapping")
-    args = dict(spec)
-    target = args.pop("_target_", None)
-    name = target[len(V1_PREFIX) :] if isinstance(target, str) and target.startswith(V1_PREFIX) else None
-    if name not in MODELS and name not in RENAMED:
-        raise CheckpointError(f"{path}: model {str(target)[:60]!r} is not one of {', '.join(MODELS)}")
-    return {**checkpoint, "model": {"name": name, "args": args}, "version": VERSION}
 
 
 KEYS = ("format", "version", "model", "model_state", "task", "config", "optimizer", "scheduler", "progress", "carry",
@@ -475,7 +397,7 @@ def load(path: str | Path, name: str = "best.pt") -> dict:
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a seq2seq checkpoint (no '{FORMAT}' marker)")
     if checkpoint.get("version") == 1:
-        checkpoint = upgrade(checkpoint, path)
+        checkpoint = compat.upgrade_v1(checkpoint, path, set(MODELS), VERSION)
     if checkpoint.get("version") != VERSION:
         raise CheckpointError(f"{path}: checkpoint version {checkpoint.get('version')!r}, expected {VERSION}")
     too_much = nesting_beyond(checkpoint, MAX_NESTING)
@@ -487,9 +409,7 @@ def load(path: str | Path, name: str = "best.pt") -> dict:
     missing = [k for k in ("model", "model_state", "task") if k not in checkpoint]
     if missing:
         raise CheckpointError(f"{path}: checkpoint lacks {', '.join(missing)}")
-    task = checkpoint["task"]
-    if isinstance(task, dict) and task.get("kind") in OLD_KINDS:  # a task kind renamed since
-        task = {**task, "kind": OLD_KINDS[task["kind"]]}
+    task = compat.current_task(checkpoint["task"])
     checkpoint = {**checkpoint, "model": current_spec(checkpoint["model"]), "task": task}
     cls, args = check_model_spec(checkpoint["model"], f"{path}: model")
     state = checkpoint["model_state"]
@@ -509,7 +429,7 @@ def check_task_state(task, cls: type, args: dict, path: Path) -> None:
     kind = task.get("kind") if isinstance(task, dict) else None
     if kind not in STATE_FIELDS:
         raise CheckpointError(f"{path}: task kind {str(kind)[:40]!r} is not one of {', '.join(STATE_FIELDS)}")
-    required = [k for k in STATE_FIELDS[kind] if k not in OPTIONAL_FIELDS]
+    required = [k for k in STATE_FIELDS[kind] if k not in compat.OPTIONAL_FIELDS]
     check_fields(task, STATE_FIELDS[kind], f"{path}: task", required=required)
     if kind not in FAMILY_KINDS[cls.family]:
         raise CheckpointError(f"{path}: a {cls.__name__} model cannot serve a {kind!r} task")

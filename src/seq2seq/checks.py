@@ -1,10 +1,13 @@
-"""Range checks a type cannot express, declared beside each component's constructor as
-`CHECKS = {option: check}` and run on the config before anything is built (seq2seq.config.validate)."""
+"""Range checks a type cannot express (types: seq2seq.typecheck), declared beside each component's
+constructor as `CHECKS = {option: check}`, and rules between options as `RULES = (Rule, ...)`; the
+trainer's and the decoding options' are declared at their fields. All run on the config before anything
+is built (seq2seq.config.validate)."""
 
 import difflib
-import math
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
+
+from seq2seq.typecheck import fits
 
 
 class Check(NamedTuple):
@@ -12,9 +15,17 @@ class Check(NamedTuple):
     says: str  # what a value must be, for the message
 
 
+class Rule(NamedTuple):
+    """A rule between a component's options: `ok(*values of keys)`."""
+
+    keys: tuple[str, ...]
+    ok: Callable[..., bool]
+    says: str
+
+
 def _number(v) -> bool:
     """A finite int or float (not a bool): inf and nan are no setting."""
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    return fits(v, float)
 
 
 POSITIVE = Check(lambda v: _number(v) and v > 0, "must be a positive number")
@@ -58,6 +69,11 @@ def closest(key: str, valid: Sequence[str]) -> list[str]:
 def unknown_key_message(key: str, valid: Sequence[str], listing: str) -> str:
     near = closest(key, valid)
     return f"{key}: unknown key; " + (f"did you mean {' or '.join(near)}?" if near else f"{listing} lists every key")
+
+
+def component_rules(cls: type) -> tuple[Rule, ...]:
+    """A component's RULES, its base classes' included."""
+    return tuple(rule for klass in reversed(cls.__mro__) for rule in klass.__dict__.get("RULES", ()))
 
 
 def component_checks(cls: type) -> dict:

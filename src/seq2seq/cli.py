@@ -14,16 +14,16 @@ from pathlib import Path
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from seq2seq import __version__, decoding
+from seq2seq import __version__, compat, decoding
 from seq2seq.checks import unknown_key_message
 from seq2seq.decoding import DecodeOptions
 from seq2seq.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
-# Words after `--` on the command line: one input given as plain text, so `-- hi !` or
-# `-- september 27, 1994` need no quoting for Hydra's override grammar. None when there is no `--`.
-free_text: str | None = None
+# `${decoding_help:all}` (generate) and `${decoding_help:seq2seq}` (chat): --help's decoding options and
+# their defaults, from where they are declared (seq2seq.decoding).
+OmegaConf.register_new_resolver("decoding_help", decoding.help_text, replace=True)
 
 
 @dataclass
@@ -231,6 +231,26 @@ def check_interpolations(cfg: DictConfig, overrides: list[str]) -> None:
             raise ConfigError(f"{shown}: {first[:200]}") from None
 
 
+def check_overrides(args: list[str]) -> None:
+    """The training command line's overrides: Hydra's own errors (a key that does not exist, a value of
+    the wrong type, an interpolation that does not resolve) in one line, before Hydra prints them with
+    a traceback hint; in a sweep (-m), for each value of its lists."""
+    from seq2seq.config import unknown_keys
+
+    overrides = overrides_of(args)
+    for variant in sweep_variants(overrides) if {"-m", "--multirun"} & set(args) else [overrides]:
+        try:
+            cfg = compose_config("train", variant, [])
+        except ConfigError as e:
+            unknown = re.match(r"(\S+): unknown key", str(e))
+            if not unknown:
+                raise
+            others = [a for a in variant if a.lstrip("+~").partition("=")[0] != unknown.group(1)]
+            valid = unknown_keys(compose_config("train", others, []))[1]
+            raise ConfigError(unknown_key_message(unknown.group(1), valid, "python -m seq2seq.train --help")) from None
+        check_interpolations(cfg, variant)
+
+
 def command_line(prog: str, schema: type, example: str, input_key: str | None, checkpoint: bool = True) -> Callable:
     """The entry point of a command around `run(cfg)` (generate, chat, export, explore; `checkpoint`: whether
     checkpoint= is required): the checks above, the words after `--` as
@@ -244,16 +264,19 @@ def command_line(prog: str, schema: type, example: str, input_key: str | None, c
 
     def wrap(run: Callable[[DictConfig], None]) -> Callable[[], None]:
         def main() -> None:
-            global free_text
-            args = sys.argv[1:]
+            # Words after `--`: one input given as plain text, so `-- hi !` or `-- september 27, 1994` need no
+            # quoting for Hydra's override grammar (generate's question or prompt: input_key).
+            args, free_text = sys.argv[1:], None
             if "--" in args:
                 cut = args.index("--")
                 args, free_text = args[:cut], " ".join(args[cut + 1 :])
+                if input_key is None:
+                    fail(f"{prog} takes no text after --: {hint(free_text)}")
             config_name = prog.removeprefix("seq2seq.")
             check_args(prog, args, hint, config_name=config_name)
             if checkpoint:
                 needs_checkpoint(prog, args, example)
-            args, notes = decoding.translate_legacy(args)
+            args, notes = compat.translate_decoding(args)
             for note in notes:
                 print(f"note: {note}", file=sys.stderr)
             try:
@@ -263,7 +286,7 @@ def command_line(prog: str, schema: type, example: str, input_key: str | None, c
             if {"--cfg", "-c"} & set(args):
                 print(OmegaConf.to_yaml(cfg))
                 return
-            run(cfg)
+            run(cfg, free_text) if input_key else run(cfg)
 
         return main
 
@@ -289,9 +312,9 @@ def decode_options(cfg: DictConfig) -> dict:
 
 def checkpoint_file(value: str) -> Path:
     """The file (or shared folder) `checkpoint=` means, with a note on stderr when it chose a run."""
-    from seq2seq import checkpoint
+    from seq2seq import rundir
 
-    file, note = checkpoint.find(value, "best.pt")
+    file, note = rundir.find(value, "best.pt")
     if note:
         print(f"note: {note}", file=sys.stderr)
     return file

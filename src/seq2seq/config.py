@@ -5,7 +5,7 @@ files they describe, so a misspelt key (`trainer.max_epoch=3`) or a wrong type
 (`trainer.max_epochs=ten`) fails when the config is composed, naming the key. Task and model schemas
 are derived from their constructors (seq2seq.schema: one source of defaults); the trainer's are the
 dataclasses below. `validate` adds the range checks a type cannot express: the components' CHECKS
-and TRAINER_CHECKS.
+and the trainer's (declared at its fields).
 """
 
 import dataclasses
@@ -20,12 +20,21 @@ from hydra.utils import get_class, instantiate
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
-from seq2seq.checks import NON_NEGATIVE, POSITIVE, SEED, Check, component_checks, one_of, unknown_key_message
-from seq2seq.decoding import DecodeOptions
+from seq2seq import decoding
+from seq2seq.checks import (
+    NON_NEGATIVE,
+    POSITIVE,
+    SEED,
+    Check,
+    component_checks,
+    component_rules,
+    one_of,
+    unknown_key_message,
+)
 from seq2seq.device import usable_cores
 from seq2seq.errors import ConfigError, Seq2seqError
 from seq2seq.models import MODEL_CLASSES, MODEL_TARGETS
-from seq2seq.schema import comments, dataclass_of, options
+from seq2seq.schema import dataclass_of, options
 from seq2seq.tasks import TASK_CLASSES, TASKS
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -34,42 +43,103 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 OmegaConf.register_new_resolver("suffix", lambda s: f"_{s}" if s else "", replace=True)
 
 
+# More threads than this only thrash (and libgomp fails to create 100,000 of them).
+MAX_THREADS = 4 * usable_cores()
+THREADS = Check(
+    lambda v: POSITIVE.ok(v) and v <= MAX_THREADS, f"must be from 1 to {MAX_THREADS} (4 x this machine's cores)"
+)
+
+
+def option(default, check: Check | None = None, *, resumable: bool, hparam: bool = True, names_run: bool = True,
+           help: str = ""):  # fmt: skip
+    """A trainer option, with what is true of it declared once, here (the lists below are derived):
+    check      its range, beyond its type (config.validate)
+    resumable  a resumed run may change it: it alters neither the data, the model nor the optimisation
+    hparam     a column of TensorBoard's HPARAMS tab when the command line sets it (seq2seq.hparams)
+    names_run  the run directory's name shows it when the command line sets it (hydra/default.yaml)
+    help       what it means (--help and the docs' options reference)"""
+    facts = {"check": check, "resumable": resumable, "hparam": hparam, "names_run": names_run, "help": help}
+    return field(default=default, metadata=facts)
+
+
 @dataclass
 class EarlyStoppingConfig:
-    patience: int | None = None  # stop after this many full epochs without improvement; null: off
-    monitor: str | None = None  # a validation metric (val/loss, val/acc, ...); null: the task's (behind best.pt)
-    mode: str | None = None  # min or max; null: the task's for its own metric
-    min_delta: float = 0.0  # an improvement must exceed this
+    patience: int | None = option(
+        None, POSITIVE, resumable=True, help="stop after this many full epochs without improvement; null: off"
+    )
+    monitor: str | None = option(
+        None, resumable=False, help="a validation metric (val/loss, val/acc, ...); null: the task's (behind best.pt)"
+    )
+    mode: str | None = option(
+        None, one_of(("min", "max")), resumable=False, help="min or max; null: the task's for its own metric"
+    )
+    min_delta: float = option(0.0, NON_NEGATIVE, resumable=True, help="an improvement must exceed this")
 
 
 @dataclass
 class TrainerConfig:
-    max_epochs: int = 25  # epochs to train
-    max_steps: int | None = None  # stop after this many optimizer steps (quick runs); null: no limit
-    grad_clip: float = 5.0  # max gradient norm (clip_grad_norm_)
-    resume: str | None = None  # a run directory, a checkpoint, or `latest` (the newest run of this name)
-    log_every_n_steps: int = 25  # how often train/loss is written and the progress bar updated
-    val_every_n_steps: int | None = None  # also validate every n steps, as val_step/* (quick curves)
-    progress: bool = True  # tqdm progress bars
-    device: str = "auto"  # auto (CUDA when available, else CPU), cpu or cuda
-    precision: str = "fp32"  # fp32; bf16 (CPUs with AVX512-BF16 or AMX-BF16); auto: bf16 on AMX CPUs
-    deterministic: bool = False  # deterministic algorithms (cuDNN, cuBLAS): bit-identical GPU runs and resumes
-    threads: int | None = None  # torch threads; null: OMP_NUM_THREADS if set, else every core this process may use
-    save_top_k: int = 1  # above 1: also keep the k best epochs as epoch-<N>.pt
-    checkpoint_every_minutes: float | None = 10.0  # also save last.pt mid-epoch this often (null: off)
-    checkpoint_every_n_steps: int | None = None  # ... or every n optimizer steps
+    max_epochs: int = option(25, POSITIVE, resumable=True, help="epochs to train")
+    max_steps: int | None = option(
+        None, POSITIVE, resumable=True, help="stop after this many optimizer steps (quick runs); null: no limit"
+    )
+    grad_clip: float = option(5.0, POSITIVE, resumable=False, help="max gradient norm (clip_grad_norm_)")
+    resume: str | None = option(
+        None,
+        resumable=True,
+        hparam=False,
+        names_run=False,
+        help="a run directory, a checkpoint, or `latest` (the newest run of this name)",
+    )
+    log_every_n_steps: int = option(
+        25, POSITIVE, resumable=True, hparam=False, help="how often train/loss is written and the progress bar updated"
+    )
+    val_every_n_steps: int | None = option(
+        None, POSITIVE, resumable=True, hparam=False, help="also validate every n steps, as val_step/* (quick curves)"
+    )
+    progress: bool = option(True, resumable=True, hparam=False, names_run=False, help="tqdm progress bars")
+    device: str = option(
+        "auto",
+        one_of(("auto", "cpu", "cuda")),
+        resumable=True,
+        hparam=False,
+        help="auto (CUDA when available, else CPU), cpu or cuda",
+    )
+    # Not resumable: bf16 changes the arithmetic, and a resumed run continues the one it resumes.
+    precision: str = option(
+        "fp32",
+        one_of(("fp32", "bf16", "auto")),
+        resumable=False,
+        help="fp32; bf16 (CPUs with AVX512-BF16 or AMX-BF16); auto: bf16 on AMX CPUs",
+    )
+    deterministic: bool = option(
+        False, resumable=True, help="deterministic algorithms (cuDNN, cuBLAS): bit-identical GPU runs and resumes"
+    )
+    threads: int | None = option(
+        None,
+        THREADS,
+        resumable=True,
+        hparam=False,
+        help="torch threads; null: OMP_NUM_THREADS if set, else every core this process may use",
+    )
+    save_top_k: int = option(1, POSITIVE, resumable=True, help="above 1: also keep the k best epochs as epoch-<N>.pt")
+    checkpoint_every_minutes: float | None = option(
+        10.0, POSITIVE, resumable=True, hparam=False, help="also save last.pt mid-epoch this often (null: off)"
+    )
+    checkpoint_every_n_steps: int | None = option(
+        None, POSITIVE, resumable=True, hparam=False, help="... or every n optimizer steps"
+    )
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
 
 
 @dataclass
 class PathsConfig:
-    output_dir: str = MISSING
+    output_dir: str = option(MISSING, resumable=True, hparam=False)
 
 
 @dataclass
 class TrainConfig:
-    name: str = "run"
-    seed: int = 0
+    name: str = option("run", resumable=True)
+    seed: int = option(0, SEED, resumable=False)
     task: Any = MISSING
     model: Any = MISSING
     optimizer: Any = MISSING
@@ -77,6 +147,41 @@ class TrainConfig:
     logger: Any = None
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
+
+
+def facts(cls: type = TrainConfig, prefix: str = "") -> dict[str, dict]:
+    """{dotted key: its option's facts} of every option of the schema, nested dataclasses included."""
+    out = {}
+    for f in dataclasses.fields(cls):
+        if f.default_factory is not dataclasses.MISSING and dataclasses.is_dataclass(f.default_factory):
+            out.update(facts(f.default_factory, f"{prefix}{f.name}."))
+        elif "resumable" in f.metadata:
+            out[f"{prefix}{f.name}"] = dict(f.metadata)
+    return out
+
+
+# Keys outside these schemas with the same facts: the tasks' and models' options are their constructors'
+# parameters (seq2seq.schema), the optimizer's and the loggers' their libraries'.
+RESUMABLE_ELSEWHERE = (
+    "task.num_samples",  # validation questions printed: a report, not the data
+    "task.num_heatmaps",
+    "optimizer.fused",  # the same update in one kernel (Adam, SGD)
+)
+RESUMABLE_GROUPS = ("logger",)  # where the curves go: any logger may be added or removed on resume
+DATA_PATHS = ("task.path", "task.train", "task.val", "task.data_dir")  # where data lives: no hparam, no run name
+
+# Derived from the facts above, for their readers.
+RESUMABLE = (*(k for k, f in facts().items() if f["resumable"]), *RESUMABLE_ELSEWHERE)  # start.config_changes
+NOT_HPARAMS = ("paths.", "hydra.", "logger", *DATA_PATHS, *(k for k, f in facts().items() if not f["hparam"]))
+NOT_IN_RUN_NAME = (
+    "experiment",
+    "hparams_search",
+    "logger",
+    *DATA_PATHS,
+    *(k for k, f in facts().items() if not f["names_run"]),
+)
+CHECKS = {k: f["check"] for k, f in facts().items() if f["check"] is not None}  # validate
+CHECKS["optimizer.lr"] = POSITIVE
 
 
 def register_configs() -> None:
@@ -91,31 +196,6 @@ def register_configs() -> None:
 
 
 register_configs()
-
-# More threads than this only thrash (and libgomp fails to create 100,000 of them).
-MAX_THREADS = 4 * usable_cores()
-
-# The trainer's range checks (tasks and models declare theirs beside their constructors: CHECKS).
-TRAINER_CHECKS = {
-    "trainer.max_epochs": POSITIVE,
-    "trainer.max_steps": POSITIVE,
-    "trainer.grad_clip": POSITIVE,
-    "trainer.log_every_n_steps": POSITIVE,
-    "trainer.val_every_n_steps": POSITIVE,
-    "trainer.checkpoint_every_minutes": POSITIVE,
-    "trainer.checkpoint_every_n_steps": POSITIVE,
-    "trainer.early_stopping.patience": POSITIVE,
-    "trainer.early_stopping.min_delta": NON_NEGATIVE,
-    "trainer.early_stopping.mode": one_of(("min", "max")),
-    "trainer.threads": Check(
-        lambda v: POSITIVE.ok(v) and v <= MAX_THREADS, f"must be from 1 to {MAX_THREADS} (4 x this machine's cores)"
-    ),
-    "trainer.save_top_k": POSITIVE,
-    "trainer.device": one_of(("auto", "cpu", "cuda")),
-    "trainer.precision": one_of(("fp32", "bf16", "auto")),
-    "optimizer.lr": POSITIVE,
-    "seed": SEED,
-}
 
 
 def components(cfg: DictConfig):
@@ -137,9 +217,7 @@ def options_help(root: DictConfig) -> str:
     (defaults and overrides) and its meaning (the comment beside the constructor parameter or field)."""
     sections = [(group, cls, {o.name: o.comment for o in options(cls)}) for group, cls in components(root)]
     for group, cls in (("trainer", TrainerConfig), ("trainer.early_stopping", EarlyStoppingConfig)):
-        notes = comments(cls)
-        names = [f.name for f in dataclasses.fields(cls) if f.name != "early_stopping"]
-        sections.append((group, cls, {name: notes.get(name, "") for name in names}))
+        sections.append((group, cls, {f.name: f.metadata["help"] for f in dataclasses.fields(cls) if f.metadata}))
     out = []
     for group, cls, notes in sections:
         out.append(f"{group} ({cls.__module__}.{cls.__name__}):")
@@ -236,7 +314,7 @@ def check_keys(cfg: DictConfig) -> None:
 def validate(cfg: DictConfig) -> None:
     """Fail before training with the name of the first unknown key or impossible value."""
     check_keys(cfg)
-    checks = dict(TRAINER_CHECKS)
+    checks = dict(CHECKS)
     for group, cls in components(cfg):
         checks.update({f"{group}.{key}": check for key, check in component_checks(cls).items()})
     for key, (ok, says) in checks.items():
@@ -246,8 +324,11 @@ def validate(cfg: DictConfig) -> None:
     for key, value in (OmegaConf.select(cfg, "optimizer", default=None) or {}).items():
         if not key.startswith("_") and isinstance(value, str):  # torch's optimizers take numbers only
             raise ConfigError(f"optimizer.{key}={value!r}: must be a number")
-    if OmegaConf.select(cfg, "model.bidirectional", default=False) and cfg.model.hidden_size % 2:
-        raise ConfigError(f"model.hidden_size={cfg.model.hidden_size}: a bidirectional encoder needs an even size")
+    for group, cls in components(cfg):
+        for keys, ok, says in component_rules(cls):
+            values = [OmegaConf.select(cfg, f"{group}.{key}", default=None) for key in keys]
+            if None not in values and not ok(*values):
+                raise ConfigError(f"{group}.{keys[0]}={values[0]!r}: {says}")
 
 
 def make(node, **kwargs):
@@ -278,9 +359,12 @@ def options_reference() -> str:
 
     out = ["### Trainer", ""]
     for prefix, cls in (("trainer", TrainerConfig), ("trainer.early_stopping", EarlyStoppingConfig)):
-        notes = comments(cls)
-        fields = [f for f in dataclasses.fields(cls) if f.name != "early_stopping"]
-        out += [*table((f"{prefix}.{f.name}", f.default, notes.get(f.name, "")) for f in fields), ""]
+        fields = [f for f in dataclasses.fields(cls) if f.metadata]
+        resumable = {True: " (may change on resume)", False: ""}
+        rows = (
+            (f"{prefix}.{f.name}", f.default, f.metadata["help"] + resumable[f.metadata["resumable"]]) for f in fields
+        )
+        out += [*table(rows), ""]
     for group, classes in (("task", TASK_CLASSES), ("model", MODEL_CLASSES)):
         out += [f"### {group.capitalize()}s", ""]
         for name, cls in classes.items():
@@ -290,6 +374,12 @@ def options_reference() -> str:
             out += table((f"{group}.{o.name}", required if o.required else o.default, o.comment) for o in options(cls))
             out += [""]
     out += ["### Decoding options", "", "Shared by `seq2seq.generate`, `seq2seq.chat` and `TrainedModel.generate`.", ""]
-    notes = comments(DecodeOptions)
-    out += table((f.name, f.default, notes.get(f.name, "")) for f in dataclasses.fields(DecodeOptions))
+    rows = []
+    for name, f in decoding.OPTIONS.items():  # declared at the fields (seq2seq.decoding)
+        seq2seq, lm = f.metadata["default"], f.metadata["lm"]
+        both = f"{decoding.shown(lm)} (language models), {decoding.shown(seq2seq)} (seq2seq)"
+        shown_default = decoding.shown(seq2seq) if seq2seq == lm else both
+        where = f"strategy={f.metadata['strategy']}: " if f.metadata["strategy"] else ""
+        rows.append((name, shown_default, where + f.metadata["help"]))
+    out += table(rows)
     return "\n".join(out) + "\n"

@@ -15,3 +15,15 @@ class CheckpointError(Seq2seqError, ValueError):
 
 class ConfigError(Seq2seqError, ValueError):
     """A config value is impossible (the message names the key)."""
+
+
+class NonFiniteLossError(Seq2seqError):
+    """Training met a NaN or infinite loss or weight: it stops, keeping the last good checkpoint."""
+
+
+class TrainingInterrupted(Seq2seqError):
+    """Raised after a stop signal, once the resumable checkpoint is written and the logs closed."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.signum = signum

@@ -54,17 +54,18 @@ def decode_line(raw: bytes, where: str, number: int) -> str:
         raise DataError(f"{where}:{number}: not UTF-8 text ({e.reason} at byte {e.start})") from None
 
 
-def run(cfg: DictConfig) -> Iterator[str]:
-    """The outputs to print, one by one. Everything but the lines of file= is checked before the first."""
+def run(cfg: DictConfig, free_text: str | None = None) -> Iterator[str]:
+    """The outputs to print, one by one. Everything but the lines of file= is checked before the first.
+    `free_text`: the words after `--` on the command line."""
     cli.check_keys(cfg, cli.GenerateConfig, "seq2seq.generate")
     model = cli.load(cfg)
     options = cli.decode_options(cfg)
     allowed = LM_INPUTS if model.family == "lm" else SEQ2SEQ_INPUTS
     given = [k for k in ("question", "file", "index", "prompt") if cfg[k] is not None]
-    if cli.free_text is not None:  # `-- words`: the question, or a language model's prompt
+    if free_text is not None:  # `-- words`: the question, or a language model's prompt
         if given:
             raise DataError(f"give the input once: after -- or as {given[0]}=, not both")
-        cfg = OmegaConf.merge(cfg, {"prompt" if model.family == "lm" else "question": cli.free_text})
+        cfg = OmegaConf.merge(cfg, {"prompt" if model.family == "lm" else "question": free_text})
         given = ["prompt" if model.family == "lm" else "question"]
     wrong = [k for k in given if k not in allowed]
     if wrong:
@@ -96,11 +97,11 @@ def lm_outputs(model, prompts: list[str], options: dict) -> list[str]:
     return ["\n\n".join(s) if isinstance(s, list) else s for s in model.generate(prompts, **options)]
 
 
-def run_command(cfg: DictConfig) -> None:
+def run_command(cfg: DictConfig, free_text: str | None = None) -> None:
     """Print each output as it comes: question<TAB>answer lines, or a language model's samples with a
     blank line between them."""
     try:
-        for i, output in enumerate(run(cfg)):
+        for i, output in enumerate(run(cfg, free_text)):
             if i == 0:
                 lines = "\t" in output or cfg.question is not None or cfg.index is not None
             print(output if i == 0 or lines else "\n" + output, flush=True)

@@ -6,10 +6,7 @@ so no separate tag group is logged for them."""
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard.summary import hparams
 
-# Command-line keys that are not hyperparameters: where data and runs live, and how a run is shown.
-NOT_HPARAMS = ("paths.", "hydra.", "trainer.resume", "trainer.progress", "task.path", "task.train", "task.val")
-NOT_HPARAMS += ("task.data_dir", "trainer.device", "trainer.threads", "trainer.checkpoint_every")
-NOT_HPARAMS += ("trainer.log_every_n_steps", "trainer.val_every_n_steps", "logger")
+from seq2seq.config import NOT_HPARAMS  # declared at each option (seq2seq.config.option)
 
 
 def command_line_overrides() -> list[str]:

@@ -15,7 +15,6 @@ the checkpoint's position, so that what a crashed run logged past it can be drop
 import csv
 import html
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -85,35 +84,12 @@ class CSVLogger:
         if self.path.is_symlink() or (self.path.exists() and not self.path.is_file()):
             raise ConfigError(f"{self.path}: not a regular file (a link?): the CSV logger will not write through it")
         if resume_at is not None and self.path.is_file():
-            self.keep_up_to(*resume_at)
+            rundir.trim_csv(self.path, self.FIELDS, *resume_at)
         new = not self.path.is_file()
         self.file = open(self.path, "a", newline="", encoding="utf-8")  # noqa: SIM115 (closed by close())
         self.writer = csv.writer(self.file)
         if new:
             self.writer.writerow(self.FIELDS)
-
-    def keep_up_to(self, step: int, epoch: int) -> None:
-        """Drop the rows a crashed run wrote past its checkpoint (as rundir.compact_events does)."""
-        with open(self.path, newline="", encoding="utf-8", errors="replace") as f:
-            rows = list(csv.DictReader(f))
-        kept = [r for r in rows if self.before(r, step, epoch)]
-        if len(kept) < len(rows):
-            log.info("%s: %d rows past the checkpoint or unreadable dropped", self.path.name, len(rows) - len(kept))
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, self.FIELDS)
-            writer.writeheader()
-            writer.writerows(kept)
-        os.replace(tmp, self.path)
-
-    @staticmethod
-    def before(row: dict, step: int, epoch: int) -> bool:
-        """Whether a row belongs to the state a resumed run continues from (unreadable rows do not)."""
-        try:
-            limit = step if row["tag"].startswith(rundir.STEP_TAGS) else epoch
-            return int(row["step"]) <= limit
-        except (AttributeError, KeyError, TypeError, ValueError):
-            return False
 
     def add_scalar(self, tag: str, value: float, step: int) -> None:
         self.writer.writerow((tag, step, repr(float(value)), f"{time.time():.3f}"))

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from seq2seq import __version__, decoding
+from seq2seq import __version__, decoding, rundir
 from seq2seq import checkpoint as ckpt
 from seq2seq.errors import CheckpointError, ConfigError
 from seq2seq.extras import require
@@ -52,7 +52,7 @@ def is_folder(path) -> bool:
 
 
 def read(file: Path) -> tuple[torch.nn.Module, dict]:
-    """The model and checkpoint (a folder's record) of a file or folder `checkpoint.find` returned."""
+    """The model and checkpoint (a folder's record) of a file or folder `rundir.find` returned."""
     return load(file) if file.is_dir() else ckpt.load_model(file)
 
 
@@ -60,7 +60,7 @@ def save(path: str | Path, out: str | Path) -> Path:
     """Write the folder of the checkpoint at `path` (what `checkpoint=` takes: a .pt file, a run directory
     (its best.pt), a folder of runs, latest, or a shared folder, copied) into `out` (made if missing;
     refused when it holds other files than a shared folder's)."""
-    file, _ = ckpt.find(path, "best.pt")
+    file, _ = rundir.find(path, "best.pt")
     return save_loaded(file, *read(file), out)
 
 
@@ -96,7 +96,7 @@ def write_folder(out: Path, module, checkpoint: dict, source: Path) -> Path:
         return out
     config = folder_config(module, checkpoint, source)
     write_file(out / "config.json", json.dumps(config, indent=2, ensure_ascii=False) + "\n")
-    write_file(out / "generation_config.json", json.dumps(decoding.FAMILY_DEFAULTS[module.family], indent=2) + "\n")
+    write_file(out / "generation_config.json", json.dumps(decoding.family_defaults(module.family), indent=2) + "\n")
     write_file(out / "model.safetensors", lambda tmp: save_model(module, tmp, metadata={"format": "pt"}))  # tied: once
     write_file(out / "README.md", model_card(config, out))
     return out
@@ -287,7 +287,7 @@ def load(folder: str | Path) -> tuple[torch.nn.Module, dict]:
         where = str(folder / "generation_config.json")
         try:
             generation = decoding.check_defaults(
-                read_json(folder / "generation_config.json", "generation config"), where
+                read_json(folder / "generation_config.json", "generation config"), where, model.family
             )
         except ConfigError as e:
             raise CheckpointError(str(e)) from None

@@ -1,16 +1,27 @@
-"""A run directory with one writer: the lock, leftovers of crashed writes, and TensorBoard events
-made consistent with the checkpoint a run resumes from.
+"""The run directory's policy: one writer (the lock), which checkpoints it holds and when they are
+written (last, best, top-k), what a crash between writes leaves and how it is mended, and the logs
+(TensorBoard events, metrics.csv) cut back to the checkpoint a run resumes from. The checkpoint file
+format itself is seq2seq.checkpoint.
 
-Layout of a run directory: config.yaml, train.log, .hydra/, last.pt, best.pt, events.out.tfevents.*,
-and `.lock` (held by the one process writing there; the kernel drops it when that process dies, so a
-crashed run's lock never blocks the next one).
+Layout of a run directory:
+    config.yaml              the resolved config
+    train.log, .hydra/       the log and Hydra's record (.hydra/resumed_<time>/ for each in-place resume)
+    last.pt                  the latest state (resume from it); its progress lists the top-k files
+    best.pt                  the state of the best epoch so far (the task's monitored metric)
+    epoch-<N>.pt, .topk.json trainer.save_top_k > 1: the k best epochs, and the record of those this run wrote
+    events.out.tfevents.*    TensorBoard curves (metrics.csv with logger=csv)
+    .lock                    held by the one process writing there; the kernel drops it when that process
+                             dies, so a crashed run's lock never blocks the next one
 """
 
 import contextlib
+import csv
 import fcntl
 import fnmatch
+import io
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -20,7 +31,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from seq2seq.errors import ConfigError
+import torch
+from omegaconf import OmegaConf
+
+from seq2seq import checkpoint as ckpt
+from seq2seq.errors import CheckpointError, ConfigError, NonFiniteLossError
 
 log = logging.getLogger(__name__)
 
@@ -207,6 +222,29 @@ def compact_events(run_dir: Path, step: int, epoch: int) -> None:
     log.info("TensorBoard events: %d kept up to step %d / epoch %d", len(kept), step, epoch)
 
 
+def trim_csv(path: Path, fields, step: int, epoch: int) -> None:
+    """Drop the rows of metrics.csv (logger=csv) that a crashed run wrote past the checkpoint it resumes
+    from, as compact_events does for TensorBoard: a row's step is the optimizer step for STEP_TAGS, the
+    epoch for the others; unreadable rows go too."""
+
+    def before(row: dict) -> bool:
+        try:
+            return int(row["step"]) <= (step if row["tag"].startswith(STEP_TAGS) else epoch)
+        except (AttributeError, KeyError, TypeError, ValueError):
+            return False
+
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        rows = list(csv.DictReader(f))
+    kept = [row for row in rows if before(row)]
+    if len(kept) < len(rows):
+        log.info("%s: %d rows past the checkpoint or unreadable dropped", path.name, len(rows) - len(kept))
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fields, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(kept)
+    write_file(path, text.getvalue())
+
+
 def finished(run_dir: Path) -> bool:
     """A run that reached its end: its train.log ends with the summary line (`done: best ...`)."""
     path = run_dir / "train.log"
@@ -261,7 +299,12 @@ def remove_unstarted(run_dir: Path) -> bool:
 # The epoch-<N>.pt files (trainer.save_top_k) this run wrote, recorded before each is written: cleaning
 # deletes only these, never a user's copy or link of the same name.
 TOP_RECORD = ".topk.json"
-TOP_FILE = re.compile(r"epoch-(\d+)\.pt")  # progress.top_name
+TOP_FILE = re.compile(r"epoch-(\d+)\.pt")  # top_name's
+
+
+def top_name(epoch: int) -> str:
+    """The file of a top-k epoch (trainer.save_top_k): epoch-<N>.pt, N counted from 1."""
+    return f"epoch-{epoch}.pt"
 
 
 def written_top(run_dir: Path) -> set[str]:
@@ -357,3 +400,126 @@ def write_file(path: Path, content) -> None:
 
 def write_text(path: Path, text: str) -> None:
     write_file(path, text)
+
+
+# --- checkpoints in the run directory ---------------------------------------------------------------
+
+
+def commit(state: dict, run_dir: Path, best: bool, top: str | None = None, drop: tuple[str, ...] = ()) -> None:
+    """One checkpoint event: the epoch's `top` file when it enters the save_top_k best, last.pt (whose
+    progress lists the top files), best.pt when this state is the best, then the top files that fell
+    out are deleted. A crash between the writes leaves best.pt behind last.pt's record of the best
+    step, which `repair_best` mends, or top files that last.pt does not list, which `prune_top` deletes."""
+    if top:
+        record_top(run_dir, written_top(run_dir) | {top})  # recorded before it exists
+        ckpt.save(state, run_dir / top)
+    ckpt.save(state, run_dir / "last.pt")
+    if best:
+        ckpt.crash_point("between-last-and-best")
+        ckpt.save(state, run_dir / "best.pt")
+    if drop:
+        delete_top(run_dir, drop)
+        record_top(run_dir, written_top(run_dir) - set(drop))
+
+
+def prune_top(run_dir: Path, progress: dict) -> None:
+    """Delete the epoch-<N>.pt files this run wrote (TOP_RECORD) that progress["top"] does not
+    list (left by a crash between writes); a file of that name the run did not write is never touched."""
+    kept = {top_name(epoch) for _, epoch in progress.get("top", [])}
+    written = written_top(run_dir)
+    if written - kept:
+        delete_top(run_dir, written - kept)
+        record_top(run_dir, written & kept)
+
+
+def repair_best(run_dir: Path, progress: dict) -> None:
+    """Make best.pt the checkpoint of progress["best_step"]. Only the last write can have been lost, and
+    then the best is last.pt itself, so best.pt becomes a copy of it."""
+    step = progress.get("best_step")
+    best = run_dir / "best.pt"
+    if step is None:
+        return
+    if best.is_file() and ckpt.load(best)["progress"].get("step") == step:
+        return
+    last = ckpt.load(run_dir / "last.pt", "last.pt")
+    if last["progress"].get("step") != step:
+        raise CheckpointError(f"{best}: not the best checkpoint (step {step}) and last.pt cannot replace it")
+    log.warning("best.pt is behind the recorded best (step %d): rewriting it from last.pt", step)
+    ckpt.save({k: v for k, v in last.items() if k not in ("format", "version")}, best)
+
+
+def find(path: str | Path, name: str = "best.pt", outputs: Path = Path("outputs")) -> tuple[Path, str | None]:
+    """The checkpoint a user means by `checkpoint=`: a file; a run directory (its `name`); a folder of
+    runs, such as an experiment's outputs/<name>/ (its newest finished run's); `latest` (the newest
+    finished run under ./outputs); or a shared model's folder, local or `hf://<user>/<repo>` (returned
+    as the folder: seq2seq.pretrained reads it). The note says which run was chosen, when one was."""
+    if str(path) == "latest":
+        return newest_run(outputs, name, "checkpoint=latest")
+    if str(path).startswith("hf://"):  # a shared model on the Hugging Face Hub (seq2seq.pretrained)
+        from seq2seq import pretrained
+
+        return pretrained.from_hub(str(path)), None
+    path = Path(path)
+    if (path / "config.json").is_file() and (path / "model.safetensors").is_file():  # a shared model's folder
+        return path, None
+    if path.is_dir() and not (path / name).exists():
+        return newest_run(path, name, f"checkpoint={path}")
+    return ckpt.resolve(path, name), None
+
+
+class Checkpoints:
+    """Writes a run's checkpoint events (rank 0 only) and knows the last one that was written, so a
+    refusal can say which checkpoint is kept. Nothing non-finite is ever saved."""
+
+    def __init__(self, cfg, setup, run_dir: Path, writer, saved_step: int | None):
+        self.cfg, self.setup, self.run_dir, self.writer = cfg, setup, run_dir, writer
+        self.config, self.task_state = OmegaConf.to_container(cfg, resolve=True), setup.task.state_dict()
+        self.saved_step = saved_step  # step of the last.pt on disk, or None
+        self.last_time = time.monotonic()
+
+    def kept(self) -> str:
+        if self.saved_step is None:
+            return "no checkpoint was written (none held a finite state)"
+        return f"the last good checkpoint is kept: {self.run_dir / 'last.pt'} (step {self.saved_step})"
+
+    def mark_finished(self) -> None:
+        """Record in last.pt that the run ended and wrote its final splits. Read back from disk: the model
+        now holds best.pt's weights (the final splits are evaluated on them), last.pt must keep its own."""
+        path = self.run_dir / "last.pt"
+        if self.setup.ctx.is_main and path.is_file():
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            state["progress"]["finished"] = True
+            ckpt.save(state, path)
+
+    def due(self, step: int) -> bool:
+        """A mid-epoch checkpoint is due (trainer.checkpoint_every_minutes / _n_steps)."""
+        every_n, minutes = self.cfg.trainer.checkpoint_every_n_steps, self.cfg.trainer.checkpoint_every_minutes
+        return bool(every_n and step % every_n == 0) or bool(
+            minutes and time.monotonic() - self.last_time >= 60 * minutes
+        )
+
+    def commit(self, state, carry, metrics: dict, best: bool = False, top=None, drop=()) -> None:
+        """Save the run's `state` (a RunState) with the model, optimizer, schedule and `carry`: last.pt,
+        best.pt when `best`, the epoch's top-k file `top`, and the top-k files `drop` deleted."""
+        setup = self.setup
+        weights = (f"parameter {n}" for n, p in setup.model.named_parameters() if not torch.isfinite(p).all())
+        values = (k for k, v in metrics.items() if not math.isfinite(v))
+        bad = next(weights, None) or next(values, None)
+        if bad:
+            where = f"step {state.step} (epoch {state.epoch + 1})"
+            raise NonFiniteLossError(f"{bad} is not finite at {where}: not saved; {self.kept()}")
+        if setup.ctx.is_main:
+            self.writer.flush()  # every event up to this checkpoint is on disk before it
+            saved = ckpt.training_state(
+                model_spec=setup.model_spec,
+                model=setup.model,
+                task=self.task_state,
+                config=self.config,
+                optimizer=setup.optimizer,
+                schedule=setup.schedule,
+                progress=state.as_dict(),
+                carry=carry,
+                metrics=metrics,
+            )
+            commit(saved, self.run_dir, best, top, drop)
+        self.saved_step, self.last_time = state.step, time.monotonic()

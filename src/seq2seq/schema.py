@@ -20,10 +20,6 @@ from typing import Any
 
 from omegaconf import MISSING
 
-# Keys added after seq2seq 0.2, with the value that reproduces a run made before they existed: resuming
-# such a run, or rebuilding its task from a checkpoint, keeps the data it was trained on.
-ADDED_KEYS = {"task.split_seed": None, "task.drop_last": False}
-
 # Parameters filled at the call site, never by a config: sizes the data decides, data itself.
 CALL_SITE = ("self", "vocab_size", "splits")
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from seq2seq import decoding
 from seq2seq.data.addition import START, check_question, check_texts, question_form_of
 from seq2seq.decoding import MAX_NEW_TOKENS
 from seq2seq.errors import CheckpointError, ConfigError, DataError
@@ -39,12 +40,11 @@ def export(path, out) -> Path:
 
     import torch
 
-    from seq2seq import checkpoint as ckpt
-    from seq2seq import pretrained
+    from seq2seq import pretrained, rundir
     from seq2seq.models.seq2seq import Encoded
     from seq2seq.tasks.codec import codec_from_state
 
-    source, _ = ckpt.find(path, "best.pt")
+    source, _ = rundir.find(path, "best.pt")
     module, checkpoint = pretrained.read(source)
     family = module.family
     codec = codec_from_state(checkpoint["task"]) if family != "lm" else None
@@ -101,6 +101,11 @@ def export(path, out) -> Path:
     return out
 
 
+# What the runner decodes (beam search and the rest need the PyTorch API).
+RUNNER_STRATEGIES = ("greedy", "sample")
+NOT_IN_THE_RUNNER = ("repetition_penalty", "num_samples", "top_p")
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=-1, keepdims=True)
     e = np.exp(z)
@@ -126,6 +131,11 @@ class OnnxModel:
             raise CheckpointError(f"{folder}: not an exported ONNX folder (no {' and '.join(GRAPHS['seq2seq'])})")
         generation = folder / "generation_config.json"
         self.defaults = read_json(generation, "generation config") if generation.exists() else {}
+        if self.family in GRAPHS:
+            try:
+                decoding.check_defaults(self.defaults, str(generation), self.family)
+            except ConfigError as e:
+                raise CheckpointError(str(e)) from None
         task = config.get("task")
         fields = {"seq2seq": {"vocab": list, "question_width": int, "answer_width": int, "reverse": bool},
                   "lm": {"vocab": list, "eos": str}}[self.family]  # fmt: skip
@@ -134,8 +144,6 @@ class OnnxModel:
         self.itos = task["vocab"]
         if not all(isinstance(t, str) for t in self.itos) or len(set(self.itos)) != len(self.itos):
             raise CheckpointError(f"{folder}/config.json: the vocabulary is not a list of distinct words")
-        if not isinstance(self.defaults, dict):
-            raise CheckpointError(f"{generation}: not a mapping of decoding defaults")
         self.stoi = {t: i for i, t in enumerate(self.itos)}
         options = ort.SessionOptions()
         if threads:
@@ -166,34 +174,27 @@ class OnnxModel:
                 raise CheckpointError(f"{folder}: step.onnx is not a language model's step")
             self.layers, self.hidden = shape[0], shape[2]
 
-    def generate(self, inputs, strategy=None, max_new_tokens=None, temperature=1.0, top_k=None, seed=0,
-                 skip=None):  # fmt: skip
-        """Outputs for one input (a str) or a list of inputs. strategy: greedy or sample (default: the
-        folder's generation_config.json)."""
-        strategy = strategy or self.defaults.get("strategy", "greedy")
-        if strategy not in ("greedy", "sample"):
-            raise ConfigError(f"strategy={strategy!r}: the ONNX runner decodes greedy or sample")
+    def generate(self, inputs, **options):
+        """Outputs for one input (a str) or a list of inputs, decoded with the shared options
+        (seq2seq.decoding.resolve, the folder's generation_config.json as the model's defaults): greedy
+        or sample, with max_new_tokens, skip, temperature, top_k and seed."""
+        opts = decoding.resolve(options, self.family, self.defaults)
+        if opts.strategy not in RUNNER_STRATEGIES:
+            raise ConfigError(f"strategy={opts.strategy!r}: the ONNX runner decodes greedy or sample")
+        beyond = [name for name in NOT_IN_THE_RUNNER if options.get(name) is not None]
+        if beyond:
+            raise ConfigError(f"{beyond[0]}: the ONNX runner does not take it (seq2seq.load(...).generate does)")
         texts = [inputs] if isinstance(inputs, str) else inputs
         if not isinstance(texts, list | tuple) or not texts or not all(isinstance(t, str) for t in texts):
             raise DataError("generate takes a string or a non-empty list of strings")
         check_texts(list(texts))
-        skip = self.defaults.get("skip") or [] if skip is None else skip
-        if not isinstance(skip, list | tuple) or not all(isinstance(w, str) for w in skip):
-            raise ConfigError("skip: must be a list of words")
-        default = self.defaults.get("max_new_tokens") if self.family == "lm" else None
-        max_new_tokens = max_new_tokens if max_new_tokens is not None else default
-        if max_new_tokens is not None and not (
-            isinstance(max_new_tokens, int) and 1 <= max_new_tokens <= MAX_NEW_TOKENS
-        ):
-            raise ConfigError(f"max_new_tokens={str(max_new_tokens)[:20]}: must be from 1 to {MAX_NEW_TOKENS:,}")
-        skip_ids = [self.stoi[w] for w in skip if w in self.stoi]
-        rng = np.random.default_rng(seed)
-        pick = {"greedy": strategy == "greedy", "temperature": temperature, "top_k": top_k, "rng": rng}
+        skip_ids = [self.stoi[w] for w in opts.skip if w in self.stoi]
+        rng = np.random.default_rng(opts.seed)
+        pick = {"greedy": opts.strategy == "greedy", "temperature": opts.temperature, "top_k": opts.top_k, "rng": rng}
         if self.family == "seq2seq":
-            outputs = self.answers(texts, max_new_tokens or self.steps, skip_ids, pick)
+            outputs = self.answers(texts, opts.max_new_tokens or self.steps, skip_ids, pick)
         else:
-            steps = max_new_tokens or 100
-            outputs = [self.continue_prompt(t, steps, skip_ids, pick) for t in texts]
+            outputs = [self.continue_prompt(t, opts.max_new_tokens, skip_ids, pick) for t in texts]
         return outputs[0] if isinstance(inputs, str) else outputs
 
     @staticmethod
@@ -224,7 +225,7 @@ class OnnxModel:
         except Exception as e:  # graphs that do not fit each other or the config
             raise CheckpointError(f"{self.folder}: the graphs do not fit ({str(e).splitlines()[0][:120]})") from None
 
-    def answers(self, texts: list[str], steps: int, skip_ids, pick) -> list[str]:
+    def answers(self, texts: list[str], max_new_tokens: int, skip_ids, pick) -> list[str]:
         encoder, step = self.sessions
         src = self.encode(texts)
         states, summary = self.run(encoder, {"src": src})
@@ -233,12 +234,12 @@ class OnnxModel:
         token = np.full((len(texts), 1), self.stoi[START], dtype=np.int64)
         out = []
         needs = {i.name for i in step.get_inputs()}  # the exporter drops inputs a decoder does not read
-        for _ in range(steps):
+        for _ in range(max_new_tokens):
             feed = {"token": token, "states": states, "summary": summary, "h": h, "c": c}
             logits, h, c = self.run(step, {k: v for k, v in feed.items() if k in needs})
             token = self.choose(logits, skip_ids, **pick)[:, None].astype(np.int64)
             out.append(token[:, 0])
-        ids = np.stack(out, axis=1)  # (N, steps)
+        ids = np.stack(out, axis=1)  # (N, max_new_tokens)
         return ["".join(self.itos[i] for i in row).rstrip() for row in ids.tolist()]
 
     def next_word_probs(self, words: list[str]) -> np.ndarray:
@@ -253,17 +254,17 @@ class OnnxModel:
         logits, h, c = self.run(self.sessions[0], {"tokens": tokens, "h": state[0], "c": state[1]})
         return logits, h, c
 
-    def continue_prompt(self, prompt: str, steps: int, skip_ids, pick) -> str:
+    def continue_prompt(self, prompt: str, max_new_tokens: int, skip_ids, pick) -> str:
         words = prompt.split()
         unknown = [w for w in words if w not in self.stoi]
         if not words or unknown:
             raise DataError(f"prompt words {unknown[:5]} are not in the vocabulary" if words else "the prompt is empty")
         logits, h, c = self.run_lm(np.array([[self.stoi[w] for w in words]], dtype=np.int64), None)
         picked = []
-        for t in range(steps):
+        for t in range(max_new_tokens):
             token = self.choose(logits[:, -1], skip_ids, **pick)
             picked.append(int(token[0]))
-            if t + 1 < steps:
+            if t + 1 < max_new_tokens:
                 logits, h, c = self.run_lm(token[:, None].astype(np.int64), (h, c))
         joined = " ".join(words + [self.itos[i] for i in picked])
         return joined.replace(f" {self.eos}", ".\n").replace("\n ", "\n").strip()

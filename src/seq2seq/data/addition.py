@@ -24,7 +24,7 @@ START = "_"
 
 
 @dataclass
-class PairData:
+class FixedWidthPairs:
     """Questions and answers of one file. Each answer starts with START; all have equal widths."""
 
     questions: list[str]
@@ -38,7 +38,7 @@ def random_operand(rng: random.Random, max_digits: int) -> int:
     return rng.randint(low, 10**digits - 1)
 
 
-def generate_addition(num_examples: int = 50_000, max_digits: int = 3, seed: int = 0) -> PairData:
+def generate_addition(num_examples: int = 50_000, max_digits: int = 3, seed: int = 0) -> FixedWidthPairs:
     """Distinct questions `a+b` (`a+b` and `b+a` count as the same question), padded as in the chapter."""
     capacity = (10**max_digits) * (10**max_digits + 1) // 2  # unordered pairs of 0 .. 10**max_digits - 1
     if num_examples > capacity:
@@ -56,10 +56,10 @@ def generate_addition(num_examples: int = 50_000, max_digits: int = 3, seed: int
         seen.add(key)
         questions.append(f"{a}+{b}".ljust(q_width))
         answers.append(f"{START}{a + b}".ljust(a_width))
-    return PairData(questions, answers)
+    return FixedWidthPairs(questions, answers)
 
 
-def format_pairs(data: PairData) -> str:
+def format_fixed_width(data: FixedWidthPairs) -> str:
     return "".join(q + a + "\n" for q, a in zip(data.questions, data.answers, strict=True))
 
 
@@ -73,7 +73,7 @@ def shorten(line: str, limit: int = 80) -> str:
     return repr(line) if len(line) <= limit else f"{line[:limit]!r}... ({len(line):,} characters)"
 
 
-def load_pairs(path: str | Path) -> PairData:
+def load_fixed_width(path: str | Path) -> FixedWidthPairs:
     """Read a fixed-width pair file, failing with the file and line of the first problem."""
     path = Path(path)
     if not path.is_file():
@@ -107,7 +107,7 @@ def load_pairs(path: str | Path) -> PairData:
         answers.append(line[split:])
     if width - split < 2:
         raise DataError(f"{path}:1: empty answer after '{START}'")
-    return PairData(questions, answers)
+    return FixedWidthPairs(questions, answers)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     data = generate_addition(args.num_examples, args.max_digits, args.seed)
-    args.out.write_text(format_pairs(data), encoding="utf-8")
+    args.out.write_text(format_fixed_width(data), encoding="utf-8")
     print(f"wrote {len(data.questions)} questions to {args.out}")
 
 

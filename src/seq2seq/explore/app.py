@@ -19,8 +19,7 @@ from pathlib import Path
 
 import torch
 
-from seq2seq import checkpoint as ckpt
-from seq2seq import decoding, pretrained
+from seq2seq import decoding, pretrained, rundir
 from seq2seq.errors import DataError, Seq2seqError
 from seq2seq.explore import analysis
 from seq2seq.explore.runs import Runs
@@ -66,7 +65,7 @@ class Explorer:
     def file(self, value: str) -> tuple[Path, tuple]:
         """The checkpoint file (or shared folder) of the run `value` names under the root, and its cache key."""
         path = self.runs.path(value)
-        file, _ = ckpt.find(path, "best.pt")
+        file, _ = rundir.find(path, "best.pt")
         inside = [file, *(file / name for name in pretrained.FILES + pretrained.GRAPHS)] if file.is_dir() else [file]
         if not all(f.resolve().is_relative_to(self.runs.root) for f in inside):  # a best.pt linking out of the root
             raise DataError(f"{value[:200]}: its checkpoint (or a file of it) lies outside {self.runs.root}")

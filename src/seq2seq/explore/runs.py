@@ -3,7 +3,7 @@ and every path a page asks for checked to lie under the root.
 
 A training run is a folder holding `config.yaml` beside `train.log` or a checkpoint (outputs/<name>/<run>/,
 outputs/multirun/<time>/<job>/); a shared model is a folder holding `config.json` beside
-`model.safetensors` (seq2seq.export). Nothing here imports torch or builds a model: the table is read
+`model.safetensors` (seq2seq.export). Nothing here loads a checkpoint or builds a model: the table is read
 from the files' plain values (seq2seq.plainvalues) and TensorBoard records (seq2seq.rundir.read_events).
 """
 

@@ -23,6 +23,3 @@ __all__ = [
 MODEL_CLASSES = {"seq2seq": Seq2seq, "image_captioner": ImageCaptioner, "rnnlm": Rnnlm}  # by config schema name
 MODELS = {cls.__name__: cls for cls in MODEL_CLASSES.values()}
 MODEL_TARGETS = {f"seq2seq.models.{name}": cls for name, cls in MODELS.items()}  # by a config's `_target_`
-
-# Names of checkpoints written before the decoder was an argument: (the name now, the arguments it adds).
-RENAMED = {"PeekySeq2seq": ("Seq2seq", {"decoder": "peeky"}), "AttentionSeq2seq": ("Seq2seq", {"decoder": "attention"})}

@@ -9,6 +9,7 @@ Shapes: B inputs, K beam size, V vocabulary, L max length. All beams decode toge
 import torch
 from torch.nn import functional as F
 
+from seq2seq.decoding import GenerationConfig
 from seq2seq.models.sampling import adjust_logits
 
 
@@ -17,18 +18,17 @@ def beam_search(
     model,
     logits: torch.Tensor,
     state,
-    max_length: int,
-    beam_size: int = 5,
-    n_best: int = 1,
-    eos_id: int | None = None,
-    length_penalty: float = 0.0,
+    max_new_tokens: int,
+    how: GenerationConfig,
     skip_ids: tuple[int, ...] | list[int] = (),
-    repetition_penalty: float = 1.0,
+    eos_id: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Start from the first step's logits (B, V) and decoder state; return the n_best sequences per input
-    (B, n_best, L) and their scores (B, n_best): summed log-probabilities divided by
-    length ** length_penalty. A beam that emits eos_id is finished: it keeps its score and is padded
-    with eos_id. Without eos_id every sequence has max_length tokens. Tokens in skip_ids are never chosen."""
+    """Start from the first step's logits (B, V) and decoder state; return the how.n_best sequences per
+    input (B, n_best, L) of a search of how.beam_size beams, and their scores (B, n_best): summed
+    log-probabilities divided by length ** how.length_penalty. A beam that emits eos_id is finished: it
+    keeps its score and is padded with eos_id. Without eos_id every sequence has max_new_tokens tokens.
+    Tokens in skip_ids are never chosen."""
+    beam_size, n_best = how.beam_size, how.n_best
     if not 1 <= n_best <= beam_size:
         raise ValueError(f"need 1 <= n_best <= beam_size, got n_best={n_best}, beam_size={beam_size}")
     B, K, device = logits.shape[0], beam_size, logits.device
@@ -39,9 +39,9 @@ def beam_search(
     tokens = torch.zeros((B, K, 0), dtype=torch.long, device=device)  # (B, K, t)
     finished = torch.zeros(B, K, dtype=torch.bool, device=device)
     lengths = torch.zeros(B, K, device=device)
-    for t in range(max_length):
+    for t in range(max_new_tokens):
         history = tokens.view(B * K, -1)
-        logp = F.log_softmax(adjust_logits(logits, skip_ids, history, repetition_penalty), dim=-1).view(B, K, -1)
+        logp = F.log_softmax(adjust_logits(logits, skip_ids, history, how.repetition_penalty), dim=-1).view(B, K, -1)
         V = logp.shape[-1]
         if eos_id is not None:  # a finished beam can only repeat eos, at no cost
             logp = torch.where(finished[..., None], torch.full_like(logp, float("-inf")), logp)
@@ -52,9 +52,9 @@ def beam_search(
         tokens = torch.cat([tokens.gather(1, beam[..., None].expand(-1, -1, tokens.shape[2])), token[..., None]], 2)
         lengths = lengths.gather(1, beam) + (~finished.gather(1, beam)).float()
         finished = finished.gather(1, beam) | (token == eos_id if eos_id is not None else False)
-        if t + 1 < max_length:
+        if t + 1 < max_new_tokens:
             rows = (beam + torch.arange(B, device=device)[:, None] * K).flatten()  # (B*K,)
             logits, state = model.decode_step(token.view(B * K, 1), model.select_state(state, rows))
-    normalized = scores / lengths.clamp(min=1) ** length_penalty
+    normalized = scores / lengths.clamp(min=1) ** how.length_penalty
     best, order = normalized.topk(n_best, dim=-1)  # (B, n_best)
     return tokens.gather(1, order[..., None].expand(-1, -1, tokens.shape[2])), best

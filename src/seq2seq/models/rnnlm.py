@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from seq2seq.checks import DROPOUT, LAYERS, SIZE, one_of
+from seq2seq.decoding import GenerationConfig
 from seq2seq.models.beam import beam_search
 from seq2seq.models.init import INITS, chapter_init_, check_init
 from seq2seq.models.loss import linear_cross_entropy
@@ -94,25 +95,20 @@ class Rnnlm(nn.Module):
     def generate(
         self,
         prompt: torch.Tensor,
-        num_words: int,
-        num_samples: int = 1,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        greedy: bool = False,
+        max_new_tokens: int,
+        how: GenerationConfig | None = None,
         skip_ids: list[int] | tuple[int, ...] = (),
         generator: torch.Generator | None = None,
-        repetition_penalty: float = 1.0,
     ) -> torch.Tensor:
-        """Feed `prompt` (P,) through the model, then sample `num_words` more words for each of
-        `num_samples` independent samples. Returns the new ids only: (num_samples, num_words)."""
-        logits, state = self.start_decoding(prompt, num_samples)
-        sampling = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "greedy": greedy}
-        sampling.update(skip_ids=skip_ids, generator=generator, repetition_penalty=repetition_penalty)
-        return decode_loop(self, logits, state, num_words, **sampling)
+        """Feed `prompt` (P,) through the model, then pick `max_new_tokens` more words as `how` (resolved
+        decoding options, seq2seq.decoding) says, for each of its num_samples independent samples
+        (sample), or once (greedy; argmax without `how`). Returns the new ids only: (samples, max_new_tokens)."""
+        samples = how.num_samples if how is not None and how.strategy == "sample" else 1
+        logits, state = self.start_decoding(prompt, samples)
+        return decode_loop(self, logits, state, max_new_tokens, how, skip_ids, generator)
 
-    def beam_search(self, prompt: torch.Tensor, num_words: int, **options):
-        """The num_words likeliest continuations of prompt (P,) by beam search (see seq2seq.models.beam):
-        ids (1, n_best, num_words) and their scores (1, n_best)."""
+    def beam_search(self, prompt: torch.Tensor, max_new_tokens: int, how: GenerationConfig, skip_ids=()):
+        """The likeliest continuations of prompt (P,) by beam search (see seq2seq.models.beam): ids
+        (1, n_best, max_new_tokens) and their scores (1, n_best)."""
         logits, state = self.start_decoding(prompt)
-        return beam_search(self, logits, state, num_words, **options)
+        return beam_search(self, logits, state, max_new_tokens, how, skip_ids)

@@ -4,6 +4,8 @@ the logit adjustments every strategy shares (tokens never emitted, repetition pe
 import torch
 from torch.nn import functional as F
 
+from seq2seq.decoding import GenerationConfig
+
 
 def adjust_logits(logits, skip_ids=(), history=None, repetition_penalty=1.0):
     """A float copy of logits (N, V) with skip_ids at -inf and, when repetition_penalty != 1, the logits
@@ -18,22 +20,14 @@ def adjust_logits(logits, skip_ids=(), history=None, repetition_penalty=1.0):
     return logits
 
 
-def sample_next(
-    logits,
-    temperature=1.0,
-    top_k=None,
-    top_p=None,
-    greedy=False,
-    skip_ids=(),
-    generator=None,
-    history=None,
-    repetition_penalty=1.0,
-):
-    """Pick the next token for each row of logits (B, V) -> (B, 1). Words in skip_ids are never picked."""
-    logits = adjust_logits(logits, skip_ids, history, repetition_penalty)
-    if greedy:
+def sample_next(logits, how: GenerationConfig, skip_ids=(), generator=None, history=None):
+    """Pick the next token for each row of logits (B, V) -> (B, 1) as `how` says (its strategy greedy or
+    sample, its repetition penalty, temperature, top_k and top_p). Words in skip_ids are never picked."""
+    logits = adjust_logits(logits, skip_ids, history, how.repetition_penalty)
+    if how.strategy == "greedy":
         return logits.argmax(dim=-1, keepdim=True)
-    logits = logits / temperature
+    top_k, top_p = how.top_k, how.top_p
+    logits = logits / how.temperature
     if top_k is not None and top_k < logits.shape[-1]:
         kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1)
         logits[logits < kth] = float("-inf")
@@ -48,14 +42,20 @@ def sample_next(
 
 
 @torch.no_grad()
-def decode_loop(model, logits: torch.Tensor, state, steps: int, **sampling) -> torch.Tensor:
+def decode_loop(
+    model, logits: torch.Tensor, state, max_new_tokens: int, how: GenerationConfig | None = None, skip_ids=(),
+    generator=None,
+) -> torch.Tensor:  # fmt: skip
     """Greedy or sampled decoding for any model with the decoding protocol (`decode_step(token, state)
-    -> (logits, state)`): start from the first step's logits (N, V), pick a token, feed it back.
-    No sampling options means argmax. Returns the picked ids (N, steps)."""
+    -> (logits, state)`): start from the first step's logits (N, V), pick a token as `how` says, feed it
+    back. Without `how`, plain argmax: the greedy decoding validation measures. Returns the ids (N, steps)."""
     out = torch.empty(logits.shape[0], 0, dtype=torch.long, device=logits.device)  # (N, t)
-    for t in range(steps):
-        token = sample_next(logits, history=out, **sampling) if sampling else logits.argmax(dim=-1, keepdim=True)
+    for t in range(max_new_tokens):
+        if how is None:
+            token = logits.argmax(dim=-1, keepdim=True)  # (N, 1)
+        else:
+            token = sample_next(logits, how, skip_ids, generator, history=out)
         out = torch.cat([out, token], dim=1)
-        if t + 1 < steps:
+        if t + 1 < max_new_tokens:
             logits, state = model.decode_step(token, state)
     return out

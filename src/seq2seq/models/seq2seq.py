@@ -13,7 +13,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from seq2seq.checks import SIZE, one_of
+from seq2seq.checks import SIZE, Rule, one_of
+from seq2seq.decoding import GenerationConfig
 from seq2seq.models.beam import beam_search
 from seq2seq.models.init import INITS, chapter_init_, check_init
 from seq2seq.models.sampling import decode_loop
@@ -38,6 +39,12 @@ def padding_mask(lengths: torch.Tensor, width: int) -> torch.Tensor:
     return torch.arange(width, device=lengths.device) < lengths[:, None]
 
 
+EVEN_WHEN_BIDIRECTIONAL = Rule(
+    ("hidden_size", "bidirectional"), lambda size, both: not both or size % 2 == 0,
+    "a bidirectional encoder needs an even hidden_size (half per direction)",
+)  # fmt: skip
+
+
 class Encoder(nn.Module):
     """Embedding + LSTM. Passes on its hidden states only: the memory cell stays private.
 
@@ -48,8 +55,8 @@ class Encoder(nn.Module):
 
     def __init__(self, vocab_size: int, wordvec_size: int, hidden_size: int, bidirectional: bool = False):
         super().__init__()
-        if bidirectional and hidden_size % 2:
-            raise ValueError(f"a bidirectional encoder needs an even hidden_size, got {hidden_size}")
+        if not EVEN_WHEN_BIDIRECTIONAL.ok(hidden_size, bidirectional):
+            raise ValueError(f"{EVEN_WHEN_BIDIRECTIONAL.says}, got {hidden_size}")
         self.embed = nn.Embedding(vocab_size, wordvec_size)
         units = hidden_size // 2 if bidirectional else hidden_size
         self.lstm = nn.LSTM(wordvec_size, units, batch_first=True, bidirectional=bidirectional)
@@ -149,6 +156,7 @@ class Seq2seq(nn.Module):
         "decoder": one_of(tuple(DECODERS)),
         "init": one_of(INITS),
     }
+    RULES: ClassVar[tuple] = (EVEN_WHEN_BIDIRECTIONAL,)
 
     def __init__(
         self,
@@ -215,17 +223,18 @@ class Seq2seq(nn.Module):
         self,
         src: torch.Tensor,
         start_id: int,
-        length: int,
+        max_new_tokens: int,
         enc: Encoded | None = None,
         lengths: torch.Tensor | None = None,
-        **sampling,
+        how: GenerationConfig | None = None,
+        skip_ids=(),
+        generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """Decode a whole batch at once: src (B, S) -> token ids (B, length). Greedy (argmax) unless
-        sampling options of `sample_next` are given (temperature, top_k, top_p, generator, skip_ids,
-        repetition_penalty). `enc`, the encoder's output for src, saves encoding twice when the caller
-        already has it."""
+        """Decode a whole batch at once: src (B, S) -> token ids (B, max_new_tokens), greedy or sampled as
+        `how` (resolved decoding options, seq2seq.decoding) says; without it, argmax (validation's).
+        `enc`, the encoder's output for src, saves encoding twice when the caller already has it."""
         logits, state = self.start_decoding(src, start_id, lengths, enc)
-        return decode_loop(self, logits, state, length, **sampling)
+        return decode_loop(self, logits, state, max_new_tokens, how, skip_ids, generator)
 
     @torch.no_grad()
     def greedy_from_teacher_forcing(
@@ -245,7 +254,10 @@ class Seq2seq(nn.Module):
             pred[index] = self.generate(src[index], start_id, tgt_in.shape[1], enc=enc.rows(index))
         return pred
 
-    def beam_search(self, src: torch.Tensor, start_id: int, length: int, lengths=None, **options):
-        """Beam search decoding (see seq2seq.models.beam): (B, n_best, length) ids and their scores."""
+    def beam_search(
+        self, src: torch.Tensor, start_id: int, max_new_tokens: int, how: GenerationConfig, lengths=None,
+        skip_ids=(), eos_id: int | None = None,
+    ):  # fmt: skip
+        """Beam search decoding (see seq2seq.models.beam): (B, n_best, max_new_tokens) ids and their scores."""
         logits, state = self.start_decoding(src, start_id, lengths)
-        return beam_search(self, logits, state, length, **options)
+        return beam_search(self, logits, state, max_new_tokens, how, skip_ids, eos_id)

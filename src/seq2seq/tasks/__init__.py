@@ -3,14 +3,18 @@ is `seq2seq.tasks.base.Task`. A new task is a class in its own file here, listed
 `configs/task/<name>.yaml`; its config schema is derived from its constructor (seq2seq.schema)."""
 
 from seq2seq.checks import component_checks
+from seq2seq.compat import added_task_values
 from seq2seq.errors import CheckpointError, ConfigError
 from seq2seq.models import MODEL_TARGETS
-from seq2seq.schema import ADDED_KEYS, options
+from seq2seq.schema import options
 from seq2seq.tasks.addition import AdditionTask
 from seq2seq.tasks.base import Task
 from seq2seq.tasks.captions import CaptionsTask
+from seq2seq.tasks.chitchat import ChitchatTask
 from seq2seq.tasks.language_model import LanguageModelTask
-from seq2seq.tasks.pairs import ChitchatTask, PairsTask, ProgramsTask, TsvTask
+from seq2seq.tasks.pairs import PairsTask
+from seq2seq.tasks.programs import ProgramsTask
+from seq2seq.tasks.tsv import TsvTask
 from seq2seq.typecheck import check_fields
 
 __all__ = [
@@ -46,11 +50,7 @@ def task_from_saved_config(node, where: str):
         raise CheckpointError(f"{where}: task {str(target)[:60]!r} is not one of {', '.join(TASKS)}")
     cls = TASKS[target]
     declared = {o.name: o for o in options(cls)}
-    values = {k: v for k, v in node.items() if k != "_target_"}
-    for key, legacy in ADDED_KEYS.items():  # a checkpoint of an earlier version: its old behaviour
-        name = key.removeprefix("task.")
-        if name not in values and name in declared:
-            values[name] = legacy
+    values = added_task_values({k: v for k, v in node.items() if k != "_target_"}, declared)
     required = [name for name, o in declared.items() if o.required]
     check_fields(values, {name: o.annotation for name, o in declared.items()}, where, required)
     for key, (ok, says) in component_checks(cls).items():  # the caps a config has (num_examples, ...)

@@ -8,7 +8,7 @@ import torch
 from torch.nn import functional as F
 
 from seq2seq.checks import COUNT, DIGITS, FRACTION, NON_NEGATIVE, POSITIVE, SEED
-from seq2seq.data.addition import START, SUM, generate_addition, load_pairs
+from seq2seq.data.addition import START, SUM, generate_addition, load_fixed_width
 from seq2seq.data.split import epoch_generator
 from seq2seq.data.vocab import Vocab
 from seq2seq.errors import DataError
@@ -54,7 +54,7 @@ class AdditionTask:
         eval_limit: int | None = None,  # validate on the first eval_limit questions only (quick checks)
         seed: int = 0,  # generates the questions and shuffles each epoch (the config passes the run's seed)
     ):
-        data = load_pairs(path) if path else generate_addition(num_examples, max_digits, seed)
+        data = load_fixed_width(path) if path else generate_addition(num_examples, max_digits, seed)
         n = len(data.questions)
         n_val = int(n * val_fraction)
         if not 0 < n_val < n:

@@ -185,7 +185,6 @@ class ImageCodec(PairCodec):
 
 
 CODECS = {"fixed_width": FixedWidthCodec, "token_pairs": PairCodec, "captions": ImageCodec}
-OLD_KINDS = {"pairs": "fixed_width", "text_pairs": "token_pairs"}  # the names of seq2seq 0.2 and earlier
 
 # The fields of each task kind's saved state (Task.state_dict()), with their types: what a checkpoint
 # must hold for generation. "lm" is the language models' (a vocabulary and its end-of-sentence word).
@@ -205,9 +204,6 @@ STATE_FIELDS = {
     "captions": {**_PAIR_FIELDS, "image_size": list[int]},
     "lm": {"kind": str, "vocab": list[str], "eos": str},
 }
-
-# Added in 0.3 (number_digits, context_turns: only when above 0) and 0.4 (question_form).
-OPTIONAL_FIELDS = ("number_digits", "context_turns", "question_form")
 
 
 def codec_from_state(state: dict):

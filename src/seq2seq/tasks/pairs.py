@@ -1,5 +1,6 @@
-"""Variable-length (source, target) pairs for the Encoder-Decoder models: TSV files, and the base
-class of every generated pair task (chitchat, programs).
+"""PairsTask: variable-length (source, target) pairs for the Encoder-Decoder models, the base class of
+the pair tasks (tsv, chitchat, programs: one file each). The addition task's fixed-width pairs are
+seq2seq.tasks.addition.
 
 Data layout on the device, per split (N pairs):
     src      (N, S) source ids, right-padded with <pad> = 0, reversed if configured
@@ -16,9 +17,9 @@ from typing import ClassVar
 import torch
 from torch.nn import functional as F
 
-from seq2seq.checks import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, SEED, one_of
-from seq2seq.data import chitchat, programs, text
-from seq2seq.data.split import epoch_generator, seeded_split
+from seq2seq.checks import FRACTION, NON_NEGATIVE, POSITIVE, SEED, one_of
+from seq2seq.data import text
+from seq2seq.data.split import epoch_generator
 from seq2seq.data.text import TOKENIZERS
 from seq2seq.errors import ConfigError, DataError
 from seq2seq.extras import available, require
@@ -237,77 +238,3 @@ class PairsTask:
         src, lengths, _ = self.batch("val", list(range(k)))
         maps = attention_maps(model, self.codec, src, lengths)
         return {"val/attention": attention_figures(maps)}
-
-
-class TsvTask(PairsTask):
-    """Pairs from TSV files (`source<TAB>target` per line): `train` files, and `val` files or a seeded
-    val_fraction of the training pairs."""
-
-    def __init__(
-        self,
-        train: str | list[str],  # a TSV file, or a list of them: [a.tsv, b.tsv]
-        val: str | list[str] | None = None,  # validation file(s); null: a seeded val_fraction of the train pairs
-        val_fraction: float = 0.1,  # share of the training pairs held out when val is null
-        seed: int = 0,  # the split and each epoch's shuffle (the config passes the run's seed)
-        **options,  # PairsTask's options
-    ):
-        train_pairs = [pair for path in as_list(train) for pair in text.load_tsv(path)]
-        if val:
-            val_pairs = [pair for path in as_list(val) for pair in text.load_tsv(path)]
-        else:
-            train_pairs, val_pairs = seeded_split(train_pairs, val_fraction, seed, "pairs")
-        super().__init__({"train": train_pairs, "val": val_pairs}, seed=seed, **options)
-
-
-def as_list(paths) -> list[str]:
-    return [paths] if isinstance(paths, str) else list(paths)
-
-
-class ChitchatTask(PairsTask):
-    """(message, reply) pairs of the Chit Chat Challenge corpus (see seq2seq.data.chitchat), split
-    by conversation."""
-
-    CHECKS: ClassVar[dict] = {"max_conversations": POSITIVE, "context_turns": NON_NEGATIVE}
-
-    def __init__(
-        self,
-        val_fraction: float = 0.05,  # share of the conversations held out
-        max_conversations: int | None = None,  # use only the first N conversations (quick runs)
-        context_turns: int = 0,  # earlier turns joined before each message with <sep> (raise max_length too)
-        seed: int = 0,  # the split and each epoch's shuffle (the config passes the run's seed)
-        **options,  # PairsTask's options
-    ):
-        if context_turns < 0:
-            raise ConfigError(f"task.context_turns={context_turns}: must be 0 (no context) or more")
-        self.context_turns = context_turns
-        conversations = chitchat.load_conversations(max_conversations)
-        train, val = seeded_split(conversations, val_fraction, seed, "conversations")
-        self.conversations = {"train": train, "val": val}
-        splits = {
-            split: chitchat.reply_pairs(convs, context_turns) for split, convs in (("train", train), ("val", val))
-        }
-        super().__init__(splits, seed=seed, **options)
-
-
-class ProgramsTask(PairsTask):
-    """Short programs (source) and what they print (target), generated and evaluated by
-    seq2seq.data.programs; character-level by default."""
-
-    CHECKS: ClassVar[dict] = {"num_examples": COUNT, "length": POSITIVE, "nesting": POSITIVE, "statements": POSITIVE}
-
-    def __init__(
-        self,
-        num_examples: int = 20_000,  # distinct programs, generated with the seed
-        length: int = 2,  # digits of every literal: 1..length
-        nesting: int = 2,  # depth of expressions (1: a literal or a variable)
-        statements: int = 3,  # statements before the final print: 1..statements
-        val_fraction: float = 0.1,  # share of the programs held out
-        tokenize: str = "char",  # programs are read character by character
-        max_length: int = 150,  # longer programs are left out and counted
-        seed: int = 0,  # generates the programs, splits and shuffles (the config passes the run's seed)
-        **options,  # PairsTask's options
-    ):
-        pairs = programs.generate_programs(num_examples, length, nesting, statements, seed)
-        train, val = seeded_split(pairs, val_fraction, seed, "programs")
-        options = {"tokenize": tokenize, "max_length": max_length, **options}
-        super().__init__({"train": train, "val": val}, seed=seed, **options)

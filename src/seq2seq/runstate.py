@@ -1,22 +1,19 @@
-"""Where a run stands, and the per-epoch decisions taken from it: is this the best epoch, is it among the
-top k, has the monitored metric stopped improving. Saved in every checkpoint (as a dict), so a resumed
-run decides exactly as an uninterrupted one."""
+"""RunState: where a run stands, and the per-epoch decisions taken from it: is this the best epoch, is
+it among the top k, has the monitored metric stopped improving, has training reached its end. Saved in
+every checkpoint (as a dict, under the key "progress"), so a resumed run decides exactly as an
+uninterrupted one. (The progress *bars* are trainer.progress, tqdm's.)"""
 
 import dataclasses
 from dataclasses import dataclass, field
 
 from seq2seq.errors import CheckpointError, ConfigError
 from seq2seq.metrics import mode as metric_mode
+from seq2seq.rundir import top_name
 from seq2seq.typecheck import check_fields
 
 
-def top_name(epoch: int) -> str:
-    """The file of a top-k epoch (trainer.save_top_k): epoch-<N>.pt, N counted from 1."""
-    return f"epoch-{epoch}.pt"
-
-
 @dataclass
-class Progress:
+class RunState:
     epoch: int = 0  # full epochs done
     batch: int = 0  # batches done in the current epoch
     step: int = 0  # optimizer steps done
@@ -34,7 +31,7 @@ class Progress:
     finished: bool = False  # the run ended and wrote its final splits: resuming it again does nothing
 
     @classmethod
-    def from_saved(cls, saved, where: str) -> "Progress":
+    def from_saved(cls, saved, where: str) -> "RunState":
         """A checkpoint's progress (its rng states aside), checked field by field; fields an earlier
         version did not save take their defaults."""
         names = {f.name: f.type for f in dataclasses.fields(cls)}
@@ -51,6 +48,15 @@ class Progress:
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def done(self, trainer) -> bool:
+        """Training has reached its end: trainer.max_epochs, trainer.max_steps or early stopping."""
+        patience, max_steps = trainer.early_stopping.patience, trainer.max_steps
+        return (
+            self.epoch >= trainer.max_epochs
+            or bool(max_steps and self.step >= max_steps)
+            or (patience is not None and self.stale_epochs >= patience)
+        )
 
     def end_epoch(self) -> None:
         self.epoch, self.batch, self.loss_sum, self.grad_sum = self.epoch + 1, 0, 0.0, 0.0

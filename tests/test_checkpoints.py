@@ -1,6 +1,9 @@
-"""Crafted checkpoints through every entry point that reads one: nothing in a file is imported or
-instantiated by name. Each payload below runs code when Hydra instantiates it or pickle loads it (the
-first test proves that), and must be refused, with the marker file never created."""
+"""Checkpoint files, normal and crafted, through every entry point that reads one. Nothing in a file is
+imported or instantiated by name: each payload below runs code when Hydra instantiates it or pickle
+loads it (the first test proves that), and must be refused, with the marker file never created. A
+crafted file costs only what it holds: numbers read from it are bounded before they are used, tensors
+hold their own finite values, optimizer state fits the parameters; refusals in real processes have
+their peak memory and time measured. (Crafted resume states: test_resume.py.)"""
 
 import base64
 import importlib.util
@@ -21,7 +24,7 @@ from seq2seq.config import CONFIG_DIR
 from seq2seq.errors import CheckpointError, Seq2seqError
 from seq2seq.train import train
 
-from .helpers import REPO, TINY_ADDITION, compose_train, run_module
+from .helpers import PEAK_MB, REPO, SECONDS, TINY_ADDITION, compose_train, measured, run_module, write_state
 
 
 class Touch:
@@ -238,10 +241,10 @@ def test_version_1_checkpoints_still_load(good, tmp_path):
 
 
 def test_a_crafted_progress_is_refused_field_by_field():
-    from seq2seq.progress import Progress
+    from seq2seq.runstate import RunState
 
-    good = {**Progress(step=5, top=[[0.5, 1]]).as_dict(), "rng": torch.zeros(3)}
-    assert Progress.from_saved(good, "x.pt").step == 5
+    good = {**RunState(step=5, top=[[0.5, 1]]).as_dict(), "rng": torch.zeros(3)}
+    assert RunState.from_saved(good, "x.pt").step == 5
     for bad, message in (
         ({**good, "step": "5"}, r"x.pt: progress: step='5' is not of type int"),
         ({**good, "evil": 1}, r"x.pt: progress: unknown key evil"),
@@ -249,4 +252,125 @@ def test_a_crafted_progress_is_refused_field_by_field():
         ([1, 2], r"x.pt: progress: expected a mapping"),
     ):
         with pytest.raises(CheckpointError, match=message):
-            Progress.from_saved(bad, "x.pt")
+            RunState.from_saved(bad, "x.pt")
+
+
+def refused(path: Path, message: str, *args: str) -> None:
+    result, peak, seconds = measured("seq2seq.generate", f"checkpoint={path}", *(args or ("question=1+2",)))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert message in result.stderr, result.stderr
+    assert len(result.stderr.splitlines()) == 1
+    assert peak < PEAK_MB and seconds < SECONDS, (peak, seconds)
+
+
+@pytest.mark.slow
+def test_expanded_weights_declaring_huge_sizes_are_refused_in_bounded_memory(tiny_run, tmp_path):
+    """A small file whose weights are torch.zeros(1).expand(shape) for hidden_size=12000 once allocated
+    4.7 GB: the views are refused before the model is built."""
+    state = torch.load(tiny_run / "best.pt", weights_only=True)
+    hidden = 12000
+    state["model"]["args"]["hidden_size"] = hidden
+    with torch.device("meta"):
+        from seq2seq.models import Seq2seq
+
+        shapes = {k: v.shape for k, v in Seq2seq(**state["model"]["args"]).state_dict().items()}
+    state["model_state"] = {k: torch.zeros(1).expand(shape) for k, shape in shapes.items()}
+    path = write_state(state, tmp_path / "expanded.pt")
+    assert path.stat().st_size < 200_000  # the optimizer state included
+    refused(path, "is an expanded or strided view")
+
+
+@pytest.mark.slow
+def test_sizes_beyond_the_caps_are_refused_before_any_build(tiny_run, tiny_lm_run, tmp_path):
+    lm = torch.load(tiny_lm_run / "best.pt", weights_only=True)
+    lm["model"]["args"]["num_layers"] = 2**31  # hung inside the meta build
+    refused(write_state(lm, tmp_path / "layers.pt"), "num_layers=2147483648 must be from 1 to 64", "prompt=a")
+    addition = torch.load(tiny_run / "best.pt", weights_only=True)
+    addition["task"]["answer_width"] = 10**9  # a decode of 10**9 steps
+    refused(write_state(addition, tmp_path / "width.pt"), "task state does not make a codec")
+    addition = torch.load(tiny_run / "best.pt", weights_only=True)
+    addition["config"]["task"]["num_examples"] = 10**9  # generate index=0 rebuilt the task: 10**9 questions
+    refused(write_state(addition, tmp_path / "examples.pt"), "num_examples=1000000000 must be from 1 to 10,000,000",
+            "index=0")  # fmt: skip
+
+
+@pytest.mark.slow
+def test_non_finite_weights_are_refused(tiny_run, tmp_path):
+    for bad in (float("nan"), float("inf")):
+        state = torch.load(tiny_run / "best.pt", weights_only=True)
+        name = next(iter(state["model_state"]))
+        state["model_state"][name] = state["model_state"][name].clone().fill_(bad)
+        refused(write_state(state, tmp_path / "bad.pt"), "holds NaN or infinite values")
+
+
+def test_meta_sparse_and_complex_tensors_are_refused():
+    from seq2seq import checkpoint as ckpt
+    from seq2seq.errors import CheckpointError
+
+    weight = torch.zeros(3, 4)
+    for tensor, says in (
+        (torch.empty(3, 4, device="meta"), "not a dense CPU tensor"),
+        (weight.to_sparse(), "not a dense CPU tensor"),
+        (torch.zeros(3, 4, dtype=torch.complex64), "is of type torch.complex64"),
+        (torch.zeros(3, 4, dtype=torch.float8_e4m3fn), "is of type torch.float8_e4m3fn"),
+        (torch.zeros(4, 3).t(), "expanded or strided view"),
+    ):
+        with pytest.raises(CheckpointError, match=says):
+            ckpt.check_tensor("w", tensor, "file.pt")
+    ckpt.check_tensor("w", weight, "file.pt")
+
+
+@pytest.mark.slow
+def test_an_optimizer_state_of_the_wrong_shapes_is_refused_not_a_segfault(tiny_run, tmp_path):
+    """Adam's exp_avg of other shapes crashed the fused Adam (exit 139) on resume."""
+    run = tmp_path / "run"
+    run.mkdir()
+    state = torch.load(tiny_run / "last.pt", weights_only=True)
+    first = next(iter(state["optimizer"]["state"].values()))
+    first["exp_avg"] = torch.zeros(3)
+    first["exp_avg_sq"] = torch.zeros(3)
+    write_state(state, run / "last.pt")
+    args = [*TINY_ADDITION, "trainer.max_epochs=2", f"trainer.resume={run}"]
+    result = subprocess.run([sys.executable, "-m", "seq2seq.train", *args], capture_output=True, text=True,
+                            cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert "optimizer state 0.exp_avg is (3,) torch.float32, its parameter" in result.stderr
+
+
+def test_the_archive_is_checked_before_any_entry_is_read(tiny_run, tmp_path):
+    import struct
+    import zipfile
+
+    from seq2seq import checkpoint as ckpt
+    from seq2seq.errors import CheckpointError
+
+    raw = bytearray((tiny_run / "best.pt").read_bytes())
+    at = raw.find(b"PK\x01\x02")  # the first central-directory record: uncompressed size at offset 24
+    raw[at + 24 : at + 28] = struct.pack("<I", 0xFFFFFFF0)
+    (tmp_path / "lying.pt").write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match=r"its entries declare [\d,]+ bytes in a file of"):
+        ckpt.load(tmp_path / "lying.pt")
+    with zipfile.ZipFile(tmp_path / "deflated.pt", "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("archive/data.pkl", b"\0" * 10_000_000)  # 10 MB that compress to a few KB
+    with pytest.raises(CheckpointError, match=r"compressed entry 'archive/data\.pkl'"):
+        ckpt.load(tmp_path / "deflated.pt")
+    state = torch.load(tiny_run / "best.pt", weights_only=True)
+    state["payload"] = "anything"
+    torch.save(state, tmp_path / "extra.pt")
+    with pytest.raises(CheckpointError, match="unknown top-level key 'payload'"):
+        ckpt.load(tmp_path / "extra.pt")
+
+
+@pytest.mark.slow
+def test_a_long_input_file_is_answered_in_bounded_memory(tiny_run, tmp_path):
+    """generate file= answered every line in one batch: 3,000,000 lines took 5.9 GB. Lines are read and
+    answered CHUNK at a time, so 100 times more lines cost about the same memory."""
+    peaks = []
+    for n in (2_000, 200_000):
+        path = tmp_path / f"{n}.txt"
+        path.write_text("".join(f"{i % 100}+{i % 37}\n" for i in range(n)))
+        result, peak, _ = measured("seq2seq.generate", f"checkpoint={tiny_run}", f"file={path}")
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert len(result.stdout.splitlines()) == n and result.stdout.startswith("0+0\t")
+        peaks.append(peak)
+    assert peaks[1] - peaks[0] < 60, peaks

@@ -1,9 +1,15 @@
-"""Resuming a run: what may change, where it writes, and the checks that run before anything is
-written (see the README's "Resuming and interrupting runs").
+"""How a run starts, decided in one place (see the README's "Resuming and interrupting runs").
 
-A run resumes in its own directory from its last.pt (the command line's trainer.resume=<run> makes
-Hydra's run directory that run), or forks from any checkpoint into a new, empty directory; a new run
-never writes over another run's checkpoints.
+A run starts in one of three ways, chosen once from the config and the checkpoint `trainer.resume`
+names (`plan`), then carried out (`restore`, `prepare`):
+
+    fresh    a new run in a new or empty directory
+    resume   the run continues in its own directory from its last.pt (the command line's
+             trainer.resume=<run> makes Hydra's run directory that run: `resume_in_place`)
+    fork     a new run in a new, empty directory, from any checkpoint of another run
+
+A new run never writes over another run's checkpoints. What a resumed run may change is declared at
+the config's fields (seq2seq.config.RESUMABLE); everything else is checked before anything is written.
 """
 
 import logging
@@ -13,42 +19,19 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from seq2seq import checkpoint as ckpt
-from seq2seq import distributed, rundir
+from seq2seq import compat, distributed, rundir
+from seq2seq.config import DATA_PATHS, RESUMABLE, RESUMABLE_GROUPS
 from seq2seq.errors import CheckpointError, ConfigError
-from seq2seq.models import RENAMED
-from seq2seq.schema import ADDED_KEYS
-from seq2seq.tasks.codec import OPTIONAL_FIELDS
+from seq2seq.runstate import RunState
+from seq2seq.tasks.base import data_fingerprint, held_data_fingerprint
 
 log = logging.getLogger(__name__)
-
-# Config keys a resumed run may change: they alter neither the data, the model nor the optimisation.
-RESUMABLE = (
-    "name",
-    "paths.output_dir",
-    "trainer.resume",
-    "trainer.max_epochs",
-    "trainer.max_steps",
-    "trainer.progress",
-    "trainer.log_every_n_steps",
-    "trainer.val_every_n_steps",
-    "trainer.checkpoint_every_minutes",
-    "trainer.checkpoint_every_n_steps",
-    "trainer.device",
-    "trainer.deterministic",
-    "trainer.threads",
-    "trainer.save_top_k",
-    "trainer.early_stopping.patience",
-    "trainer.early_stopping.min_delta",
-    "task.num_samples",  # validation questions printed: a report, not the data
-    "task.num_heatmaps",
-    "optimizer.fused",  # the same update in one kernel (Adam, SGD)
-)
-RESUMABLE_GROUPS = ("logger",)  # where the curves go: any logger may be added or removed on resume
 
 
 def flatten(node, prefix: str = "") -> dict:
@@ -60,33 +43,6 @@ def flatten(node, prefix: str = "") -> dict:
             flatten(value, f"{prefix}{key}.") if isinstance(value, dict) and value else {f"{prefix}{key}": value}
         )
     return out
-
-
-def keep_old_behaviour(saved, cfg: DictConfig) -> None:
-    """A run of an earlier version resumes as it was trained. Its saved config names its model as today
-    (`PeekySeq2seq` is `Seq2seq` with decoder=peeky), so a config that builds another model is still
-    refused; keys it did not have take the value that reproduces it (ADDED_KEYS), in `cfg` itself, so
-    the rebuilt task and the saved config agree."""
-    if not isinstance(saved, dict):
-        return
-    model = saved.get("model")
-    if isinstance(model, dict) and isinstance(model.get("_target_"), str):  # a model renamed since
-        name = model["_target_"].removeprefix("seq2seq.models.")
-        if name in RENAMED:
-            name, added = RENAMED[name]
-            model.update({"_target_": f"seq2seq.models.{name}", **added})
-        if name == "Seq2seq":
-            model.setdefault("decoder", "plain")
-    for key, legacy in ADDED_KEYS.items():
-        missing = OmegaConf.select(OmegaConf.create(saved), key, default="<unset>") == "<unset>"
-        if missing and OmegaConf.select(cfg, key, default="<unset>") != "<unset>":
-            log.info("resuming a run made before %s existed: keeping its behaviour (%s=%s)", key, key, legacy)
-            OmegaConf.update(cfg, key, legacy)
-            saved_node = saved
-            *parents, name = key.split(".")
-            for part in parents:
-                saved_node = saved_node.setdefault(part, {})
-            saved_node[name] = legacy
 
 
 def config_changes(saved, now: DictConfig) -> list[str]:
@@ -104,8 +60,8 @@ def check_resumable(checkpoint: dict, setup, task_state: dict, path) -> None:
     if checkpoint["model"] != setup.model_spec:
         raise CheckpointError(f"{path}: made for model {checkpoint['model']}, but the config builds {setup.model_spec}")
     saved = checkpoint["task"]
-    # A field added since (OPTIONAL_FIELDS) that an older checkpoint lacks is not a difference.
-    now = {k: v for k, v in task_state.items() if k in saved or k not in OPTIONAL_FIELDS}
+    # A field added since (compat.OPTIONAL_FIELDS) that an older checkpoint lacks is not a difference.
+    now = {k: v for k, v in task_state.items() if k in saved or k not in compat.OPTIONAL_FIELDS}
     if saved != now:
         diff = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
         raise CheckpointError(f"{path}: made for another task or vocabulary (differs in: {', '.join(diff)})")
@@ -127,12 +83,44 @@ def check_resumable(checkpoint: dict, setup, task_state: dict, path) -> None:
         )
 
 
-def resume_target(resume_path: Path | None, run_dir: Path) -> None:
+@dataclass(frozen=True)
+class Plan:
+    """How this run starts (see the module's docstring), with the checkpoint it starts from."""
+
+    kind: str  # "fresh", "resume" (in place) or "fork"
+    run_dir: Path
+    source: Path | None = None  # the checkpoint file resumed or forked from
+    saved: dict | None = None  # that checkpoint, read and checked
+
+    @property
+    def in_place(self) -> bool:
+        return self.kind == "resume"
+
+
+def plan(cfg: DictConfig, run_dir: Path) -> Plan:
+    """Decide how the run starts, and refuse what it cannot do: a directory that is not its own, a
+    checkpoint that is not a resumable one, a config that changes what resuming cannot."""
+    source = ckpt.resolve(cfg.trainer.resume, "last.pt") if cfg.trainer.resume else None
+    kind = "fresh" if source is None else "resume" if source.parent.resolve() == run_dir.resolve() else "fork"
+    check_target(kind, source, run_dir)
+    if source is None:
+        return Plan(kind, run_dir)
+    saved = ckpt.load(source, "last.pt")
+    if not isinstance(saved.get("config"), dict):
+        raise CheckpointError(f"{source}: holds no config to compare this run's with, so it cannot be resumed")
+    compat.keep_old_behaviour(saved.get("config"), cfg)
+    changes = config_changes(saved.get("config"), cfg)
+    if changes:
+        raise CheckpointError(f"{source}: resuming cannot change " + "; ".join(changes))
+    return Plan(kind, run_dir, source, saved)
+
+
+def check_target(kind: str, source: Path | None, run_dir: Path) -> None:
     """A run resumes in its own directory from its last.pt, or forks into a new, empty directory; a new
     run never writes over another run's checkpoints, nor into a directory holding anything else; nothing
     the project writes is reached through a symbolic link."""
     rundir.check_no_links(run_dir)
-    if resume_path is None:
+    if kind == "fresh":
         if (run_dir / "last.pt").exists():
             raise CheckpointError(
                 f"{run_dir} already holds a run (last.pt): continue it with trainer.resume={run_dir}, "
@@ -145,15 +133,74 @@ def resume_target(resume_path: Path | None, run_dir: Path) -> None:
                 f"{run_dir} already holds {shown}: a new run needs a directory of its own (leave hydra.run.dir "
                 "out, or give an empty or new one)"
             )
-        return
-    if resume_path.parent.resolve() == run_dir.resolve():
-        if resume_path.name != "last.pt":
+    elif kind == "resume":
+        if source.name != "last.pt":
             raise CheckpointError(
-                f"{resume_path}: resuming from {resume_path.name} would overwrite this run's later last.pt; "
+                f"{source}: resuming from {source.name} would overwrite this run's later last.pt; "
                 f"continue the run with trainer.resume={run_dir}, or fork it: add hydra.run.dir=<a new directory>"
             )
     elif (run_dir / "last.pt").exists():
-        raise CheckpointError(f"{run_dir} already holds a run (last.pt): fork {resume_path} into a new directory")
+        raise CheckpointError(f"{run_dir} already holds a run (last.pt): fork {source} into a new directory")
+
+
+def restore(plan: Plan, cfg: DictConfig, setup) -> tuple[RunState, object, dict]:
+    """The state the run starts from, the state carried between batches and the last metrics: a new
+    state, or the checkpoint's, checked against what this config builds and the data it reads."""
+    fingerprints = data_fingerprint(setup.task), held_data_fingerprint(setup.task)
+    if plan.kind == "fresh":
+        return RunState(data=fingerprints[0], held_data=fingerprints[1]), None, {}
+    check_resumable(plan.saved, setup, setup.task.state_dict(), plan.source)
+    saved, carry, metrics = ckpt.restore(plan.saved, setup.model, setup.optimizer, setup.schedule, setup.device)
+    state = RunState.from_saved(saved, str(plan.source))
+    if plan.kind == "fork":
+        state.top = []  # a fork keeps its own top-k files; the source run's stay where they are
+    log.info("resuming %s at epoch %d, step %d", plan.source, state.epoch + 1, state.step)
+    check_same_data(plan, cfg, state, fingerprints)
+    if plan.kind == "fork" and state.done(cfg.trainer):  # a fork would hold no checkpoint of its own
+        raise CheckpointError(
+            f"{plan.source}: the run has finished (epoch {state.epoch}, step {state.step}): a fork of it "
+            "needs more to train: raise trainer.max_epochs or trainer.max_steps"
+        )
+    return state, carry, metrics
+
+
+DATA_KEYS = (*DATA_PATHS, "task.num_examples", "seed")  # named when the data changed
+
+
+def check_same_data(plan: Plan, cfg: DictConfig, state: RunState, fingerprints: tuple[str, str]) -> None:
+    """A run resumes on the data it trained and validated on: other data (a file changed or cut) is
+    refused in place, and allowed, with a warning, when forking into a new directory. Checkpoints of
+    earlier versions hold no fingerprint (or none of the validation data)."""
+    saved = {"training": state.data, "validation": state.held_data}
+    changed = [what for what, now in zip(saved, fingerprints, strict=True) if saved[what] not in (None, now)]
+    state.data, state.held_data = fingerprints
+    if not changed:
+        return
+    where = ", ".join(f"{k}={OmegaConf.select(cfg, k)}" for k in DATA_KEYS if OmegaConf.select(cfg, k) is not None)
+    if plan.in_place:
+        raise CheckpointError(
+            f"{plan.source}: the {changed[0]} data is not what this run used ({where}): resuming would change "
+            f"the experiment; fork it into a new run instead: add hydra.run.dir=<a new directory>"
+        )
+    log.warning("forking %s onto other %s data (%s)", plan.source, changed[0], where)
+
+
+def prepare(plan: Plan, cfg: DictConfig, state: RunState) -> None:
+    """Once every check passed (rank 0): Hydra's staged record joins the run directory; leftovers of a
+    crash are removed and, resuming in place, best.pt and the top-k files mended; the resolved config
+    is written."""
+    run_dir = plan.run_dir
+    if plan.in_place and cfg.trainer.save_top_k > 1:  # epoch-<N>.pt files still to come
+        rundir.check_top_free(run_dir, state.epoch + 1, cfg.trainer.max_epochs)
+    adopt_staged(run_dir)
+    try:
+        rundir.remove_leftovers(run_dir)
+        if plan.in_place:  # what a crash between writes left: a stale best.pt, top-k files last.pt does not list
+            rundir.repair_best(run_dir, state.as_dict())
+            rundir.prune_top(run_dir, state.as_dict())
+        rundir.write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    except OSError as e:  # a full disk, a read-only directory: the checkpoints stay as they are
+        raise ConfigError(f"cannot write to the run directory {run_dir}: {e.strerror or e}") from None
 
 
 def latest_run(args: list[str], outputs: Path = Path("outputs")) -> Path:
@@ -288,4 +335,4 @@ def early_checks(args: list[str]) -> None:
     rundir.check_writable(run_dir)
     rundir.check_free(run_dir)
     if not any(a.startswith("trainer.resume=") and a.split("=", 1)[1] not in ("", "null") for a in args):
-        resume_target(None, run_dir)
+        check_target("fresh", None, run_dir)
