@@ -171,16 +171,17 @@ RESUMABLE_GROUPS = ("logger",)  # where the curves go: any logger may be added o
 DATA_PATHS = ("task.path", "task.train", "task.val", "task.data_dir")  # where data lives: no hparam, no run name
 
 # Derived from the facts above, for their readers.
-RESUMABLE = (*(k for k, f in facts().items() if f["resumable"]), *RESUMABLE_ELSEWHERE)  # start.config_changes
-NOT_HPARAMS = ("paths.", "hydra.", "logger", *DATA_PATHS, *(k for k, f in facts().items() if not f["hparam"]))
+FACTS = facts()
+RESUMABLE = (*(k for k, f in FACTS.items() if f["resumable"]), *RESUMABLE_ELSEWHERE)  # start.config_changes
+NOT_HPARAMS = ("paths.", "hydra.", "logger", *DATA_PATHS, *(k for k, f in FACTS.items() if not f["hparam"]))
 NOT_IN_RUN_NAME = (
     "experiment",
     "hparams_search",
     "logger",
     *DATA_PATHS,
-    *(k for k, f in facts().items() if not f["names_run"]),
+    *(k for k, f in FACTS.items() if not f["names_run"]),
 )
-CHECKS = {k: f["check"] for k, f in facts().items() if f["check"] is not None}  # validate
+CHECKS = {k: f["check"] for k, f in FACTS.items() if f["check"] is not None}  # validate
 CHECKS["optimizer.lr"] = POSITIVE
 
 

@@ -240,12 +240,18 @@ def finish(run: Run) -> dict:
     return metrics
 
 
+def evaluate_val(run: Run) -> tuple[dict[str, float], str]:
+    """The validation split's metrics, with val/time, and its sample text; the model left in eval mode."""
+    run.setup.model.eval()
+    started = time.perf_counter()
+    metrics, text = run.setup.task.evaluate(run.setup.model, "val")
+    metrics["val/time"] = time.perf_counter() - started
+    return metrics, text
+
+
 def validate_epoch(run: Run, finished: bool) -> dict[str, float]:
     task, model, writer, state = run.setup.task, run.setup.model, run.writer, run.state
-    model.eval()
-    started = time.perf_counter()
-    metrics, text = task.evaluate(model, "val")
-    metrics["val/time"] = time.perf_counter() - started
+    metrics, text = evaluate_val(run)
     epoch = state.epoch + 1
     if finished:  # curves hold full epochs only (see end_epoch)
         for name, value in metrics.items():
@@ -265,15 +271,11 @@ def validate_epoch(run: Run, finished: bool) -> dict[str, float]:
 def validate_at_step(run: Run) -> None:
     """trainer.val_every_n_steps: validate mid-epoch, for the report only (best.pt, the scheduler and
     early stopping follow full epochs)."""
-    task, model = run.setup.task, run.setup.model
-    model.eval()
-    started = time.perf_counter()
     with run.amp:
-        metrics, _ = task.evaluate(model, "val")
-    metrics["val/time"] = time.perf_counter() - started
+        metrics, _ = evaluate_val(run)
     write_step_curve(run.writer, metrics, run.state.step)
     log.info("step %d: %s", run.state.step, format_metrics(metrics))
-    model.train()
+    run.setup.model.train()
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
@@ -290,14 +292,11 @@ def hydra_main(cfg: DictConfig) -> float | None:
             log.warning("stopped at once by a signal: %s holds the last checkpoint written", run_dir / "last.pt")
         else:
             log.warning("stopped by a signal before any checkpoint was written")
-            if str(run_dir.resolve()) not in EXISTING_RUN_DIRS:  # this command made it: no empty folder left
-                rundir.remove_unstarted(run_dir)
+            remove_if_made_here(run_dir)
         sys.exit(130)
     except Seq2seqError as e:
         log.error("%s", e)
-        run_dir = Path(cfg.paths.output_dir)
-        if str(run_dir.resolve()) not in EXISTING_RUN_DIRS:  # this command made it: no empty folder left
-            rundir.remove_unstarted(run_dir)
+        remove_if_made_here(Path(cfg.paths.output_dir))
         sys.exit(1)
     # The value a sweeper optimises: the best value of the task's monitored metric.
     return next((v for k, v in metrics.items() if k.startswith("best/")), None)
@@ -306,6 +305,12 @@ def hydra_main(cfg: DictConfig) -> float | None:
 # Run directories named on the command line (hydra.run.dir, or a resumed run's) that existed before this
 # command: a refused run never removes them.
 EXISTING_RUN_DIRS: set[str] = set()
+
+
+def remove_if_made_here(run_dir: Path) -> None:
+    """A run that stopped before training leaves no empty folder behind, when this command made it."""
+    if str(run_dir.resolve()) not in EXISTING_RUN_DIRS:
+        rundir.remove_unstarted(run_dir)
 
 
 def main() -> None:
