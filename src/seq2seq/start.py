@@ -154,7 +154,8 @@ def restore(plan: Plan, cfg: DictConfig, setup) -> tuple[RunState, object, dict]
     state = RunState.from_saved(saved, str(plan.source))
     if plan.kind == "fork":
         state.top = []  # a fork keeps its own top-k files; the source run's stay where they are
-    log.info("resuming %s at epoch %d, step %d", plan.source, state.epoch + 1, state.step)
+    if not (state.finished and state.done(cfg.trainer)):  # a finished run says so instead (train.fit)
+        log.info("resuming %s at epoch %d, step %d", plan.source, state.epoch + 1, state.step)
     check_same_data(plan, cfg, state, fingerprints)
     if plan.kind == "fork" and state.done(cfg.trainer):  # a fork would hold no checkpoint of its own
         raise CheckpointError(
