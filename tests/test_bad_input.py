@@ -112,6 +112,8 @@ def test_generate_refuses_bad_files_and_options_in_one_line(make_cfg, tmp_path):
         ([f"file={tmp_path / 'latin1.txt'}"], "latin1.txt:3: not UTF-8 text"),
         (["question=1+2", "max_new_tokens=10000000"], "max_new_tokens=10000000: must be from 1 to 100,000"),
         (["question=1+2", "num_words=1.5"], "max_new_tokens"),  # the old name, translated, then typed
+        (["question=1+2", "num_words=1", "max_new_tokens=4"], "num_words= and max_new_tokens= are the same option"),
+        (["question=1+2", "max_new_tokens=${oc.env:HOME}"], "max_new_tokens=${oc.env:HOME}: "),  # typed interpolation
         (["question=1+2", "strategy=sample", "temperature=1e-40"], "temperature=1e-40: must be in"),
     ]
     for args, message in cases:

@@ -21,6 +21,16 @@ def test_family_defaults():
     assert decoding.resolve({"strategy": "beam"}, "lm").beam_size == 5
     with pytest.raises(dataclasses.FrozenInstanceError):  # one resolved object, handed to the decoders as it is
         lm.seed = 1
+    assert lm.replace(top_k=3, max_new_tokens=None).top_k == 3
+    for change, message in (({"max_new_tokens": -5}, "max_new_tokens=-5"), ({"temperature": 0}, "temperature=0")):
+        with pytest.raises(ConfigError, match=message):  # a copy is checked as a user's value is
+            lm.replace(**change)
+
+
+def test_context_only_for_a_model_trained_with_it(tiny_run):
+    model = seq2seq.load(tiny_run, device="cpu")
+    with pytest.raises(DataError, match=r"trained on single messages \(task.context_turns=0\)"):
+        model.generate("12+3", context=["1+1"])
 
 
 @pytest.mark.parametrize(

@@ -350,6 +350,8 @@ def test_resume_writes_into_the_runs_own_directory_and_best_pt_only_forks(tmp_pa
     best_before = hashlib.sha256((run / "best.pt").read_bytes()).hexdigest()
     train(compose_train(fork, *more, "trainer.max_epochs=3", f"trainer.resume={run / 'best.pt'}"))
     assert ckpt.load(fork / "last.pt", "last.pt")["progress"]["epoch"] == 3
+    # The fork's best.pt is of its own epochs (the source's best, however good, stays in the source).
+    assert ckpt.load(fork / "best.pt")["progress"]["step"] > ckpt.load(run / "best.pt")["progress"]["step"]
     assert hashlib.sha256((run / "best.pt").read_bytes()).hexdigest() == best_before
     assert ckpt.load(run / "last.pt", "last.pt")["progress"]["epoch"] == 2
 
@@ -432,6 +434,25 @@ def test_a_finished_or_refused_resume_writes_nothing_and_an_accepted_one_keeps_h
     assert len(records) == 1 and "trainer.max_epochs=2" in records[0].read_text()
     log = (run / "train.log").read_text()
     assert log.startswith(log_before) and "resuming" in log[len(log_before) :] and "done: best" in log
+
+
+def test_a_best_pt_without_a_progress_record_is_mended_or_refused_in_one_line(tmp_path):
+    """best.pt replaced by a checkpoint without its progress (made elsewhere, or crafted): resuming in place
+    rewrites it from last.pt when last.pt is the best, and otherwise refuses in one line, before Hydra's
+    record of the command joins the run."""
+    run = tmp_path / "run"
+    train(compose_train(run, *TINY_ADDITION, "trainer.max_epochs=1"))
+    for progress in ("missing", [1, 2]):
+        state = ckpt.load(run / "best.pt")
+        state.pop("progress") if progress == "missing" else state.update(progress=progress)
+        ckpt.save({k: v for k, v in state.items() if k not in ("format", "version")}, run / "best.pt")
+        result = run_module("seq2seq.train", *TINY_ADDITION, "trainer.max_epochs=1", f"trainer.resume={run}")
+        assert "Traceback" not in result.stderr and "the run has finished" in result.stderr, result.stderr[-2000:]
+    before = tree(run)
+    mended = run_module("seq2seq.train", *TINY_ADDITION, "trainer.max_epochs=2", f"trainer.resume={run}")
+    assert_ok(mended)
+    assert "rewriting it from last.pt" in mended.stderr and ckpt.load(run / "best.pt")["progress"]["epoch"] >= 1
+    assert tree(run) != before
 
 
 def test_a_resume_on_other_data_is_refused_and_a_fork_is_warned(tmp_path, caplog):

@@ -96,6 +96,8 @@ class TrainedModel:
         texts = list(texts)
         if context and self.family != "seq2seq":
             raise DataError(f"context applies to chat models (seq2seq), not to a {self.family} model")
+        if context and not getattr(self.codec, "context_turns", 0):
+            raise DataError("this model was trained on single messages (task.context_turns=0): it takes no context")
         if self.family != "lm":
             outputs = self._answers(texts, opts, list(context))
         else:

@@ -168,6 +168,14 @@ def override_error(error: Exception, valid: list[str]) -> str:
     if ambiguous:
         key, value = ambiguous.groups()
         return f"{key}={value}: a comma makes a list; quote the value: '{key}=\"{value}\"'"
+    lines = [line.strip() for line in str(error).strip().splitlines()]
+    key = next((line.removeprefix("full_key: ") for line in lines if line.startswith("full_key: ")), None)
+    inside = re.match(r"In '(\w+)/([^']+)': \w+ raised while composing config:$", first)
+    if inside and len(lines) > 1:  # a config file of a group that sets what the chosen config lacks
+        group, name = inside.groups()
+        where = f"{group}={name} sets {key}" if key else f"{group}={name}"
+        fits = " (the debug configs are made for the addition experiments)" if group == "debug" else ""
+        return f"{where}: {lines[1]}{fits}"
     cause = str(error.__cause__ or "").strip().splitlines()
     return f"{first}: {cause[0]}" if cause else first
 
@@ -276,11 +284,12 @@ def command_line(prog: str, schema: type, example: str, input_key: str | None, c
             check_args(prog, args, hint, config_name=config_name)
             if checkpoint:
                 needs_checkpoint(prog, args, example)
-            args, notes = compat.translate_decoding(args)
-            for note in notes:
-                print(f"note: {note}", file=sys.stderr)
             try:
+                args, notes = compat.translate_decoding(args)
+                for note in notes:
+                    print(f"note: {note}", file=sys.stderr)
                 cfg = compose_config(config_name, overrides_of(args), schema_keys(schema))
+                check_interpolations(cfg, overrides_of(args))  # `max_new_tokens=${oc.env:HOME}`: one line
             except ConfigError as e:
                 fail(e)
             if {"--cfg", "-c"} & set(args):

@@ -14,7 +14,7 @@ import logging
 
 from omegaconf import DictConfig, OmegaConf
 
-from seq2seq.errors import CheckpointError
+from seq2seq.errors import CheckpointError, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -144,8 +144,12 @@ OLD_DECODING_FLAGS = {"greedy": "strategy=greedy", "decode.skip_unk": 'skip=["<u
 def translate_decoding(args: list[str]) -> tuple[list[str], list[str]]:
     """Command-line overrides with old decoding option names rewritten to the shared ones, and a note for each."""
     out, notes = [], []
+    given = {arg.partition("=")[0].lstrip("+") for arg in args}
     for arg in args:
         key, eq, value = arg.partition("=")
+        if eq and key in OLD_DECODING_KEYS and OLD_DECODING_KEYS[key] in given:
+            now = OLD_DECODING_KEYS[key]
+            raise ConfigError(f"{key}= and {now}= are the same option: give {now}= only")
         if eq and key in OLD_DECODING_KEYS:
             out.append(f"{OLD_DECODING_KEYS[key]}={value}")
             notes.append(f"{key}= is now {OLD_DECODING_KEYS[key]}=")

@@ -109,6 +109,10 @@ class GenerationConfig:
     skip_given: bool = False  # unknown words are an error only in a list the user gave
 
     def replace(self, **changes) -> "GenerationConfig":
+        """A copy with `changes`, each checked as `resolve` checks a value a user gives."""
+        for name, value in changes.items():
+            if name in OPTIONS and not (value is None and name in ("max_new_tokens", "top_k", "top_p")):
+                check(name, list(value) if name == "skip" else value)
         return dataclasses.replace(self, **changes)
 
 

@@ -439,8 +439,10 @@ def repair_best(run_dir: Path, progress: dict) -> None:
     best = run_dir / "best.pt"
     if step is None:
         return
-    if best.is_file() and ckpt.load(best)["progress"].get("step") == step:
-        return
+    if best.is_file():
+        progress = ckpt.load(best).get("progress")  # a best.pt made elsewhere may hold none
+        if isinstance(progress, dict) and progress.get("step") == step:
+            return
     last = ckpt.load(run_dir / "last.pt", "last.pt")
     if last["progress"].get("step") != step:
         raise CheckpointError(f"{best}: not the best checkpoint (step {step}) and last.pt cannot replace it")

@@ -152,8 +152,8 @@ def restore(plan: Plan, cfg: DictConfig, setup) -> tuple[RunState, object, dict]
     check_resumable(plan.saved, setup, setup.task.state_dict(), plan.source)
     saved, carry, metrics = ckpt.restore(plan.saved, setup.model, setup.optimizer, setup.schedule, setup.device)
     state = RunState.from_saved(saved, str(plan.source))
-    if plan.kind == "fork":
-        state.top = []  # a fork keeps its own top-k files; the source run's stay where they are
+    if plan.kind == "fork":  # a new run: its best.pt and top-k files are of the epochs it trains (the source's stay)
+        state.top, state.best, state.best_partial, state.best_step = [], None, False, None
     if not (state.finished and state.done(cfg.trainer)):  # a finished run says so instead (train.fit)
         log.info("resuming %s at epoch %d, step %d", plan.source, state.epoch + 1, state.step)
     check_same_data(plan, cfg, state, fingerprints)
@@ -193,12 +193,12 @@ def prepare(plan: Plan, cfg: DictConfig, state: RunState) -> None:
     run_dir = plan.run_dir
     if plan.in_place and cfg.trainer.save_top_k > 1:  # epoch-<N>.pt files still to come
         rundir.check_top_free(run_dir, state.epoch + 1, cfg.trainer.max_epochs)
-    adopt_staged(run_dir)
     try:
         rundir.remove_leftovers(run_dir)
         if plan.in_place:  # what a crash between writes left: a stale best.pt, top-k files last.pt does not list
             rundir.repair_best(run_dir, state.as_dict())
             rundir.prune_top(run_dir, state.as_dict())
+        adopt_staged(run_dir)  # after the repairs: a refused one leaves no record of this command
         rundir.write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     except OSError as e:  # a full disk, a read-only directory: the checkpoints stay as they are
         raise ConfigError(f"cannot write to the run directory {run_dir}: {e.strerror or e}") from None
