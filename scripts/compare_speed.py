@@ -19,14 +19,13 @@ number of threads. What is timed:
   two alternate, window by window (--lm-rounds windows of --lm-steps steps each), and the best window
   of each counts, so a machine that slows down for a while slows both alike.
 
-The project is timed in fp32 and, on CPUs with AMX-BF16 (or with --bf16), with trainer.precision=bf16
+The project is timed in fp32 and, on CPUs where bf16 runs (or with --bf16), with trainer.precision=bf16
 as well; the book and the plain model always run fp32.
 """
 
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -39,7 +38,8 @@ from torch.nn import functional as F
 from seq2seq import bench
 from seq2seq.build import build
 from seq2seq.data.ptb import load_ptb
-from seq2seq.device import CPUINFO, has_amx_bf16
+from seq2seq.device import bf16_missing
+from seq2seq.precision import machine
 from seq2seq.train import train_step
 
 # The book's side, run with its own code in a subprocess (its modules import each other through
@@ -174,13 +174,9 @@ def best_windows(runs: dict, rounds: int, steps: int) -> dict:
 
 
 def cpu_name() -> str:
-    """The CPU's model name and whether it has AMX-BF16, from /proc/cpuinfo (Linux; device.CPUINFO)."""
-    try:
-        info = CPUINFO.read_text()
-    except OSError:
-        return platform.processor() or platform.machine()
-    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
-    return f"{model}{' (AMX-BF16)' if has_amx_bf16() else ''}"
+    """The CPU's model name and its bf16-relevant flags, from /proc/cpuinfo (seq2seq.precision.machine)."""
+    info = machine()
+    return f"{info['device']} ({' '.join(info['flags']) or 'no AVX2'})"
 
 
 def positive(text: str) -> int:
@@ -244,7 +240,7 @@ def main(argv: list[str] | None = None) -> None:
     if not addition.is_file():
         parser.error(f"{addition}: no such file (give --addition, e.g. from python -m seq2seq.data.addition)")
     torch.set_num_threads(args.threads)
-    bf16 = args.bf16 if args.bf16 is not None else has_amx_bf16()
+    bf16 = args.bf16 if args.bf16 is not None else not bf16_missing("cpu")
     precisions = ("fp32", "bf16") if bf16 else ("fp32",)
     base = ["trainer.device=cpu", f"trainer.threads={args.threads}"]
 

@@ -1,19 +1,27 @@
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 import torch
 from filelock import FileLock
 
+from seq2seq.threads import usable_cores
 from seq2seq.train import train
 
 from .helpers import PTB_DIR, TINY_ADDITION, compose_train
 
+# Threads: parallel workers (pytest -n) share the cores, one thread each, in the processes their tests start
+# too, or they oversubscribe the cores and every training step slows down many times over. Without workers,
+# every core. Either way a count given, never one that follows the load: tests compare runs bit for bit, and
+# a different thread count changes float rounding (tests/test_threads.py covers the default).
 if os.environ.get("PYTEST_XDIST_WORKER"):
-    # Parallel workers (pytest -n) share the cores: one thread each, in the processes their tests start
-    # too, or they oversubscribe the cores and every training step slows down many times over.
     os.environ["OMP_NUM_THREADS"] = "1"
-    torch.set_num_threads(1)
+else:
+    os.environ.setdefault("OMP_NUM_THREADS", str(usable_cores()))
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"].split(",")[0]))
+# Caches a run writes (trainer.precision=auto's answers) go to a folder of the test session, never the home's.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="seq2seq-tests-cache-")
 
 
 @pytest.fixture

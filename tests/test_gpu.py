@@ -80,35 +80,3 @@ def test_deterministic_cuda_runs_and_resumes_are_bit_identical(make_cfg, tmp_pat
     for k in a:
         assert torch.equal(a[k], b[k]), k
         assert torch.equal(a[k], split[k]), k
-
-
-def test_threads_default_and_the_oversubscription_warning(monkeypatch, caplog):
-    from seq2seq import device
-
-    before = torch.get_num_threads()
-    monkeypatch.delenv(device.WARNED_ENV, raising=False)
-    try:
-        monkeypatch.setenv("OMP_NUM_THREADS", "1")
-        monkeypatch.setattr(device, "runnable_elsewhere", lambda: 0)
-        assert device.set_threads(None) == 1 == torch.get_num_threads()  # what launchers and workers set
-        monkeypatch.delenv("OMP_NUM_THREADS")
-        assert device.set_threads(None) == len(os.sched_getaffinity(0))  # else every core it may use
-        assert not caplog.records
-        monkeypatch.setattr(device, "runnable_elsewhere", lambda: len(os.sched_getaffinity(0)))  # a busy machine
-        with caplog.at_level("WARNING", logger="seq2seq.device"):
-            device.set_threads(2)
-        assert "oversubscribes them" in caplog.text and "trainer.threads=1" in caplog.text
-        caplog.clear()
-        with caplog.at_level("WARNING", logger="seq2seq.device"):
-            device.set_threads(2)  # said once a process (and once a sweep), not once a job
-            monkeypatch.delenv(device.WARNED_ENV)
-            device.set_threads(1)  # one thread cannot do better: nothing to say
-            assert device.oversubscription(1) is None
-            monkeypatch.setattr(device, "runnable_elsewhere", lambda: 1)  # torchrun's other rank is not other work
-            assert device.oversubscription(2, processes=2) is None
-            monkeypatch.setattr(device, "runnable_elsewhere", lambda: 2)  # ... but a third thread is
-            assert device.oversubscription(2, processes=2) and device.oversubscription(1, processes=2) is None
-        assert not caplog.records
-        assert device.runnable_elsewhere() >= 0  # the real reading works here
-    finally:
-        torch.set_num_threads(before)

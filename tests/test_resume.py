@@ -436,6 +436,7 @@ def test_a_finished_or_refused_resume_writes_nothing_and_an_accepted_one_keeps_h
     assert log.startswith(log_before) and "resuming" in log[len(log_before) :] and "done: best" in log
 
 
+@pytest.mark.slow
 def test_a_best_pt_without_a_progress_record_is_mended_or_refused_in_one_line(tmp_path):
     """best.pt replaced by a checkpoint without its progress (made elsewhere, or crafted): resuming in place
     rewrites it from last.pt when last.pt is the best, and otherwise refuses in one line, before Hydra's

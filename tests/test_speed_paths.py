@@ -133,39 +133,14 @@ def test_keep_freed_memory_stops_page_faults_of_big_buffers():
     assert faults[False] >= 10 * 3 and faults[True] < 10, faults  # over 10 steps
 
 
-def test_precision_auto_picks_bf16_only_on_amx_cpus(monkeypatch, tmp_path, caplog):
-    import logging
-
-    from seq2seq import device
-
-    cpu = torch.device("cpu")
-    monkeypatch.setattr(device, "bf16_missing", lambda kind: None)  # the flags decide here, not this CPU
-    for flags, expected in (("fpu avx512f amx_bf16 amx_tile", "bf16"), ("fpu avx2 avx512f avx512_bf16", "fp32")):
-        (tmp_path / "cpuinfo").write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
-        monkeypatch.setattr(device, "CPUINFO", tmp_path / "cpuinfo")
-        with caplog.at_level(logging.INFO, logger="seq2seq.device"):
-            assert device.resolve_precision("auto", cpu) == expected
-        assert f"trainer.precision=auto: {expected}" in caplog.records[-1].getMessage()
-    monkeypatch.setattr(device, "CPUINFO", tmp_path / "missing")  # not Linux: fp32
-    assert device.resolve_precision("auto", cpu) == "fp32"
-    assert device.resolve_precision("bf16", cpu) == "bf16" and device.resolve_precision("fp32", cpu) == "fp32"
-
-
-def test_bf16_is_refused_where_the_cpu_cannot_run_it(monkeypatch, tmp_path, caplog):
-    """An AMX flag is not enough: where oneDNN has no bf16 kernels, bf16 is refused and auto picks fp32."""
-    import logging
-
+def test_bf16_is_refused_where_the_cpu_cannot_run_it(monkeypatch):
     from seq2seq import device
     from seq2seq.errors import ConfigError
 
-    cpu = torch.device("cpu")
-    (tmp_path / "cpuinfo").write_text("model name\t: Some CPU\nflags\t\t: fpu avx2 amx_bf16\n")
-    monkeypatch.setattr(device, "CPUINFO", tmp_path / "cpuinfo")
-    monkeypatch.setattr(device, "bf16_missing", lambda kind: f"{device.cpu_name()} has no bf16 kernels here")
+    monkeypatch.setattr(device, "bf16_missing", lambda kind: "Some CPU has no bf16 kernels here")
     with pytest.raises(ConfigError, match=r"^trainer\.precision=bf16: Some CPU has no bf16 kernels here; use"):
-        device.resolve_precision("bf16", cpu)
-    with caplog.at_level(logging.INFO, logger="seq2seq.device"):
-        assert device.resolve_precision("auto", cpu) == "fp32"
+        device.check_precision("bf16", torch.device("cpu"))
+    device.check_precision("auto", torch.device("cpu"))  # auto measures instead (tests/test_threads.py)
 
 
 def test_the_bf16_probe_agrees_with_a_bf16_step():

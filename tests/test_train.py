@@ -160,6 +160,7 @@ def test_device_selection(make_cfg):
         train(make_cfg(*TINY_ADDITION, "trainer.device=tpu"))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not bf16_missing("cpu"), reason="this CPU runs bf16: the refusal is tested by monkeypatching")
 def test_bf16_is_refused_in_one_line_where_the_cpu_cannot_run_it(tmp_path):
     """On a CPU without bf16 kernels (AVX2 only), training and the benchmark refuse bf16 before anything

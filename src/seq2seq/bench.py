@@ -25,7 +25,8 @@ from hydra import compose, initialize_config_dir
 
 from seq2seq.build import autocast, build
 from seq2seq.config import CONFIG_DIR
-from seq2seq.device import bf16_missing, resolve_precision
+from seq2seq.device import bf16_missing
+from seq2seq.precision import choose as choose_precision
 from seq2seq.train import train_step
 
 
@@ -43,8 +44,8 @@ def clock(device: torch.device) -> float:
 
 
 def precision_of(setup, cfg) -> torch.autocast:
-    """The autocast training uses for `trainer.precision` (fp32: a disabled one)."""
-    return autocast(setup.device, resolve_precision(cfg.trainer.precision, setup.device))
+    """The autocast training uses for `trainer.precision` (fp32: a disabled one; auto: as training decides)."""
+    return autocast(setup.device, choose_precision(cfg.trainer.precision, setup))
 
 
 def time_steps(setup, cfg, batches, warmup: int, steps: int) -> float:

@@ -15,11 +15,12 @@ from torch.nn.parallel import DistributedDataParallel
 from seq2seq import checkpoint as ckpt
 from seq2seq import distributed
 from seq2seq.config import make
-from seq2seq.device import select_device, set_deterministic, set_threads
+from seq2seq.device import select_device, set_deterministic
 from seq2seq.errors import ConfigError
 from seq2seq.loggers import Loggers
 from seq2seq.memory import keep_freed_memory
 from seq2seq.schedule import Schedule
+from seq2seq.threads import Threads
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +35,14 @@ class Setup:
     optimizer: torch.optim.Optimizer
     schedule: Schedule
     ctx: distributed.Context
+    threads: Threads  # torch's thread count, fitted to the free cores (checked again while training)
 
 
 def build(cfg: DictConfig) -> Setup:
     """Task, model, optimizer and schedule from the config; the seed fixes the initialisation."""
     set_deterministic(cfg.trainer.deterministic)
-    set_threads(cfg.trainer.threads)
+    threads = Threads(cfg.trainer.threads, cfg.trainer.deterministic)
+    threads.start()
     ctx, device = distributed.init(select_device(cfg.trainer.device))
     keep_freed_memory()  # process-wide: training steps reuse their big buffers' pages
     torch.manual_seed(cfg.seed)
@@ -57,7 +60,7 @@ def build(cfg: DictConfig) -> Setup:
         schedule = Schedule(factory, optimizer, task.mode, total_steps)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"optimizer or scheduler: {e}") from None
-    return Setup(task, model, device, train_model, model_spec, optimizer, schedule, ctx)
+    return Setup(task, model, device, train_model, model_spec, optimizer, schedule, ctx, threads)
 
 
 def open_loggers(cfg: DictConfig, run_dir: Path, resume_at, ctx) -> Loggers:

@@ -332,5 +332,8 @@ def checkpoint_file(value: str) -> Path:
 def load(cfg: DictConfig):
     """The checkpoint `checkpoint=` means as an api.TrainedModel."""
     from seq2seq import api
+    from seq2seq.threads import Threads
 
-    return api.load(checkpoint_file(cfg.checkpoint), device=None if cfg.device == "auto" else cfg.device)
+    model = api.load(checkpoint_file(cfg.checkpoint), device=None if cfg.device == "auto" else cfg.device)
+    Threads(what=model.family + " decoding").start()
+    return model

@@ -106,6 +106,20 @@ def keep_old_behaviour(saved, cfg: DictConfig) -> None:
             saved_node[name] = legacy
 
 
+def old_auto_precision(device_type: str) -> str:
+    """What trainer.precision=auto chose before runs recorded their choice: bf16 on CPUs listing amx_bf16
+    (where the bf16 step runs), fp32 elsewhere. A run of that time resumes in the precision it trained in."""
+    from pathlib import Path
+
+    from seq2seq.device import bf16_missing
+
+    try:
+        amx = "amx_bf16" in Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        amx = False
+    return "bf16" if device_type == "cpu" and amx and not bf16_missing("cpu") else "fp32"
+
+
 # --- command lines -------------------------------------------------------------------------------------
 
 # Model choices of 0.2, when each decoder had its model config: the decoder is a model argument now.

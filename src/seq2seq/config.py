@@ -31,11 +31,11 @@ from seq2seq.checks import (
     one_of,
     unknown_key_message,
 )
-from seq2seq.device import usable_cores
 from seq2seq.errors import ConfigError, Seq2seqError
 from seq2seq.models import MODEL_CLASSES, MODEL_TARGETS
 from seq2seq.schema import dataclass_of, options
 from seq2seq.tasks import TASK_CLASSES, TASKS
+from seq2seq.threads import MAX_PER_CORE, max_threads, usable_cores
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -44,9 +44,9 @@ OmegaConf.register_new_resolver("suffix", lambda s: f"_{s}" if s else "", replac
 
 
 # More threads than this only thrash (and libgomp fails to create 100,000 of them).
-MAX_THREADS = 4 * usable_cores()
 THREADS = Check(
-    lambda v: POSITIVE.ok(v) and v <= MAX_THREADS, f"must be from 1 to {MAX_THREADS} (4 x this machine's cores)"
+    lambda v: POSITIVE.ok(v) and v <= max_threads(),
+    f"must be from 1 to {max_threads()} ({MAX_PER_CORE} x the {usable_cores()} cores this process may use)",
 )
 
 
@@ -109,17 +109,22 @@ class TrainerConfig:
         "fp32",
         one_of(("fp32", "bf16", "auto")),
         resumable=False,
-        help="fp32; bf16 (CPUs with AVX512-BF16 or AMX-BF16); auto: bf16 on AMX CPUs",
+        help="fp32; bf16 (CPUs with AVX512-BF16 or AMX-BF16, GPUs); auto: bf16 where a short probe of this model "
+        "measures it faster within the accuracy guard (cached per machine)",
     )
     deterministic: bool = option(
-        False, resumable=True, help="deterministic algorithms (cuDNN, cuBLAS): bit-identical GPU runs and resumes"
+        False,
+        resumable=True,
+        help="deterministic algorithms (cuDNN, cuBLAS) and one thread count for the whole run: bit-identical runs "
+        "and resumes",
     )
     threads: int | None = option(
         None,
         THREADS,
         resumable=True,
         hparam=False,
-        help="torch threads; null: OMP_NUM_THREADS if set, else every core this process may use",
+        help="torch threads; null: the cores other work leaves free, measured again while training "
+        "(OMP_NUM_THREADS, when set, as given)",
     )
     save_top_k: int = option(1, POSITIVE, resumable=True, help="above 1: also keep the k best epochs as epoch-<N>.pt")
     checkpoint_every_minutes: float | None = option(

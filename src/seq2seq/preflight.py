@@ -7,7 +7,6 @@ cannot run it are refused here in one line with exit code 2; `train()` runs the 
 callers of the Python function (and each job of a sweep, whose values this callback does not see).
 """
 
-import os
 import sys
 
 from hydra.experimental.callback import Callback
@@ -49,14 +48,5 @@ class Preflight(Callback):
             sys.exit(2)
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        """The sweep's base config is checked (each job is checked again by train()), and the machine's
-        load read once for the whole sweep: its jobs do not repeat the warning."""
+        """The sweep's base config is checked (each job is checked again by train())."""
         self.on_run_start(config)
-        from seq2seq.device import WARNED_ENV, oversubscription, usable_cores
-
-        env = os.environ.get("OMP_NUM_THREADS", "")
-        threads = config.trainer.threads or (int(env) if env.isdigit() and int(env) > 0 else usable_cores())
-        warning = oversubscription(threads)
-        if warning:
-            print(f"warning: {warning}", file=sys.stderr)
-        os.environ[WARNED_ENV] = "1"

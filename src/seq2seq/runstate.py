@@ -29,6 +29,7 @@ class RunState:
     data: str | None = None  # the training data's fingerprint (seq2seq.tasks.base.data_fingerprint)
     held_data: str | None = None  # all data the task holds, validation included (held_data_fingerprint)
     finished: bool = False  # the run ended and wrote its final splits: resuming it again does nothing
+    precision: str | None = None  # what trainer.precision (auto included) chose at the run's start
 
     @classmethod
     def from_saved(cls, saved, where: str) -> "RunState":

@@ -27,8 +27,8 @@ from tqdm import tqdm
 
 from seq2seq import checkpoint as ckpt
 from seq2seq import cli, compat, distributed, hparams, preflight, rundir, start
+from seq2seq import precision as precisions
 from seq2seq.build import FP32, Setup, autocast, build, open_loggers
-from seq2seq.device import resolve_precision, select_device
 from seq2seq.errors import CheckpointError, ConfigError, NonFiniteLossError, Seq2seqError, TrainingInterrupted
 from seq2seq.extras import missing_plugin
 from seq2seq.interrupt import StopRequested
@@ -76,17 +76,16 @@ class Run:
 
 def train(cfg: DictConfig) -> dict[str, float]:
     preflight.check(cfg)  # as the command line did before Hydra made the run directory
-    precision = resolve_precision(cfg.trainer.precision, select_device(cfg.trainer.device))
     run_dir = Path(cfg.paths.output_dir)
     lock = rundir.hold(run_dir) if distributed.is_main_process() else None
     try:
-        return fit(cfg, run_dir, precision)
+        return fit(cfg, run_dir)
     finally:
         if lock is not None:
             lock.release()
 
 
-def fit(cfg: DictConfig, run_dir: Path, precision: str) -> dict[str, float]:
+def fit(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     """The chapter's Trainer.fit: epochs of training, each validated, until max_epochs, max_steps or
     early stopping; then the final splits on best.pt."""
     plan = start.plan(cfg, run_dir)  # fresh, resume or fork: checked before anything is built
@@ -106,6 +105,9 @@ def fit(cfg: DictConfig, run_dir: Path, precision: str) -> dict[str, float]:
                  "to train on", plan.source, state.epoch, state.step)  # fmt: skip
         return {**metrics, f"best/{task.monitor}": state.best, "epoch": state.epoch, "step": state.step}
     state.finished = False
+    saved = state.precision or (compat.old_auto_precision(setup.device.type) if plan.kind != "fresh" else None)
+    precision = precisions.choose(cfg.trainer.precision, setup, saved) if ctx.is_main else None
+    state.precision = precision = distributed.broadcast(precision, ctx)  # every rank computes alike
     if ctx.is_main:
         start.prepare(plan, cfg, state)
     writer = open_loggers(cfg, run_dir, (state.step, state.epoch) if plan.in_place else None, ctx)
@@ -164,6 +166,7 @@ def run_epoch(run: Run, stop) -> bool:
         step = train_step(task, setup.train_model, setup.optimizer, batch, run.carry, cfg.trainer.grad_clip, run.amp)
         log_curve.losses[i], log_curve.grads[i], run.carry = step
         setup.schedule.after_step()
+        setup.threads.check()  # measures the machine's load every few seconds: other work may have come or gone
         state.step, state.batch = state.step + 1, i + 1
         if i + 1 - log_curve.logged >= cfg.trainer.log_every_n_steps:
             log_curve.flush(i + 1, bar)

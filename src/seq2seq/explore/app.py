@@ -17,19 +17,19 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import torch
-
 from seq2seq import decoding, pretrained, rundir
 from seq2seq.errors import DataError, Seq2seqError
 from seq2seq.explore import analysis
 from seq2seq.explore.runs import Runs
+from seq2seq.threads import Threads
 
 log = logging.getLogger(__name__)
 # Every handler runs in this one thread, with one torch thread: Gradio calls handlers from a pool of threads,
 # each of which would start its own OpenMP team, and the browser drawing its progress animation takes a core
 # that a team of two spins waiting for (three answers took 250 ms instead of 30 on 2 cores).
-WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seq2seq-explore", initializer=torch.set_num_threads,
-                            initargs=(1,))  # fmt: skip
+WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seq2seq-explore",
+                            initializer=lambda: Threads(1, what="the explorer", source="one request at a time, "
+                                                        "beside the browser's drawing").start())  # fmt: skip
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # read when gradio is imported: no request leaves the machine
 
 # The decoding options the page offers (seq2seq.decoding's, in its order; `skip` keeps each family's default).
