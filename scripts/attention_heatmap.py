@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 import seq2seq
-from seq2seq.data import text
-from seq2seq.errors import Seq2seqError
-from seq2seq.plots import attention_figures, attention_maps
+from seq2seq.core.errors import Seq2seqError
+from seq2seq.tasks.data import text
+from seq2seq.tasks.plots import attention_figures, attention_maps
 
 
 def heatmaps(checkpoint: Path, questions: list[str], val_index: list[int]):

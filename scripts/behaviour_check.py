@@ -32,8 +32,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
 import seq2seq
-from seq2seq.config import CONFIG_DIR
-from seq2seq.train import train
+from seq2seq.training.config import CONFIG_DIR
+from seq2seq.training.loop import train
 
 REL_TOL = 1e-4
 REFERENCE = Path(__file__).with_name("behaviour_reference.json")
@@ -128,7 +128,7 @@ def run(experiment: str, out: Path) -> dict:
 def machine() -> dict:
     import torch
 
-    from seq2seq.precision import machine as info
+    from seq2seq.training.precision import machine as info
 
     return {k: v for k, v in info().items() if k != "threads"} | {"torch": torch.__version__}
 

@@ -35,12 +35,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from seq2seq import bench
-from seq2seq.build import build
-from seq2seq.data.ptb import load_ptb
-from seq2seq.device import bf16_missing
-from seq2seq.precision import machine
-from seq2seq.train import train_step
+from seq2seq.cli import bench
+from seq2seq.core.device import bf16_missing
+from seq2seq.tasks.data.ptb import load_ptb
+from seq2seq.training.build import build
+from seq2seq.training.loop import train_step
+from seq2seq.training.precision import machine
 
 # The book's side, run with its own code in a subprocess (its modules import each other through
 # sys.path entries, as its chapter scripts do). Its data loader is not used: dataset/sequence.py needs
@@ -174,7 +174,7 @@ def best_windows(runs: dict, rounds: int, steps: int) -> dict:
 
 
 def cpu_name() -> str:
-    """The CPU's model name and its bf16-relevant flags, from /proc/cpuinfo (seq2seq.precision.machine)."""
+    """The CPU's model name and its bf16-relevant flags, from /proc/cpuinfo (seq2seq.training.precision.machine)."""
     info = machine()
     return f"{info['device']} ({' '.join(info['flags']) or 'no AVX2'})"
 
@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"{args.ptb_dir}: no ptb.train.txt (give --ptb-dir or set PTB_DIR)")
     addition = args.addition or args.book / "dataset" / "addition.txt"
     if not addition.is_file():
-        parser.error(f"{addition}: no such file (give --addition, e.g. from python -m seq2seq.data.addition)")
+        parser.error(f"{addition}: no such file (give --addition, e.g. from python -m seq2seq.tasks.data.addition)")
     torch.set_num_threads(args.threads)
     bf16 = args.bf16 if args.bf16 is not None else not bf16_missing("cpu")
     precisions = ("fp32", "bf16") if bf16 else ("fp32",)

@@ -1,5 +1,5 @@
 """MkDocs hook: `<!-- options -->` in a page becomes the reference of every option, generated from the
-constructors and schemas (seq2seq.config.options_reference), so the docs cannot drift from the code."""
+constructors and schemas (seq2seq.training.config.options_reference), so the docs cannot drift from the code."""
 
 MARK = "<!-- options -->"
 
@@ -7,6 +7,6 @@ MARK = "<!-- options -->"
 def on_page_markdown(markdown: str, page, config, files) -> str:
     if MARK not in markdown:
         return markdown
-    from seq2seq.config import options_reference
+    from seq2seq.training.config import options_reference
 
     return markdown.replace(MARK, options_reference())

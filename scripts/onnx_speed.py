@@ -6,7 +6,7 @@ Exports the addition checkpoint with `format=onnx` into a temporary folder, chec
 greedy answers equal PyTorch's on every validation question of the run (5,000 for the chapter's
 addition), then times one question (median of --repeat calls, after a warm-up) and the whole
 validation set in one call (best of 3), each with PyTorch (seq2seq.load) and onnxruntime
-(seq2seq.serving.OnnxModel), and prints the ratios.
+(seq2seq.inference.serving.OnnxModel), and prints the ratios.
 """
 
 import argparse
@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 import seq2seq
-from seq2seq import serving
+from seq2seq.inference import serving
 from seq2seq.tasks import task_from_saved_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

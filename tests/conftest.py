@@ -6,8 +6,8 @@ import pytest
 import torch
 from filelock import FileLock
 
-from seq2seq.threads import usable_cores
-from seq2seq.train import train
+from seq2seq.core.threads import usable_cores
+from seq2seq.training.loop import train
 
 from .helpers import PTB_DIR, TINY_ADDITION, compose_train
 
@@ -95,7 +95,7 @@ def explore_root(tmp_path_factory) -> Path:
 def train_explore_runs(root: Path, tmp_path_factory) -> None:
     import random
 
-    from seq2seq.data import ptb
+    from seq2seq.tasks.data import ptb
 
     from .helpers import TINY_ADDITION, assert_ok, run_module
 

@@ -15,9 +15,9 @@ from omegaconf import open_dict
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
 
-from seq2seq import checkpoint as ckpt
-from seq2seq.config import CONFIG_DIR
-from seq2seq.device import bf16_missing
+from seq2seq.core.device import bf16_missing
+from seq2seq.training import checkpoint as ckpt
+from seq2seq.training.config import CONFIG_DIR
 
 # bf16 tests run where oneDNN has bf16 kernels (AVX512-BF16, AMX-BF16), and skip, saying why, elsewhere.
 needs_bf16 = pytest.mark.skipif(bool(bf16_missing("cpu")), reason=f"bf16 cannot run here: {bf16_missing('cpu')}")

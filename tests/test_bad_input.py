@@ -6,10 +6,10 @@ import torch
 from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf.errors import ConfigKeyError, ValidationError
 
-from seq2seq.data.addition import load_fixed_width
-from seq2seq.data.text import load_tsv
-from seq2seq.errors import ConfigError, DataError
-from seq2seq.train import train
+from seq2seq.core.errors import ConfigError, DataError
+from seq2seq.tasks.data.addition import load_fixed_width
+from seq2seq.tasks.data.text import load_tsv
+from seq2seq.training.loop import train
 
 from .helpers import TINY_ADDITION, run_module
 
@@ -127,10 +127,10 @@ def test_config_files_hold_only_what_differs_from_the_constructors():
     """One source of defaults: a task or model YAML sets no option to its constructor's default."""
     import yaml
 
-    from seq2seq.config import CONFIG_DIR
+    from seq2seq.core.schema import options
     from seq2seq.models import MODEL_CLASSES
-    from seq2seq.schema import options
     from seq2seq.tasks import TASK_CLASSES
+    from seq2seq.training.config import CONFIG_DIR
 
     for group, table in (("task", TASK_CLASSES), ("model", MODEL_CLASSES)):
         for path in sorted((CONFIG_DIR / group).glob("*.yaml")):
@@ -159,10 +159,10 @@ def test_each_component_checks_its_own_options(make_cfg, override, message):
 
 
 def test_help_shows_every_option_with_its_meaning(tmp_path):
-    from seq2seq.config import EarlyStoppingConfig, TrainerConfig
+    from seq2seq.core.schema import comments, options
     from seq2seq.models import Seq2seq
-    from seq2seq.schema import comments, options
     from seq2seq.tasks import ChitchatTask, PairsTask
+    from seq2seq.training.config import EarlyStoppingConfig, TrainerConfig
 
     result = run_module("seq2seq.train", "experiment=chitchat", "--help", cwd=tmp_path)
     assert result.returncode == 0, result.stderr

@@ -4,9 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from seq2seq import decoding
-from seq2seq.decoding import GenerationConfig
-from seq2seq.models import DECODERS, Seq2seq
+from seq2seq.models import DECODERS, Seq2seq, decoding
+from seq2seq.models.decoding import GenerationConfig
 
 
 class TableDecoder(nn.Module):

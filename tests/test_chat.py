@@ -10,15 +10,15 @@ import time
 
 import pytest
 
-from seq2seq import checkpoint as ckpt
-from seq2seq import decoding
-from seq2seq.api import load
-from seq2seq.chat import Chat
-from seq2seq.data.chitchat import reply_pairs
-from seq2seq.data.text import SEP, tokenize_turns
-from seq2seq.errors import DataError
+from seq2seq.cli.chat import Chat
+from seq2seq.core.errors import DataError
+from seq2seq.inference.api import load
+from seq2seq.models import decoding
 from seq2seq.tasks import ChitchatTask
-from seq2seq.train import train
+from seq2seq.tasks.data.chitchat import reply_pairs
+from seq2seq.tasks.data.text import SEP, tokenize_turns
+from seq2seq.training import checkpoint as ckpt
+from seq2seq.training.loop import train
 
 from .helpers import assert_ok, compose_train, run_module
 
@@ -95,7 +95,7 @@ class Recorder:
 def test_the_chat_keeps_the_last_turns_as_trained_and_reset_forgets_them(context_run, chat_run):
     from hydra import compose, initialize_config_dir
 
-    from seq2seq.config import CONFIG_DIR
+    from seq2seq.training.config import CONFIG_DIR
 
     def chat_with(run, *overrides):
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):

@@ -18,11 +18,11 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 import seq2seq
-from seq2seq import chat, generate
-from seq2seq import checkpoint as ckpt
-from seq2seq.config import CONFIG_DIR
-from seq2seq.errors import CheckpointError, Seq2seqError
-from seq2seq.train import train
+from seq2seq.cli import chat, generate
+from seq2seq.core.errors import CheckpointError, Seq2seqError
+from seq2seq.training import checkpoint as ckpt
+from seq2seq.training.config import CONFIG_DIR
+from seq2seq.training.loop import train
 
 from .helpers import PEAK_MB, REPO, SECONDS, TINY_ADDITION, compose_train, measured, run_module, write_state
 
@@ -241,7 +241,7 @@ def test_version_1_checkpoints_still_load(good, tmp_path):
 
 
 def test_a_crafted_progress_is_refused_field_by_field():
-    from seq2seq.runstate import RunState
+    from seq2seq.training.state import RunState
 
     good = {**RunState(step=5, top=[[0.5, 1]]).as_dict(), "rng": torch.zeros(3)}
     assert RunState.from_saved(good, "x.pt").step == 5
@@ -304,8 +304,8 @@ def test_non_finite_weights_are_refused(tiny_run, tmp_path):
 
 
 def test_meta_sparse_and_complex_tensors_are_refused():
-    from seq2seq import checkpoint as ckpt
-    from seq2seq.errors import CheckpointError
+    from seq2seq.core.errors import CheckpointError
+    from seq2seq.training import checkpoint as ckpt
 
     weight = torch.zeros(3, 4)
     for tensor, says in (
@@ -341,8 +341,8 @@ def test_the_archive_is_checked_before_any_entry_is_read(tiny_run, tmp_path):
     import struct
     import zipfile
 
-    from seq2seq import checkpoint as ckpt
-    from seq2seq.errors import CheckpointError
+    from seq2seq.core.errors import CheckpointError
+    from seq2seq.training import checkpoint as ckpt
 
     raw = bytearray((tiny_run / "best.pt").read_bytes())
     at = raw.find(b"PK\x01\x02")  # the first central-directory record: uncompressed size at offset 24

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import seq2seq
-from seq2seq.errors import ConfigError, DataError
+from seq2seq.core.errors import ConfigError, DataError
 
 from .helpers import TINY_ADDITION, assert_ok, compose_train, run_module
 
@@ -67,7 +67,7 @@ def test_mistakes_in_sweeps_interpolations_and_hydra_help_are_one_line(tmp_path)
 
 
 def test_a_sweep_is_checked_value_by_value():
-    from seq2seq.cli import sweep_variants
+    from seq2seq.cli.common import sweep_variants
 
     assert sweep_variants(["a=1", "b=2,3", "c=range(4,6)", "d=interval(0,1)"]) == [
         ["a=1", "b=2", "c=4"], ["a=1", "b=3", "c=4"], ["a=1", "b=2", "c=5"]]  # fmt: skip
@@ -75,7 +75,7 @@ def test_a_sweep_is_checked_value_by_value():
 
 
 def test_keys_that_a_target_takes_are_valid_and_others_are_not(tmp_path):
-    from seq2seq.config import check_keys
+    from seq2seq.training.config import check_keys
 
     check_keys(compose_train(tmp_path, "+optimizer.weight_decay=0.1", "scheduler=onecycle", "+scheduler.div_factor=5"))
     check_keys(compose_train(tmp_path, "logger=[tensorboard,csv]", "logger.csv.filename=m.csv"))
@@ -190,7 +190,7 @@ def test_every_trainer_option_has_its_help_text():
     """--help and the docs read each option's meaning from its declaration (help=...), and show it."""
     import dataclasses
 
-    from seq2seq.config import EarlyStoppingConfig, TrainerConfig, options_help
+    from seq2seq.training.config import EarlyStoppingConfig, TrainerConfig, options_help
 
     composed = compose_train(Path("unused"))
     listed = options_help(composed)
@@ -205,7 +205,7 @@ def test_facts_of_the_trainer_options_are_declared_at_their_fields():
     from the options' declarations; Hydra's run-directory naming (hydra/default.yaml) agrees."""
     from omegaconf import OmegaConf
 
-    from seq2seq import config
+    from seq2seq.training import config
 
     facts = config.facts()
     assert facts["trainer.max_epochs"]["resumable"] and not facts["trainer.precision"]["resumable"]

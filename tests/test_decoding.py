@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import seq2seq
-from seq2seq import decoding
-from seq2seq.errors import CheckpointError, ConfigError, DataError
+from seq2seq.core.errors import CheckpointError, ConfigError, DataError
+from seq2seq.models import decoding
 from seq2seq.models.sampling import adjust_logits
 
 from .helpers import run_module
@@ -99,7 +99,7 @@ def test_load_refuses_what_generate_refuses(tmp_path):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="refusing CUDA needs a machine without it")
 def test_cuda_is_refused_without_a_gpu():
     with pytest.raises(ConfigError, match="device=cuda"):
-        seq2seq.api.pick_device("cuda")
+        seq2seq.inference.api.pick_device("cuda")
 
 
 @pytest.mark.parametrize("command", ["generate", "chat"])
@@ -108,7 +108,7 @@ def test_the_commands_yaml_and_help_follow_the_declared_options(command):
     --help renders each option's declared default; chat (seq2seq models only) shows seq2seq's."""
     from omegaconf import OmegaConf
 
-    from seq2seq.config import CONFIG_DIR
+    from seq2seq.training.config import CONFIG_DIR
 
     yaml = OmegaConf.load(CONFIG_DIR / f"{command}.yaml")
     assert {name: yaml[name] for name in decoding.NAMES} == dict.fromkeys(decoding.NAMES)

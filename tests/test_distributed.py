@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from seq2seq import checkpoint as ckpt
-from seq2seq.train import train
+from seq2seq.training import checkpoint as ckpt
+from seq2seq.training.loop import train
 
 from .helpers import TINY_ADDITION, assert_ok, run_module, write_reverse_tsv
 

@@ -21,11 +21,12 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from seq2seq import cli, preflight
-from seq2seq.config import CONFIG_DIR
-from seq2seq.device import bf16_missing
-from seq2seq.errors import Seq2seqError
-from seq2seq.train import train
+from seq2seq.cli import common as cli
+from seq2seq.core.device import bf16_missing
+from seq2seq.core.errors import Seq2seqError
+from seq2seq.training import preflight
+from seq2seq.training.config import CONFIG_DIR
+from seq2seq.training.loop import train
 
 from .helpers import REPO, compose_train
 
@@ -174,7 +175,7 @@ def run_command(line: str, error: str | None, root: Path, capsys) -> None:
             check_train(args)
         return
     if module == "seq2seq.bench":
-        from seq2seq.bench import build_parser
+        from seq2seq.cli.bench import build_parser
 
         build_parser().parse_args(args)
         return
@@ -184,7 +185,7 @@ def run_command(line: str, error: str | None, root: Path, capsys) -> None:
         if not a.startswith("push=")
     ]  # fmt: skip  (uploads: tests/test_sharing.py, offline)
     if "question=digits.png" in args:  # a PNG of the captioning model's kind, in the working directory
-        from seq2seq.data import digit_images
+        from seq2seq.tasks.data import digit_images
 
         digit_images.main([str(root / "pngs"), "--num", "1", "--seed", "0"])
         (root / "digits.png").write_bytes(next((root / "pngs").glob("*.png")).read_bytes())
@@ -198,7 +199,8 @@ def run_command(line: str, error: str | None, root: Path, capsys) -> None:
         assert code == 2 and error in err.splitlines(), (line, err)
     else:
         assert code == 0, (line, err[-2000:])
-        assert out or {"--help", "-h"} & set(args) or module.startswith("seq2seq.data"), line  # (maybe an empty answer)
+        empty = {"--help", "-h"} & set(args) or module.startswith("seq2seq.tasks.data")  # (maybe an empty answer)
+        assert out or empty, line
 
 
 @pytest.mark.slow

@@ -15,11 +15,11 @@ import time
 import pytest
 
 import seq2seq
-from seq2seq import pretrained
-from seq2seq.errors import DataError
+from seq2seq.core.errors import DataError
 from seq2seq.explore import analysis
 from seq2seq.explore.app import OPTION_FIELDS, Explorer, handler, options_of
 from seq2seq.explore.runs import Runs
+from seq2seq.inference import pretrained
 
 from .helpers import run_module, scalars
 
@@ -180,7 +180,7 @@ def test_bad_input_becomes_one_message(explorer):
         (lambda: explorer.validation(LM), "a lm model"),
     ]
     for call, says in cases:
-        with pytest.raises(seq2seq.errors.Seq2seqError, match=says):
+        with pytest.raises(seq2seq.core.errors.Seq2seqError, match=says):
             call()
 
     @handler(3)

@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 import pytest
 
 import seq2seq
-from seq2seq.chat import Chat
+from seq2seq.cli.chat import Chat
 
 from .helpers import REPO, run_module, scalars
 

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 import seq2seq
-from seq2seq import checkpoint as ckpt
-from seq2seq.data import ptb
-from seq2seq.errors import CheckpointError, DataError
+from seq2seq.core.errors import CheckpointError, DataError
 from seq2seq.tasks.codec import codec_from_state
-from seq2seq.train import train
+from seq2seq.tasks.data import ptb
+from seq2seq.training import checkpoint as ckpt
+from seq2seq.training.loop import train
 
 from .helpers import TINY_ADDITION, run_module
 

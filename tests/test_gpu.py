@@ -8,11 +8,12 @@ import pytest
 import torch
 
 import seq2seq
-from seq2seq import bench, distributed
-from seq2seq import checkpoint as ckpt
-from seq2seq.device import set_deterministic
-from seq2seq.errors import ConfigError
-from seq2seq.train import build, train
+from seq2seq.cli import bench
+from seq2seq.core.device import set_deterministic
+from seq2seq.core.errors import ConfigError
+from seq2seq.training import checkpoint as ckpt
+from seq2seq.training import distributed
+from seq2seq.training.loop import build, train
 
 from .helpers import TINY_ADDITION
 

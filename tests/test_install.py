@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import seq2seq
-from seq2seq import extras
+from seq2seq.core import extras
 
 from .helpers import TINY_ADDITION, assert_ok
 

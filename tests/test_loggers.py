@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from seq2seq.errors import ConfigError
-from seq2seq.loggers import CSVLogger
-from seq2seq.train import train
+from seq2seq.core.errors import ConfigError
+from seq2seq.training.loggers import CSVLogger
+from seq2seq.training.loop import train
 
 from .helpers import TINY_ADDITION, scalars
 
@@ -93,7 +93,7 @@ def test_mlflow_run_holds_the_curves_and_the_hyperparameters(make_cfg, tmp_path)
 
 def checkpoint_metric(cfg, tag: str) -> float:
     """The first full epoch's value of `tag`, from the run's checkpoint of that epoch's end."""
-    from seq2seq import checkpoint as ckpt
+    from seq2seq.training import checkpoint as ckpt
 
     return ckpt.load(Path(cfg.paths.output_dir) / "best.pt")["metrics"][tag]
 

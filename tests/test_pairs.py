@@ -10,11 +10,11 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.nn import functional as F
 
-from seq2seq.data.text import SPECIALS, build_vocab, load_tsv, tokenize
-from seq2seq.errors import ConfigError, DataError
+from seq2seq.core.errors import ConfigError, DataError
 from seq2seq.models import DECODERS, Seq2seq
 from seq2seq.tasks import PairsTask, TsvTask
-from seq2seq.train import train
+from seq2seq.tasks.data.text import SPECIALS, build_vocab, load_tsv, tokenize
+from seq2seq.training.loop import train
 
 from .helpers import compose_train, write_reverse_tsv
 
@@ -143,7 +143,7 @@ def reverse_run(tmp_path_factory):
 
 @pytest.mark.slow
 def test_pairs_task_learns_and_its_metrics_agree_with_a_recount(reverse_run):
-    from seq2seq import checkpoint as ckpt
+    from seq2seq.training import checkpoint as ckpt
 
     run, metrics, tsv = reverse_run
     assert metrics["val/acc"] > 0.8, metrics

@@ -15,9 +15,9 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from seq2seq import checkpoint as ckpt
-from seq2seq.errors import CheckpointError
-from seq2seq.train import TrainingInterrupted, train, train_step
+from seq2seq.core.errors import CheckpointError
+from seq2seq.training import checkpoint as ckpt
+from seq2seq.training.loop import TrainingInterrupted, train, train_step
 
 from .helpers import (
     PEAK_MB,
@@ -153,7 +153,7 @@ def test_language_model_resumes_bit_identically_after_ctrl_c_mid_epoch(make_cfg,
             os.kill(os.getpid(), signal.SIGINT)  # the real handler turns it into a stop request
         return train_step(*args, **kwargs)
 
-    monkeypatch.setattr("seq2seq.train.train_step", ctrl_c_at_step_20)
+    monkeypatch.setattr("seq2seq.training.loop.train_step", ctrl_c_at_step_20)
     with pytest.raises(TrainingInterrupted, match=r"stopped by SIGINT at step 20.*trainer\.resume="):
         train(make_cfg(*overrides, out=tmp_path / "split"))
     monkeypatch.undo()
@@ -485,7 +485,7 @@ def test_a_resume_on_other_validation_data_is_refused(tmp_path):
 
 
 def test_resume_latest_means_the_experiment_exactly(tmp_path):
-    from seq2seq.start import latest_run
+    from seq2seq.training.start import latest_run
 
     outputs = tmp_path / "outputs"
     mine = outputs / "multirun" / "2026-01-01" / "0_rnnlm_ptb_seed-1"
@@ -500,7 +500,7 @@ def test_resume_latest_means_the_experiment_exactly(tmp_path):
 def test_changes_that_cannot_alter_the_weights_are_allowed_on_resume(tmp_path):
     from omegaconf import OmegaConf
 
-    from seq2seq.start import config_changes
+    from seq2seq.training.start import config_changes
 
     saved = OmegaConf.to_container(tiny(tmp_path, "optimizer.fused=true"), resolve=True)
     now = tiny(tmp_path, "logger=[tensorboard,csv]", "task.num_samples=3", "optimizer.fused=false")
@@ -574,7 +574,7 @@ RESUME_STATES = {
 
 @pytest.mark.parametrize("case", list(RESUME_STATES))
 def test_crafted_resume_states_are_refused_before_loading(tiny_run, tmp_path, case):
-    from seq2seq.errors import CheckpointError
+    from seq2seq.core.errors import CheckpointError
 
     change, says = RESUME_STATES[case]
     run = tmp_path / "run"
@@ -595,7 +595,7 @@ def test_crafted_resume_states_are_refused_before_loading(tiny_run, tmp_path, ca
 def test_a_language_models_carried_state_must_have_its_shapes(tiny_lm_run, tmp_path):
     """A language model saved mid-epoch carries its LSTM state (h, c): shapes other than this run's
     (num_layers, batch, hidden) are refused; its own shapes resume."""
-    from seq2seq.errors import CheckpointError
+    from seq2seq.core.errors import CheckpointError
 
     base = OmegaConf.load(tiny_lm_run / "config.yaml")
     overrides = ["experiment=rnnlm_ptb", f"task.data_dir={base.task.data_dir}", "task.batch_size=2",

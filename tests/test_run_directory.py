@@ -14,10 +14,10 @@ import pytest
 import torch
 
 import seq2seq
-from seq2seq import checkpoint as ckpt
-from seq2seq import rundir
-from seq2seq.errors import CheckpointError, ConfigError, DataError
-from seq2seq.train import NonFiniteLossError, train
+from seq2seq.core.errors import CheckpointError, ConfigError, DataError
+from seq2seq.training import checkpoint as ckpt
+from seq2seq.training import rundir
+from seq2seq.training.loop import NonFiniteLossError, train
 
 from .helpers import TINY_ADDITION, compose_train, run_module, scalars, tiny, train_cli
 
@@ -164,7 +164,7 @@ def test_a_png_declaring_gigapixels_is_refused_before_decoding(tmp_path):
     pytest.importorskip("PIL")
     from PIL import Image
 
-    from seq2seq.data.digit_images import load_png
+    from seq2seq.tasks.data.digit_images import load_png
 
     Image.new("1", (10_000, 10_000)).save(tmp_path / "bomb.png")  # a small file: one bit a pixel, compressed
     assert (tmp_path / "bomb.png").stat().st_size < 1_000_000
@@ -176,8 +176,8 @@ def test_a_png_declaring_gigapixels_is_refused_before_decoding(tmp_path):
 
 
 def test_progress_counts_and_settings_read_from_files_are_bounded(tmp_path):
-    from seq2seq.config import validate
-    from seq2seq.runstate import RunState
+    from seq2seq.training.config import validate
+    from seq2seq.training.state import RunState
 
     for field, value in (("epoch", -3), ("step", 10**18), ("batch", -1)):
         with pytest.raises(CheckpointError, match=rf"progress\.{field}=.* is not a count of this run"):

@@ -16,9 +16,9 @@ import pytest
 import torch
 
 import seq2seq
-from seq2seq import pretrained
-from seq2seq.errors import CheckpointError
-from seq2seq.train import train
+from seq2seq.core.errors import CheckpointError
+from seq2seq.inference import pretrained
+from seq2seq.training.loop import train
 
 from .helpers import PEAK_MB, SECONDS, TINY_ADDITION, compose_train, measured, run_module
 
@@ -146,9 +146,9 @@ def test_a_model_comes_back_from_an_offline_hub_cache(folders, tmp_path, monkeyp
 def test_push_uploads_the_folder_and_fails_in_one_line_offline(runs, tmp_path, monkeypatch):
     import huggingface_hub
 
-    from seq2seq import export
-    from seq2seq.cli import compose_config
-    from seq2seq.errors import ConfigError
+    from seq2seq.cli import export
+    from seq2seq.cli.common import compose_config
+    from seq2seq.core.errors import ConfigError
 
     calls = []
     monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", lambda self, repo, **kw: calls.append(("create", repo)))
@@ -250,8 +250,8 @@ def test_crafted_folders_are_refused(folders, tmp_path, case):
     change, says = CRAFTED[case]
     folder = copied(folders["peeky"], tmp_path / "m")
     change(folder)
-    from seq2seq import chat, generate
-    from seq2seq.cli import compose_config
+    from seq2seq.cli import chat, generate
+    from seq2seq.cli.common import compose_config
 
     def cli_cfg(name: str, *overrides: str):
         return compose_config(name, [f"checkpoint={folder}", "device=cpu", *overrides], [])
@@ -275,7 +275,7 @@ def test_non_finite_weights_and_oversized_configs_are_refused(folders, tmp_path,
     save_file(weights, folder / "model.safetensors")
     with pytest.raises(CheckpointError, match="holds NaN or infinite values"):
         seq2seq.load(folder)
-    from seq2seq import plainvalues
+    from seq2seq.core import plainvalues
 
     monkeypatch.setattr(plainvalues, "MAX_JSON", 100)
     with pytest.raises(CheckpointError, match="more than config may hold"):
@@ -298,7 +298,7 @@ def test_a_crafted_folder_costs_only_what_it_holds_through_every_entry_point(fol
 
 @pytest.fixture(scope="module")
 def onnx_folders(runs, tmp_path_factory) -> dict[str, Path]:
-    from seq2seq import serving
+    from seq2seq.inference import serving
 
     root = tmp_path_factory.mktemp("onnx")
     return {name: serving.export(run, root / name) for name, run in runs.items()}
@@ -307,7 +307,7 @@ def onnx_folders(runs, tmp_path_factory) -> dict[str, Path]:
 def test_onnx_answers_as_pytorch_does(runs, onnx_folders):
     """Greedy answers of the ONNX runner equal PyTorch's; a language model's next-word distribution
     agrees within 1e-4; the exported folder still loads in PyTorch."""
-    from seq2seq.serving import OnnxModel
+    from seq2seq.inference.serving import OnnxModel
 
     for name in ("peeky", "attention"):
         torch_model, onnx_model = seq2seq.load(runs[name], device="cpu"), OnnxModel(onnx_folders[name])
@@ -327,9 +327,9 @@ def test_onnx_answers_as_pytorch_does(runs, onnx_folders):
 
 
 def test_onnx_refuses_what_it_cannot_serve(runs, tmp_path):
-    from seq2seq import serving
-    from seq2seq.errors import ConfigError
-    from seq2seq.serving import OnnxModel
+    from seq2seq.core.errors import ConfigError
+    from seq2seq.inference import serving
+    from seq2seq.inference.serving import OnnxModel
 
     pairs = tmp_path / "pairs.tsv"
     pairs.write_text("".join(f"{a} {b}\t{b} {a}\n" for a in "abcd" for b in "abcd"))
@@ -344,7 +344,7 @@ def test_onnx_refuses_what_it_cannot_serve(runs, tmp_path):
 
 
 def test_export_writes_only_its_own_files_and_says_why_it_cannot(runs, folders, onnx_folders, tmp_path):
-    from seq2seq.errors import ConfigError
+    from seq2seq.core.errors import ConfigError
 
     victim = tmp_path / "victim.txt"
     victim.write_text("keep me")
@@ -368,7 +368,7 @@ def test_export_writes_only_its_own_files_and_says_why_it_cannot(runs, folders, 
 
 
 def test_the_onnx_runner_checks_what_it_reads(onnx_folders, tmp_path):
-    from seq2seq.serving import OnnxModel
+    from seq2seq.inference.serving import OnnxModel
 
     def crafted(name: str, change) -> Path:
         folder = copied(onnx_folders["peeky"], tmp_path / name)
@@ -395,8 +395,8 @@ def test_the_onnx_runner_checks_what_it_reads(onnx_folders, tmp_path):
 
 
 def test_the_onnx_runner_refuses_the_questions_pytorch_refuses(runs, onnx_folders):
-    from seq2seq.errors import DataError
-    from seq2seq.serving import OnnxModel
+    from seq2seq.core.errors import DataError
+    from seq2seq.inference.serving import OnnxModel
 
     torch_model, onnx_model = seq2seq.load(runs["peeky"], device="cpu"), OnnxModel(onnx_folders["peeky"])
     for bad in ("1234+5", "16 + 75", "16-75", "", ["12+3", "9999+1"], 91):

@@ -94,7 +94,7 @@ def test_bf16_autocast_runs_the_gemms_in_bf16_and_keeps_the_loss_and_gradients_f
 
 FAULTS = """
 import ctypes, resource
-from seq2seq.memory import keep_freed_memory
+from seq2seq.core.memory import keep_freed_memory
 if {keep}:
     assert keep_freed_memory()
 libc = ctypes.CDLL(None)
@@ -134,8 +134,8 @@ def test_keep_freed_memory_stops_page_faults_of_big_buffers():
 
 
 def test_bf16_is_refused_where_the_cpu_cannot_run_it(monkeypatch):
-    from seq2seq import device
-    from seq2seq.errors import ConfigError
+    from seq2seq.core import device
+    from seq2seq.core.errors import ConfigError
 
     monkeypatch.setattr(device, "bf16_missing", lambda kind: "Some CPU has no bf16 kernels here")
     with pytest.raises(ConfigError, match=r"^trainer\.precision=bf16: Some CPU has no bf16 kernels here; use"):
@@ -145,7 +145,7 @@ def test_bf16_is_refused_where_the_cpu_cannot_run_it(monkeypatch):
 
 def test_the_bf16_probe_agrees_with_a_bf16_step():
     """bf16_missing says None exactly where a bf16 LSTM step runs (on this CPU, whichever it is)."""
-    from seq2seq.device import bf16_missing
+    from seq2seq.core.device import bf16_missing
 
     model = Rnnlm(vocab_size=30, wordvec_size=8, hidden_size=8)
     tokens = torch.randint(30, (2, 5))
@@ -202,8 +202,8 @@ def test_compare_speed_language_model_steppers_run():
 
 def test_the_benchmark_times_steps_and_evaluation_at_trainer_precision(monkeypatch):
     """bench --precision bf16 must time what training runs: its steps and validation under bf16 autocast."""
-    from seq2seq import bench
-    from seq2seq.device import bf16_missing
+    from seq2seq.cli import bench
+    from seq2seq.core.device import bf16_missing
 
     from .helpers import TINY_ADDITION
 

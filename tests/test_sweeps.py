@@ -7,8 +7,8 @@ import torch
 import yaml
 from hydra import compose, initialize_config_dir
 
-from seq2seq import checkpoint as ckpt
-from seq2seq.config import CONFIG_DIR
+from seq2seq.training import checkpoint as ckpt
+from seq2seq.training.config import CONFIG_DIR
 
 from .helpers import TINY_ADDITION, assert_ok, run_module
 

@@ -1,5 +1,5 @@
-"""Threads that fit the cores other work leaves free (seq2seq.threads), and trainer.precision=auto from a
-measurement (seq2seq.precision)."""
+"""Threads that fit the cores other work leaves free (seq2seq.core.threads), and trainer.precision=auto from a
+measurement (seq2seq.training.precision)."""
 
 import json
 import logging
@@ -11,8 +11,9 @@ import time
 import pytest
 import torch
 
-from seq2seq import precision, threads
-from seq2seq.errors import ConfigError
+from seq2seq.core import threads
+from seq2seq.core.errors import ConfigError
+from seq2seq.training import precision
 
 from .helpers import TINY_ADDITION, compose_train
 
@@ -50,7 +51,7 @@ def test_a_count_given_is_honoured_and_absurd_ones_are_capped_or_refused(no_thre
     monkeypatch.setenv("OMP_NUM_THREADS", "4,2")  # OpenMP's nested levels: the first is torch's
     assert threads.given(None).threads == 4
     monkeypatch.setenv("OMP_NUM_THREADS", "100000")  # libgomp segfaulted creating them
-    with caplog.at_level(logging.WARNING, logger="seq2seq.threads"):
+    with caplog.at_level(logging.WARNING, logger="seq2seq.core.threads"):
         choice = threads.given(None)
     assert choice.threads == threads.max_threads() == threads.MAX_PER_CORE * CORES
     assert "OMP_NUM_THREADS=100000 is more than 4 threads a core" in caplog.text
@@ -80,7 +81,7 @@ def test_the_count_follows_a_neighbour_down_at_once_and_up_when_two_readings_agr
     monkeypatch.setattr(threads, "CHECK_SECONDS", 0.0)
     monkeypatch.setattr(threads, "LoadMeter", lambda: FakeMeter([0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0]))
     monkeypatch.setattr(threads.time, "sleep", lambda s: None)
-    with caplog.at_level(logging.INFO, logger="seq2seq.threads"):
+    with caplog.at_level(logging.INFO, logger="seq2seq.core.threads"):
         job = threads.Threads(what="training")
         assert job.start() == 2 == torch.get_num_threads()
         seen = [job.check() for _ in range(6)]
@@ -96,7 +97,7 @@ def test_a_given_count_never_changes_and_warns_beside_busy_work(no_thread_env, m
     monkeypatch.setattr(threads, "usable_cores", lambda: 2)
     monkeypatch.setattr(threads, "LoadMeter", lambda: FakeMeter([1.0]))
     monkeypatch.setattr(threads.time, "sleep", lambda s: None)
-    with caplog.at_level(logging.INFO, logger="seq2seq.threads"):
+    with caplog.at_level(logging.INFO, logger="seq2seq.core.threads"):
         job = threads.Threads(2)
         assert job.start() == 2
         assert [job.check() for _ in range(3)] == [2, 2, 2]
@@ -149,25 +150,25 @@ def test_a_run_beside_a_busy_process_takes_the_free_cores_and_omp_100000_is_capp
 
 def test_training_adapts_its_threads_while_it_runs(no_thread_env, monkeypatch, tmp_path, caplog):
     """A neighbour arriving mid-run (a mocked reading) takes a core at the next check; the run says so."""
-    from seq2seq.train import train
+    from seq2seq.training.loop import train
 
     monkeypatch.setattr(threads, "usable_cores", lambda: 2)
     monkeypatch.setattr(threads, "CHECK_SECONDS", 0.0)
     monkeypatch.setattr(threads, "LoadMeter", lambda: FakeMeter([0.0, 0.0] + [1.0] * 100))
     seen = []
     monkeypatch.setattr(threads, "apply", lambda n: seen.append(n))
-    with caplog.at_level(logging.INFO, logger="seq2seq.threads"):
+    with caplog.at_level(logging.INFO, logger="seq2seq.core.threads"):
         train(compose_train(tmp_path / "run", *TINY_ADDITION, "trainer.max_steps=4"))
     assert seen == [2, 1]
     assert "threads: 2 -> 1 for training (other work keeps 1.0 of 2 cores busy)" in caplog.text
 
 
 def test_deterministic_runs_keep_one_count(no_thread_env, monkeypatch, tmp_path, caplog):
-    from seq2seq.train import train
+    from seq2seq.training.loop import train
 
     monkeypatch.setattr(threads, "CHECK_SECONDS", 0.0)
     monkeypatch.setattr(threads, "LoadMeter", lambda: FakeMeter([1.0] * 100))
-    with caplog.at_level(logging.INFO, logger="seq2seq.threads"):
+    with caplog.at_level(logging.INFO, logger="seq2seq.core.threads"):
         train(compose_train(tmp_path / "run", *TINY_ADDITION, "trainer.max_steps=3", "trainer.deterministic=true"))
     assert f"threads: {CORES} for training (trainer.deterministic: one count for the whole run" in caplog.text
     assert "->" not in caplog.text
@@ -194,7 +195,7 @@ def test_the_measurements_decide(cache):
 
 
 def tiny_setup(tmp_path, *overrides):
-    from seq2seq.build import build
+    from seq2seq.training.build import build
 
     return build(compose_train(tmp_path / "run", *TINY_ADDITION, *overrides))
 
@@ -206,7 +207,7 @@ def test_auto_probes_once_then_reads_the_cache(cache, monkeypatch, tmp_path, cap
     probes = []
     measured = {"speedup": speedup, "loss_change": 0.001, "grad_cosine": 0.9995}
     monkeypatch.setattr(precision, "probe", lambda *a: probes.append(a) or measured)
-    with caplog.at_level(logging.INFO, logger="seq2seq.precision"):
+    with caplog.at_level(logging.INFO, logger="seq2seq.training.precision"):
         assert precision.choose("auto", setup) == expected
         assert precision.choose("auto", setup) == expected
     assert len(probes) == 1 and cache.is_file()
@@ -223,7 +224,7 @@ def test_auto_is_fp32_where_bf16_cannot_run(cache, monkeypatch, tmp_path, caplog
     setup = tiny_setup(tmp_path)
     monkeypatch.setattr(precision, "bf16_missing", lambda kind: "Some CPU has no bf16 kernels here")
     monkeypatch.setattr(precision, "probe", lambda *a: pytest.fail("no probe where bf16 cannot run"))
-    with caplog.at_level(logging.INFO, logger="seq2seq.precision"):
+    with caplog.at_level(logging.INFO, logger="seq2seq.training.precision"):
         assert precision.choose("auto", setup) == "fp32"
     assert "auto: fp32 (bf16 cannot run here: Some CPU has no bf16 kernels here)" in caplog.text
     assert not cache.exists()
@@ -232,7 +233,7 @@ def test_auto_is_fp32_where_bf16_cannot_run(cache, monkeypatch, tmp_path, caplog
 def test_the_probe_leaves_the_model_and_the_random_generators_as_they_were(cache, monkeypatch, tmp_path):
     """The probe's mechanics on any CPU: both sides run here in fp32 (autocast disabled), so the
     measurements must show two equal computations."""
-    from seq2seq import build
+    from seq2seq.training import build
 
     original = build.autocast
     monkeypatch.setattr(build, "autocast", lambda device, name: original(device, "fp32"))
@@ -268,15 +269,15 @@ def test_a_crafted_cache_is_no_cache(cache, monkeypatch, tmp_path):
 
 
 def test_a_resumed_auto_run_keeps_the_precision_it_chose(cache, monkeypatch, tmp_path, caplog):
-    from seq2seq import checkpoint as ckpt
-    from seq2seq.train import train
+    from seq2seq.training import checkpoint as ckpt
+    from seq2seq.training.loop import train
 
     run = tmp_path / "run"
     train(compose_train(run, *TINY_ADDITION, "trainer.max_epochs=1", "trainer.precision=auto"))
     assert ckpt.load(run / "last.pt", "last.pt")["progress"]["precision"] == "fp32"
     monkeypatch.setattr(precision, "bf16_missing", lambda kind: None)  # a probe would now say bf16 ...
     monkeypatch.setattr(precision, "probe", lambda *a: {"speedup": 2.0, "loss_change": 0.0, "grad_cosine": 1.0})
-    with caplog.at_level(logging.INFO, logger="seq2seq.precision"):
+    with caplog.at_level(logging.INFO, logger="seq2seq.training.precision"):
         train(compose_train(run, *TINY_ADDITION, "trainer.max_epochs=2", "trainer.precision=auto",
                             f"trainer.resume={run}"))  # fmt: skip
     assert "trainer.precision=auto: fp32, as this run chose when it started" in caplog.text  # ... not on resume

@@ -7,11 +7,11 @@ import torch
 from hydra import compose, initialize_config_dir
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from seq2seq import checkpoint as ckpt
-from seq2seq.config import CONFIG_DIR
-from seq2seq.device import bf16_missing
-from seq2seq.errors import ConfigError
-from seq2seq.train import train
+from seq2seq.core.device import bf16_missing
+from seq2seq.core.errors import ConfigError
+from seq2seq.training import checkpoint as ckpt
+from seq2seq.training.config import CONFIG_DIR
+from seq2seq.training.loop import train
 
 from .helpers import TINY_ADDITION, assert_ok, needs_bf16, run_module, scalars
 
@@ -145,9 +145,9 @@ def test_plot_curves_writes_a_png_with_one_line_per_run(make_cfg, tmp_path):
 
 
 def test_device_selection(make_cfg):
-    from seq2seq.device import select_device
-    from seq2seq.errors import ConfigError
-    from seq2seq.train import build
+    from seq2seq.core.device import select_device
+    from seq2seq.core.errors import ConfigError
+    from seq2seq.training.loop import build
 
     assert select_device("cpu").type == "cpu"
     assert select_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
@@ -256,7 +256,7 @@ def test_same_seed_same_metrics_other_seed_other_run(make_cfg, tmp_path):
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(make_cfg, tmp_path, monkeypatch):
     from seq2seq.tasks import AdditionTask
-    from seq2seq.train import NonFiniteLossError
+    from seq2seq.training.loop import NonFiniteLossError
 
     train(make_cfg(*TINY_ADDITION, "trainer.max_epochs=1", out=tmp_path / "run"))
     good = ckpt.load(tmp_path / "run" / "last.pt")

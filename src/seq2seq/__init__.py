@@ -12,7 +12,7 @@ __all__ = ["TrainedModel", "load"]
 def __getattr__(name: str):
     # The API is imported on first use, so `import seq2seq.<module>` stays light.
     if name in __all__:
-        from seq2seq import api
+        from seq2seq.inference import api
 
         return getattr(api, name)
     raise AttributeError(f"module 'seq2seq' has no attribute {name!r}")

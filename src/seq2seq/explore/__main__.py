@@ -3,9 +3,9 @@ explorer's page over the runs under root until Ctrl-C."""
 
 from omegaconf import DictConfig
 
-from seq2seq import cli
-from seq2seq.errors import Seq2seqError
-from seq2seq.extras import require
+from seq2seq.cli import common as cli
+from seq2seq.core.errors import Seq2seqError
+from seq2seq.core.extras import require
 
 
 def run_command(cfg: DictConfig) -> None:
@@ -16,8 +16,8 @@ def run_command(cfg: DictConfig) -> None:
         if cfg.device not in ("auto", "cpu", "cuda"):
             raise cli.ConfigError(f"device={str(cfg.device)[:40]}: must be auto, cpu or cuda")
         require("gradio", "seq2seq-explore")
-        from seq2seq.api import pick_device
         from seq2seq.explore.app import Explorer, launch
+        from seq2seq.inference.api import pick_device
 
         explorer = Explorer(cfg.root, pick_device(None if cfg.device == "auto" else cfg.device), cfg.cache)
         explorer.runs.scan()

@@ -2,7 +2,7 @@
 page draws them, seq2seq.explore.app): an answer with what the model considered at each step, the
 validation split's right and wrong answers, and a language model's word probabilities.
 
-Every answer is decoded by the Python API (seq2seq.api.TrainedModel) with the options `generate` takes,
+Every answer is decoded by the Python API (seq2seq.inference.api.TrainedModel) with the options `generate` takes,
 so the explorer answers as `seq2seq-generate` does. The probabilities shown are the model's own, from a
 teacher-forced pass over that answer: the distribution each step chose from, before temperature,
 top-k or skip lists.
@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import torch
 
-from seq2seq.data import text
-from seq2seq.data.addition import SUM
-from seq2seq.errors import DataError
+from seq2seq.core.errors import DataError
 from seq2seq.tasks import task_from_saved_config
+from seq2seq.tasks.data import text
+from seq2seq.tasks.data.addition import SUM
 
 TOP_STEPS = 5  # next tokens listed at each decoding step (Ask)
 TOP_WORDS = 10  # next words listed at a clicked position (Sample)
@@ -59,7 +59,7 @@ def visible_tokens(codec, ids: list[int]) -> list[int]:
 
 @torch.no_grad()
 def ask(model, question: str, options: dict) -> Answer:
-    """A seq2seq model's answer to `question` decoded as `options` say (seq2seq.decoding), with the top
+    """A seq2seq model's answer to `question` decoded as `options` say (seq2seq.models.decoding), with the top
     next tokens of each step of the best answer and, for an attention model, its attention weights."""
     check_text(question, "question")
     opts = model.resolve(options)

@@ -4,7 +4,7 @@ and every path a page asks for checked to lie under the root.
 A training run is a folder holding `config.yaml` beside `train.log` or a checkpoint (outputs/<name>/<run>/,
 outputs/multirun/<time>/<job>/); a shared model is a folder holding `config.json` beside
 `model.safetensors` (seq2seq.export). Nothing here loads a checkpoint or builds a model: the table is read
-from the files' plain values (seq2seq.plainvalues) and TensorBoard records (seq2seq.rundir.read_events).
+from the files' plain values (seq2seq.core.plainvalues) and TensorBoard records (seq2seq.training.rundir.read_events).
 """
 
 import logging
@@ -15,10 +15,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from seq2seq import rundir
-from seq2seq.errors import CheckpointError, DataError
-from seq2seq.metrics import lower_is_better
-from seq2seq.plainvalues import read_json, read_yaml
+from seq2seq.core.errors import CheckpointError, DataError
+from seq2seq.core.metrics import lower_is_better
+from seq2seq.core.plainvalues import read_json, read_yaml
+from seq2seq.training import rundir
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from seq2seq.checks import POSITIVE
+from seq2seq.core.checks import POSITIVE
 from seq2seq.models.seq2seq import DECODERS, Encoded, Seq2seq
 
 

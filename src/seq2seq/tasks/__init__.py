@@ -1,12 +1,13 @@
 """Tasks own the data of an experiment and the task-specific parts of the shared loop: the interface
 is `seq2seq.tasks.base.Task`. A new task is a class in its own file here, listed in TASKS below, and a
-`configs/task/<name>.yaml`; its config schema is derived from its constructor (seq2seq.schema)."""
+`configs/task/<name>.yaml`; its config schema is derived from its constructor (seq2seq.core.schema)."""
 
-from seq2seq.checks import component_checks
-from seq2seq.compat import added_task_values
-from seq2seq.errors import CheckpointError, ConfigError
+from seq2seq.core.checks import component_checks
+from seq2seq.core.compat import added_task_values
+from seq2seq.core.errors import CheckpointError, ConfigError
+from seq2seq.core.schema import options
+from seq2seq.core.typecheck import check_fields
 from seq2seq.models import MODEL_TARGETS
-from seq2seq.schema import options
 from seq2seq.tasks.addition import AdditionTask
 from seq2seq.tasks.base import Task
 from seq2seq.tasks.captions import CaptionsTask
@@ -15,7 +16,6 @@ from seq2seq.tasks.language_model import LanguageModelTask
 from seq2seq.tasks.pairs import PairsTask
 from seq2seq.tasks.programs import ProgramsTask
 from seq2seq.tasks.tsv import TsvTask
-from seq2seq.typecheck import check_fields
 
 __all__ = [
     "AdditionTask",
@@ -31,7 +31,7 @@ __all__ = [
 # The task classes by the `_target_` of their configs. Rebuilding a task from a checkpoint's saved
 # config looks the name up here (a string comparison) and passes the checked fields to the class: a
 # checkpoint can never make the project import or call anything else.
-TASK_CLASSES = {  # by the name of their config schema (seq2seq.config)
+TASK_CLASSES = {  # by the name of their config schema (seq2seq.training.config)
     "addition": AdditionTask,
     "language_model": LanguageModelTask,
     "tsv": TsvTask,

@@ -1,4 +1,4 @@
-"""Captioning composed digit images (seq2seq.data.digit_images) with `ImageCaptioner` models.
+"""Captioning composed digit images (seq2seq.tasks.data.digit_images) with `ImageCaptioner` models.
 
 The pair machinery is PairsTask's: captions are word targets `<bos> three seven <eos>`, metrics are
 val/acc (exact caption), val/token_acc (word accuracy), val/bleu and val/loss. The source of a pair
@@ -9,9 +9,9 @@ from typing import ClassVar
 
 import torch
 
-from seq2seq.checks import COUNT, POSITIVE
-from seq2seq.data import digit_images
-from seq2seq.data.split import seeded_split
+from seq2seq.core.checks import COUNT, POSITIVE
+from seq2seq.tasks.data import digit_images
+from seq2seq.tasks.data.split import seeded_split
 from seq2seq.tasks.pairs import PairsTask
 
 
@@ -66,7 +66,7 @@ class CaptionsTask(PairsTask):
             return {}
         images, _, _ = self.batch("val", list(range(k)))
         pred = model.generate(images, self.codec.start_id, self.codec.steps).tolist()
-        from matplotlib.figure import Figure  # only when drawing (see seq2seq.plots)
+        from matplotlib.figure import Figure  # only when drawing (see seq2seq.tasks.plots)
 
         fig = Figure(figsize=(3.2 * k, 1.6))
         for ax, image, ids in zip(fig.subplots(1, k, squeeze=False)[0], images.cpu(), pred, strict=True):

@@ -6,9 +6,9 @@ from typing import ClassVar
 
 import torch
 
-from seq2seq.checks import POSITIVE, SEED
-from seq2seq.data.ptb import EOS, load_ptb
-from seq2seq.errors import DataError
+from seq2seq.core.checks import POSITIVE, SEED
+from seq2seq.core.errors import DataError
+from seq2seq.tasks.data.ptb import EOS, load_ptb
 
 
 def batchify(stream: list[int], batch_size: int) -> torch.Tensor:

@@ -1,0 +1,82 @@
+"""Optional features and the pip extras that install them (see pyproject.toml)."""
+
+import importlib
+import importlib.util
+import sys
+
+from seq2seq.core.errors import ConfigError
+
+# import name -> (distribution, extra)
+PACKAGES = {
+    "chitchat_dataset": ("chitchat-dataset", "chat"),
+    "sacrebleu": ("sacrebleu", "bleu"),
+    "sklearn": ("scikit-learn", "captions"),
+    "PIL": ("pillow", "captions"),
+    "mlflow": ("mlflow-skinny", "mlflow"),
+    "wandb": ("wandb", "wandb"),
+    "huggingface_hub": ("huggingface_hub", "hub"),
+    "onnx": ("onnx", "onnx"),
+    "onnxruntime": ("onnxruntime", "onnx"),
+    "gradio": ("gradio", "app"),
+}
+
+
+def available(module: str) -> bool:
+    """Whether a package can be imported, found without importing it (a None in sys.modules blocks it)."""
+    if module in sys.modules:
+        return sys.modules[module] is not None
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def missing_message(module: str, feature: str) -> str:
+    package, extra = PACKAGES[module.split(".")[0]]
+    return f"{feature} needs the package {package}: pip install 'seq2seq[{extra}]'"
+
+
+def require(module: str, feature: str):
+    """Import an optional package, or say which extra installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ConfigError(missing_message(module, feature)) from None
+
+
+# The optional packages a config's components need, by their `_target_`: checked before the run
+# directory is made (seq2seq.training.preflight), as the components themselves check when they are built.
+TARGET_NEEDS = {
+    "seq2seq.tasks.ChitchatTask": (("chitchat_dataset",), "task=chitchat"),
+    "seq2seq.tasks.CaptionsTask": (("sklearn", "PIL"), "task=captions"),
+    "seq2seq.training.loggers.MLflowLogger": (("mlflow",), "logger=mlflow"),
+    "seq2seq.training.loggers.WandbLogger": (("wandb",), "logger=wandb"),
+}
+
+
+def missing_for(targets) -> str | None:
+    """The message for the first of these `_target_`s whose optional package is not installed."""
+    for target in targets:
+        modules, feature = TARGET_NEEDS.get(target, ((), ""))
+        for module in modules:
+            if not available(module):
+                return missing_message(module, feature)
+    return None
+
+
+# Hydra plugins named on the command line: (override prefix, plugin module, distribution, extra).
+PLUGINS = (
+    ("hparams_search=", "hydra_plugins.hydra_optuna_sweeper", "hydra-optuna-sweeper", "sweeps"),
+    ("hydra/launcher=joblib", "hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher", "sweeps"),
+    ("hydra/launcher=slurm", "hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher", "cluster"),
+    ("hydra/launcher=submitit_", "hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher", "cluster"),
+)
+
+
+def missing_plugin(args: list[str]) -> str | None:
+    """The message for a command line that needs a Hydra plugin that is not installed (Hydra itself
+    would only say the config option does not exist)."""
+    for prefix, module, package, extra in PLUGINS:
+        if any(a.startswith(prefix) and a != "hparams_search=null" for a in args) and not available(module):
+            return f"{prefix.rstrip('=')} needs the Hydra plugin {package}: pip install 'seq2seq[{extra}]'"
+    return None

@@ -1,0 +1,94 @@
+"""Plain values read from files (a checkpoint's dicts and lists, a shared model's JSON), bounded before
+they are used: how deep they nest and how many there are. No torch here: the ONNX runner reads JSON too."""
+
+import json
+import os
+import stat
+from pathlib import Path
+
+from seq2seq.core.errors import CheckpointError
+
+MAX_NESTING = 32  # a saved config is a few levels deep; hundreds would exhaust recursion where it is read
+
+
+MAX_VALUES = 1_000_000  # containers and values outside tensors: a vocabulary of 10,000 words is 10,000
+
+
+def nesting_beyond(obj, limit: int) -> str | None:
+    """What makes a checkpoint's plain values too deep (more than `limit` levels) or too many (more than
+    MAX_VALUES, counting every path: shared lists of lists would otherwise stand for 2**28 values in a
+    few KB), found without recursion and in memory of the depth (a stack of iterators); None when
+    neither."""
+    count = 1
+    stack = [(iter(obj.items() if isinstance(obj, dict) else enumerate(obj)), ("checkpoint",))] if isinstance(
+        obj, dict | list | tuple) else []  # fmt: skip
+    while stack:
+        children, path = stack[-1]
+        key, node = next(children, (None, stack))
+        if node is stack:  # this container is done
+            stack.pop()
+            continue
+        count += 1
+        where = (*path, str(key)[:20])
+        if count > MAX_VALUES:
+            return f"{'.'.join(where)[:80]} (more than {MAX_VALUES:,} values in all)"
+        if isinstance(node, dict | list | tuple):
+            if len(where) > limit:
+                return f"{'.'.join(where)[:80]} (nested more than {limit} levels deep)"
+            stack.append((iter(node.items() if isinstance(node, dict) else enumerate(node)), where))
+    return None
+
+
+MAX_JSON = 4 * 2**20  # bytes of a JSON file read here: a 200,000-word vocabulary takes about 2.5 MB
+
+
+def refuse_constant(name: str):
+    raise ValueError(f"{name} is not a number a config holds")
+
+
+def read_bytes(path: Path, what: str) -> bytes:
+    """A regular file (never a FIFO or a device) of at most MAX_JSON bytes."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise CheckpointError(f"{path}: not a regular file")
+            raw = f.read(MAX_JSON + 1)
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read {what} ({e.strerror})") from None
+    if len(raw) > MAX_JSON:
+        raise CheckpointError(f"{path}: more than {what} may hold ({MAX_JSON:,} bytes)")
+    return raw
+
+
+def bounded(value, path: Path):
+    """`value` read from `path`, refused when it nests or counts beyond the bounds above."""
+    too_much = nesting_beyond(value, MAX_NESTING)
+    if too_much:
+        raise CheckpointError(f"{path}: {too_much.replace('checkpoint', Path(path).name, 1)}")
+    return value
+
+
+def read_json(path: Path, what: str):
+    """A JSON file: a regular file of at most MAX_JSON bytes, strict JSON (no NaN or Infinity, no lone
+    surrogates), nested and counted within the bounds above."""
+    raw = read_bytes(path, what)
+    try:
+        value = json.loads(raw.decode("utf-8"), parse_constant=refuse_constant)
+        json.dumps(value, ensure_ascii=False).encode("utf-8")  # no lone surrogates ("\\ud800") in its text
+    except (UnicodeError, ValueError, RecursionError) as e:
+        raise CheckpointError(f"{path}: not a JSON {what} ({str(e).splitlines()[0][:100]})") from None
+    return bounded(value, path)
+
+
+def read_yaml(path: Path, what: str):
+    """A YAML file (a run's config.yaml, Hydra's overrides.yaml) as plain values: the bounds of read_json,
+    YAML's safe loader (no tags that build objects)."""
+    import yaml
+
+    raw = read_bytes(path, what)
+    try:
+        value = yaml.safe_load(raw.decode("utf-8"))
+    except (UnicodeError, yaml.YAMLError, RecursionError) as e:
+        raise CheckpointError(f"{path}: not a YAML {what} ({str(e).splitlines()[0][:100]})") from None
+    return bounded(value, path)

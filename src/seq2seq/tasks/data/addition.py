@@ -1,0 +1,178 @@
+"""The chapter's addition toy and its fixed-width text format.
+
+File format, one example per line: the question left-aligned and space-padded, then `_` (the
+decoder's start symbol) and the answer, space-padded. Every line has the same width:
+
+    16+75  _91
+    582+84 _666
+
+Widths and the character vocabulary are read from the file, so any string-to-string problem
+written this way can be loaded unchanged. Run `python -m seq2seq.tasks.data.addition --help` to write
+the chapter's dataset to a file.
+"""
+
+import argparse
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from seq2seq.core.errors import DataError
+from seq2seq.tasks.data.text import read_utf8
+
+START = "_"
+
+
+@dataclass
+class FixedWidthPairs:
+    """Questions and answers of one file. Each answer starts with START; all have equal widths."""
+
+    questions: list[str]
+    answers: list[str]
+
+
+def random_operand(rng: random.Random, max_digits: int) -> int:
+    """Digit count uniform in 1..max_digits, then the digits: small numbers are common."""
+    digits = rng.randint(1, max_digits)
+    low = 0 if digits == 1 else 10 ** (digits - 1)
+    return rng.randint(low, 10**digits - 1)
+
+
+def generate_addition(num_examples: int = 50_000, max_digits: int = 3, seed: int = 0) -> FixedWidthPairs:
+    """Distinct questions `a+b` (`a+b` and `b+a` count as the same question), padded as in the chapter."""
+    capacity = (10**max_digits) * (10**max_digits + 1) // 2  # unordered pairs of 0 .. 10**max_digits - 1
+    if num_examples > capacity:
+        raise DataError(f"only {capacity} distinct questions exist with max_digits={max_digits}")
+    rng = random.Random(seed)
+    q_width = 2 * max_digits + 1
+    a_width = max_digits + 2  # START + up to max_digits + 1 digits
+    seen: set[tuple[int, int]] = set()
+    questions, answers = [], []
+    while len(questions) < num_examples:
+        a, b = random_operand(rng, max_digits), random_operand(rng, max_digits)
+        key = (min(a, b), max(a, b))
+        if key in seen:
+            continue
+        seen.add(key)
+        questions.append(f"{a}+{b}".ljust(q_width))
+        answers.append(f"{START}{a + b}".ljust(a_width))
+    return FixedWidthPairs(questions, answers)
+
+
+def format_fixed_width(data: FixedWidthPairs) -> str:
+    return "".join(q + a + "\n" for q, a in zip(data.questions, data.answers, strict=True))
+
+
+# Fixed-width lines wider than this are refused: the chapter's questions are 7 characters, and every
+# character is an encoder step, so a line of thousands would make an untrainable model.
+MAX_WIDTH = 1000
+
+
+def shorten(line: str, limit: int = 80) -> str:
+    """A line as an error message shows it: repr, cut after `limit` characters."""
+    return repr(line) if len(line) <= limit else f"{line[:limit]!r}... ({len(line):,} characters)"
+
+
+def load_fixed_width(path: str | Path) -> FixedWidthPairs:
+    """Read a fixed-width pair file, failing with the file and line of the first problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file (task.path must name a file in the addition format)")
+    text = read_utf8(path.read_bytes(), str(path))
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the final newline ends the last line; it does not start a new one
+    if not lines:
+        raise DataError(f"{path}: empty file, expected lines like '16+75  _91  '")
+    questions, answers = [], []
+    width = split = None
+    for lineno, line in enumerate(lines, start=1):
+        line = line.removesuffix("\r")
+        where, shown = f"{path}:{lineno}", shorten(line)
+        if len(line) > MAX_WIDTH:
+            raise DataError(f"{where}: line is {len(line):,} characters wide; this format takes at most {MAX_WIDTH}")
+        if START not in line:
+            raise DataError(f"{where}: no '{START}' separating question and answer in {shown}")
+        if line.index(START) == 0:
+            raise DataError(f"{where}: empty question before '{START}' in {shown}")
+        if width is None:
+            width, split = len(line), line.index(START)
+        elif len(line) != width:
+            raise DataError(f"{where}: line is {len(line)} characters wide, line 1 is {width}: {shown}")
+        elif line.index(START) != split:
+            raise DataError(
+                f"{where}: '{START}' at column {line.index(START) + 1}, line 1 has it at column {split + 1}: {shown}"
+            )
+        questions.append(line[:split])
+        answers.append(line[split:])
+    if width - split < 2:
+        raise DataError(f"{path}:1: empty answer after '{START}'")
+    return FixedWidthPairs(questions, answers)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Write the chapter's addition dataset to a text file.")
+    parser.add_argument("out", type=Path, help="file to write, e.g. addition.txt")
+    parser.add_argument("--num-examples", type=int, default=50_000)
+    parser.add_argument("--max-digits", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    data = generate_addition(args.num_examples, args.max_digits, args.seed)
+    args.out.write_text(format_fixed_width(data), encoding="utf-8")
+    print(f"wrote {len(data.questions)} questions to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
+
+
+# The checks of a question for a fixed-width model (seq2seq.tasks.codec.FixedWidthCodec, and the ONNX
+# runner, which has no torch): refused, never cut or guessed.
+SUM = re.compile(r"(\d+)\+(\d+)")  # the addition task's question: a+b
+ARITHMETIC = set("0123456789+ ") | {START}  # an addition file's characters
+
+
+def question_form_of(vocab, saved: str | None) -> str:
+    """ "a+b" when every training question was a sum; checkpoints of 0.3 did not record it, and then an
+    addition file's vocabulary says so."""
+    if saved is not None:
+        return saved
+    return "a+b" if set(vocab) <= ARITHMETIC and "+" in vocab else ""
+
+
+def check_texts(texts: list[str]) -> None:
+    if not texts:
+        raise DataError("no questions given")
+    for n, text in enumerate(texts, start=1):
+        if not text.strip():
+            raise DataError(f"{where(texts, n)} is empty")
+
+
+def where(texts: list[str], n: int) -> str:
+    """An input as an error names it: its number, and at most 80 of its characters."""
+    text = texts[n - 1] if len(texts[n - 1]) <= 80 else texts[n - 1][:77] + "..."
+    return f"input {n} ({text!r})" if len(texts) > 1 else f"input {text!r}"
+
+
+def check_question(texts: list[str], n: int, width: int, vocab, question_form: str, number_digits: int | None) -> str:
+    """Question n of texts (1-based), stripped, if a model of this width, vocabulary (the characters it
+    knows) and question form takes it; else a DataError naming it."""
+    text = texts[n - 1].strip()  # questions are left-aligned, padded with spaces
+    if len(text) > width:
+        raise DataError(f"{where(texts, n)} has {len(text)} characters; this model takes at most {width}")
+    unknown = sorted(set(text) - set(vocab))
+    if unknown:
+        raise DataError(f"{where(texts, n)}: characters {unknown} are not in the model's vocabulary")
+    if question_form == "a+b" and not SUM.fullmatch(text):
+        digits = f"of at most {number_digits} digits " if number_digits else ""
+        raise DataError(f"{where(texts, n)}: this model answers a+b, two numbers {digits}joined by +, "
+                        "without spaces (e.g. 16+75)")  # fmt: skip
+    wide = [m for m in re.findall(r"\d+", text) if number_digits and len(m) > number_digits]
+    if wide:
+        raise DataError(
+            f"{where(texts, n)}: {wide[0]} has {len(wide[0])} digits; this model was trained on "
+            f"numbers of at most {number_digits}"
+        )
+    if len(text) < width and " " not in vocab:  # trained on questions of one width
+        raise DataError(f"{where(texts, n)} has {len(text)} characters; this model takes exactly {width}")
+    return text
