@@ -11,7 +11,7 @@ from pathlib import Path
 
 import seq2seq
 from seq2seq.core.errors import Seq2seqError
-from seq2seq.tasks.data import text
+from seq2seq.data import text
 from seq2seq.tasks.plots import attention_figures, attention_maps
 
 

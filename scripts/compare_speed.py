@@ -37,7 +37,7 @@ from torch.nn import functional as F
 
 from seq2seq.cli import bench
 from seq2seq.core.device import bf16_missing
-from seq2seq.tasks.data.ptb import load_ptb
+from seq2seq.data.ptb import load_ptb
 from seq2seq.training.build import build
 from seq2seq.training.loop import train_step
 from seq2seq.training.precision import machine
@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"{args.ptb_dir}: no ptb.train.txt (give --ptb-dir or set PTB_DIR)")
     addition = args.addition or args.book / "dataset" / "addition.txt"
     if not addition.is_file():
-        parser.error(f"{addition}: no such file (give --addition, e.g. from python -m seq2seq.tasks.data.addition)")
+        parser.error(f"{addition}: no such file (give --addition, e.g. from python -m seq2seq.data.addition)")
     torch.set_num_threads(args.threads)
     bf16 = args.bf16 if args.bf16 is not None else not bf16_missing("cpu")
     precisions = ("fp32", "bf16") if bf16 else ("fp32",)

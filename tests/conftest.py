@@ -95,7 +95,7 @@ def explore_root(tmp_path_factory) -> Path:
 def train_explore_runs(root: Path, tmp_path_factory) -> None:
     import random
 
-    from seq2seq.tasks.data import ptb
+    from seq2seq.data import ptb
 
     from .helpers import TINY_ADDITION, assert_ok, run_module
 

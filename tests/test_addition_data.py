@@ -6,10 +6,10 @@ import torch
 from torch.nn import functional as F
 
 from seq2seq.core.errors import DataError
+from seq2seq.data.addition import format_fixed_width, generate_addition, load_fixed_width, main
 from seq2seq.models import Seq2seq
 from seq2seq.tasks import AdditionTask
 from seq2seq.tasks.codec import FixedWidthCodec
-from seq2seq.tasks.data.addition import format_fixed_width, generate_addition, load_fixed_width, main
 
 
 def test_generator_matches_the_chapter_format():

@@ -7,8 +7,8 @@ from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf.errors import ConfigKeyError, ValidationError
 
 from seq2seq.core.errors import ConfigError, DataError
-from seq2seq.tasks.data.addition import load_fixed_width
-from seq2seq.tasks.data.text import load_tsv
+from seq2seq.data.addition import load_fixed_width
+from seq2seq.data.text import load_tsv
 from seq2seq.training.loop import train
 
 from .helpers import TINY_ADDITION, run_module

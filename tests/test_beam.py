@@ -4,8 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from seq2seq.models import DECODERS, Seq2seq, decoding
-from seq2seq.models.decoding import GenerationConfig
+from seq2seq.core import decoding
+from seq2seq.core.decoding import GenerationConfig
+from seq2seq.models import DECODERS, Seq2seq
 
 
 class TableDecoder(nn.Module):

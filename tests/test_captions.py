@@ -6,10 +6,10 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.nn import functional as F
 
+from seq2seq.data.digit_images import HEIGHT, WORDS, canvas_width, compose, load_png, save_png
 from seq2seq.models import ImageCaptioner
 from seq2seq.tasks import CaptionsTask
 from seq2seq.tasks.codec import codec_from_state
-from seq2seq.tasks.data.digit_images import HEIGHT, WORDS, canvas_width, compose, load_png, save_png
 from seq2seq.training import checkpoint as ckpt
 from seq2seq.training.loop import train
 
@@ -61,7 +61,7 @@ def test_cnn_encoder_output_fits_every_decoder(decoder):
 @pytest.mark.slow
 def test_tiny_overfit_reaches_every_caption():
     torch.manual_seed(0)
-    from seq2seq.tasks.data.digit_images import load_digit_images
+    from seq2seq.data.digit_images import load_digit_images
 
     images, labels = load_digit_images()
     canvases, captions = compose(images, labels, list(range(40)), num=8, max_digits=3, seed=0)

@@ -11,12 +11,12 @@ import time
 import pytest
 
 from seq2seq.cli.chat import Chat
+from seq2seq.core import decoding
 from seq2seq.core.errors import DataError
+from seq2seq.data.chitchat import reply_pairs
+from seq2seq.data.text import SEP, tokenize_turns
 from seq2seq.inference.api import load
-from seq2seq.models import decoding
 from seq2seq.tasks import ChitchatTask
-from seq2seq.tasks.data.chitchat import reply_pairs
-from seq2seq.tasks.data.text import SEP, tokenize_turns
 from seq2seq.training import checkpoint as ckpt
 from seq2seq.training.loop import train
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import seq2seq
+from seq2seq.core import decoding
 from seq2seq.core.errors import CheckpointError, ConfigError, DataError
-from seq2seq.models import decoding
 from seq2seq.models.sampling import adjust_logits
 
 from .helpers import run_module

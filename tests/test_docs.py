@@ -185,7 +185,7 @@ def run_command(line: str, error: str | None, root: Path, capsys) -> None:
         if not a.startswith("push=")
     ]  # fmt: skip  (uploads: tests/test_sharing.py, offline)
     if "question=digits.png" in args:  # a PNG of the captioning model's kind, in the working directory
-        from seq2seq.tasks.data import digit_images
+        from seq2seq.data import digit_images
 
         digit_images.main([str(root / "pngs"), "--num", "1", "--seed", "0"])
         (root / "digits.png").write_bytes(next((root / "pngs").glob("*.png")).read_bytes())
@@ -199,7 +199,7 @@ def run_command(line: str, error: str | None, root: Path, capsys) -> None:
         assert code == 2 and error in err.splitlines(), (line, err)
     else:
         assert code == 0, (line, err[-2000:])
-        empty = {"--help", "-h"} & set(args) or module.startswith("seq2seq.tasks.data")  # (maybe an empty answer)
+        empty = {"--help", "-h"} & set(args) or module.startswith("seq2seq.data")  # (maybe an empty answer)
         assert out or empty, line
 
 

@@ -7,8 +7,8 @@ import torch
 
 import seq2seq
 from seq2seq.core.errors import CheckpointError, DataError
+from seq2seq.data import ptb
 from seq2seq.tasks.codec import codec_from_state
-from seq2seq.tasks.data import ptb
 from seq2seq.training import checkpoint as ckpt
 from seq2seq.training.loop import train
 

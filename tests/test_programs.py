@@ -7,8 +7,8 @@ import random
 
 import pytest
 
+from seq2seq.data.programs import Refused, generate_program, generate_programs, run_program
 from seq2seq.tasks import ProgramsTask
-from seq2seq.tasks.data.programs import Refused, generate_program, generate_programs, run_program
 
 
 def python_output(source: str) -> str:

@@ -4,7 +4,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from seq2seq.core.errors import DataError
-from seq2seq.tasks.data.addition import START, FixedWidthPairs, format_fixed_width, generate_addition, load_fixed_width
+from seq2seq.data.addition import START, FixedWidthPairs, format_fixed_width, generate_addition, load_fixed_width
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 # Any character but the separator and line breaks may appear in questions and answers.

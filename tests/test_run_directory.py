@@ -164,7 +164,7 @@ def test_a_png_declaring_gigapixels_is_refused_before_decoding(tmp_path):
     pytest.importorskip("PIL")
     from PIL import Image
 
-    from seq2seq.tasks.data.digit_images import load_png
+    from seq2seq.data.digit_images import load_png
 
     Image.new("1", (10_000, 10_000)).save(tmp_path / "bomb.png")  # a small file: one bit a pixel, compressed
     assert (tmp_path / "bomb.png").stat().st_size < 1_000_000

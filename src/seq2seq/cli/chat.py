@@ -2,7 +2,7 @@
 
 Each line read from standard input is a message; the reply is printed on its own line. At a
 terminal it shows a prompt; piped input (`echo hi | python -m seq2seq.chat ...`) gets one reply per
-line and nothing else, so the loop can be scripted and tested. Decoding options: seq2seq.models.decoding,
+line and nothing else, so the loop can be scripted and tested. Decoding options: seq2seq.core.decoding,
 shared with seq2seq.generate and the Python API.
 """
 

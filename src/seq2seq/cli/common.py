@@ -15,16 +15,15 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from seq2seq import __version__
-from seq2seq.core import compat
+from seq2seq.core import compat, decoding
 from seq2seq.core.checks import unknown_key_message
+from seq2seq.core.decoding import DecodeOptions
 from seq2seq.core.errors import ConfigError
-from seq2seq.models import decoding
-from seq2seq.models.decoding import DecodeOptions
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 # `${decoding_help:all}` (generate) and `${decoding_help:seq2seq}` (chat): --help's decoding options and
-# their defaults, from where they are declared (seq2seq.models.decoding).
+# their defaults, from where they are declared (seq2seq.core.decoding).
 OmegaConf.register_new_resolver("decoding_help", decoding.help_text, replace=True)
 
 

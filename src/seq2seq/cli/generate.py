@@ -3,7 +3,7 @@
 Seq2seq checkpoints answer a `question=...`, or every line of `file=...` (`file=-`: standard input),
 CHUNK lines to a batch, printed as they are answered; captioning checkpoints take PNG file names the
 same way. `index=N` answers validation example N of the checkpoint's pair task. Language-model
-checkpoints continue a `prompt=...` (or each line of `file=...`). Decoding options: seq2seq.models.decoding,
+checkpoints continue a `prompt=...` (or each line of `file=...`). Decoding options: seq2seq.core.decoding,
 shared with seq2seq.chat and the Python API.
 """
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import torch
 
 from seq2seq.core.errors import DataError
+from seq2seq.data import text
+from seq2seq.data.addition import SUM
 from seq2seq.tasks import task_from_saved_config
-from seq2seq.tasks.data import text
-from seq2seq.tasks.data.addition import SUM
 
 TOP_STEPS = 5  # next tokens listed at each decoding step (Ask)
 TOP_WORDS = 10  # next words listed at a clicked position (Sample)
@@ -59,7 +59,7 @@ def visible_tokens(codec, ids: list[int]) -> list[int]:
 
 @torch.no_grad()
 def ask(model, question: str, options: dict) -> Answer:
-    """A seq2seq model's answer to `question` decoded as `options` say (seq2seq.models.decoding), with the top
+    """A seq2seq model's answer to `question` decoded as `options` say (seq2seq.core.decoding), with the top
     next tokens of each step of the best answer and, for an attention model, its attention weights."""
     check_text(question, "question")
     opts = model.resolve(options)

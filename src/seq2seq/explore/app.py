@@ -17,12 +17,12 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from seq2seq.core import decoding
 from seq2seq.core.errors import DataError, Seq2seqError
 from seq2seq.core.threads import Threads
 from seq2seq.explore import analysis
 from seq2seq.explore.runs import Runs
 from seq2seq.inference import pretrained
-from seq2seq.models import decoding
 from seq2seq.training import rundir
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seq2seq-explore",
                                                         "beside the browser's drawing").start())  # fmt: skip
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # read when gradio is imported: no request leaves the machine
 
-# The decoding options the page offers (seq2seq.models.decoding's, in its order; `skip` keeps each family's default).
+# The decoding options the page offers (seq2seq.core.decoding's, in its order; `skip` keeps each family's default).
 OPTION_FIELDS = tuple(name for name in decoding.NAMES if name not in ("strategy", "skip"))
 
 
@@ -114,7 +114,7 @@ def number(name: str, value: str):
 
 def options_of(strategy: str | None, values) -> dict:
     """The page's decoding fields as options: those of the chosen strategy that are filled in (blank: the
-    model's default); their ranges are checked by seq2seq.models.decoding, as for seq2seq-generate."""
+    model's default); their ranges are checked by seq2seq.core.decoding, as for seq2seq-generate."""
     options = {"strategy": strategy or None}
     for name, value in zip(OPTION_FIELDS, values, strict=True):
         value = (value or "").strip() if isinstance(value, str | type(None)) else str(value)

@@ -17,11 +17,11 @@ import time
 from types import SimpleNamespace
 
 from seq2seq.cli.chat import Chat
+from seq2seq.core import decoding
 from seq2seq.core.errors import DataError, Seq2seqError
 from seq2seq.explore import analysis
 from seq2seq.explore.app import OPTION_FIELDS, Explorer, handler, options_of
 from seq2seq.explore.runs import COLUMNS
-from seq2seq.models import decoding
 from seq2seq.tasks.plots import visible
 
 PLOTTED = 10  # runs drawn in one plot
@@ -85,7 +85,7 @@ def answer_html(run: str, question: str, answer: analysis.Answer, seconds: float
 
 
 def decoding_fields(gr, prefix: str):
-    """The strategy and the decoding options of seq2seq.models.decoding, blank meaning the model's default; only
+    """The strategy and the decoding options of seq2seq.core.decoding, blank meaning the model's default; only
     the options of the chosen strategy are shown (and sent)."""
     with gr.Accordion("decoding options (blank: the model's default, as for seq2seq-generate)", open=False):
         strategy = gr.Radio(

@@ -7,7 +7,7 @@
     lm.generate("the meaning of life is", max_new_tokens=40, top_k=50, temperature=0.8, seed=1)
 
 `seq2seq.generate` and `seq2seq.chat` are command lines around this class, so the three take the same
-options (seq2seq.models.decoding) and refuse the same inputs with the same errors.
+options (seq2seq.core.decoding) and refuse the same inputs with the same errors.
 """
 
 import logging
@@ -15,13 +15,13 @@ from pathlib import Path
 
 import torch
 
+from seq2seq.core import decoding
+from seq2seq.core.decoding import GenerationConfig
 from seq2seq.core.errors import ConfigError, DataError
-from seq2seq.models import decoding
-from seq2seq.models.decoding import GenerationConfig
+from seq2seq.data import text
+from seq2seq.data.vocab import Vocab
 from seq2seq.tasks import task_from_saved_config
 from seq2seq.tasks.codec import codec_from_state
-from seq2seq.tasks.data import text
-from seq2seq.tasks.data.vocab import Vocab
 from seq2seq.training import rundir
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ class TrainedModel:
     def generate(self, inputs: str | list[str], context: list[str] = (), **options) -> str | list:
         """Outputs for one input (a str: returns its output) or a list of inputs (returns a list). An input
         with several outputs (n_best or num_samples above 1) gives a list of them, best first for beams.
-        Options: see seq2seq.models.decoding.DecodeOptions. `context`: a conversation's earlier turns, oldest
+        Options: see seq2seq.core.decoding.DecodeOptions. `context`: a conversation's earlier turns, oldest
         first, for a chat model trained with task.context_turns above 0 (it reads the last that many).
         """
         opts = decoding.resolve(options, self.family, self.defaults)
@@ -121,7 +121,7 @@ class TrainedModel:
         return torch.Generator(device=self.device).manual_seed(opts.seed) if opts.strategy == "sample" else None
 
     def resolve(self, options: dict) -> GenerationConfig:
-        """Every decoding option's value for this model (seq2seq.models.decoding.resolve with its own defaults)."""
+        """Every decoding option's value for this model (seq2seq.core.decoding.resolve with its own defaults)."""
         return decoding.resolve(options, self.family, self.defaults)
 
     def _answers(self, texts: list[str], opts: GenerationConfig, context: list[str]) -> list[list[str]]:

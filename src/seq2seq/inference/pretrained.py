@@ -6,7 +6,7 @@
                              seed, step, the metrics of best.pt, the project's version, the training config)
     model.safetensors        the weights only: raw tensors behind a JSON header, so reading it runs no code
                              (a language model's tied embedding and output layer are stored once)
-    generation_config.json   the decoding defaults to use it with (seq2seq.models.decoding)
+    generation_config.json   the decoding defaults to use it with (seq2seq.core.decoding)
     README.md                the model card
 
 `save(path, out)` writes the folder from a training checkpoint; `load(folder)` checks and reads it as
@@ -25,11 +25,11 @@ from pathlib import Path
 import torch
 
 from seq2seq import __version__
+from seq2seq.core import decoding
 from seq2seq.core.errors import CheckpointError, ConfigError
 from seq2seq.core.extras import require
 from seq2seq.core.plainvalues import read_json
 from seq2seq.core.typecheck import check_fields
-from seq2seq.models import decoding
 from seq2seq.training import checkpoint as ckpt
 from seq2seq.training import rundir
 from seq2seq.training.rundir import write_file

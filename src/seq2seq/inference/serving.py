@@ -24,11 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
+from seq2seq.core import decoding
+from seq2seq.core.decoding import MAX_NEW_TOKENS
 from seq2seq.core.errors import CheckpointError, ConfigError, DataError
 from seq2seq.core.plainvalues import read_json
-from seq2seq.models import decoding
-from seq2seq.models.decoding import MAX_NEW_TOKENS
-from seq2seq.tasks.data.addition import START, check_question, check_texts, question_form_of
+from seq2seq.data.addition import START, check_question, check_texts, question_form_of
 
 GRAPHS = {"seq2seq": ("encoder.onnx", "decoder_step.onnx"), "lm": ("step.onnx",)}
 
@@ -177,7 +177,7 @@ class OnnxModel:
 
     def generate(self, inputs, **options):
         """Outputs for one input (a str) or a list of inputs, decoded with the shared options
-        (seq2seq.models.decoding.resolve, the folder's generation_config.json as the model's defaults): greedy
+        (seq2seq.core.decoding.resolve, the folder's generation_config.json as the model's defaults): greedy
         or sample, with max_new_tokens, skip, temperature, top_k and seed."""
         opts = decoding.resolve(options, self.family, self.defaults)
         if opts.strategy not in RUNNER_STRATEGIES:

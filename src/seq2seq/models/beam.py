@@ -9,7 +9,7 @@ Shapes: B inputs, K beam size, V vocabulary, L max length. All beams decode toge
 import torch
 from torch.nn import functional as F
 
-from seq2seq.models.decoding import GenerationConfig
+from seq2seq.core.decoding import GenerationConfig
 from seq2seq.models.sampling import adjust_logits
 
 

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from seq2seq.core.checks import DROPOUT, LAYERS, SIZE, one_of
+from seq2seq.core.decoding import GenerationConfig
 from seq2seq.models.beam import beam_search
-from seq2seq.models.decoding import GenerationConfig
 from seq2seq.models.init import INITS, chapter_init_, check_init
 from seq2seq.models.loss import linear_cross_entropy
 from seq2seq.models.sampling import decode_loop
@@ -101,7 +101,7 @@ class Rnnlm(nn.Module):
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """Feed `prompt` (P,) through the model, then pick `max_new_tokens` more words as `how` (resolved
-        decoding options, seq2seq.models.decoding) says, for each of its num_samples independent samples
+        decoding options, seq2seq.core.decoding) says, for each of its num_samples independent samples
         (sample), or once (greedy; argmax without `how`). Returns the new ids only: (samples, max_new_tokens)."""
         samples = how.num_samples if how is not None and how.strategy == "sample" else 1
         logits, state = self.start_decoding(prompt, samples)

@@ -4,7 +4,7 @@ the logit adjustments every strategy shares (tokens never emitted, repetition pe
 import torch
 from torch.nn import functional as F
 
-from seq2seq.models.decoding import GenerationConfig
+from seq2seq.core.decoding import GenerationConfig
 
 
 def adjust_logits(logits, skip_ids=(), history=None, repetition_penalty=1.0):

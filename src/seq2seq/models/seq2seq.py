@@ -14,8 +14,8 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seq2seq.core.checks import SIZE, Rule, one_of
+from seq2seq.core.decoding import GenerationConfig
 from seq2seq.models.beam import beam_search
-from seq2seq.models.decoding import GenerationConfig
 from seq2seq.models.init import INITS, chapter_init_, check_init
 from seq2seq.models.sampling import decode_loop
 
@@ -231,7 +231,7 @@ class Seq2seq(nn.Module):
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """Decode a whole batch at once: src (B, S) -> token ids (B, max_new_tokens), greedy or sampled as
-        `how` (resolved decoding options, seq2seq.models.decoding) says; without it, argmax (validation's).
+        `how` (resolved decoding options, seq2seq.core.decoding) says; without it, argmax (validation's).
         `enc`, the encoder's output for src, saves encoding twice when the caller already has it."""
         logits, state = self.start_decoding(src, start_id, lengths, enc)
         return decode_loop(self, logits, state, max_new_tokens, how, skip_ids, generator)

@@ -9,10 +9,10 @@ from torch.nn import functional as F
 
 from seq2seq.core.checks import COUNT, DIGITS, FRACTION, NON_NEGATIVE, POSITIVE, SEED
 from seq2seq.core.errors import DataError
+from seq2seq.data.addition import START, SUM, generate_addition, load_fixed_width
+from seq2seq.data.split import epoch_generator
+from seq2seq.data.vocab import Vocab
 from seq2seq.tasks.codec import FixedWidthCodec, sample_lines
-from seq2seq.tasks.data.addition import START, SUM, generate_addition, load_fixed_width
-from seq2seq.tasks.data.split import epoch_generator
-from seq2seq.tasks.data.vocab import Vocab
 from seq2seq.tasks.plots import attention_figures, attention_maps
 
 

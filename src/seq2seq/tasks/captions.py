@@ -1,4 +1,4 @@
-"""Captioning composed digit images (seq2seq.tasks.data.digit_images) with `ImageCaptioner` models.
+"""Captioning composed digit images (seq2seq.data.digit_images) with `ImageCaptioner` models.
 
 The pair machinery is PairsTask's: captions are word targets `<bos> three seven <eos>`, metrics are
 val/acc (exact caption), val/token_acc (word accuracy), val/bleu and val/loss. The source of a pair
@@ -10,8 +10,8 @@ from typing import ClassVar
 import torch
 
 from seq2seq.core.checks import COUNT, POSITIVE
-from seq2seq.tasks.data import digit_images
-from seq2seq.tasks.data.split import seeded_split
+from seq2seq.data import digit_images
+from seq2seq.data.split import seeded_split
 from seq2seq.tasks.pairs import PairsTask
 
 

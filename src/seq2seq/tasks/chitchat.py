@@ -4,13 +4,13 @@ from typing import ClassVar
 
 from seq2seq.core.checks import NON_NEGATIVE, POSITIVE
 from seq2seq.core.errors import ConfigError
-from seq2seq.tasks.data import chitchat
-from seq2seq.tasks.data.split import seeded_split
+from seq2seq.data import chitchat
+from seq2seq.data.split import seeded_split
 from seq2seq.tasks.pairs import PairsTask
 
 
 class ChitchatTask(PairsTask):
-    """(message, reply) pairs of the Chit Chat Challenge corpus (see seq2seq.tasks.data.chitchat), split
+    """(message, reply) pairs of the Chit Chat Challenge corpus (see seq2seq.data.chitchat), split
     by conversation."""
 
     CHECKS: ClassVar[dict] = {"max_conversations": POSITIVE, "context_turns": NON_NEGATIVE}

@@ -10,12 +10,12 @@ Both reverse the source tokens when the model was trained on reversed input (pad
 
 import torch
 
+from seq2seq.core.decoding import MAX_NEW_TOKENS
 from seq2seq.core.errors import DataError
-from seq2seq.models.decoding import MAX_NEW_TOKENS
-from seq2seq.tasks.data.addition import START, check_question, check_texts, question_form_of, where
-from seq2seq.tasks.data.digit_images import load_png
-from seq2seq.tasks.data.text import BOS, EOS, PAD, TOKENIZERS, UNK, detokenize, tokenize, tokenize_turns
-from seq2seq.tasks.data.vocab import Vocab
+from seq2seq.data.addition import START, check_question, check_texts, question_form_of, where
+from seq2seq.data.digit_images import load_png
+from seq2seq.data.text import BOS, EOS, PAD, TOKENIZERS, UNK, detokenize, tokenize, tokenize_turns
+from seq2seq.data.vocab import Vocab
 
 
 def sample_lines(source: str, target: str, output: str, right: bool, source_mark: str = "S") -> list[str]:
@@ -23,7 +23,7 @@ def sample_lines(source: str, target: str, output: str, right: bool, source_mark
     return [f"{source_mark} {source}", f"T {target}", f"{'☑' if right else '☒'} {output}", "---"]
 
 
-MAX_WIDTH = 1000  # the widest fixed-width line seq2seq.tasks.data.addition reads
+MAX_WIDTH = 1000  # the widest fixed-width line seq2seq.data.addition reads
 
 
 class FixedWidthCodec:

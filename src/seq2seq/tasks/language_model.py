@@ -8,7 +8,7 @@ import torch
 
 from seq2seq.core.checks import POSITIVE, SEED
 from seq2seq.core.errors import DataError
-from seq2seq.tasks.data.ptb import EOS, load_ptb
+from seq2seq.data.ptb import EOS, load_ptb
 
 
 def batchify(stream: list[int], batch_size: int) -> torch.Tensor:

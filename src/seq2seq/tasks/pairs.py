@@ -21,10 +21,10 @@ from seq2seq.core.checks import FRACTION, NON_NEGATIVE, POSITIVE, SEED, one_of
 from seq2seq.core.errors import ConfigError, DataError
 from seq2seq.core.extras import available, require
 from seq2seq.core.metrics import mode as metric_mode
+from seq2seq.data import text
+from seq2seq.data.split import epoch_generator
+from seq2seq.data.text import TOKENIZERS
 from seq2seq.tasks.codec import PairCodec, sample_lines
-from seq2seq.tasks.data import text
-from seq2seq.tasks.data.split import epoch_generator
-from seq2seq.tasks.data.text import TOKENIZERS
 from seq2seq.tasks.plots import attention_figures, attention_maps
 
 log = logging.getLogger(__name__)

@@ -3,14 +3,14 @@
 from typing import ClassVar
 
 from seq2seq.core.checks import COUNT, POSITIVE
-from seq2seq.tasks.data import programs
-from seq2seq.tasks.data.split import seeded_split
+from seq2seq.data import programs
+from seq2seq.data.split import seeded_split
 from seq2seq.tasks.pairs import PairsTask
 
 
 class ProgramsTask(PairsTask):
     """Short programs (source) and what they print (target), generated and evaluated by
-    seq2seq.tasks.data.programs; character-level by default."""
+    seq2seq.data.programs; character-level by default."""
 
     CHECKS: ClassVar[dict] = {"num_examples": COUNT, "length": POSITIVE, "nesting": POSITIVE, "statements": POSITIVE}
 

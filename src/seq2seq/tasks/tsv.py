@@ -1,7 +1,7 @@
 """Pairs from TSV files: any (source, target) data a user brings (`task=pairs`)."""
 
-from seq2seq.tasks.data import text
-from seq2seq.tasks.data.split import seeded_split
+from seq2seq.data import text
+from seq2seq.data.split import seeded_split
 from seq2seq.tasks.pairs import PairsTask
 
 

@@ -20,6 +20,7 @@ from hydra.utils import get_class, instantiate
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
+from seq2seq.core import decoding
 from seq2seq.core.checks import (
     NON_NEGATIVE,
     POSITIVE,
@@ -33,7 +34,7 @@ from seq2seq.core.checks import (
 from seq2seq.core.errors import ConfigError, Seq2seqError
 from seq2seq.core.schema import dataclass_of, options
 from seq2seq.core.threads import MAX_PER_CORE, max_threads, usable_cores
-from seq2seq.models import MODEL_CLASSES, MODEL_TARGETS, decoding
+from seq2seq.models import MODEL_CLASSES, MODEL_TARGETS
 from seq2seq.tasks import TASK_CLASSES, TASKS
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -380,7 +381,7 @@ def options_reference() -> str:
             out += [""]
     out += ["### Decoding options", "", "Shared by `seq2seq.generate`, `seq2seq.chat` and `TrainedModel.generate`.", ""]
     rows = []
-    for name, f in decoding.OPTIONS.items():  # declared at the fields (seq2seq.models.decoding)
+    for name, f in decoding.OPTIONS.items():  # declared at the fields (seq2seq.core.decoding)
         seq2seq, lm = f.metadata["default"], f.metadata["lm"]
         both = f"{decoding.shown(lm)} (language models), {decoding.shown(seq2seq)} (seq2seq)"
         shown_default = decoding.shown(seq2seq) if seq2seq == lm else both

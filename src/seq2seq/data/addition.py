@@ -7,7 +7,7 @@ decoder's start symbol) and the answer, space-padded. Every line has the same wi
     582+84 _666
 
 Widths and the character vocabulary are read from the file, so any string-to-string problem
-written this way can be loaded unchanged. Run `python -m seq2seq.tasks.data.addition --help` to write
+written this way can be loaded unchanged. Run `python -m seq2seq.data.addition --help` to write
 the chapter's dataset to a file.
 """
 
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from seq2seq.core.errors import DataError
-from seq2seq.tasks.data.text import read_utf8
+from seq2seq.data.text import read_utf8
 
 START = "_"
 

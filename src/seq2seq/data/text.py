@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from seq2seq.core.errors import DataError
-from seq2seq.tasks.data.vocab import Vocab
+from seq2seq.data.vocab import Vocab
 
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
 SEP = "<sep>"  # between the turns of a source with context (task.context_turns); in the vocabulary as a word

@@ -7,7 +7,7 @@ digit lands at a random height (0-4 px down) after a random gap (0-2 px), left t
 caption reads the digits in order: `three seven one`. The source images are split between train
 and validation first, so validation canvases are made of digits never seen in training.
 
-    python -m seq2seq.tasks.data.digit_images out_dir --num 5    # writes example PNGs named by caption
+    python -m seq2seq.data.digit_images out_dir --num 5    # writes example PNGs named by caption
 """
 
 import argparse

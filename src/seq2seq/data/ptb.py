@@ -12,8 +12,8 @@ import urllib.request
 from pathlib import Path
 
 from seq2seq.core.errors import DataError
-from seq2seq.tasks.data.text import read_utf8
-from seq2seq.tasks.data.vocab import Vocab
+from seq2seq.data.text import read_utf8
+from seq2seq.data.vocab import Vocab
 
 log = logging.getLogger(__name__)
 
