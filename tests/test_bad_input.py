@@ -127,7 +127,7 @@ def test_config_files_hold_only_what_differs_from_the_constructors():
     """One source of defaults: a task or model YAML sets no option to its constructor's default."""
     import yaml
 
-    from seq2seq.core.schema import options
+    from seq2seq.core.options import options
     from seq2seq.models import MODEL_CLASSES
     from seq2seq.tasks import TASK_CLASSES
     from seq2seq.training.config import CONFIG_DIR
@@ -159,7 +159,7 @@ def test_each_component_checks_its_own_options(make_cfg, override, message):
 
 
 def test_help_shows_every_option_with_its_meaning(tmp_path):
-    from seq2seq.core.schema import comments, options
+    from seq2seq.core.options import comments, options
     from seq2seq.models import Seq2seq
     from seq2seq.tasks import ChitchatTask, PairsTask
     from seq2seq.training.config import EarlyStoppingConfig, TrainerConfig

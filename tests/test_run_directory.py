@@ -16,7 +16,7 @@ import torch
 import seq2seq
 from seq2seq.core.errors import CheckpointError, ConfigError, DataError
 from seq2seq.training import checkpoint as ckpt
-from seq2seq.training import rundir
+from seq2seq.training import checkpoints, events, lock
 from seq2seq.training.loop import NonFiniteLossError, train
 
 from .helpers import TINY_ADDITION, compose_train, run_module, scalars, tiny, train_cli
@@ -26,14 +26,14 @@ def test_top_k_cleaning_spares_files_the_run_did_not_write(tmp_path):
     run = tmp_path / "run"
     train(tiny(run, "trainer.max_epochs=2", "trainer.save_top_k=2"))
     own = sorted(p.name for p in run.glob("epoch-*.pt"))
-    assert own and rundir.written_top(run) == set(own)
+    assert own and checkpoints.written_top(run) == set(own)
     (run / "epoch-9.pt").write_text("a user's copy")
     (tmp_path / "elsewhere.pt").write_text("linked")
     (run / "epoch-8.pt").symlink_to(tmp_path / "elsewhere.pt")
     train(tiny(run, "trainer.max_epochs=4", "trainer.save_top_k=2", f"trainer.resume={run}"))
     assert (run / "epoch-9.pt").read_text() == "a user's copy"
     assert (run / "epoch-8.pt").is_symlink() and (tmp_path / "elsewhere.pt").read_text() == "linked"
-    assert len(rundir.written_top(run)) == 2 and all((run / n).is_file() for n in rundir.written_top(run))
+    assert len(checkpoints.written_top(run)) == 2 and all((run / n).is_file() for n in checkpoints.written_top(run))
     (run / "epoch-6.pt").write_text("a user's file, named like an epoch still to come")
     with pytest.raises(ConfigError, match=r"epoch-6\.pt was not written by this run"):
         train(tiny(run, "trainer.max_epochs=6", "trainer.save_top_k=3", f"trainer.resume={run}"))
@@ -67,18 +67,18 @@ def test_nothing_is_written_through_a_planted_link(tmp_path, name):
 
 def test_the_lock_holds_when_its_file_is_deleted_or_replaced(tmp_path):
     run = tmp_path / "run"
-    lock = rundir.RunLock(run)
+    held = lock.RunLock(run)
     try:
         assert (run / ".lock").read_text().strip() == str(os.getpid())
         (run / ".lock").unlink()  # deleting the file does not free the directory
         with pytest.raises(ConfigError, match="is in use by another run"):
-            rundir.RunLock(run)
+            lock.RunLock(run)
         os.mkfifo(run / ".lock")  # nor does a FIFO in its place hang or break the message
         with pytest.raises(ConfigError, match=r"in use by another run \(pid unknown\)"):
-            rundir.RunLock(run)
+            lock.RunLock(run)
     finally:
-        lock.release()
-    again = rundir.RunLock(run)  # free again; the FIFO was replaced by a plain file
+        held.release()
+    again = lock.RunLock(run)  # free again; the FIFO was replaced by a plain file
     assert (run / ".lock").is_file() and not (run / ".lock").is_fifo()
     again.release()
     assert not (run / ".lock").exists()  # a released lock leaves no pid behind
@@ -119,12 +119,12 @@ def test_event_compaction_touches_only_the_runs_own_readable_event_files(tmp_pat
 def test_an_event_file_cut_short_by_a_crash_keeps_its_whole_records(tmp_path):
     run = tmp_path / "run"
     train(tiny(run, "trainer.max_epochs=1"))
-    (path,) = rundir.event_files(run)
-    whole = rundir.read_events(path)
+    (path,) = events.event_files(run)
+    whole = events.read_events(path)
     path.write_bytes(path.read_bytes()[:-5])  # the last record cut short
-    assert [e.step for e in rundir.read_events(path)] == [e.step for e in whole[:-1]]
+    assert [e.step for e in events.read_events(path)] == [e.step for e in whole[:-1]]
     path.write_bytes(b"\x00" * 12 + path.read_bytes())  # a length whose checksum fails: damaged
-    assert rundir.read_events(path) is None
+    assert events.read_events(path) is None
 
 
 def test_a_run_directory_that_is_a_file_or_unwritable_is_one_line(tmp_path):

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 import seq2seq
+from seq2seq.core import files
 from seq2seq.core.errors import CheckpointError
 from seq2seq.inference import pretrained
 from seq2seq.training.loop import train
@@ -275,9 +276,8 @@ def test_non_finite_weights_and_oversized_configs_are_refused(folders, tmp_path,
     save_file(weights, folder / "model.safetensors")
     with pytest.raises(CheckpointError, match="holds NaN or infinite values"):
         seq2seq.load(folder)
-    from seq2seq.core import plainvalues
 
-    monkeypatch.setattr(plainvalues, "MAX_JSON", 100)
+    monkeypatch.setattr(files, "MAX_JSON", 100)
     with pytest.raises(CheckpointError, match="more than config may hold"):
         seq2seq.load(folder)
 

@@ -19,6 +19,7 @@ from seq2seq.core import compat, decoding
 from seq2seq.core.checks import unknown_key_message
 from seq2seq.core.decoding import DecodeOptions
 from seq2seq.core.errors import ConfigError
+from seq2seq.inference import find
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
@@ -322,9 +323,8 @@ def decode_options(cfg: DictConfig) -> dict:
 
 def checkpoint_file(value: str) -> Path:
     """The file (or shared folder) `checkpoint=` means, with a note on stderr when it chose a run."""
-    from seq2seq.training import rundir
 
-    file, note = rundir.find(value, "best.pt")
+    file, note = find.find(value, "best.pt")
     if note:
         print(f"note: {note}", file=sys.stderr)
     return file

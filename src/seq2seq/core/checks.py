@@ -1,13 +1,74 @@
-"""Range checks a type cannot express (types: seq2seq.core.typecheck), declared beside each component's
-constructor as `CHECKS = {option: check}`, and rules between options as `RULES = (Rule, ...)`; the
-trainer's and the decoding options' are declared at their fields. All run on the config before anything
-is built (seq2seq.training.config.validate)."""
+"""The one vocabulary of validation: every value from a config, a command line or a file is checked here.
+
+- Types: `fits(value, annotation)` says whether a plain value is of a constructor's or a field's annotated type
+  (int is not bool, a float is finite), `check_fields` checks a mapping read from a file field by field.
+- Ranges a type cannot express: a `Check` (ok, what it must be), declared beside each component's constructor
+  as `CHECKS = {option: check}` and at the trainer's and the decoding options' fields.
+- Rules between options: a `Rule` (keys, ok, what), declared as `RULES = (Rule, ...)`.
+- Unknown keys: `unknown_key_message` names the closest valid ones.
+
+All run on a config before anything is built (seq2seq.training.config.validate) and on a checkpoint's or a
+shared folder's values before they reach a constructor (seq2seq.training.checkpoint)."""
 
 import difflib
+import math
+import types
+import typing
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from seq2seq.core.typecheck import fits
+from seq2seq.core.errors import CheckpointError
+
+# A path or a list of paths: what the schemas type as Any (OmegaConf has no str-or-list type).
+PATHS = str | list[str] | None
+
+
+def type_name(annotation) -> str:
+    if typing.get_origin(annotation) is list:  # list[str], not list
+        return str(annotation).replace("typing.", "")
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+
+
+def fits(value, annotation) -> bool:
+    """Whether value is a plain value of the annotated type (int is not bool; a float is finite)."""
+    if annotation is Any:
+        annotation = PATHS
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(fits(value, a) for a in typing.get_args(annotation))
+    if origin is list:
+        (item,) = typing.get_args(annotation)
+        return isinstance(value, list) and all(fits(v, item) for v in value)
+    if annotation is type(None):
+        return value is None
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if annotation is str:
+        return isinstance(value, str)
+    if annotation is dict:  # a mapping whose own keys the caller checks
+        return isinstance(value, dict)
+    return False
+
+
+def check_fields(values, fields: dict[str, object], where: str, required: typing.Iterable[str] = ()) -> None:
+    """values must be a dict whose keys are among `fields` ({name: annotation}), each of its type, with
+    every name in `required` present. Raises CheckpointError naming the first key at fault."""
+    if not isinstance(values, dict):
+        raise CheckpointError(f"{where}: expected a mapping, found {type(values).__name__}")
+    unknown = sorted(str(k) for k in values if k not in fields)
+    if unknown:
+        raise CheckpointError(f"{where}: unknown {'key' if len(unknown) == 1 else 'keys'} {', '.join(unknown)}")
+    missing = [k for k in required if k not in values]
+    if missing:
+        raise CheckpointError(f"{where}: missing {', '.join(missing)}")
+    for key, value in values.items():
+        if not fits(value, fields[key]):
+            shown = repr(value) if len(repr(value)) < 60 else repr(value)[:57] + "..."
+            raise CheckpointError(f"{where}: {key}={shown} is not of type {type_name(fields[key])}")
 
 
 class Check(NamedTuple):

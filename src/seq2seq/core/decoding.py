@@ -13,9 +13,8 @@ a strategy it does not apply to is refused, never ignored.
 import dataclasses
 from dataclasses import dataclass, field, fields
 
-from seq2seq.core.checks import Check, at_most, one_of
+from seq2seq.core.checks import Check, at_most, fits, one_of, type_name
 from seq2seq.core.errors import ConfigError
-from seq2seq.core.typecheck import fits, type_name
 
 STRATEGIES = ("greedy", "beam", "sample")
 FAMILIES = ("lm", "seq2seq", "captioner")  # a captioner's caption is decoded as a seq2seq answer is

@@ -22,8 +22,7 @@ from seq2seq.core.errors import DataError, Seq2seqError
 from seq2seq.core.threads import Threads
 from seq2seq.explore import analysis
 from seq2seq.explore.runs import Runs
-from seq2seq.inference import pretrained
-from seq2seq.training import rundir
+from seq2seq.inference import find, pretrained
 
 log = logging.getLogger(__name__)
 # Every handler runs in this one thread, with one torch thread: Gradio calls handlers from a pool of threads,
@@ -67,7 +66,7 @@ class Explorer:
     def file(self, value: str) -> tuple[Path, tuple]:
         """The checkpoint file (or shared folder) of the run `value` names under the root, and its cache key."""
         path = self.runs.path(value)
-        file, _ = rundir.find(path, "best.pt")
+        file, _ = find.find(path, "best.pt")
         inside = [file, *(file / name for name in pretrained.FILES + pretrained.GRAPHS)] if file.is_dir() else [file]
         if not all(f.resolve().is_relative_to(self.runs.root) for f in inside):  # a best.pt linking out of the root
             raise DataError(f"{value[:200]}: its checkpoint (or a file of it) lies outside {self.runs.root}")

@@ -4,7 +4,7 @@ and every path a page asks for checked to lie under the root.
 A training run is a folder holding `config.yaml` beside `train.log` or a checkpoint (outputs/<name>/<run>/,
 outputs/multirun/<time>/<job>/); a shared model is a folder holding `config.json` beside
 `model.safetensors` (seq2seq.export). Nothing here loads a checkpoint or builds a model: the table is read
-from the files' plain values (seq2seq.core.plainvalues) and TensorBoard records (seq2seq.training.rundir.read_events).
+from the files' plain values (seq2seq.core.files) and TensorBoard records (seq2seq.training.read_events).
 """
 
 import logging
@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from seq2seq.core.errors import CheckpointError, DataError
+from seq2seq.core.files import read_json, read_yaml
 from seq2seq.core.metrics import lower_is_better
-from seq2seq.core.plainvalues import read_json, read_yaml
-from seq2seq.training import rundir
+from seq2seq.training import lock
+from seq2seq.training.events import event_files, read_events
 
 log = logging.getLogger(__name__)
 
@@ -144,9 +145,9 @@ def status(path: Path) -> str:
     """finished (the log's summary line), running (the pid in .lock is alive), failed (the log holds an
     error), else interrupted (stopped by a signal, kill -9 or a crash: `trainer.resume=` continues it)."""
     log = tail(path / "train.log", 4096 * 16)
-    if b" - done: best " in log[-4096:]:  # rundir.finished's test, on a log read safely
+    if b" - done: best " in log[-4096:]:  # runs.finished's test, on a log read safely
         return "finished"
-    if alive(rundir.holder(path)):
+    if alive(lock.holder(path)):
         return "running"
     return "failed" if b"][ERROR] - " in log else "interrupted"
 
@@ -155,11 +156,11 @@ def scalars(path: Path, prefix: str = "val/") -> dict[str, list[tuple[int, float
     """Each scalar tag starting with prefix: (step, value) sorted by step, the last value of a step kept
     (a resumed run may write a step twice). Unreadable or oversized event files are left out."""
     by_tag: dict[str, dict[int, float]] = {}
-    for file in rundir.event_files(path):
+    for file in event_files(path):
         try:
             if file.stat().st_size > MAX_EVENTS_BYTES:
                 continue
-            events = rundir.read_events(file) or []
+            events = read_events(file) or []
         except OSError:
             continue
         for event in events:
@@ -185,7 +186,7 @@ def overrides(path: Path) -> str:
 
 def signature(path: Path) -> tuple:
     """Names, sizes and modification times of the files a run's row is read from."""
-    names = ["config.yaml", "config.json", "train.log", *(f.name for f in rundir.event_files(path))]
+    names = ["config.yaml", "config.json", "train.log", *(f.name for f in event_files(path))]
     stats = []
     for name in names:
         try:

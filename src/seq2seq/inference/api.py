@@ -20,9 +20,9 @@ from seq2seq.core.decoding import GenerationConfig
 from seq2seq.core.errors import ConfigError, DataError
 from seq2seq.data import text
 from seq2seq.data.vocab import Vocab
+from seq2seq.inference import find
 from seq2seq.tasks import task_from_saved_config
 from seq2seq.tasks.codec import codec_from_state
-from seq2seq.training import rundir
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def load(path: str | Path, device: str | torch.device | None = None) -> "Trained
     (seq2seq.inference.pretrained; "hf://<user>/<repo>" on the Hugging Face Hub), on `device`."""
     if not isinstance(path, str | Path):
         raise ConfigError(f"load takes a checkpoint path (str or Path), not {type(path).__name__}")
-    file, note = rundir.find(path, "best.pt")
+    file, note = find.find(path, "best.pt")
     if note:
         log.info("%s", note)
     from seq2seq.inference import pretrained

@@ -26,13 +26,12 @@ import torch
 
 from seq2seq import __version__
 from seq2seq.core import decoding
+from seq2seq.core.checks import check_fields
 from seq2seq.core.errors import CheckpointError, ConfigError
 from seq2seq.core.extras import require
-from seq2seq.core.plainvalues import read_json
-from seq2seq.core.typecheck import check_fields
+from seq2seq.core.files import read_json, write_file
+from seq2seq.inference import find
 from seq2seq.training import checkpoint as ckpt
-from seq2seq.training import rundir
-from seq2seq.training.rundir import write_file
 
 FORMAT, VERSION = "seq2seq-pretrained", 1
 FILES = ("config.json", "model.safetensors", "generation_config.json", "README.md")
@@ -54,7 +53,7 @@ def is_folder(path) -> bool:
 
 
 def read(file: Path) -> tuple[torch.nn.Module, dict]:
-    """The model and checkpoint (a folder's record) of a file or folder `rundir.find` returned."""
+    """The model and checkpoint (a folder's record) of a file or folder `find.find` returned."""
     return load(file) if file.is_dir() else ckpt.load_model(file)
 
 
@@ -62,7 +61,7 @@ def save(path: str | Path, out: str | Path) -> Path:
     """Write the folder of the checkpoint at `path` (what `checkpoint=` takes: a .pt file, a run directory
     (its best.pt), a folder of runs, latest, or a shared folder, copied) into `out` (made if missing;
     refused when it holds other files than a shared folder's)."""
-    file, _ = rundir.find(path, "best.pt")
+    file, _ = find.find(path, "best.pt")
     return save_loaded(file, *read(file), out)
 
 

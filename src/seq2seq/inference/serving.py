@@ -27,8 +27,9 @@ import numpy as np
 from seq2seq.core import decoding
 from seq2seq.core.decoding import MAX_NEW_TOKENS
 from seq2seq.core.errors import CheckpointError, ConfigError, DataError
-from seq2seq.core.plainvalues import read_json
+from seq2seq.core.files import read_json
 from seq2seq.data.addition import START, check_question, check_texts, question_form_of
+from seq2seq.inference import find
 
 GRAPHS = {"seq2seq": ("encoder.onnx", "decoder_step.onnx"), "lm": ("step.onnx",)}
 
@@ -43,9 +44,8 @@ def export(path, out) -> Path:
     from seq2seq.inference import pretrained
     from seq2seq.models.seq2seq import Encoded
     from seq2seq.tasks.codec import codec_from_state
-    from seq2seq.training import rundir
 
-    source, _ = rundir.find(path, "best.pt")
+    source, _ = find.find(path, "best.pt")
     module, checkpoint = pretrained.read(source)
     family = module.family
     codec = codec_from_state(checkpoint["task"]) if family != "lm" else None

@@ -1,12 +1,11 @@
 """Tasks own the data of an experiment and the task-specific parts of the shared loop: the interface
 is `seq2seq.tasks.base.Task`. A new task is a class in its own file here, listed in TASKS below, and a
-`configs/task/<name>.yaml`; its config schema is derived from its constructor (seq2seq.core.schema)."""
+`configs/task/<name>.yaml`; its config schema is derived from its constructor (seq2seq.core.options)."""
 
-from seq2seq.core.checks import component_checks
+from seq2seq.core.checks import check_fields, component_checks
 from seq2seq.core.compat import added_task_values
 from seq2seq.core.errors import CheckpointError, ConfigError
-from seq2seq.core.schema import options
-from seq2seq.core.typecheck import check_fields
+from seq2seq.core.options import options
 from seq2seq.models import MODEL_TARGETS
 from seq2seq.tasks.addition import AdditionTask
 from seq2seq.tasks.base import Task

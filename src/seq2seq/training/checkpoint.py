@@ -35,11 +35,10 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from seq2seq.core import compat
-from seq2seq.core.checks import component_checks
+from seq2seq.core.checks import check_fields, component_checks
 from seq2seq.core.errors import CheckpointError
-from seq2seq.core.plainvalues import MAX_NESTING, nesting_beyond
-from seq2seq.core.schema import is_module
-from seq2seq.core.typecheck import check_fields
+from seq2seq.core.files import MAX_NESTING, nesting_beyond
+from seq2seq.core.options import is_module
 from seq2seq.models import MODELS
 from seq2seq.tasks.codec import STATE_FIELDS, codec_from_state
 

@@ -3,7 +3,7 @@
 The schemas are registered with Hydra's ConfigStore and listed first in the defaults of the YAML
 files they describe, so a misspelt key (`trainer.max_epoch=3`) or a wrong type
 (`trainer.max_epochs=ten`) fails when the config is composed, naming the key. Task and model schemas
-are derived from their constructors (seq2seq.core.schema: one source of defaults); the trainer's are the
+are derived from their constructors (seq2seq.core.options: one source of defaults); the trainer's are the
 dataclasses below. `validate` adds the range checks a type cannot express: the components' CHECKS
 and the trainer's (declared at its fields).
 """
@@ -32,7 +32,7 @@ from seq2seq.core.checks import (
     unknown_key_message,
 )
 from seq2seq.core.errors import ConfigError, Seq2seqError
-from seq2seq.core.schema import dataclass_of, options
+from seq2seq.core.options import dataclass_of, options
 from seq2seq.core.threads import MAX_PER_CORE, max_threads, usable_cores
 from seq2seq.models import MODEL_CLASSES, MODEL_TARGETS
 from seq2seq.tasks import TASK_CLASSES, TASKS
@@ -166,7 +166,7 @@ def facts(cls: type = TrainConfig, prefix: str = "") -> dict[str, dict]:
 
 
 # Keys outside these schemas with the same facts: the tasks' and models' options are their constructors'
-# parameters (seq2seq.core.schema), the optimizer's and the loggers' their libraries'.
+# parameters (seq2seq.core.options), the optimizer's and the loggers' their libraries'.
 RESUMABLE_ELSEWHERE = (
     "task.num_samples",  # validation questions printed: a report, not the data
     "task.num_heatmaps",

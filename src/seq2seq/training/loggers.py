@@ -4,7 +4,7 @@
 
 Every logger takes the same calls from the training loop (`Loggers` passes each call to all of them):
     add_scalar(tag, value, step)   step is the optimizer step for train/loss and val_step/*, the epoch
-                                   for every other tag (rundir.STEP_TAGS)
+                                   for every other tag (events.STEP_TAGS)
     add_text(tag, text, step), add_figure(tag, figure, step)
     start(columns, metrics)        the run's hyperparameters (hparams.columns) when it starts
     end(), flush(), close()
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from seq2seq.core.errors import ConfigError
 from seq2seq.core.extras import require
-from seq2seq.training import hparams, rundir
+from seq2seq.training import events, hparams
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class TensorBoardLogger:
         from torch.utils.tensorboard import SummaryWriter
 
         if resume_at is not None:
-            rundir.compact_events(Path(run_dir), *resume_at)
+            events.compact_events(Path(run_dir), *resume_at)
         self.writer = SummaryWriter(str(run_dir))
         self.session_end = None
 
@@ -84,7 +84,7 @@ class CSVLogger:
         if self.path.is_symlink() or (self.path.exists() and not self.path.is_file()):
             raise ConfigError(f"{self.path}: not a regular file (a link?): the CSV logger will not write through it")
         if resume_at is not None and self.path.is_file():
-            rundir.trim_csv(self.path, self.FIELDS, *resume_at)
+            events.trim_csv(self.path, self.FIELDS, *resume_at)
         new = not self.path.is_file()
         self.file = open(self.path, "a", newline="", encoding="utf-8")  # noqa: SIM115 (closed by close())
         self.writer = csv.writer(self.file)
@@ -181,7 +181,7 @@ class WandbLogger:
         self.wandb, self.defined = wandb, set()
 
     def add_scalar(self, tag: str, value: float, step: int) -> None:
-        axis = "step" if tag.startswith(rundir.STEP_TAGS) else "epoch"
+        axis = "step" if tag.startswith(events.STEP_TAGS) else "epoch"
         if tag not in self.defined:
             self.run.define_metric(tag, step_metric=axis)
             self.defined.add(tag)

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from seq2seq.core import compat
 from seq2seq.core.errors import CheckpointError, NonFiniteLossError, TrainingInterrupted
 from seq2seq.training import checkpoint as ckpt
-from seq2seq.training import distributed, hparams, preflight, rundir, start
+from seq2seq.training import checkpoints, distributed, hparams, lock, preflight, start
 from seq2seq.training import precision as precisions
 from seq2seq.training.build import FP32, Setup, autocast, build, open_loggers
 from seq2seq.training.interrupt import StopRequested
@@ -66,7 +66,7 @@ class Run:
     setup: Setup
     state: RunState
     writer: object  # seq2seq.training.loggers.Loggers
-    checkpoints: rundir.Checkpoints
+    checkpoints: checkpoints.Checkpoints
     amp: object  # the autocast context of trainer.precision
     carry: object = None  # state carried between batches (the language model's LSTM state)
     metrics: dict = field(default_factory=dict)  # the latest validation metrics
@@ -75,12 +75,12 @@ class Run:
 def train(cfg: DictConfig) -> dict[str, float]:
     preflight.check(cfg)  # as the command line did before Hydra made the run directory
     run_dir = Path(cfg.paths.output_dir)
-    lock = rundir.hold(run_dir) if distributed.is_main_process() else None
+    held = lock.hold(run_dir) if distributed.is_main_process() else None
     try:
         return fit(cfg, run_dir)
     finally:
-        if lock is not None:
-            lock.release()
+        if held is not None:
+            held.release()
 
 
 def fit(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
@@ -110,15 +110,15 @@ def fit(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
         start.prepare(plan, cfg, state)
     writer = open_loggers(cfg, run_dir, (state.step, state.epoch) if plan.in_place else None, ctx)
     writer.start(hparams.columns(cfg, hparams.command_line_overrides()), metric_columns(task))
-    checkpoints = rundir.Checkpoints(cfg, setup, run_dir, writer, state.step if plan.in_place else None)
-    run = Run(cfg, setup, state, writer, checkpoints, autocast(setup.device, precision), carry, metrics)
+    saver = checkpoints.Checkpoints(cfg, setup, run_dir, writer, state.step if plan.in_place else None)
+    run = Run(cfg, setup, state, writer, saver, autocast(setup.device, precision), carry, metrics)
     started = time.perf_counter()
     try:
         with StopRequested() as stop:
             while not state.done(cfg.trainer):
                 finished = run_epoch(run, stop)
                 if not finished and stop.requested:
-                    checkpoints.commit(state, run.carry, run.metrics)
+                    saver.commit(state, run.carry, run.metrics)
                     by = stop.signal_name or "a signal to another rank"
                     raise TrainingInterrupted(
                         f"stopped by {by} at step {state.step}, checkpoint saved; resume with "
@@ -127,7 +127,7 @@ def fit(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
                     )
                 end_epoch(run, finished)
         metrics = finish(run)
-        checkpoints.mark_finished()  # so that resuming the run again writes nothing
+        saver.mark_finished()  # so that resuming the run again writes nothing
         line = summary(task.monitor, state, metrics, time.perf_counter() - started, run_dir)
         summary_log.info("%s", line)  # stdout and train.log (configs/hydra/default.yaml)
     finally:

@@ -67,7 +67,7 @@ def cache_key(device: torch.device, model_spec: dict, batch) -> str:
 
 def read_cache() -> dict:
     """The cache's entries; an unreadable or foreign file is no cache (it is rewritten)."""
-    from seq2seq.core.plainvalues import read_json
+    from seq2seq.core.files import read_json
 
     path = cache_file()
     try:
@@ -78,7 +78,7 @@ def read_cache() -> dict:
 
 
 def write_cache(key: str, answer: dict) -> None:
-    from seq2seq.training.rundir import write_file
+    from seq2seq.core.files import write_file
 
     entries = {k: v for k, v in read_cache().items() if k != key and isinstance(v, dict)}
     entries[key] = answer

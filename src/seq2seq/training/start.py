@@ -24,11 +24,11 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from seq2seq.core import compat
+from seq2seq.core import compat, files
 from seq2seq.core.errors import CheckpointError, ConfigError
 from seq2seq.tasks.base import data_fingerprint, held_data_fingerprint
 from seq2seq.training import checkpoint as ckpt
-from seq2seq.training import distributed, rundir
+from seq2seq.training import checkpoints, distributed, lock, rundir
 from seq2seq.training.config import DATA_PATHS, RESUMABLE, RESUMABLE_GROUPS
 from seq2seq.training.state import RunState
 
@@ -193,14 +193,14 @@ def prepare(plan: Plan, cfg: DictConfig, state: RunState) -> None:
     is written."""
     run_dir = plan.run_dir
     if plan.in_place and cfg.trainer.save_top_k > 1:  # epoch-<N>.pt files still to come
-        rundir.check_top_free(run_dir, state.epoch + 1, cfg.trainer.max_epochs)
+        checkpoints.check_top_free(run_dir, state.epoch + 1, cfg.trainer.max_epochs)
     try:
         rundir.remove_leftovers(run_dir)
         if plan.in_place:  # what a crash between writes left: a stale best.pt, top-k files last.pt does not list
-            rundir.repair_best(run_dir, state.as_dict())
-            rundir.prune_top(run_dir, state.as_dict())
+            checkpoints.repair_best(run_dir, state.as_dict())
+            checkpoints.prune_top(run_dir, state.as_dict())
         adopt_staged(run_dir)  # after the repairs: a refused one leaves no record of this command
-        rundir.write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        files.write_file(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     except OSError as e:  # a full disk, a read-only directory: the checkpoints stay as they are
         raise ConfigError(f"cannot write to the run directory {run_dir}: {e.strerror or e}") from None
 
@@ -335,6 +335,6 @@ def early_checks(args: list[str]) -> None:
         return
     run_dir = Path(value.strip("\"'"))
     rundir.check_writable(run_dir)
-    rundir.check_free(run_dir)
+    lock.check_free(run_dir)
     if not any(a.startswith("trainer.resume=") and a.split("=", 1)[1] not in ("", "null") for a in args):
         check_target("fresh", None, run_dir)

@@ -6,10 +6,10 @@ uninterrupted one. (The progress *bars* are trainer.progress, tqdm's.)"""
 import dataclasses
 from dataclasses import dataclass, field
 
+from seq2seq.core.checks import check_fields
 from seq2seq.core.errors import CheckpointError, ConfigError
 from seq2seq.core.metrics import mode as metric_mode
-from seq2seq.core.typecheck import check_fields
-from seq2seq.training.rundir import top_name
+from seq2seq.training.checkpoints import top_name
 
 
 @dataclass

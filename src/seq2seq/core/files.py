@@ -1,9 +1,13 @@
-"""Plain values read from files (a checkpoint's dicts and lists, a shared model's JSON), bounded before
-they are used: how deep they nest and how many there are. No torch here: the ONNX runner reads JSON too."""
+"""Files read and written as plain values. Read bounded: a regular file only (never a FIFO or a device),
+at most MAX_JSON bytes, strict JSON or YAML's safe loader (no tags that build objects), nested and counted
+within bounds, so a crafted file costs what it holds. Written whole: through a temporary file of a unique name
+and a rename, so a crash or a full disk never leaves half a file, and a link planted at the target is
+replaced, never followed. No torch here: the ONNX runner and the explorer read files too."""
 
 import json
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 from seq2seq.core.errors import CheckpointError
@@ -92,3 +96,22 @@ def read_yaml(path: Path, what: str):
     except (UnicodeError, yaml.YAMLError, RecursionError) as e:
         raise CheckpointError(f"{path}: not a YAML {what} ({str(e).splitlines()[0][:100]})") from None
     return bounded(value, path)
+
+
+def write_file(path: Path, content) -> None:
+    """Write a file whole, through a temporary file of a unique name (created exclusively, so a link
+    planted there is never followed) and a rename: a crash or a full disk never leaves half of it, and
+    a link planted at `path` is replaced, never followed. content: text, bytes, or a function that
+    writes the file at the path it is given."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if not callable(content):
+                f.write(content.encode("utf-8") if isinstance(content, str) else content)
+        if callable(content):
+            content(tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
