@@ -17,7 +17,8 @@ import statistics
 import time
 from pathlib import Path
 
-from seq2seq.explore.app import Explorer, launch
+from seq2seq.explore.app import Explorer
+from seq2seq.explore.page import launch
 
 QUESTIONS = ["16+75", "582+84", "9+999", "123+456", "70+30", "8+8", "505+96", "44+7", "999+999", "1+2", "315+27"]
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from seq2seq.cli.chat import Chat
+from seq2seq.cli.chat import chat_from_config
 from seq2seq.core import decoding
 from seq2seq.core.errors import DataError
 from seq2seq.data.chitchat import reply_pairs
@@ -99,7 +99,7 @@ def test_the_chat_keeps_the_last_turns_as_trained_and_reset_forgets_them(context
 
     def chat_with(run, *overrides):
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            session = Chat.from_config(compose("chat", overrides=[f"checkpoint={run}", "device=cpu", *overrides]))
+            session = chat_from_config(compose("chat", overrides=[f"checkpoint={run}", "device=cpu", *overrides]))
         session.model.generate = Recorder()
         return session
 

@@ -114,7 +114,7 @@ def entry_points(path: Path, out: Path):
         "generate question": lambda: generate.run(cli_cfg("generate", "question=1+2")),
         "generate file": lambda: generate.run(cli_cfg("generate", f"file={questions}")),
         "generate index": lambda: generate.run(cli_cfg("generate", "index=0")),
-        "chat": lambda: chat.Chat.from_config(cli_cfg("chat")).reply("1+2"),
+        "chat": lambda: chat.chat_from_config(cli_cfg("chat")).reply("1+2"),
         "heatmap questions": lambda: heatmap.heatmaps(path, ["1+2"], []),
         "heatmap val-index": lambda: heatmap.heatmaps(path, [], [0]),
         "resume": lambda: train(

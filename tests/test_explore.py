@@ -59,7 +59,7 @@ def test_the_status_tells_finished_interrupted_failed_and_shared(explore_root, t
     (root / "failed" / "train.log").write_text("[...][ERROR] - CUDA out of memory\n")
     (root / "running" / "train.log").write_text("[...][INFO] - epoch 1\n")
     (root / "running" / ".lock").write_text(f"{os.getpid()}\n")  # a live process holds it
-    pretrained.save(explore_root / PEEKY, root / "shared" / "peeky")
+    pretrained.save(explore_root / PEEKY / "best.pt", root / "shared" / "peeky")
     runs = Runs(root)
     statuses = {run.id: run.status for run in runs.scan()}
     assert statuses == {"finished": "finished", "interrupted": "interrupted", "failed": "failed",
@@ -336,7 +336,7 @@ def test_crafted_run_folders_neither_hang_nor_hide_the_other_runs(explore_root, 
 
 def test_links_out_of_the_root_and_odd_paths_are_refused_in_one_line(explore_root, tmp_path):
     root = tmp_path / "outputs"
-    pretrained.save(explore_root / PEEKY, tmp_path / "outside")
+    pretrained.save(explore_root / PEEKY / "best.pt", tmp_path / "outside")
     (root / "shared").mkdir(parents=True)
     for file in (tmp_path / "outside").iterdir():  # a shared folder whose files lie elsewhere
         (root / "shared" / file.name).symlink_to(file)

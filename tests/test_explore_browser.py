@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 import pytest
 
 import seq2seq
-from seq2seq.cli.chat import Chat
+from seq2seq.inference.chat import Chat
 
 from .helpers import REPO, run_module, scalars
 
@@ -37,7 +37,8 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def served(explore_root):
-    from seq2seq.explore.app import Explorer, launch
+    from seq2seq.explore.app import Explorer
+    from seq2seq.explore.page import launch
 
     explorer = Explorer(explore_root, device="cpu")
     demo, url = launch(explorer, port=free_port(), block=False)

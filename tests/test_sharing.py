@@ -51,7 +51,7 @@ def runs(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def folders(runs, tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("exported")
-    return {name: pretrained.save(run, root / name) for name, run in runs.items()}
+    return {name: pretrained.save(run / "best.pt", root / name) for name, run in runs.items()}
 
 
 def test_each_family_exports_and_answers_exactly_as_its_checkpoint(runs, folders):
@@ -260,7 +260,7 @@ def test_crafted_folders_are_refused(folders, tmp_path, case):
     for entry in (
         lambda: seq2seq.load(folder, device="cpu"),
         lambda: generate.run(cli_cfg("generate", "question=1+2")),
-        lambda: chat.Chat.from_config(cli_cfg("chat")).reply("1+2"),
+        lambda: chat.chat_from_config(cli_cfg("chat")).reply("1+2"),
         lambda: pretrained.save(folder, tmp_path / "again"),  # re-exporting a folder checks it first
     ):
         with pytest.raises(CheckpointError, match=re.escape(says)):
@@ -355,15 +355,15 @@ def test_export_writes_only_its_own_files_and_says_why_it_cannot(runs, folders, 
             (out / "config.json").symlink_to(victim)
         else:
             (out / "config.json").mkdir()
-        for source in (runs["peeky"], folders["peeky"]):  # from a checkpoint, and copying a folder
+        for source in (runs["peeky"] / "best.pt", folders["peeky"]):  # from a checkpoint, and copying a folder
             with pytest.raises(ConfigError, match=r"already holds config\.json: give an empty or new directory"):
                 pretrained.save(source, out)
     assert victim.read_text() == "keep me"
     (tmp_path / "afile").write_text("x")
     with pytest.raises(ConfigError, match="cannot write there"):
-        pretrained.save(runs["peeky"], tmp_path / "afile" / "sub")
+        pretrained.save(runs["peeky"] / "best.pt", tmp_path / "afile" / "sub")
     stale = copied(onnx_folders["peeky"], tmp_path / "stale")  # re-exported without onnx: old graphs go
-    pretrained.save(runs["attention"], stale)
+    pretrained.save(runs["attention"] / "best.pt", stale)
     assert not any((stale / name).exists() for name in pretrained.GRAPHS)
 
 

@@ -5,13 +5,14 @@ model = seq2seq.load("outputs/peeky_addition/<run>")
 model.generate(["16+75", "582+84"])
 """
 
-__version__ = "0.4.0"
-__all__ = ["TrainedModel", "load"]
+from seq2seq.core import __version__
+
+__all__ = ["TrainedModel", "__version__", "load"]
 
 
 def __getattr__(name: str):
     # The API is imported on first use, so `import seq2seq.<module>` stays light.
-    if name in __all__:
+    if name in ("TrainedModel", "load"):
         from seq2seq.inference import api
 
         return getattr(api, name)

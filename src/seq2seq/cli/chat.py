@@ -13,41 +13,7 @@ from omegaconf import DictConfig
 
 from seq2seq.cli import common as cli
 from seq2seq.core.errors import DataError, Seq2seqError
-
-
-class Chat:
-    """A seq2seq model, the decoding options and the conversation so far, checked once before the first
-    message. `context`: earlier turns read before each message (None: as many as the model was trained with)."""
-
-    def __init__(self, model, options: dict, context: int | None = None):
-        if model.family != "seq2seq":
-            raise DataError(f"{model.path}: chat needs a text seq2seq checkpoint (e.g. experiment=chitchat)")
-        self.model, self.options = model, options
-        model.resolve(options)  # bad options fail now, not at the first message
-        trained = model.codec.context_turns
-        self.context = trained if context is None else context
-        if not 0 <= self.context <= trained:
-            raise DataError(
-                f"context={self.context}: this model was trained with {trained} earlier turns before each message "
-                f"(task.context_turns={trained}); give 0 to {trained}"
-            )
-        self.history: list[str] = []  # the conversation so far, both sides, oldest first
-
-    @classmethod
-    def from_config(cls, cfg: DictConfig) -> "Chat":
-        cli.check_keys(cfg, cli.ChatConfig, "seq2seq.chat")
-        return cls(cli.load(cfg), cli.decode_options(cfg), cfg.context)
-
-    def reply(self, message: str) -> str:
-        turns = self.history[-self.context :] if self.context else []
-        reply = self.model.generate(message, context=turns, **self.options)
-        self.history += [message, reply[0] if isinstance(reply, list) else reply]
-        return "\t".join(reply) if isinstance(reply, list) else reply
-
-    def reset(self) -> str:
-        self.history.clear()
-        return "  (the conversation starts over)" if self.context else "  (this model reads each message alone)"
-
+from seq2seq.inference.chat import Chat
 
 COMMANDS = {
     "/quit": "end the conversation (also /exit, exit, quit, Ctrl-D or Ctrl-C)",
@@ -55,6 +21,11 @@ COMMANDS = {
     "/help": "this list",
 }
 QUIT = ("/quit", "/exit", "exit", "quit")
+
+
+def chat_from_config(cfg: DictConfig) -> Chat:
+    cli.check_keys(cfg, cli.ChatConfig, "seq2seq.chat")
+    return Chat(cli.load(cfg), cli.decode_options(cfg), cfg.context)
 
 
 def converse(chat: Chat, lines, interactive: bool) -> None:
@@ -93,7 +64,7 @@ def converse(chat: Chat, lines, interactive: bool) -> None:
 
 def run_command(cfg: DictConfig) -> None:
     try:
-        chat = Chat.from_config(cfg)
+        chat = chat_from_config(cfg)
     except Seq2seqError as e:
         cli.fail(e)
     interactive = sys.stdin.isatty()

@@ -14,8 +14,7 @@ from pathlib import Path
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from seq2seq import __version__
-from seq2seq.core import compat, decoding
+from seq2seq.core import __version__, compat, decoding
 from seq2seq.core.checks import unknown_key_message
 from seq2seq.core.decoding import DecodeOptions
 from seq2seq.core.errors import ConfigError

@@ -16,7 +16,8 @@ def run_command(cfg: DictConfig) -> None:
         if cfg.device not in ("auto", "cpu", "cuda"):
             raise cli.ConfigError(f"device={str(cfg.device)[:40]}: must be auto, cpu or cuda")
         require("gradio", "seq2seq-explore")
-        from seq2seq.explore.app import Explorer, launch
+        from seq2seq.explore.app import Explorer
+        from seq2seq.explore.page import launch
         from seq2seq.inference.api import pick_device
 
         explorer = Explorer(cfg.root, pick_device(None if cfg.device == "auto" else cfg.device), cfg.cache)

@@ -1,6 +1,6 @@
 """The explorer's server side: the runs under a root and the models loaded from them (Explorer), the
-decoding fields read as options, the handlers' errors turned into one-line messages, and serving the
-page (seq2seq.explore.page) on this machine only.
+decoding fields read as options, and the handlers' errors turned into one-line messages. The page that
+calls them, and serving it on this machine only, is seq2seq.explore.page.
 
 A mistake of the user's (a question in the wrong shape, an option out of range, a path outside the root)
 is shown in the tab in one line, never as a traceback. Models are loaded through seq2seq.load (its checks
@@ -74,10 +74,10 @@ class Explorer:
 
     def model(self, value: str, family: str | None = None):
         """The model of the run (or checkpoint, or shared folder) `value` names under the root."""
-        import seq2seq
+        from seq2seq.inference.api import load
 
         file, key = self.file(value)
-        model = self.remember(self.models, key, lambda: seq2seq.load(file, device=self.device))
+        model = self.remember(self.models, key, lambda: load(file, device=self.device))
         if family == "lm" and model.family != "lm":
             raise DataError(f"{value}: a {model.family} model; this tab samples language models (e.g. rnnlm_ptb)")
         if family == "seq2seq" and model.family != "seq2seq":
@@ -148,40 +148,3 @@ def handler(outputs: int):
         return run
 
     return wrap
-
-
-def theme():
-    """Gradio's default look with the system's fonts: the default theme loads its fonts from Google."""
-    import gradio as gr
-
-    return gr.themes.Default(
-        font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "SFMono-Regular", "monospace"]
-    )
-
-
-def launch(explorer: Explorer, host: str = "127.0.0.1", port: int = 7860, block: bool = True):
-    """Serve the page on host:port (never a public share link); the URL. block=False returns at once
-    (tests), with the server running in its own threads."""
-    from seq2seq.explore.page import CSS, build
-
-    demo = build(explorer)
-    _, url, _ = demo.launch(
-        server_name=host,
-        server_port=port,
-        share=False,
-        prevent_thread_lock=True,
-        quiet=True,
-        ssr_mode=False,
-        theme=theme(),
-        css=CSS,
-        footer_links=[],
-    )
-    if block:
-        try:
-            print(f"seq2seq explorer: {url} (runs under {explorer.runs.root}); Ctrl-C stops it", flush=True)
-            demo.block_thread()
-        except KeyboardInterrupt:  # Ctrl-C: stop quietly, whenever it comes
-            pass
-        finally:
-            demo.close()
-    return demo, url

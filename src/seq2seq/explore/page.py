@@ -16,12 +16,12 @@ import html
 import time
 from types import SimpleNamespace
 
-from seq2seq.cli.chat import Chat
 from seq2seq.core import decoding
 from seq2seq.core.errors import DataError, Seq2seqError
 from seq2seq.explore import analysis
 from seq2seq.explore.app import OPTION_FIELDS, Explorer, handler, options_of
 from seq2seq.explore.runs import COLUMNS
+from seq2seq.inference.chat import Chat
 from seq2seq.tasks.plots import visible
 
 PLOTTED = 10  # runs drawn in one plot
@@ -439,3 +439,41 @@ def build(explorer: Explorer):
         opens |= {sampled: ("Sample", LM_KINDS, True), chatted: ("Chat", CHAT_KINDS, True)}
         connect_runs(gr, demo, explorer, runs, opens)
     return demo
+
+
+# ---- serving ----------------------------------------------------------------------------------------
+
+
+def theme():
+    """Gradio's default look with the system's fonts: the default theme loads its fonts from Google."""
+    import gradio as gr
+
+    return gr.themes.Default(
+        font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "SFMono-Regular", "monospace"]
+    )
+
+
+def launch(explorer: Explorer, host: str = "127.0.0.1", port: int = 7860, block: bool = True):
+    """Serve the page on host:port (never a public share link); the URL. block=False returns at once
+    (tests), with the server running in its own threads."""
+    demo = build(explorer)
+    _, url, _ = demo.launch(
+        server_name=host,
+        server_port=port,
+        share=False,
+        prevent_thread_lock=True,
+        quiet=True,
+        ssr_mode=False,
+        theme=theme(),
+        css=CSS,
+        footer_links=[],
+    )
+    if block:
+        try:
+            print(f"seq2seq explorer: {url} (runs under {explorer.runs.root}); Ctrl-C stops it", flush=True)
+            demo.block_thread()
+        except KeyboardInterrupt:  # Ctrl-C: stop quietly, whenever it comes
+            pass
+        finally:
+            demo.close()
+    return demo, url

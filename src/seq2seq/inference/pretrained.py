@@ -24,13 +24,11 @@ from pathlib import Path
 
 import torch
 
-from seq2seq import __version__
-from seq2seq.core import decoding
+from seq2seq.core import __version__, decoding
 from seq2seq.core.checks import check_fields
 from seq2seq.core.errors import CheckpointError, ConfigError
 from seq2seq.core.extras import require
 from seq2seq.core.files import read_json, write_file
-from seq2seq.inference import find
 from seq2seq.training import checkpoint as ckpt
 
 FORMAT, VERSION = "seq2seq-pretrained", 1
@@ -57,11 +55,10 @@ def read(file: Path) -> tuple[torch.nn.Module, dict]:
     return load(file) if file.is_dir() else ckpt.load_model(file)
 
 
-def save(path: str | Path, out: str | Path) -> Path:
-    """Write the folder of the checkpoint at `path` (what `checkpoint=` takes: a .pt file, a run directory
-    (its best.pt), a folder of runs, latest, or a shared folder, copied) into `out` (made if missing;
-    refused when it holds other files than a shared folder's)."""
-    file, _ = find.find(path, "best.pt")
+def save(file: Path, out: str | Path) -> Path:
+    """Write the folder of the checkpoint `file` (a .pt file, or a shared folder, copied: what
+    seq2seq.inference.find names) into `out` (made if missing; refused when it holds other files than a shared
+    folder's)."""
     return save_loaded(file, *read(file), out)
 
 
