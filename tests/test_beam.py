@@ -6,7 +6,7 @@ from torch import nn
 
 from seq2seq.core import decoding
 from seq2seq.core.decoding import GenerationConfig
-from seq2seq.models import DECODERS, Seq2seq
+from seq2seq.models.seq2seq import DECODERS, Seq2seq
 
 
 class TableDecoder(nn.Module):

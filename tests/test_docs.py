@@ -22,10 +22,11 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from seq2seq.cli import common as cli
+from seq2seq.cli.train import without_hydra
 from seq2seq.core.device import bf16_missing
 from seq2seq.core.errors import Seq2seqError
-from seq2seq.training import preflight
 from seq2seq.training.config import CONFIG_DIR
+from seq2seq.training.config import check as check_config
 from seq2seq.training.loop import train
 
 from .helpers import REPO, compose_train
@@ -139,9 +140,9 @@ def check_train(args: list[str]) -> None:
         cfg = compose("train", overrides=overrides, return_hydra_config=True)
     if cfg.trainer.precision == "bf16" and bf16_missing("cpu"):  # refused here, as it must be
         with pytest.raises(Seq2seqError, match=r"^trainer\.precision=bf16: "):
-            preflight.check(preflight.without_hydra(cfg))
+            check_config(without_hydra(cfg))
         return
-    preflight.check(preflight.without_hydra(cfg))
+    check_config(without_hydra(cfg))
 
 
 def run_in_process(module: str, args: list[str], stdin: str | None, capsys) -> tuple[int, str, str]:

@@ -38,7 +38,7 @@ def explorer(explore_root) -> Explorer:
 def test_the_runs_table_describes_every_run(explorer, explore_root):
     runs = explorer.runs.runs
     assert set(runs) == {ATTENTION, PEEKY, LM, CHAT}
-    assert {runs[i].kind for i in runs} == {"addition", "lm", "pairs"}
+    assert {runs[i].kind for i in runs} == {"fixed_width", "lm", "token_pairs"}
     for run in runs.values():
         assert run.status == "finished" and run.date
         assert run.metric in run.curves, run  # the monitored metric's curve, read from the event files
@@ -65,7 +65,7 @@ def test_the_status_tells_finished_interrupted_failed_and_shared(explore_root, t
     assert statuses == {"finished": "finished", "interrupted": "interrupted", "failed": "failed",
                         "running": "running", "shared/peeky": "shared"}  # fmt: skip
     shared = runs.runs["shared/peeky"]
-    assert shared.kind == "addition" and shared.experiment == "peeky_addition" and shared.best is not None
+    assert shared.kind == "fixed_width" and shared.experiment == "peeky_addition" and shared.best is not None
     explorer, original = Explorer(root, device="cpu"), Explorer(explore_root, device="cpu")
     assert analysis.ask(explorer.model("shared/peeky"), "16+75", {}).text == seq2seq.load(
         explore_root / PEEKY

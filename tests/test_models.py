@@ -2,8 +2,8 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from seq2seq.models import DECODERS, Decoder, PeekyDecoder, Rnnlm, Seq2seq
-from seq2seq.models.seq2seq import Encoded
+from seq2seq.models.rnnlm import Rnnlm
+from seq2seq.models.seq2seq import DECODERS, Decoder, Encoded, PeekyDecoder, Seq2seq
 
 V, D, H, B, S, T = 13, 8, 16, 4, 7, 4
 

@@ -12,7 +12,7 @@ from torch.nn import functional as F
 
 from seq2seq.core.errors import ConfigError, DataError
 from seq2seq.data.text import SPECIALS, build_vocab, load_tsv, tokenize
-from seq2seq.models import DECODERS, Seq2seq
+from seq2seq.models.seq2seq import DECODERS, Seq2seq
 from seq2seq.tasks import PairsTask, TsvTask
 from seq2seq.training.loop import train
 

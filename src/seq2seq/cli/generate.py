@@ -16,9 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from seq2seq.cli import common as cli
 from seq2seq.core.errors import DataError, Seq2seqError
-
-SEQ2SEQ_INPUTS, LM_INPUTS = ("question", "file", "index"), ("prompt", "file")
-
+from seq2seq.core.registry import FAMILIES
 
 CHUNK = 256  # lines decoded as one batch: memory stays bounded whatever the file's length
 MAX_LINE = 100_000  # bytes; far beyond any question or prompt, and what one line may cost to read
@@ -60,17 +58,18 @@ def run(cfg: DictConfig, free_text: str | None = None) -> Iterator[str]:
     cli.check_keys(cfg, cli.GenerateConfig, "seq2seq.generate")
     model = cli.load(cfg)
     options = cli.decode_options(cfg)
-    allowed = LM_INPUTS if model.family == "lm" else SEQ2SEQ_INPUTS
+    family = FAMILIES[model.family]
+    allowed = family.generate_inputs  # the first is what the words after `--` are
     given = [k for k in ("question", "file", "index", "prompt") if cfg[k] is not None]
     if free_text is not None:  # `-- words`: the question, or a language model's prompt
         if given:
             raise DataError(f"give the input once: after -- or as {given[0]}=, not both")
-        cfg = OmegaConf.merge(cfg, {"prompt" if model.family == "lm" else "question": free_text})
-        given = ["prompt" if model.family == "lm" else "question"]
+        cfg = OmegaConf.merge(cfg, {allowed[0]: free_text})
+        given = [allowed[0]]
     wrong = [k for k in given if k not in allowed]
     if wrong:
-        kind = "a language model" if model.family == "lm" else "a seq2seq model"
-        raise DataError(f"{wrong[0]}= does not apply to {kind}: give {' or '.join(f'{k}=' for k in allowed)}")
+        choices = " or ".join(f"{k}=" for k in allowed)
+        raise DataError(f"{wrong[0]}= does not apply to {family.words} model: give {choices}")
     if len(given) > 1:
         raise DataError(f"give one of {', '.join(f'{k}=' for k in allowed)}, not {' and '.join(given)}")
     if cfg.index is not None:

@@ -6,16 +6,43 @@ import sys
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from seq2seq.cli import common as cli
 from seq2seq.core import compat
 from seq2seq.core.errors import ConfigError, Seq2seqError, TrainingInterrupted
 from seq2seq.core.extras import missing_plugin
 from seq2seq.training import distributed, rundir, start
+from seq2seq.training.config import check as config_check
 from seq2seq.training.loop import train
 
 log = logging.getLogger(__name__)
+
+
+def without_hydra(config: DictConfig) -> DictConfig:
+    cfg = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
+    with open_dict(cfg):
+        cfg.pop("hydra", None)
+    return cfg
+
+
+class Preflight(Callback):
+    """The composed config checked before Hydra creates the run directory (configs/hydra/default.yaml names
+    this callback): Hydra writes the directory, its `.hydra/` record and train.log before it calls the
+    training function, so a refused command leaves nothing behind. Refusals are one line, exit code 2;
+    `train()` checks again, for callers of the Python function and each job of a sweep."""
+
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        try:
+            config_check(without_hydra(config))
+        except Seq2seqError as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        """The sweep's base config is checked (each job is checked again by train())."""
+        self.on_run_start(config)
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="train")

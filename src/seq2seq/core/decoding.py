@@ -17,7 +17,6 @@ from seq2seq.core.checks import Check, at_most, fits, one_of, type_name
 from seq2seq.core.errors import ConfigError
 
 STRATEGIES = ("greedy", "beam", "sample")
-FAMILIES = ("lm", "seq2seq", "captioner")  # a captioner's caption is decoded as a seq2seq answer is
 # The chapter's skip list for language models: numbers, unknown words and '$' are never emitted.
 CHAPTER_SKIP = ("N", "<unk>", "$")
 MAX_NEW_TOKENS = 100_000

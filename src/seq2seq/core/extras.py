@@ -44,20 +44,10 @@ def require(module: str, feature: str):
         raise ConfigError(missing_message(module, feature)) from None
 
 
-# The optional packages a config's components need, by their `_target_`: checked before the run
-# directory is made (seq2seq.training.preflight), as the components themselves check when they are built.
-TARGET_NEEDS = {
-    "seq2seq.tasks.ChitchatTask": (("chitchat_dataset",), "task=chitchat"),
-    "seq2seq.tasks.CaptionsTask": (("sklearn", "PIL"), "task=captions"),
-    "seq2seq.training.loggers.MLflowLogger": (("mlflow",), "logger=mlflow"),
-    "seq2seq.training.loggers.WandbLogger": (("wandb",), "logger=wandb"),
-}
-
-
-def missing_for(targets) -> str | None:
-    """The message for the first of these `_target_`s whose optional package is not installed."""
-    for target in targets:
-        modules, feature = TARGET_NEEDS.get(target, ((), ""))
+def missing_for(needs) -> str | None:
+    """The message for the first missing package of `needs`: (import names, the feature that needs them) pairs,
+    from the EXTRAS a task or logger class declares."""
+    for modules, feature in needs:
         for module in modules:
             if not available(module):
                 return missing_message(module, feature)

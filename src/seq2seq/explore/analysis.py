@@ -16,7 +16,7 @@ import torch
 
 from seq2seq.core.errors import DataError
 from seq2seq.data import text
-from seq2seq.data.addition import SUM
+from seq2seq.data.questions import SUM
 from seq2seq.tasks import task_from_saved_config
 
 TOP_STEPS = 5  # next tokens listed at each decoding step (Ask)

@@ -27,7 +27,9 @@ from seq2seq.tasks.plots import visible
 PLOTTED = 10  # runs drawn in one plot
 SHOWN_ROWS = 200  # wrong answers and compared questions listed (the summary counts them all)
 ANSWER_COLUMNS = 3  # runs side by side in Ask
-SEQ2SEQ_KINDS, LM_KINDS, CHAT_KINDS = ("addition", "pairs"), ("lm",), ("pairs",)  # runs.Run.kind each tab takes
+# The runs each tab takes, by their task state's kind (runs.Run.kind): text in, text out (fixed-width questions or
+# token pairs); language models; conversations (token pairs).
+SEQ2SEQ_KINDS, LM_KINDS, CHAT_KINDS = ("fixed_width", "token_pairs"), ("lm",), ("token_pairs",)
 
 CSS = """
 .s2s-steps td, .s2s-steps th, .s2s-heatmap td, .s2s-heatmap th {padding: 2px 6px; font-family: ui-monospace, monospace;

@@ -18,6 +18,8 @@ from pathlib import Path
 from seq2seq.core.errors import CheckpointError, DataError
 from seq2seq.core.files import read_json, read_yaml
 from seq2seq.core.metrics import lower_is_better
+from seq2seq.core.registry import by_target
+from seq2seq.tasks import TASKS
 from seq2seq.training import lock
 from seq2seq.training.events import event_files, read_events
 
@@ -27,16 +29,7 @@ MAX_DEPTH = 4  # folders below the root searched for runs (outputs/multirun/<tim
 MAX_RUNS = 1000  # runs listed; a root holding more is cut, newest first
 MAX_FOLDERS = 20_000  # folders looked into when searching (root=/ must not walk the whole disk)
 MAX_EVENTS_BYTES = 256 * 2**20  # a run's TensorBoard file read for curves (images make them large)
-TASK_KINDS = {  # a config's task `_target_` -> what the explorer can do with the run
-    "seq2seq.tasks.AdditionTask": "addition",
-    "seq2seq.tasks.TsvTask": "pairs",
-    "seq2seq.tasks.ChitchatTask": "pairs",
-    "seq2seq.tasks.ProgramsTask": "pairs",
-    "seq2seq.tasks.CaptionsTask": "captions",
-    "seq2seq.tasks.LanguageModelTask": "lm",
-}
 SUMMARY_TAGS = ("val/best_",)  # one value at a run's end (val/best_acc), no curve
-MONITORS = {"addition": "val/acc", "pairs": "val/acc", "captions": "val/acc", "lm": "val/ppl"}  # tasks' defaults
 
 
 @dataclass
@@ -45,7 +38,7 @@ class Run:
 
     id: str  # the folder relative to the root, with '/': what the page shows and sends back
     path: Path
-    kind: str  # addition | pairs | captions | lm | unknown
+    kind: str  # its task state's kind (seq2seq.tasks.codec): fixed_width | token_pairs | captions | lm | unknown
     experiment: str = ""
     overrides: str = ""
     seed: int | None = None
@@ -56,10 +49,7 @@ class Run:
     date: str = ""
     curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict, repr=False)
     signature: tuple = ()  # the files it was read from, with sizes and times: unchanged, it is not read again
-
-    @property
-    def family(self) -> str:
-        return {"lm": "lm", "captions": "captioner", "unknown": "unknown"}.get(self.kind, "seq2seq")
+    family: str = "unknown"  # seq2seq | captioner | lm (seq2seq.core.registry.FAMILIES)
 
     def row(self) -> list:
         """The row of COLUMNS."""
@@ -216,11 +206,13 @@ def describe(root: Path, path: Path, known: Run | None = None) -> Run:
     if isinstance(config, dict):
         task = config.get("task") if isinstance(config.get("task"), dict) else {}
         target = task.get("_target_")
-        run.kind = TASK_KINDS.get(target, "unknown") if isinstance(target, str) else "unknown"
+        task_class = by_target(target)  # the registry's, by name: nothing is imported
+        if task_class is not None:
+            run.kind, run.family = task_class.CODEC.kind, task_class.family
         run.experiment = str(config.get("name", ""))
         run.seed = config.get("seed") if isinstance(config.get("seed"), int) else None
         monitor = task.get("monitor")
-        run.metric = monitor if isinstance(monitor, str) else MONITORS.get(run.kind, "")
+        run.metric = monitor if isinstance(monitor, str) else getattr(task_class, "monitor", "")
     run.overrides = overrides(path)
     run.status = status(path)
     run.curves = scalars(path)
@@ -240,20 +232,16 @@ def describe_shared(run: Run) -> Run:
         return run
     config = config if isinstance(config, dict) else {}
     source = config.get("source") if isinstance(config.get("source"), dict) else {}
-    family = config.get("family")
-    task_kind = config["task"].get("kind") if isinstance(config.get("task"), dict) else None
-    if family == "seq2seq":
-        run.kind = "addition" if task_kind == "fixed_width" else "pairs"
-    else:
-        run.kind = (
-            {"lm": "lm", "captioner": "captions"}.get(family, "unknown") if isinstance(family, str) else "unknown"
-        )
+    kind = config["task"].get("kind") if isinstance(config.get("task"), dict) else None
+    tasks = [cls for cls in TASKS.values() if cls.CODEC.kind == kind]  # the tasks that save such a state
+    if tasks:
+        run.kind, run.family = kind, tasks[0].family
     run.experiment = str(source.get("experiment", ""))
     words = source.get("overrides") if isinstance(source.get("overrides"), list) else []
     run.overrides = " ".join(w for w in words if isinstance(w, str))
     run.seed = source.get("seed") if isinstance(source.get("seed"), int) else None
     metrics = source.get("metrics") if isinstance(source.get("metrics"), dict) else {}
-    run.metric = MONITORS.get(run.kind, "")
+    run.metric = tasks[0].monitor if tasks else ""
     value = metrics.get(run.metric)
     finite = isinstance(value, int | float) and not isinstance(value, bool) and abs(value) < 1e300
     run.best = run.final = float(value) if finite else None

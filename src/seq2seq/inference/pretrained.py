@@ -29,6 +29,7 @@ from seq2seq.core.checks import check_fields
 from seq2seq.core.errors import CheckpointError, ConfigError
 from seq2seq.core.extras import require
 from seq2seq.core.files import read_json, write_file
+from seq2seq.core.registry import FAMILIES
 from seq2seq.training import checkpoint as ckpt
 
 FORMAT, VERSION = "seq2seq-pretrained", 1
@@ -41,7 +42,6 @@ DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "F
           "I64": torch.int64, "I32": torch.int32, "U8": torch.uint8, "BOOL": torch.bool}  # fmt: skip
 CONFIG_FIELDS = {"format": str, "format_version": int, "family": str, "inputs": str, "model": dict, "task": dict,
                  "source": dict}  # fmt: skip
-INPUTS = {"seq2seq": "text questions (one line each)", "captioner": "PNG images", "lm": "a prompt of words"}
 
 
 def is_folder(path) -> bool:
@@ -120,7 +120,7 @@ def folder_config(module, checkpoint: dict, path: Path) -> dict:
         "format": FORMAT,
         "format_version": VERSION,
         "family": module.family,
-        "inputs": INPUTS[module.family],
+        "inputs": FAMILIES[module.family].inputs,
         "model": checkpoint["model"],
         "task": checkpoint["task"],
         "source": {
@@ -140,9 +140,7 @@ def folder_config(module, checkpoint: dict, path: Path) -> dict:
 def model_card(config: dict, out: Path) -> str:
     source, model = config["source"], config["model"]
     metrics = "\n".join(f"| `{k}` | {v:.4f} |" for k, v in sorted(source["metrics"].items())) or "| - | - |"
-    example = {"seq2seq": "question=16+75", "captioner": "question=digit.png", "lm": "prompt='the market'"}
-    api = {"seq2seq": 'model.generate("16+75")', "captioner": 'model.generate("digit.png")',
-           "lm": 'model.generate("the market", max_new_tokens=20, seed=1)'}  # fmt: skip
+    family = FAMILIES[config["family"]]
     experiment = source.get("experiment") or "?"
     overrides = source.get("overrides")
     command = (
@@ -175,12 +173,12 @@ stopping at step {source.get("step")} (epoch {source.get("epoch")}).
 
 ## Use
 
-    python -m seq2seq.generate checkpoint={out.name} {example[config["family"]]}
+    python -m seq2seq.generate checkpoint={out.name} {family.example}
 
 ```python
 import seq2seq
 model = seq2seq.load("{out.name}")
-{api[config["family"]]}
+{family.api_example}
 ```
 
 `generation_config.json` holds the decoding defaults; `model.safetensors` the weights; `config.json`

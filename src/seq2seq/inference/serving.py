@@ -28,7 +28,8 @@ from seq2seq.core import decoding
 from seq2seq.core.decoding import MAX_NEW_TOKENS
 from seq2seq.core.errors import CheckpointError, ConfigError, DataError
 from seq2seq.core.files import read_json
-from seq2seq.data.addition import START, check_question, check_texts, question_form_of
+from seq2seq.data.addition import START
+from seq2seq.data.questions import check_question, check_texts, question_form_of
 from seq2seq.inference import find
 
 GRAPHS = {"seq2seq": ("encoder.onnx", "decoder_step.onnx"), "lm": ("step.onnx",)}

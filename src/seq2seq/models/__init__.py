@@ -1,25 +1,18 @@
-"""Models. Every class here takes plain typed arguments and can be rebuilt from a checkpoint.
+"""The models: each family in a file of its own, registered where it is defined (`@register_model`, seq2seq.core
+.registry). Importing this package imports every module in it, so the registry holds every model, and exposes
+each registered class here by name: a config's `_target_: seq2seq.models.<Class>` builds it.
 
-`MODELS` is the only way from a name to a class: a checkpoint names its model by a key of this table
-(never by an import path), so a file can only ever build one of these classes.
+Models take plain typed arguments (sizes that depend on the data, the vocabulary's, are passed at the call
+site) and speak the decoding protocol of seq2seq.models.sampling and seq2seq.models.beam.
 """
 
-from seq2seq.models.captioner import CNNEncoder, ImageCaptioner
-from seq2seq.models.rnnlm import Rnnlm
-from seq2seq.models.seq2seq import DECODERS, AttentionDecoder, Decoder, Encoder, PeekyDecoder, Seq2seq
+import importlib
+import pkgutil
 
-__all__ = [
-    "DECODERS",
-    "AttentionDecoder",
-    "CNNEncoder",
-    "Decoder",
-    "Encoder",
-    "ImageCaptioner",
-    "PeekyDecoder",
-    "Rnnlm",
-    "Seq2seq",
-]
+from seq2seq.core.registry import MODELS
 
-MODEL_CLASSES = {"seq2seq": Seq2seq, "image_captioner": ImageCaptioner, "rnnlm": Rnnlm}  # by config schema name
-MODELS = {cls.__name__: cls for cls in MODEL_CLASSES.values()}
-MODEL_TARGETS = {f"seq2seq.models.{name}": cls for name, cls in MODELS.items()}  # by a config's `_target_`
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
+
+globals().update({cls.__name__: cls for cls in MODELS.values()})
+__all__ = ["MODELS", *(cls.__name__ for cls in MODELS.values())]

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from seq2seq.core.checks import POSITIVE
+from seq2seq.core.registry import register_model
 from seq2seq.models.seq2seq import DECODERS, Encoded, Seq2seq
 
 
@@ -44,6 +45,7 @@ class CNNEncoder(nn.Module):
         return Encoded(states, summary, None)
 
 
+@register_model("image_captioner")
 class ImageCaptioner(Seq2seq):
     """CNNEncoder + one of the seq2seq decoders (`decoder`: plain, peeky or attention). Training,
     greedy decoding and beam search are Seq2seq's, with images (B, 1, height, width) as the source."""

@@ -10,12 +10,14 @@ from torch import nn
 
 from seq2seq.core.checks import DROPOUT, LAYERS, SIZE, one_of
 from seq2seq.core.decoding import GenerationConfig
+from seq2seq.core.registry import register_model
 from seq2seq.models.beam import beam_search
 from seq2seq.models.init import INITS, chapter_init_, check_init
 from seq2seq.models.loss import linear_cross_entropy
 from seq2seq.models.sampling import decode_loop
 
 
+@register_model("rnnlm")
 class Rnnlm(nn.Module):
     """Embedding + LSTM (num_layers) + Linear.
 

@@ -15,6 +15,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seq2seq.core.checks import SIZE, Rule, one_of
 from seq2seq.core.decoding import GenerationConfig
+from seq2seq.core.registry import register_model
 from seq2seq.models.beam import beam_search
 from seq2seq.models.init import INITS, chapter_init_, check_init
 from seq2seq.models.sampling import decode_loop
@@ -139,6 +140,7 @@ class AttentionDecoder(Decoder):
 DECODERS = {"plain": Decoder, "peeky": PeekyDecoder, "attention": AttentionDecoder}
 
 
+@register_model("seq2seq")
 class Seq2seq(nn.Module):
     """Encoder + Decoder joined by the encoder's hidden states.
 

@@ -9,13 +9,16 @@ from torch.nn import functional as F
 
 from seq2seq.core.checks import COUNT, DIGITS, FRACTION, NON_NEGATIVE, POSITIVE, SEED
 from seq2seq.core.errors import DataError
-from seq2seq.data.addition import START, SUM, generate_addition, load_fixed_width
+from seq2seq.core.registry import register_task
+from seq2seq.data.addition import START, generate_addition, load_fixed_width
+from seq2seq.data.questions import SUM
 from seq2seq.data.split import epoch_generator
 from seq2seq.data.vocab import Vocab
 from seq2seq.tasks.codec import FixedWidthCodec, sample_lines
 from seq2seq.tasks.plots import attention_figures, attention_maps
 
 
+@register_task("addition")
 class AdditionTask:
     """Questions (B, S) and answers (B, A) as character ids; the answer starts with `_`.
 
@@ -26,6 +29,10 @@ class AdditionTask:
     monitor = "val/acc"
     mode = "max"
     final_splits: tuple[str, ...] = ()
+    CODEC = FixedWidthCodec
+    DATA_KEYS = ("path",)
+    REPORT_OPTIONS = ("num_samples", "num_heatmaps")
+    EXTRAS: tuple[str, ...] = ()
 
     CHECKS: ClassVar[dict] = {
         "num_examples": COUNT,

@@ -2,7 +2,7 @@
 
 The loop in `seq2seq.train` only calls `Task` below, so a new task is one class and one
 `configs/task/*.yaml`, never a branch in the loop. A task and a model fit when their `family` is the
-same; `seq2seq.tasks.check_fits` refuses a mismatch before any data loads.
+same; seq2seq.training.config refuses a mismatch before any data loads.
 
 Families: "seq2seq" (token sources in, tokens out: `EncoderDecoder` below), "captioner" (images in,
 tokens out: the same interface), "lm" (language models: `forward(x, state, targets) -> loss, state`).
@@ -13,12 +13,20 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
-FAMILIES = ("seq2seq", "captioner", "lm")
+from seq2seq.core.checks import check_fields, component_checks
+from seq2seq.core.compat import added_task_values
+from seq2seq.core.errors import CheckpointError
+from seq2seq.core.options import options
+from seq2seq.core.registry import TASKS, by_target, target
 
 
 @runtime_checkable
 class Task(Protocol):
-    family: str  # the models it trains (FAMILIES)
+    family: str  # the models it trains (seq2seq.core.registry.FAMILIES)
+    CODEC: type  # what generation rebuilds from its state_dict() (seq2seq.tasks.codec)
+    DATA_KEYS: tuple[str, ...]  # options that name data files: in no run name, no hparam column
+    REPORT_OPTIONS: tuple[str, ...]  # options of what is reported, not trained: may change on resume
+    EXTRAS: tuple[str, ...]  # optional packages it needs (seq2seq.core.extras)
     monitor: str  # the validation metric behind best.pt, e.g. "val/acc"
     mode: str  # "max" or "min": which way the monitored metric improves
     final_splits: tuple[str, ...]  # splits evaluated once with best.pt when training ends
@@ -95,3 +103,21 @@ def held_data_fingerprint(task) -> str:
         ):
             stack += [(f"{name}.{i}", v) for i, v in reversed(list(enumerate(value)))]
     return digest.hexdigest()[:32]
+
+
+def task_from_saved_config(node, where: str):
+    """The task a checkpoint's saved `config.task` describes, built without Hydra: the class from the registry,
+    every field checked against its constructor's types (nested `_target_`s are just wrong types)."""
+    named = node.get("_target_") if isinstance(node, dict) else None
+    cls = by_target(named)
+    if cls not in TASKS.values():
+        known = ", ".join(target(task) for task in TASKS.values())
+        raise CheckpointError(f"{where}: task {str(named)[:60]!r} is not one of {known}")
+    declared = {o.name: o for o in options(cls)}
+    values = added_task_values({k: v for k, v in node.items() if k != "_target_"}, declared)
+    required = [name for name, o in declared.items() if o.required]
+    check_fields(values, {name: o.annotation for name, o in declared.items()}, where, required)
+    for key, (ok, says) in component_checks(cls).items():  # the caps a config has (num_examples, ...)
+        if values.get(key) is not None and not ok(values[key]):
+            raise CheckpointError(f"{where}: {key}={str(values[key])[:40]} {says}")
+    return cls(**values)

@@ -10,13 +10,18 @@ from typing import ClassVar
 import torch
 
 from seq2seq.core.checks import COUNT, POSITIVE
+from seq2seq.core.registry import register_task
 from seq2seq.data import digit_images
 from seq2seq.data.split import seeded_split
+from seq2seq.tasks.codec import ImageCodec
 from seq2seq.tasks.pairs import PairsTask
 
 
+@register_task("captions")
 class CaptionsTask(PairsTask):
     family = "captioner"
+    CODEC = ImageCodec
+    EXTRAS = ("sklearn", "PIL")
     FIXED_OPTIONS = ("tokenize",)  # captions are words
     CHECKS: ClassVar[dict] = {"num_train": COUNT, "num_val": COUNT, "max_digits": POSITIVE}
 

@@ -4,16 +4,19 @@ from typing import ClassVar
 
 from seq2seq.core.checks import NON_NEGATIVE, POSITIVE
 from seq2seq.core.errors import ConfigError
+from seq2seq.core.registry import register_task
 from seq2seq.data import chitchat
 from seq2seq.data.split import seeded_split
 from seq2seq.tasks.pairs import PairsTask
 
 
+@register_task("chitchat")
 class ChitchatTask(PairsTask):
     """(message, reply) pairs of the Chit Chat Challenge corpus (see seq2seq.data.chitchat), split
     by conversation."""
 
     CHECKS: ClassVar[dict] = {"max_conversations": POSITIVE, "context_turns": NON_NEGATIVE}
+    EXTRAS = ("chitchat_dataset",)
 
     def __init__(
         self,

@@ -1,19 +1,25 @@
-"""Text <-> ids for the Encoder-Decoder tasks, rebuilt from a checkpoint for generation and chat.
+"""Text <-> ids, rebuilt from a checkpoint's task state (Task.state_dict()) for generation and chat. Each
+codec is registered under the `kind` of the state it reads, and declares the state's FIELDS with their types:
+what a checkpoint must hold, checked before anything is built (seq2seq.training.checkpoint).
 
-Two layouts:
 - `FixedWidthCodec` (the chapter's addition format): every question is space-padded to one width,
   so no row is padded and the decoder runs a fixed number of steps.
 - `PairCodec` (variable-length pairs): sources are right-padded with <pad> (id 0) and come with their
-  lengths; targets are `<bos> tokens <eos>`, and decoding stops at <eos>.
-Both reverse the source tokens when the model was trained on reversed input (padding stays right).
+  lengths; targets are `<bos> tokens <eos>`, and decoding stops at <eos>. `ImageCodec`: PNG files in.
+- `WordsCodec` (language models): a vocabulary and its end-of-sentence word.
+The first two reverse the source tokens when the model was trained on reversed input (padding stays right).
 """
+
+from typing import ClassVar
 
 import torch
 
 from seq2seq.core.decoding import MAX_NEW_TOKENS
 from seq2seq.core.errors import DataError
-from seq2seq.data.addition import START, check_question, check_texts, question_form_of, where
+from seq2seq.core.registry import CODECS, register_codec
+from seq2seq.data.addition import START
 from seq2seq.data.digit_images import load_png
+from seq2seq.data.questions import check_question, check_texts, question_form_of, where
 from seq2seq.data.text import BOS, EOS, PAD, TOKENIZERS, UNK, detokenize, tokenize, tokenize_turns
 from seq2seq.data.vocab import Vocab
 
@@ -26,7 +32,10 @@ def sample_lines(source: str, target: str, output: str, right: bool, source_mark
 MAX_WIDTH = 1000  # the widest fixed-width line seq2seq.data.addition reads
 
 
+@register_codec("fixed_width")
 class FixedWidthCodec:
+    FIELDS: ClassVar[dict] = {"kind": str, "vocab": list[str], "question_width": int, "answer_width": int,
+                              "reverse": bool, "number_digits": int, "question_form": str}  # fmt: skip
     eos_id = None
     mode = "char"
     context_turns = 0  # a question is read alone
@@ -80,7 +89,11 @@ class FixedWidthCodec:
         return [self.vocab.itos[i] for i in ids]
 
 
+@register_codec("token_pairs")
 class PairCodec:
+    FIELDS: ClassVar[dict] = {"kind": str, "vocab": list[str], "tokenize": str, "lowercase": bool, "reverse": bool,
+                              "max_length": int, "context_turns": int}  # fmt: skip
+
     def __init__(
         self, vocab: list[str], tokenize: str, lowercase: bool, reverse: bool, max_length: int, context_turns: int = 0
     ):
@@ -165,9 +178,12 @@ class PairCodec:
         return out
 
 
+@register_codec("captions")
 class ImageCodec(PairCodec):
     """Captioning: the inputs are PNG files (white ink on black, resized to the training images'
     size); the outputs are PairCodec's words."""
+
+    FIELDS: ClassVar[dict] = {**PairCodec.FIELDS, "image_size": list[int]}
 
     def __init__(self, state: dict):
         super().__init__(state["vocab"], state["tokenize"], state["lowercase"], state["reverse"], state["max_length"])
@@ -184,30 +200,25 @@ class ImageCodec(PairCodec):
         return torch.stack([load_png(path, self.height, self.width) for path in texts]), None  # (N, 1, H, W)
 
 
-CODECS = {"fixed_width": FixedWidthCodec, "token_pairs": PairCodec, "captions": ImageCodec}
+@register_codec("lm")
+class WordsCodec:
+    """A language model's words: the vocabulary and the end-of-sentence word that text shows as a line break."""
 
-# The fields of each task kind's saved state (Task.state_dict()), with their types: what a checkpoint
-# must hold for generation. "lm" is the language models' (a vocabulary and its end-of-sentence word).
-_PAIR_FIELDS = {"kind": str, "vocab": list[str], "tokenize": str, "lowercase": bool, "reverse": bool, "max_length": int}
-_PAIR_FIELDS["context_turns"] = int
-STATE_FIELDS = {
-    "fixed_width": {
-        "kind": str,
-        "vocab": list[str],
-        "question_width": int,
-        "answer_width": int,
-        "reverse": bool,
-        "number_digits": int,
-        "question_form": str,
-    },
-    "token_pairs": _PAIR_FIELDS,
-    "captions": {**_PAIR_FIELDS, "image_size": list[int]},
-    "lm": {"kind": str, "vocab": list[str], "eos": str},
-}
+    FIELDS: ClassVar[dict] = {"kind": str, "vocab": list[str], "eos": str}
+
+    def __init__(self, vocab: list[str], eos: str):
+        self.vocab, self.eos = Vocab(vocab), eos
+
+    @classmethod
+    def from_state(cls, state: dict) -> "WordsCodec":
+        return cls(state["vocab"], state["eos"])
+
+    def state_dict(self) -> dict:
+        return {"kind": self.kind, "vocab": self.vocab.itos, "eos": self.eos}
 
 
 def codec_from_state(state: dict):
-    """The codec of a seq2seq checkpoint's task state; language models have none."""
+    """The codec of a checkpoint's task state (its fields checked: seq2seq.training.checkpoint)."""
     if state.get("kind") not in CODECS:
-        raise DataError(f"this checkpoint's task ({state.get('kind')!r}) is not a sequence-to-sequence task")
+        raise DataError(f"this checkpoint's task state ({str(state.get('kind'))[:40]!r}) is of no kind known here")
     return CODECS[state["kind"]].from_state(state)

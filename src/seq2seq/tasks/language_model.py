@@ -8,7 +8,9 @@ import torch
 
 from seq2seq.core.checks import POSITIVE, SEED
 from seq2seq.core.errors import DataError
+from seq2seq.core.registry import register_task
 from seq2seq.data.ptb import EOS, load_ptb
+from seq2seq.tasks.codec import WordsCodec
 
 
 def batchify(stream: list[int], batch_size: int) -> torch.Tensor:
@@ -42,11 +44,16 @@ def repackage_hidden(state):
     return tuple(s.detach() for s in state)
 
 
+@register_task("language_model")
 class LanguageModelTask:
     family = "lm"
     monitor = "val/ppl"
     mode = "min"
     final_splits = ("test",)
+    CODEC = WordsCodec
+    DATA_KEYS = ("data_dir",)
+    REPORT_OPTIONS: tuple[str, ...] = ()
+    EXTRAS: tuple[str, ...] = ()
     CHECKS: ClassVar[dict] = {
         "batch_size": POSITIVE,
         "time_size": POSITIVE,

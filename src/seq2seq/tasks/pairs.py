@@ -44,6 +44,11 @@ class PairsTask:
 
     family = "seq2seq"
     final_splits: tuple[str, ...] = ()
+    monitor, mode = "val/acc", "max"  # task.monitor's default (an instance takes its own)
+    CODEC = PairCodec
+    DATA_KEYS: tuple[str, ...] = ()
+    REPORT_OPTIONS = ("num_samples", "num_heatmaps")
+    EXTRAS: tuple[str, ...] = ()
     context_turns = 0  # turns before the message in each source (ChitchatTask's task.context_turns)
 
     CHECKS: ClassVar[dict] = {

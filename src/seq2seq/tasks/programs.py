@@ -3,11 +3,13 @@
 from typing import ClassVar
 
 from seq2seq.core.checks import COUNT, POSITIVE
+from seq2seq.core.registry import register_task
 from seq2seq.data import programs
 from seq2seq.data.split import seeded_split
 from seq2seq.tasks.pairs import PairsTask
 
 
+@register_task("programs")
 class ProgramsTask(PairsTask):
     """Short programs (source) and what they print (target), generated and evaluated by
     seq2seq.data.programs; character-level by default."""

@@ -1,13 +1,17 @@
 """Pairs from TSV files: any (source, target) data a user brings (`task=pairs`)."""
 
+from seq2seq.core.registry import register_task
 from seq2seq.data import text
 from seq2seq.data.split import seeded_split
 from seq2seq.tasks.pairs import PairsTask
 
 
+@register_task("tsv")
 class TsvTask(PairsTask):
     """Pairs from TSV files (`source<TAB>target` per line): `train` files, and `val` files or a seeded
     val_fraction of the training pairs."""
+
+    DATA_KEYS = ("train", "val")
 
     def __init__(
         self,

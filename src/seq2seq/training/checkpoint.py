@@ -2,7 +2,7 @@
 
 Layout (what `save` writes and `load` checks), format version 2:
     format, version       mark a file as this project's checkpoint
-    model                 {"name": a key of seq2seq.models.MODELS, "args": constructor arguments}
+    model                 {"name": a registered model's class name, "args": constructor arguments}
     model_state           the model's state_dict
     task                  the task's state_dict: vocabulary and input handling, for generation
     config                the run's fully resolved config (a record: never instantiated from)
@@ -12,7 +12,7 @@ Layout (what `save` writes and `load` checks), format version 2:
     metrics               the latest validation metrics
 
 Nothing read from a checkpoint is imported or instantiated by name: the model class comes from the
-fixed table `MODELS`, its arguments are checked against the constructor's types and the weights'
+registry (seq2seq.core.registry, by name), its arguments are checked against the constructor's types and the weights'
 shapes, and the task state against the fields its codec takes. Version 1 files (the model named by
 `_target_: seq2seq.models.X`) load through the same table (seq2seq.core.compat).
 
@@ -39,15 +39,15 @@ from seq2seq.core.checks import check_fields, component_checks
 from seq2seq.core.errors import CheckpointError
 from seq2seq.core.files import MAX_NESTING, nesting_beyond
 from seq2seq.core.options import is_module
-from seq2seq.models import MODELS
-from seq2seq.tasks.codec import STATE_FIELDS, codec_from_state
+from seq2seq.core.registry import CODECS, model_by_class_name, state_kinds
+from seq2seq.models import MODELS  # every model registered
+from seq2seq.tasks.codec import codec_from_state  # (and every task, with its codec)
 
 log = logging.getLogger(__name__)
 
 FORMAT = "seq2seq-checkpoint"
 CRASH_ENV = "SEQ2SEQ_CRASH_AT"
 VERSION = 2
-FAMILY_KINDS = {"seq2seq": ("fixed_width", "token_pairs"), "captioner": ("captions",), "lm": ("lm",)}
 
 
 _reached: dict[str, int] = {}
@@ -305,8 +305,8 @@ def resolve(path: str | Path, name: str = "best.pt") -> Path:
 def model_spec(model: nn.Module, args: dict) -> dict:
     """The saved description of a model: its table name and constructor arguments (defaults filled in)."""
     name = type(model).__name__
-    if MODELS.get(name) is not type(model):
-        raise CheckpointError(f"{name} is not in seq2seq.models.MODELS, so no checkpoint could rebuild it")
+    if model_by_class_name(name) is not type(model):
+        raise CheckpointError(f"{name} is not a registered model (@register_model), so no checkpoint could rebuild it")
     check_model_spec({"name": name, "args": args}, "model")
     return current_spec({"name": name, "args": dict(args)})
 
@@ -332,7 +332,7 @@ def current_spec(spec):
     if not (isinstance(spec, dict) and isinstance(spec.get("name"), str) and isinstance(spec.get("args"), dict)):
         return spec
     name, args = compat.current_model(spec["name"], spec["args"])
-    cls = MODELS.get(name)
+    cls = model_by_class_name(name)
     if cls is not None:
         defaults = {p.name: p.default for p in constructor_params(cls) if p.default is not inspect.Parameter.empty}
         args = {**defaults, **args}
@@ -340,12 +340,13 @@ def current_spec(spec):
 
 
 def check_model_spec(spec, where: str) -> tuple[type, dict]:
-    """The class and arguments of a saved model spec, checked: a name from MODELS, arguments of the
+    """The class and arguments of a saved model spec, checked: a registered model's name, arguments of the
     constructor's types, integers positive."""
     check_fields(spec, {"name": str, "args": dict}, where, required=("name", "args"))
-    cls = MODELS.get(spec["name"])
+    cls = model_by_class_name(spec["name"])
     if cls is None:
-        raise CheckpointError(f"{where}: unknown model {spec['name'][:60]!r} (known: {', '.join(MODELS)})")
+        known = ", ".join(sorted(m.__name__ for m in MODELS.values()))
+        raise CheckpointError(f"{where}: unknown model {spec['name'][:60]!r} (known: {known})")
     fields, required = constructor_fields(cls)
     args = spec["args"]
     check_fields(args, fields, f"{where} {spec['name']}", required)
@@ -396,7 +397,7 @@ def load(path: str | Path, name: str = "best.pt") -> dict:
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a seq2seq checkpoint (no '{FORMAT}' marker)")
     if checkpoint.get("version") == 1:
-        checkpoint = compat.upgrade_v1(checkpoint, path, set(MODELS), VERSION)
+        checkpoint = compat.upgrade_v1(checkpoint, path, {m.__name__ for m in MODELS.values()}, VERSION)
     if checkpoint.get("version") != VERSION:
         raise CheckpointError(f"{path}: checkpoint version {checkpoint.get('version')!r}, expected {VERSION}")
     too_much = nesting_beyond(checkpoint, MAX_NESTING)
@@ -426,22 +427,22 @@ def check_task_state(task, cls: type, args: dict, path: Path) -> None:
     """The task state must have its kind's fields and types, fit the model's family and vocabulary
     size, and make a working codec."""
     kind = task.get("kind") if isinstance(task, dict) else None
-    if kind not in STATE_FIELDS:
-        raise CheckpointError(f"{path}: task kind {str(kind)[:40]!r} is not one of {', '.join(STATE_FIELDS)}")
-    required = [k for k in STATE_FIELDS[kind] if k not in compat.OPTIONAL_FIELDS]
-    check_fields(task, STATE_FIELDS[kind], f"{path}: task", required=required)
-    if kind not in FAMILY_KINDS[cls.family]:
+    if kind not in CODECS:
+        raise CheckpointError(f"{path}: task kind {str(kind)[:40]!r} is not one of {', '.join(CODECS)}")
+    fields = CODECS[kind].FIELDS
+    required = [k for k in fields if k not in compat.OPTIONAL_FIELDS]
+    check_fields(task, fields, f"{path}: task", required=required)
+    if kind not in state_kinds(cls.family):
         raise CheckpointError(f"{path}: a {cls.__name__} model cannot serve a {kind!r} task")
     if len(set(task["vocab"])) != len(task["vocab"]):
         raise CheckpointError(f"{path}: the vocabulary lists a token twice")
     tokens, size = len(task["vocab"]), args.get("vocab_size")
     if tokens != size:
         raise CheckpointError(f"{path}: the vocabulary has {tokens} tokens but the model's vocab_size is {size}")
-    if kind != "lm":
-        try:
-            codec_from_state(task)
-        except (KeyError, ValueError, IndexError) as e:
-            raise CheckpointError(f"{path}: task state does not make a codec ({e})") from None
+    try:
+        codec_from_state(task)
+    except (KeyError, ValueError, IndexError) as e:
+        raise CheckpointError(f"{path}: task state does not make a codec ({e})") from None
 
 
 class ShapesOnly(TorchFunctionMode):

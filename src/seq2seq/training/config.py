@@ -32,10 +32,12 @@ from seq2seq.core.checks import (
     unknown_key_message,
 )
 from seq2seq.core.errors import ConfigError, Seq2seqError
+from seq2seq.core.extras import missing_for
 from seq2seq.core.options import dataclass_of, options
+from seq2seq.core.registry import FAMILIES, by_target, models_of, target
 from seq2seq.core.threads import MAX_PER_CORE, max_threads, usable_cores
-from seq2seq.models import MODEL_CLASSES, MODEL_TARGETS
-from seq2seq.tasks import TASK_CLASSES, TASKS
+from seq2seq.models import MODELS
+from seq2seq.tasks import TASKS
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
@@ -165,15 +167,16 @@ def facts(cls: type = TrainConfig, prefix: str = "") -> dict[str, dict]:
     return out
 
 
-# Keys outside these schemas with the same facts: the tasks' and models' options are their constructors'
-# parameters (seq2seq.core.options), the optimizer's and the loggers' their libraries'.
+# Keys outside these schemas with the same facts: the tasks' options are their constructors' parameters
+# (seq2seq.core.options), whose classes declare which name data files (DATA_KEYS: in no run name, no hparam
+# column) and which only shape the report (REPORT_OPTIONS: validation samples printed, heatmaps: may change on
+# resume); the optimizer's and the loggers' are their libraries'.
+DATA_PATHS = tuple(sorted({f"task.{key}" for cls in TASKS.values() for key in cls.DATA_KEYS}))
 RESUMABLE_ELSEWHERE = (
-    "task.num_samples",  # validation questions printed: a report, not the data
-    "task.num_heatmaps",
+    *sorted({f"task.{key}" for cls in TASKS.values() for key in cls.REPORT_OPTIONS}),
     "optimizer.fused",  # the same update in one kernel (Adam, SGD)
 )
 RESUMABLE_GROUPS = ("logger",)  # where the curves go: any logger may be added or removed on resume
-DATA_PATHS = ("task.path", "task.train", "task.val", "task.data_dir")  # where data lives: no hparam, no run name
 
 # Derived from the facts above, for their readers.
 FACTS = facts()
@@ -195,10 +198,9 @@ def register_configs() -> None:
     they are not offered as options of the task and model groups."""
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
-    for name, cls in TASK_CLASSES.items():
-        cs.store(group="schema/task", name=name, node=dataclass_of(cls, f"seq2seq.tasks.{cls.__name__}"))
-    for name, cls in MODEL_CLASSES.items():
-        cs.store(group="schema/model", name=name, node=dataclass_of(cls, f"seq2seq.models.{cls.__name__}"))
+    for group, table in (("task", TASKS), ("model", MODELS)):
+        for name, cls in table.items():
+            cs.store(group=f"schema/{group}", name=name, node=dataclass_of(cls, target(cls)))
 
 
 register_configs()
@@ -206,9 +208,9 @@ register_configs()
 
 def components(cfg: DictConfig):
     """(group, class) of the config's task and model, when they are the project's own."""
-    for group, table in (("task", TASKS), ("model", MODEL_TARGETS)):
+    for group in ("task", "model"):
         node = OmegaConf.select(cfg, group, default=None)
-        cls = table.get(node.get("_target_")) if isinstance(node, DictConfig) else None
+        cls = by_target(node.get("_target_")) if isinstance(node, DictConfig) else None
         if cls is not None:
             yield group, cls
 
@@ -260,15 +262,15 @@ def target_keys(node, group: str) -> list[str] | None:
     """The keys a `_target_` node may hold: `_target_`, `_partial_` and the parameters of the target (the
     project's own task and model classes from their tables, optimizers, schedulers and loggers from
     their signatures). None when the target cannot be read (instantiate reports that later)."""
-    target = node.get("_target_") if isinstance(node, DictConfig) else None
-    if not isinstance(target, str):
+    named = node.get("_target_") if isinstance(node, DictConfig) else None
+    if not isinstance(named, str):
         return None
-    cls = TASKS.get(target) or MODEL_TARGETS.get(target)
+    cls = by_target(named)
     if cls is not None:
         names = [o.name for o in options(cls)]
     else:
         try:
-            params = inspect.signature(get_class(target)).parameters.values()
+            params = inspect.signature(get_class(named)).parameters.values()
         except Exception:
             return None
         if any(p.kind == p.VAR_KEYWORD for p in params):
@@ -337,6 +339,47 @@ def validate(cfg: DictConfig) -> None:
                 raise ConfigError(f"{group}.{keys[0]}={values[0]!r}: {says}")
 
 
+def check_family(cfg: DictConfig) -> None:
+    """A model must be of its task's family, refused in one line before any data loads (the model configs
+    of the right family named). Classes outside the registry are not checked."""
+    task = by_target(OmegaConf.select(cfg, "task._target_", default=None))
+    model = by_target(OmegaConf.select(cfg, "model._target_", default=None))
+    if task is None or model is None or task.family == model.family:
+        return
+    choices = [f"model={o}" for cls in models_of(task.family) for o in group_options("model", cls.config_name)]
+    raise ConfigError(
+        f"model {model.__name__} is {FAMILIES[model.family].words}, but task {task.__name__} trains "
+        f"{FAMILIES[task.family].words}: use {' or '.join(choices)}"
+    )
+
+
+def check_extras(cfg: DictConfig) -> None:
+    """The optional packages the config's task and loggers declare (their EXTRAS), installed, else the extra
+    that installs them named in one line."""
+    needs = []
+    task = by_target(OmegaConf.select(cfg, "task._target_", default=None))
+    if task is not None:
+        needs.append((task.EXTRAS, f"task={task.config_name}"))
+    for name, node in (cfg.get("logger") or {}).items():
+        named = node.get("_target_") if isinstance(node, DictConfig) else None
+        if isinstance(named, str) and named.startswith("seq2seq."):
+            needs.append((getattr(get_class(named), "EXTRAS", ()), f"logger={name}"))
+    missing = missing_for(needs)
+    if missing:
+        raise ConfigError(missing)
+
+
+def check(cfg: DictConfig) -> None:
+    """Everything about a training config that can be known without data: keys, values, the model's family,
+    the extras it needs, and bf16 where the device cannot run it."""
+    from seq2seq.core.device import check_precision, select_device
+
+    validate(cfg)
+    check_family(cfg)
+    check_extras(cfg)
+    check_precision(cfg.trainer.precision, select_device(cfg.trainer.device))
+
+
 def make(node, **kwargs):
     """`instantiate`, with the project's own errors (bad data, impossible options) passed on as they
     are: Hydra wraps whatever a constructor raises, which would bury the message in a traceback."""
@@ -371,7 +414,7 @@ def options_reference() -> str:
             (f"{prefix}.{f.name}", f.default, f.metadata["help"] + resumable[f.metadata["resumable"]]) for f in fields
         )
         out += [*table(rows), ""]
-    for group, classes in (("task", TASK_CLASSES), ("model", MODEL_CLASSES)):
+    for group, classes in (("task", TASKS), ("model", MODELS)):
         out += [f"### {group.capitalize()}s", ""]
         for name, cls in classes.items():
             choices = ", ".join(f"`{group}={o}`" for o in group_options(group, name))

@@ -117,6 +117,8 @@ class MLflowLogger:
     """One MLflow run per training process. The default store is `outputs/mlflow.db` (SQLite, no server,
     no network; `mlflow ui --backend-store-uri sqlite:///outputs/mlflow.db`)."""
 
+    EXTRAS = ("mlflow",)  # optional packages (seq2seq.core.extras)
+
     def __init__(
         self,
         run_dir: str,
@@ -162,6 +164,8 @@ class MLflowLogger:
 class WandbLogger:
     """A Weights & Biases run, offline by default (files under <run dir>/wandb; upload later with
     `wandb sync`). Epoch-indexed tags are plotted against `epoch`, step-indexed ones against `step`."""
+
+    EXTRAS = ("wandb",)
 
     def __init__(
         self,

@@ -26,9 +26,10 @@ from tqdm import tqdm
 from seq2seq.core import compat
 from seq2seq.core.errors import CheckpointError, NonFiniteLossError, TrainingInterrupted
 from seq2seq.training import checkpoint as ckpt
-from seq2seq.training import checkpoints, distributed, hparams, lock, preflight, start
+from seq2seq.training import checkpoints, distributed, hparams, lock, start
 from seq2seq.training import precision as precisions
 from seq2seq.training.build import FP32, Setup, autocast, build, open_loggers
+from seq2seq.training.config import check as check_config
 from seq2seq.training.interrupt import StopRequested
 from seq2seq.training.reporting import (
     TrainCurve,
@@ -73,7 +74,7 @@ class Run:
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
-    preflight.check(cfg)  # as the command line did before Hydra made the run directory
+    check_config(cfg)  # as the command line did before Hydra made the run directory
     run_dir = Path(cfg.paths.output_dir)
     held = lock.hold(run_dir) if distributed.is_main_process() else None
     try:
