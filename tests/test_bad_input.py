@@ -88,8 +88,8 @@ def test_a_model_of_another_family_is_refused_before_any_data_loads(make_cfg, tm
 
 
 def test_tasks_have_the_task_interface(tmp_path):
-    from seq2seq.tasks import AdditionTask, Task, TsvTask
     from seq2seq.core.registry import FAMILIES
+    from seq2seq.tasks import AdditionTask, Task, TsvTask
 
     (tmp_path / "p.tsv").write_text("".join(f"a{i}\tb{i}\n" for i in range(20)))
     for task in (AdditionTask(num_examples=100), TsvTask(str(tmp_path / "p.tsv"), tokenize="char")):

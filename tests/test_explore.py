@@ -50,20 +50,26 @@ def test_the_runs_table_describes_every_run(explorer, explore_root):
 
 
 def test_the_status_tells_finished_interrupted_failed_and_shared(explore_root, tmp_path):
+    """status.json says where a run stands; a run left at running by a process that no longer holds its lock
+    was killed; a run of an earlier version (no status.json) is read from its log."""
     root = tmp_path / "outputs"
-    for name in ("finished", "interrupted", "failed", "running"):
+    for name in ("finished", "interrupted", "failed", "running", "killed", "old_finished", "old_failed"):
         shutil.copytree(explore_root / ATTENTION, root / name)
-    done = "[2026-11-30 10:00:00,000][seq2seq.summary][INFO] - done: best val/acc 0.1 (step 2) | final ...\n"
-    (root / "finished" / "train.log").write_text("[...][INFO] - epoch 1\n" + done)
-    (root / "interrupted" / "train.log").write_text("[...][WARNING] - stopped by SIGTERM at step 9\n")
-    (root / "failed" / "train.log").write_text("[...][ERROR] - CUDA out of memory\n")
-    (root / "running" / "train.log").write_text("[...][INFO] - epoch 1\n")
+    for name, state in (("interrupted", "interrupted"), ("failed", "failed"), ("running", "running"),
+                        ("killed", "running")):  # fmt: skip
+        status = json.loads((root / name / "status.json").read_text())
+        (root / name / "status.json").write_text(json.dumps({**status, "state": state}))
     (root / "running" / ".lock").write_text(f"{os.getpid()}\n")  # a live process holds it
+    done = "[2026-11-30 10:00:00,000][seq2seq.summary][INFO] - done: best val/acc 0.1 (step 2) | final ...\n"
+    for name, log in (("old_finished", "[...][INFO] - epoch 1\n" + done), ("old_failed", "[...][ERROR] - oops\n")):
+        (root / name / "status.json").unlink()
+        (root / name / "train.log").write_text(log)
     pretrained.save(explore_root / PEEKY / "best.pt", root / "shared" / "peeky")
     runs = Runs(root)
     statuses = {run.id: run.status for run in runs.scan()}
-    assert statuses == {"finished": "finished", "interrupted": "interrupted", "failed": "failed",
-                        "running": "running", "shared/peeky": "shared"}  # fmt: skip
+    assert statuses == {"finished": "finished", "interrupted": "interrupted", "failed": "failed", "running": "running",
+                        "killed": "interrupted", "old_finished": "finished", "old_failed": "failed",
+                        "shared/peeky": "shared"}  # fmt: skip
     shared = runs.runs["shared/peeky"]
     assert shared.kind == "fixed_width" and shared.experiment == "peeky_addition" and shared.best is not None
     explorer, original = Explorer(root, device="cpu"), Explorer(explore_root, device="cpu")
@@ -312,6 +318,10 @@ def test_crafted_run_folders_neither_hang_nor_hide_the_other_runs(explore_root, 
     }
     for name, craft in crafted.items():
         shutil.copytree(explore_root / PEEKY, root / name)
+        if name.endswith("_pid"):  # left at running: no live process holds them
+            (root / name / "status.json").write_text(json.dumps({"state": "running"}))
+        else:  # runs of an earlier version: the log is read
+            (root / name / "status.json").unlink()
         craft(root / name)
     shared = {
         "list_config": [1],

@@ -485,7 +485,7 @@ def test_a_resume_on_other_validation_data_is_refused(tmp_path):
 
 
 def test_resume_latest_means_the_experiment_exactly(tmp_path):
-    from seq2seq.training.start import latest_run
+    from seq2seq.training.launch import latest_run
 
     outputs = tmp_path / "outputs"
     mine = outputs / "multirun" / "2026-01-01" / "0_rnnlm_ptb_seed-1"

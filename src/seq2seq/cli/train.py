@@ -13,8 +13,9 @@ from seq2seq.cli import common as cli
 from seq2seq.core import compat
 from seq2seq.core.errors import ConfigError, Seq2seqError, TrainingInterrupted
 from seq2seq.core.extras import missing_plugin
-from seq2seq.training import distributed, rundir, start
+from seq2seq.training import distributed, rundir
 from seq2seq.training.config import check as config_check
+from seq2seq.training.launch import Launch
 from seq2seq.training.loop import train
 
 log = logging.getLogger(__name__)
@@ -45,68 +46,67 @@ class Preflight(Callback):
         self.on_run_start(config)
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="train")
-def hydra_main(cfg: DictConfig) -> float | None:
-    try:
-        metrics = train(cfg)
-        distributed.shutdown()
-    except TrainingInterrupted as e:
-        log.warning("%s", e)
-        sys.exit(128 + e.signum)
-    except KeyboardInterrupt:  # a second Ctrl-C / SIGTERM while the first was being honoured, or one before training
+class TrainJob:
+    """What Hydra runs, for the run and for each job of a sweep: `train(cfg)` with this command's launch, its
+    errors as one line and an exit code. Returns the value a sweeper optimises: the best value of the task's
+    monitored metric. (A class, not a closure, so a launcher can pickle it with its launch.)"""
+
+    def __init__(self, launch: Launch):
+        self.launch = launch
+
+    def __call__(self, cfg: DictConfig) -> float | None:
         run_dir = Path(cfg.paths.output_dir)
-        if (run_dir / "last.pt").is_file():
-            log.warning("stopped at once by a signal: %s holds the last checkpoint written", run_dir / "last.pt")
-        else:
-            log.warning("stopped by a signal before any checkpoint was written")
-            remove_if_made_here(run_dir)
-        sys.exit(130)
-    except Seq2seqError as e:
-        log.error("%s", e)
-        remove_if_made_here(Path(cfg.paths.output_dir))
-        sys.exit(1)
-    # The value a sweeper optimises: the best value of the task's monitored metric.
-    return next((v for k, v in metrics.items() if k.startswith("best/")), None)
+        try:
+            metrics = train(cfg, self.launch)
+            distributed.shutdown()
+        except TrainingInterrupted as e:
+            log.warning("%s", e)
+            sys.exit(128 + e.signum)
+        except KeyboardInterrupt:  # a second Ctrl-C / SIGTERM while the first was honoured, or one before training
+            if (run_dir / "last.pt").is_file():
+                log.warning("stopped at once by a signal: %s holds the last checkpoint written", run_dir / "last.pt")
+            else:
+                log.warning("stopped by a signal before any checkpoint was written")
+                self.remove_if_made_here(run_dir)
+            sys.exit(130)
+        except Seq2seqError as e:
+            log.error("%s", e)
+            self.remove_if_made_here(run_dir)
+            sys.exit(1)
+        return next((v for k, v in metrics.items() if k.startswith("best/")), None)
 
-
-# Run directories named on the command line (hydra.run.dir, or a resumed run's) that existed before this
-# command: a refused run never removes them.
-EXISTING_RUN_DIRS: set[str] = set()
-
-
-def remove_if_made_here(run_dir: Path) -> None:
-    """A run that stopped before training leaves no empty folder behind, when this command made it."""
-    if str(run_dir.resolve()) not in EXISTING_RUN_DIRS:
-        rundir.remove_unstarted(run_dir)
+    def remove_if_made_here(self, run_dir: Path) -> None:
+        """A run that stopped before training leaves no empty folder behind, when this command made it."""
+        if str(run_dir.resolve()) not in self.launch.existing:
+            rundir.remove_unstarted(run_dir)
 
 
 def main() -> None:
-    """`python -m seq2seq.train` and `seq2seq-train`."""
-    sys.argv[1:], notes = compat.translate_model_choice(sys.argv[1:])
+    """`python -m seq2seq.train` and `seq2seq-train`: the command line checked and completed (seq2seq.training
+    .launch) before Hydra writes anything, then handed to Hydra, which reads it from sys.argv."""
+    args, notes = compat.translate_model_choice(sys.argv[1:])
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     cli.check_args(
-        "seq2seq.train", sys.argv[1:], lambda word: "choose with group=option (experiment=peeky_addition) and set "
+        "seq2seq.train", args, lambda word: "choose with group=option (experiment=peeky_addition) and set "
         "key=value (trainer.max_epochs=3); --help lists both", config_name="train",
     )  # fmt: skip
     try:
-        message = missing_plugin(sys.argv[1:])
+        message = missing_plugin(args)
         if message:
             raise ConfigError(message)
-        sys.argv[1:] = start.resume_in_place(sys.argv[1:])
-        start.early_checks(sys.argv[1:])
-        cli.check_overrides(sys.argv[1:])
-        for arg in sys.argv[1:]:
-            key, _, value = arg.partition("=")
-            if key in ("hydra.run.dir", "hydra.sweep.dir") and Path(value.strip("\"'")).exists():
-                EXISTING_RUN_DIRS.add(str(Path(value.strip("\"'")).resolve()))
+        launch = Launch.from_command_line(args)
     except Seq2seqError as e:
-        start.discard_staged()
         cli.fail(e)
     try:
-        hydra_main()
+        cli.check_overrides(launch.args)
+        app = hydra.main(version_base="1.3", config_path="../configs", config_name="train")(TrainJob(launch))
+        sys.argv[1:] = launch.args  # Hydra's one way in
+        app()
+    except Seq2seqError as e:
+        cli.fail(e)
     finally:
-        start.discard_staged()  # a refused resume leaves nothing behind
+        launch.close()  # a refused resume leaves nothing behind
 
 
 if __name__ == "__main__":

@@ -120,6 +120,33 @@ def old_auto_precision(device_type: str) -> str:
     return "bf16" if device_type == "cpu" and amx and not bf16_missing("cpu") else "fp32"
 
 
+def state_from_log(log, running: bool) -> str:
+    """The state of a run made before runs wrote status.json, read from its train.log (a regular file only,
+    its last 64 KiB): finished (the summary line), running (`running`: its lock's holder is alive), failed (an
+    error line), interrupted otherwise (a log that cannot be read, too)."""
+    import os
+    import stat
+
+    tail = b""
+    try:
+        fd = os.open(log, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except OSError:
+        fd = None
+    if fd is not None:
+        try:
+            info = os.fstat(fd)
+            if stat.S_ISREG(info.st_mode):
+                os.lseek(fd, max(0, info.st_size - 65536), os.SEEK_SET)
+                tail = os.read(fd, 65536)
+        finally:
+            os.close(fd)
+    if b" - done: best " in tail[-4096:]:
+        return "finished"
+    if running:
+        return "running"
+    return "failed" if b"][ERROR] - " in tail else "interrupted"
+
+
 # --- command lines -------------------------------------------------------------------------------------
 
 # Model choices of 0.2, when each decoder had its model config: the decoder is a model argument now.

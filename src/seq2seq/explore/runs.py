@@ -10,7 +10,6 @@ from the files' plain values (seq2seq.core.files) and TensorBoard records (seq2s
 import logging
 import math
 import os
-import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +19,8 @@ from seq2seq.core.files import read_json, read_yaml
 from seq2seq.core.metrics import lower_is_better
 from seq2seq.core.registry import by_target
 from seq2seq.tasks import TASKS
-from seq2seq.training import lock
 from seq2seq.training.events import event_files, read_events
+from seq2seq.training.runs import state as run_state
 
 log = logging.getLogger(__name__)
 
@@ -102,44 +101,9 @@ def started(path: Path) -> float:
     return path.lstat().st_mtime
 
 
-def tail(path: Path, size: int = 65536) -> bytes:
-    """The last `size` bytes of a regular file (never a FIFO, a device or a link), else nothing."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
-    except OSError:
-        return b""
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            return b""
-        os.lseek(fd, max(0, info.st_size - size), os.SEEK_SET)
-        return os.read(fd, size)
-    except OSError:
-        return b""
-    finally:
-        os.close(fd)
-
-
-def alive(pid: str) -> bool:
-    """Whether the pid a `.lock` names is a live process (not this process group's 0, not a huge number)."""
-    if not pid.isdigit() or not 0 < len(pid) <= 10 or int(pid) == 0:
-        return False
-    try:
-        os.kill(int(pid), 0)
-        return True
-    except (OSError, OverflowError):
-        return False
-
-
 def status(path: Path) -> str:
-    """finished (the log's summary line), running (the pid in .lock is alive), failed (the log holds an
-    error), else interrupted (stopped by a signal, kill -9 or a crash: `trainer.resume=` continues it)."""
-    log = tail(path / "train.log", 4096 * 16)
-    if b" - done: best " in log[-4096:]:  # runs.finished's test, on a log read safely
-        return "finished"
-    if alive(lock.holder(path)):
-        return "running"
-    return "failed" if b"][ERROR] - " in log else "interrupted"
+    """finished, running, interrupted or failed (seq2seq.training.runs.state)."""
+    return run_state(path)
 
 
 def scalars(path: Path, prefix: str = "val/") -> dict[str, list[tuple[int, float]]]:

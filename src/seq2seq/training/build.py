@@ -60,6 +60,10 @@ def build(cfg: DictConfig) -> Setup:
         schedule = Schedule(factory, optimizer, task.mode, total_steps)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"optimizer or scheduler: {e}") from None
+    n_params = sum(p.numel() for p in model.parameters())
+    log.info(
+        "model %s: %d parameters, on %s, %d CPU threads", type(model).__name__, n_params, device, threads.choice.threads
+    )
     return Setup(task, model, device, train_model, model_spec, optimizer, schedule, ctx, threads)
 
 

@@ -66,20 +66,12 @@ def note_holder(run_dir: Path) -> None:
         os.replace(tmp, run_dir / LOCK)
 
 
-_held: dict[str, RunLock] = {}  # locks this process took before Hydra started, by directory
-
-
-def hold(run_dir: Path) -> RunLock:
-    """The lock of a run directory for this process: taken once and kept, so that the command line can
-    take it before Hydra writes its record there (a refused second run writes nothing) and the run keeps it."""
-    key = str(run_dir.resolve())
-    if key not in _held or _held[key].fd is None:
-        _held[key] = RunLock(run_dir)
-    return _held[key]
-
-
-def check_free(run_dir: Path) -> None:
-    """Refuse a run directory that another run holds, before anything (Hydra's own files) is written
-    there; an existing directory stays locked for this command from here on."""
-    if run_dir.is_dir():
-        hold(run_dir)
+def alive(pid: str) -> bool:
+    """Whether the pid a `.lock` names is a live process (not this process group's 0, not a huge number)."""
+    if not pid.isdigit() or not 0 < len(pid) <= 10 or int(pid) == 0:
+        return False
+    try:
+        os.kill(int(pid), 0)
+        return True
+    except (OSError, OverflowError):
+        return False

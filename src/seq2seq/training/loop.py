@@ -1,45 +1,43 @@
-"""The shared train/eval loop for every task and model: `python -m seq2seq.train experiment=...`.
+"""The shared train/eval loop for every task and model: `train(cfg) -> metrics` (tests call it with configs
+from Hydra's compose API; `python -m seq2seq.train` is the command line around it, seq2seq.cli.train) and
+`fit`, the chapter's Trainer.fit. Everything task-specific lives behind the interface in seq2seq.tasks.base.
+Elsewhere, one question each:
 
-`train(cfg)` is a plain function (tests call it with configs from Hydra's compose API) and `fit` the
-chapter's Trainer.fit; `main` is the thin entry point around Hydra. Everything task-specific lives
-behind the interface in `seq2seq.tasks.base`. Elsewhere, one question each:
-
-    how the run starts (fresh, resume, fork)     seq2seq.training.start
-    what it is made of (task, model, optimizer)  seq2seq.training.build
-    where it stands                              seq2seq.training.state.RunState
-    what its directory holds, and when           seq2seq.training.rundir (checkpoint files: seq2seq.training.checkpoint)
-    what it reports                              seq2seq.training.reporting
+    what the command line asked, completed before Hydra  seq2seq.training.launch
+    how the run starts (fresh, resume, fork)             seq2seq.training.start
+    what it is made of (task, model, optimizer)          seq2seq.training.build
+    where it stands                                      seq2seq.training.state.RunState
+    which checkpoints it keeps, and when                 seq2seq.training.checkpoints (the file: .checkpoint)
+    what it reports (curves, summary, status.json)       seq2seq.training.reporting
 """
 
 import logging
 import math
 import signal
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 from omegaconf import DictConfig
 from torch import nn
 from tqdm import tqdm
 
-from seq2seq.core import compat
-from seq2seq.core.errors import CheckpointError, NonFiniteLossError, TrainingInterrupted
+from seq2seq.core.errors import CheckpointError, NonFiniteLossError, Seq2seqError, TrainingInterrupted
 from seq2seq.training import checkpoint as ckpt
-from seq2seq.training import checkpoints, distributed, hparams, lock, start
-from seq2seq.training import precision as precisions
-from seq2seq.training.build import FP32, Setup, autocast, build, open_loggers
+from seq2seq.training import distributed, start
+from seq2seq.training.build import FP32, build
 from seq2seq.training.config import check as check_config
 from seq2seq.training.interrupt import StopRequested
+from seq2seq.training.launch import Launch
 from seq2seq.training.reporting import (
     TrainCurve,
     format_metrics,
-    metric_columns,
     summary,
     write_epoch_scalars,
+    write_status,
     write_step_curve,
+    write_validation,
 )
-from seq2seq.training.state import RunState
+from seq2seq.training.start import Run
 
 __all__ = ["NonFiniteLossError", "TrainingInterrupted", "build", "train", "train_step"]
 
@@ -59,81 +57,56 @@ def train_step(task, model, optimizer, batch, carry, grad_clip: float, amp=FP32)
     return loss.detach(), grad_norm, carry
 
 
-@dataclass
-class Run:
-    """One run in progress: its config, what it is made of, where it stands and where it writes."""
-
-    cfg: DictConfig
-    setup: Setup
-    state: RunState
-    writer: object  # seq2seq.training.loggers.Loggers
-    checkpoints: checkpoints.Checkpoints
-    amp: object  # the autocast context of trainer.precision
-    carry: object = None  # state carried between batches (the language model's LSTM state)
-    metrics: dict = field(default_factory=dict)  # the latest validation metrics
-
-
-def train(cfg: DictConfig) -> dict[str, float]:
+def train(cfg: DictConfig, launch: Launch | None = None) -> dict[str, float]:
+    """Train the run `cfg` describes into cfg.paths.output_dir; its final metrics. `launch`: what the command
+    line completed before Hydra started (seq2seq.training.launch), none for a call from Python."""
+    launch = launch or Launch()
     check_config(cfg)  # as the command line did before Hydra made the run directory
     run_dir = Path(cfg.paths.output_dir)
-    held = lock.hold(run_dir) if distributed.is_main_process() else None
+    held = launch.lock(run_dir) if distributed.is_main_process() else None
     try:
-        return fit(cfg, run_dir)
+        return fit(cfg, run_dir, launch)
     finally:
         if held is not None:
             held.release()
 
 
-def fit(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
+def fit(cfg: DictConfig, run_dir: Path, launch: Launch) -> dict[str, float]:
     """The chapter's Trainer.fit: epochs of training, each validated, until max_epochs, max_steps or
     early stopping; then the final splits on best.pt."""
-    plan = start.plan(cfg, run_dir)  # fresh, resume or fork: checked before anything is built
-    setup = build(cfg)
-    task, ctx = setup.task, setup.ctx
-    if not ctx.is_main:
-        logging.getLogger().setLevel(logging.WARNING)  # rank 0 reports for everyone
-    n_params = sum(p.numel() for p in setup.model.parameters())
-    threads = torch.get_num_threads()
-    log.info(
-        "model %s: %d parameters, on %s, %d CPU threads", type(setup.model).__name__, n_params, setup.device, threads
-    )
-    state, carry, metrics = start.restore(plan, cfg, setup)
-    if plan.kind != "fresh" and state.finished and state.done(cfg.trainer):
-        # A run that finished (its final splits written): nothing to train, nothing written at all.
-        log.info("%s: the run has finished (epoch %d, step %d); raise trainer.max_epochs or trainer.max_steps "
-                 "to train on", plan.source, state.epoch, state.step)  # fmt: skip
-        return {**metrics, f"best/{task.monitor}": state.best, "epoch": state.epoch, "step": state.step}
-    state.finished = False
-    saved = state.precision or (compat.old_auto_precision(setup.device.type) if plan.kind != "fresh" else None)
-    precision = precisions.choose(cfg.trainer.precision, setup, saved) if ctx.is_main else None
-    state.precision = precision = distributed.broadcast(precision, ctx)  # every rank computes alike
-    if ctx.is_main:
-        start.prepare(plan, cfg, state)
-    writer = open_loggers(cfg, run_dir, (state.step, state.epoch) if plan.in_place else None, ctx)
-    writer.start(hparams.columns(cfg, hparams.command_line_overrides()), metric_columns(task))
-    saver = checkpoints.Checkpoints(cfg, setup, run_dir, writer, state.step if plan.in_place else None)
-    run = Run(cfg, setup, state, writer, saver, autocast(setup.device, precision), carry, metrics)
-    started = time.perf_counter()
+    run = start.begin(cfg, run_dir, launch.adopt_staged)  # fresh, resume or fork, every check passed
+    if not isinstance(run, Run):
+        return run  # a finished run, resumed: nothing to train, nothing written
+    state, started = run.state, time.perf_counter()
+    write_status(run, "running")
     try:
         with StopRequested() as stop:
             while not state.done(cfg.trainer):
                 finished = run_epoch(run, stop)
                 if not finished and stop.requested:
-                    saver.commit(state, run.carry, run.metrics)
-                    by = stop.signal_name or "a signal to another rank"
-                    raise TrainingInterrupted(
-                        f"stopped by {by} at step {state.step}, checkpoint saved; resume with "
-                        f"the same overrides plus: trainer.resume={run_dir}",
-                        stop.signum or signal.SIGTERM,
-                    )
+                    stop_here(run, stop)
                 end_epoch(run, finished)
         metrics = finish(run)
-        saver.mark_finished()  # so that resuming the run again writes nothing
-        line = summary(task.monitor, state, metrics, time.perf_counter() - started, run_dir)
-        summary_log.info("%s", line)  # stdout and train.log (configs/hydra/default.yaml)
+        run.checkpoints.mark_finished()  # so that resuming the run again writes nothing
+        write_status(run, "finished")
+        summary_log.info("%s", summary(run.setup.task.monitor, state, metrics, time.perf_counter() - started, run_dir))
+    except Seq2seqError as e:
+        write_status(run, "interrupted" if isinstance(e, TrainingInterrupted) else "failed", error=str(e)[:500])
+        raise
     finally:
-        writer.close()
+        run.writer.close()
     return {**metrics, "epoch": float(state.epoch), "step": float(state.step)}
+
+
+def stop_here(run: Run, stop) -> None:
+    """A stop signal mid-epoch: the checkpoint of this step, then TrainingInterrupted with the command to resume."""
+    run.checkpoints.commit(run.state, run.carry, run.metrics)
+    by = stop.signal_name or "a signal to another rank"
+    raise TrainingInterrupted(
+        f"stopped by {by} at step {run.state.step}, checkpoint saved; resume with the same overrides plus: "
+        f"trainer.resume={run.checkpoints.run_dir}",
+        stop.signum or signal.SIGTERM,
+    )
 
 
 def run_epoch(run: Run, stop) -> bool:
@@ -216,6 +189,7 @@ def end_epoch(run: Run, finished: bool) -> None:
                 log.info("early stopping: no improvement for %d epochs", stale)
     run.checkpoints.commit(state, run.carry, metrics, best=improved, top=top, drop=drop or ())
     run.metrics = metrics
+    write_status(run, "running")
 
 
 def finish(run: Run) -> dict:
@@ -252,21 +226,8 @@ def evaluate_val(run: Run) -> tuple[dict[str, float], str]:
 
 
 def validate_epoch(run: Run, finished: bool) -> dict[str, float]:
-    task, model, writer, state = run.setup.task, run.setup.model, run.writer, run.state
     metrics, text = evaluate_val(run)
-    epoch = state.epoch + 1
-    if finished:  # curves hold full epochs only (see end_epoch)
-        for name, value in metrics.items():
-            writer.add_scalar(name, value, epoch)
-        if text:
-            writer.add_text("val/samples", text, epoch)
-        for name, figure in task.figures(model).items():
-            writer.add_figure(name, figure, epoch)
-        writer.flush()
-    if text:
-        log.info("validation samples:\n%s", text)
-    partial = "" if finished else f" (partial epoch: {state.batch} steps)"
-    log.info("epoch %d%s: %s", epoch, partial, format_metrics(metrics))
+    write_validation(run.writer, run.setup.task, run.setup.model, run.state, metrics, text, finished)
     return metrics
 
 

@@ -1,6 +1,7 @@
 """What a run reports as it trains: the per-step train/loss curve, the epoch's training scalars, the
-validation curves against the step, the metric columns of TensorBoard's HPARAMS tab and the end-of-run
-summary line. Names: `train/*` by step or epoch, `val/*` by full epoch, `val_step/*` by step."""
+validation curves (by epoch, and against the step), the metric columns of TensorBoard's HPARAMS tab, the
+end-of-run summary line, and status.json (where the run stands, read by the explorer and by the commands that
+pick runs). Names: `train/*` by step or epoch, `val/*` by full epoch, `val_step/*` by step."""
 
 import logging
 import math
@@ -9,7 +10,7 @@ from pathlib import Path
 import torch
 
 from seq2seq.core.errors import NonFiniteLossError
-from seq2seq.training import distributed
+from seq2seq.training import distributed, rundir
 from seq2seq.training.state import RunState
 
 log = logging.getLogger(__name__)
@@ -91,3 +92,41 @@ def summary(monitor: str, state: RunState, metrics: dict, seconds: float, run_di
 
 def format_metrics(metrics: dict[str, float]) -> str:
     return " | ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+
+
+def write_validation(writer, task, model, state: RunState, metrics: dict, text: str | None, finished: bool) -> None:
+    """The validation's metrics, samples and figures: curves of full epochs only (a partial epoch, max_steps,
+    is logged, not drawn), and the log lines."""
+    epoch = state.epoch + 1
+    if finished:
+        for name, value in metrics.items():
+            writer.add_scalar(name, value, epoch)
+        if text:
+            writer.add_text("val/samples", text, epoch)
+        for name, figure in task.figures(model).items():
+            writer.add_figure(name, figure, epoch)
+        writer.flush()
+    if text:
+        log.info("validation samples:\n%s", text)
+    partial = "" if finished else f" (partial epoch: {state.batch} steps)"
+    log.info("epoch %d%s: %s", epoch, partial, format_metrics(metrics))
+
+
+def finite(value):
+    return value if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+def write_status(run, state: str, **facts) -> None:
+    """status.json of a run (seq2seq.training.start.Run) in `state`, rank 0 only. A status that cannot be
+    written (a full disk) is a warning, not the end of the run: the checkpoints say the same."""
+    if not run.setup.ctx.is_main:
+        return
+    task, progress = run.setup.task, run.state
+    try:
+        rundir.write_status(
+            run.checkpoints.run_dir, state, name=run.cfg.name, monitor=task.monitor, mode=task.mode,
+            best=finite(progress.best), best_step=progress.best_step, final=finite(run.metrics.get(task.monitor)),
+            epoch=progress.epoch, step=progress.step, **facts,
+        )  # fmt: skip
+    except OSError as e:
+        log.warning("status.json not written (%s): the checkpoints stand", e.strerror or e)

@@ -15,14 +15,18 @@ Layout of a run directory:
 
 import contextlib
 import fnmatch
+import json
 import logging
 import os
 import shutil
+import time
 from pathlib import Path
 
 from seq2seq.core.errors import ConfigError
+from seq2seq.core.files import write_file
 from seq2seq.training.checkpoints import TOP_RECORD
 from seq2seq.training.lock import LOCK
+from seq2seq.training.runs import STATUS
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +66,7 @@ def remove_unstarted(run_dir: Path) -> bool:
 
 
 # The names the project (and Hydra, for it) writes in a run directory: none may be a symbolic link.
-WRITTEN = ("config.yaml", "train.log", "metrics.csv", ".hydra", "last.pt", "best.pt", TOP_RECORD, LOCK)
+WRITTEN = ("config.yaml", STATUS, "train.log", "metrics.csv", ".hydra", "last.pt", "best.pt", TOP_RECORD, LOCK)
 
 
 def check_no_links(run_dir: Path) -> None:
@@ -92,3 +96,10 @@ def check_writable(run_dir: Path) -> None:
     existing = next((p for p in (run_dir, *run_dir.absolute().parents) if p.exists()), None)
     if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         raise ConfigError(f"hydra.run.dir={run_dir}: cannot write there ({existing} is not a writable directory)")
+
+
+def write_status(run_dir: Path, state: str, **facts) -> None:
+    """status.json: where the run stands (running, finished, interrupted, failed) and the facts a reader needs
+    without a checkpoint (its monitored metric, best and final values, epoch, step), written whole."""
+    status = {"state": state, **facts, "updated": time.strftime("%Y-%m-%d %H:%M:%S")}
+    write_file(run_dir / STATUS, json.dumps(status, indent=1, allow_nan=False) + "\n")

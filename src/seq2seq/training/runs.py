@@ -1,26 +1,43 @@
-"""Finding runs: the newest finished run of a folder (what `checkpoint=<folder>` and `latest` mean), and what
-state a run is in."""
+"""Finding runs and what state each is in, read from the run's status.json (written by the training loop:
+seq2seq.training.rundir.write_status) without loading a checkpoint or importing torch."""
 
-import os
-import stat
 from pathlib import Path
 
-from seq2seq.core.errors import ConfigError
+from seq2seq.core import compat
+from seq2seq.core.errors import CheckpointError, ConfigError
+from seq2seq.core.files import read_json
+from seq2seq.training.lock import alive, holder
+
+STATUS = "status.json"
+STATES = ("running", "finished", "interrupted", "failed")
+
+
+def read_status(run_dir: Path) -> dict:
+    """A run's status.json as plain values ({} when it has none or it cannot be read)."""
+    path = Path(run_dir) / STATUS
+    if not path.is_file() or path.is_symlink():
+        return {}
+    try:
+        status = read_json(path, "run status")
+    except CheckpointError:
+        return {}
+    return status if isinstance(status, dict) else {}
+
+
+def state(run_dir: Path) -> str:
+    """finished, running, interrupted (stopped by a signal, kill -9 or a crash: `trainer.resume=` continues
+    it) or failed (stopped by an error). A status left at running by a process that no longer holds the run's
+    lock was killed: interrupted."""
+    recorded = read_status(run_dir).get("state")
+    if recorded not in STATES:
+        return compat.state_from_log(Path(run_dir) / "train.log", alive(holder(Path(run_dir))))
+    if recorded == "running" and not alive(holder(Path(run_dir))):
+        return "interrupted"
+    return recorded
 
 
 def finished(run_dir: Path) -> bool:
-    """A run that reached its end: its train.log ends with the summary line (`done: best ...`)."""
-    path = run_dir / "train.log"
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
-    except OSError:
-        return False
-    if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO, a device or a folder is no run's log
-        os.close(fd)
-        return False
-    with os.fdopen(fd, "rb") as f:
-        f.seek(max(0, os.fstat(fd).st_size - 4096))
-        return b" - done: best " in f.read()
+    return state(run_dir) == "finished"
 
 
 def newest_run(folder: Path, name: str, what: str) -> tuple[Path, str]:

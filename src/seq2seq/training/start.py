@@ -5,31 +5,30 @@ names (`plan`), then carried out (`restore`, `prepare`):
 
     fresh    a new run in a new or empty directory
     resume   the run continues in its own directory from its last.pt (the command line's
-             trainer.resume=<run> makes Hydra's run directory that run: `resume_in_place`)
+             trainer.resume=<run> makes Hydra's run directory that run: seq2seq.training.launch)
     fork     a new run in a new, empty directory, from any checkpoint of another run
 
 A new run never writes over another run's checkpoints. What a resumed run may change is declared at
 the config's fields (seq2seq.training.config.RESUMABLE); everything else is checked before anything is written.
+What the command line completes before Hydra starts (resuming in place, locking a named run directory) is
+seq2seq.training.launch.
 """
 
 import logging
-import os
-import re
-import shutil
-import sys
-import tempfile
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 from seq2seq.core import compat, files
 from seq2seq.core.errors import CheckpointError, ConfigError
 from seq2seq.tasks.base import data_fingerprint, held_data_fingerprint
 from seq2seq.training import checkpoint as ckpt
-from seq2seq.training import checkpoints, distributed, lock, rundir
+from seq2seq.training import checkpoints, distributed, hparams, rundir
+from seq2seq.training import precision as precisions
+from seq2seq.training.build import Setup, autocast, build, open_loggers
 from seq2seq.training.config import DATA_PATHS, RESUMABLE, RESUMABLE_GROUPS
+from seq2seq.training.reporting import metric_columns
 from seq2seq.training.state import RunState
 
 log = logging.getLogger(__name__)
@@ -187,10 +186,10 @@ def check_same_data(plan: Plan, cfg: DictConfig, state: RunState, fingerprints: 
     log.warning("forking %s onto other %s data (%s)", plan.source, changed[0], where)
 
 
-def prepare(plan: Plan, cfg: DictConfig, state: RunState) -> None:
-    """Once every check passed (rank 0): Hydra's staged record joins the run directory; leftovers of a
-    crash are removed and, resuming in place, best.pt and the top-k files mended; the resolved config
-    is written."""
+def prepare(plan: Plan, cfg: DictConfig, state: RunState, adopt_staged=lambda run_dir: None) -> None:
+    """Once every check passed (rank 0): leftovers of a crash are removed and, resuming in place, best.pt and the
+    top-k files mended; Hydra's staged record of the command joins the run directory (`adopt_staged`, the
+    launch's); the resolved config is written."""
     run_dir = plan.run_dir
     if plan.in_place and cfg.trainer.save_top_k > 1:  # epoch-<N>.pt files still to come
         checkpoints.check_top_free(run_dir, state.epoch + 1, cfg.trainer.max_epochs)
@@ -205,136 +204,40 @@ def prepare(plan: Plan, cfg: DictConfig, state: RunState) -> None:
         raise ConfigError(f"cannot write to the run directory {run_dir}: {e.strerror or e}") from None
 
 
-def latest_run(args: list[str], outputs: Path = Path("outputs")) -> Path:
-    """The newest run directory (by its last.pt) of the experiment these overrides name, under
-    outputs/<name>/ or a sweep's outputs/multirun/<time>/<job>_<name>[_<overrides>]/ (the name exactly:
-    `rnnlm_ptb` is not `better_rnnlm_ptb`); among them, the newest whose saved config this command
-    would resume (no change it cannot honour), else the newest. Says which it took."""
-    from hydra import compose, initialize_config_dir
+@dataclass
+class Run:
+    """One run in progress: its config, what it is made of, where it stands and where it writes."""
 
-    from seq2seq.training.config import CONFIG_DIR
-
-    overrides = [a for a in args if not a.startswith(("hydra.", "trainer.resume=", "-"))]
-    try:
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            cfg = compose("train", overrides=overrides)
-    except Exception as e:  # Hydra's own errors for a bad override: shown in one line
-        raise ConfigError(f"trainer.resume=latest: {str(e).strip().splitlines()[0]}") from None
-    name = cfg.name
-    job = re.compile(rf"\d+_{re.escape(name)}(_.*)?")
-    found = [*(outputs / name).glob("*/last.pt")]
-    found += [p for p in (outputs / "multirun").glob("*/*/last.pt") if job.fullmatch(p.parent.name)
-              and saved_name(p.parent / "config.yaml") in (name, None)]  # fmt: skip
-    if not found:
-        raise CheckpointError(f"trainer.resume=latest: no run of {name} with a checkpoint under {outputs}/")
-    found.sort(key=lambda p: p.stat().st_mtime, reverse=True)
-    fitting = [p for p in found if not saved_config_changes(p.parent / "config.yaml", cfg)]
-    chosen = (fitting or found)[0].parent
-    log.info("trainer.resume=latest: %s (the newest of %d runs of %s%s)", chosen, len(found), name,
-             "" if fitting else "; none has this command's config")  # fmt: skip
-    print(f"note: trainer.resume=latest is {chosen}", file=sys.stderr)
-    return chosen
+    cfg: DictConfig
+    setup: Setup
+    state: RunState
+    writer: object  # seq2seq.training.loggers.Loggers
+    checkpoints: checkpoints.Checkpoints
+    amp: object  # the autocast context of trainer.precision
+    carry: object = None  # state carried between batches (the language model's LSTM state)
+    metrics: dict = field(default_factory=dict)  # the latest validation metrics
 
 
-def saved_name(path: Path) -> str | None:
-    """The experiment name a run's config.yaml records (None when it cannot be read)."""
-    try:
-        name = OmegaConf.load(path).get("name")
-    except Exception:
-        return None
-    return name if isinstance(name, str) else None
-
-
-def saved_config_changes(path: Path, cfg: DictConfig) -> list[str]:
-    """The changes resuming a run with this config.yaml could not honour (any, when it cannot be read)."""
-    try:
-        saved = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
-    except Exception:
-        return ["unreadable"]
-    with open_dict(cfg):
-        now = OmegaConf.merge(cfg, {"paths": {"output_dir": saved.get("paths", {}).get("output_dir")}})
-    return config_changes(saved, now)
-
-
-def resume_in_place(args: list[str]) -> list[str]:
-    """`trainer.resume=<run>` continues <run>: Hydra's run directory (train.log, .hydra/) becomes <run>,
-    so everything the resumed run writes lands in one directory, and Hydra's record of this command
-    goes to .hydra/resumed_<time>/ beside the original one. An explicit hydra.run.dir forks instead.
-    `trainer.resume=latest` means the newest run of the same experiment (see latest_run)."""
-    value = next((a.split("=", 1)[1] for a in args if a.startswith("trainer.resume=")), None)
-    if value in (None, "", "null") or {"-m", "--multirun"} & set(args):
-        return args
-    value = value.strip("\"'")  # quoted for Hydra or not: the same path
-    if value != "latest" and not Path(value).exists():
-        raise ConfigError(f"trainer.resume={value}: no such run directory or checkpoint file")
-    args = [f"trainer.resume={quoted(value)}" if a.startswith("trainer.resume=") else a for a in args]
-    if value == "latest":
-        run = latest_run(args)
-        args = [f"trainer.resume={quoted(run)}" if a.startswith("trainer.resume=") else a for a in args]
-        value = str(run)
-    if any(a.startswith("hydra.run.dir=") for a in args):
-        return args
-    path = Path(value.strip("\"'"))
-    run = path if path.is_dir() else path.parent
-    global STAGED
-    STAGED = Path(tempfile.mkdtemp(prefix="seq2seq-resume-"))
-    return [*args, f"hydra.run.dir={quoted(run)}", f"hydra.output_subdir={quoted(STAGED / 'record')}",
-            f"hydra.job_logging.handlers.file.filename={quoted(STAGED / 'train.log')}"]  # fmt: skip
-
-
-def quoted(path) -> str:
-    """A path as one quoted override value: '=', ',' and spaces are not syntax there, a quote is escaped."""
-    # Hydra reads a backslash as an escape only before a quote (or the closing one): double those.
-    escaped = re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), str(path))
-    return f"'{escaped}'"
-
-
-# Where Hydra writes its record (.hydra/) and log of an in-place resume until the run's checks pass:
-# a refused or finished resume writes nothing into the run directory (see adopt_staged).
-STAGED: Path | None = None
-
-
-def adopt_staged(run_dir: Path) -> None:
-    """The checks passed: the staged Hydra record becomes .hydra/resumed_<time>/ and the staged log lines
-    join train.log, which the log's file handler writes to from here on. Neither is reached through a
-    link."""
-    if STAGED is None or not STAGED.is_dir():
-        return
-    rundir.check_no_links(run_dir)
-    if (STAGED / "record").is_dir():
-        (run_dir / ".hydra").mkdir(exist_ok=True)
-        record = run_dir / ".hydra" / f"resumed_{time.strftime('%Y-%m-%d_%H-%M-%S')}"
-        while record.exists() or record.is_symlink():  # two resumes in one second, or a planted name
-            record = record.with_name(record.name + "_")
-        shutil.copytree(STAGED / "record", record, symlinks=True)
-    staged_log = str(STAGED / "train.log")
-    for handler in {h for name in (None, "seq2seq.summary") for h in logging.getLogger(name).handlers}:
-        if isinstance(handler, logging.FileHandler) and handler.baseFilename == staged_log:
-            handler.flush()
-            fd = os.open(run_dir / "train.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-            with open(staged_log, "rb") as lines:
-                os.write(fd, lines.read())
-            handler.setStream(os.fdopen(fd, "a", encoding="utf-8")).close()
-            handler.baseFilename = str((run_dir / "train.log").absolute())
-    discard_staged()
-
-
-def discard_staged() -> None:
-    global STAGED
-    if STAGED is not None:
-        shutil.rmtree(STAGED, ignore_errors=True)
-    STAGED = None
-
-
-def early_checks(args: list[str]) -> None:
-    """A run directory named on the command line that is in use, or that holds a run this command does
-    not resume, is refused before Hydra writes its log and .hydra/ record into it (train() checks the
-    same again, under the lock)."""
-    value = next((a.split("=", 1)[1] for a in args if a.startswith("hydra.run.dir=")), None)
-    if value is None or {"-m", "--multirun"} & set(args) or not distributed.is_main_process():
-        return
-    run_dir = Path(value.strip("\"'"))
-    rundir.check_writable(run_dir)
-    lock.check_free(run_dir)
-    if not any(a.startswith("trainer.resume=") and a.split("=", 1)[1] not in ("", "null") for a in args):
-        check_target("fresh", None, run_dir)
+def begin(cfg: DictConfig, run_dir: Path, adopt_staged) -> Run | dict:
+    """The run `cfg` starts (fresh, resumed in place or forked), every check passed and its directory
+    prepared; or, for a finished run resumed, its metrics (nothing to train, nothing written)."""
+    how = plan(cfg, run_dir)  # checked before anything is built
+    setup = build(cfg)
+    ctx = setup.ctx
+    if not ctx.is_main:
+        logging.getLogger().setLevel(logging.WARNING)  # rank 0 reports for everyone
+    state, carry, metrics = restore(how, cfg, setup)
+    if how.kind != "fresh" and state.finished and state.done(cfg.trainer):
+        log.info("%s: the run has finished (epoch %d, step %d); raise trainer.max_epochs or trainer.max_steps "
+                 "to train on", how.source, state.epoch, state.step)  # fmt: skip
+        return {**metrics, f"best/{setup.task.monitor}": state.best, "epoch": state.epoch, "step": state.step}
+    state.finished = False
+    saved = state.precision or (compat.old_auto_precision(setup.device.type) if how.kind != "fresh" else None)
+    precision = precisions.choose(cfg.trainer.precision, setup, saved) if ctx.is_main else None
+    state.precision = precision = distributed.broadcast(precision, ctx)  # every rank computes alike
+    if ctx.is_main:
+        prepare(how, cfg, state, adopt_staged)
+    writer = open_loggers(cfg, run_dir, (state.step, state.epoch) if how.in_place else None, ctx)
+    writer.start(hparams.columns(cfg, hparams.command_line_overrides()), metric_columns(setup.task))
+    saver = checkpoints.Checkpoints(cfg, setup, run_dir, writer, state.step if how.in_place else None)
+    return Run(cfg, setup, state, writer, saver, autocast(setup.device, precision), carry, metrics)
