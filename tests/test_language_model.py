@@ -8,9 +8,10 @@ from seq2seq.core import decoding
 from seq2seq.core.errors import DataError
 from seq2seq.data import ptb
 from seq2seq.models import Rnnlm
+from seq2seq.models.recurrent import detach as repackage_hidden
 from seq2seq.models.sampling import sample_next
 from seq2seq.tasks import LanguageModelTask
-from seq2seq.tasks.language_model import batchify, repackage_hidden, windows
+from seq2seq.tasks.language_model import batchify, windows
 from seq2seq.training.loop import train
 
 

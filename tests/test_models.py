@@ -110,7 +110,8 @@ def test_greedy_from_teacher_forcing_equals_greedy_decoding(decoder):
     enc = model.encoder(src)
     decoded = []
     plain_generate = model.generate
-    model.generate = lambda src, *a, **k: decoded.append(len(src)) or plain_generate(src, *a, **k)
+    # the rows decoded again: generate gets their encoder output (an Encoded), not the source again
+    model.generate = lambda enc, *a, **k: decoded.append(len(enc.summary)) or plain_generate(enc, *a, **k)
     fast = model.greedy_from_teacher_forcing(src, 0, enc, tgt_in, model.decode(enc, tgt_in))
     assert torch.equal(fast, greedy)
     assert decoded == [int(strays.sum())] and 0 < decoded[0] <= n // 2 + 1, decoded

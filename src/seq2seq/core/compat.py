@@ -66,7 +66,7 @@ def current_task(task):
 
 # Keys added after seq2seq 0.2, with the value that reproduces a run made before they existed: resuming
 # such a run, or rebuilding its task from a checkpoint, keeps the data it was trained on.
-ADDED_KEYS = {"task.split_seed": None, "task.drop_last": False}
+ADDED_KEYS = {"task.split_seed": None, "task.drop_last": False, "model.cell": "lstm"}
 
 
 def added_task_values(values: dict, declared) -> dict:
@@ -145,6 +145,26 @@ def state_from_log(log, running: bool) -> str:
     if running:
         return "running"
     return "failed" if b"][ERROR] - " in tail else "interrupted"
+
+
+# --- exported folders ----------------------------------------------------------------------------------
+
+
+def old_onnx_signature(family) -> dict:
+    """The graphs of an ONNX export of 0.4 (config.json without "onnx"): an LSTM's h and c, the seq2seq decoder
+    starting from the encoder's summary ("summary"), the language model from zeros of its graph's shapes."""
+    if family == "seq2seq":
+        return {"encoder": "encoder.onnx", "step": "decoder_step.onnx", "memory": ["states", "summary"],
+                "state": ["h", "c"], "initial": "summary"}  # fmt: skip
+    return {"encoder": None, "step": "step.onnx", "memory": [], "state": ["h", "c"], "initial": "graph"}
+
+
+def old_onnx_initial_state(summary):
+    """The first state of an export of 0.4's LSTM decoder: h the encoder's summary (1, N, H), c zeros."""
+    import numpy as np
+
+    h = summary[None].copy()
+    return [h, np.zeros_like(h)]
 
 
 # --- command lines -------------------------------------------------------------------------------------

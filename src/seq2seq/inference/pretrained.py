@@ -40,8 +40,16 @@ MAX_HEADER = 2**20  # bytes of the safetensors header: about 100 per tensor (saf
 # safetensors' dtype names, for the dtypes a model here holds (checkpoint.DTYPES)
 DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "F64": torch.float64,
           "I64": torch.int64, "I32": torch.int32, "U8": torch.uint8, "BOOL": torch.bool}  # fmt: skip
-CONFIG_FIELDS = {"format": str, "format_version": int, "family": str, "inputs": str, "model": dict, "task": dict,
-                 "source": dict}  # fmt: skip
+CONFIG_FIELDS = {
+    "format": str,
+    "format_version": int,
+    "family": str,
+    "inputs": str,
+    "model": dict,
+    "task": dict,
+    "source": dict,
+    "onnx": dict,
+}  # fmt: skip (onnx: the graphs' signature, seq2seq.inference.serving)
 
 
 def is_folder(path) -> bool:
@@ -151,7 +159,7 @@ def model_card(config: dict, out: Path) -> str:
     ptb = "Penn Treebank (the LDC's licence applies to the text; the files come from the Mikolov distribution)"
     data = ptb if config["family"] == "lm" else "the task's data (see the training config in config.json)"
     args = ", ".join(f"{k}={v}" for k, v in model["args"].items())
-    tags = ", ".join(dict.fromkeys(["seq2seq", "lstm", config["family"]]))
+    tags = ", ".join(dict.fromkeys(["seq2seq", str(model["args"].get("cell", "lstm")), config["family"]]))
     return f"""---
 library_name: seq2seq
 tags: [{tags}]

@@ -4,11 +4,14 @@ decodes with onnxruntime and numpy alone.
 The folder holds the shared folder's config.json and generation_config.json (seq2seq.inference.pretrained) and:
 
     seq2seq models (fixed-width questions, such as addition):
-      encoder.onnx        src (B, S) int64 -> states (B, S, H), summary (B, H)
-      decoder_step.onnx   token (B, 1) int64, states, summary, h (1, B, H), c (1, B, H)
-                          -> logits (B, V), h, c          (one step of the plain, Peeky or attention decoder)
+      encoder.onnx        src (B, S) int64 -> states (B, S, H), summary (B, H), the decoder's first state
+      decoder_step.onnx   token (B, 1) int64, states, summary, state -> logits (B, V), state
+                          (one step of the plain, Peeky or attention decoder; an LSTM's state is h and c)
     language models:
-      step.onnx           tokens (B, T) int64, h (L, B, H), c (L, B, H) -> logits (B, T, V), h, c
+      step.onnx           tokens (B, T) int64, state (L, B, H each) -> logits (B, T, V), state
+
+The graphs and their signature are the model's (`onnx_export`, seq2seq.models.export); config.json's "onnx"
+says which graph is which and what the state is, so the runner drives any of them alike.
 
     from seq2seq.inference.serving import OnnxModel
     model = OnnxModel("peeky-addition-onnx")
@@ -24,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seq2seq.core import decoding
+from seq2seq.core import compat, decoding
 from seq2seq.core.decoding import MAX_NEW_TOKENS
 from seq2seq.core.errors import CheckpointError, ConfigError, DataError
 from seq2seq.core.files import read_json
@@ -32,74 +35,36 @@ from seq2seq.data.addition import START
 from seq2seq.data.questions import check_question, check_texts, question_form_of
 from seq2seq.inference import find
 
-GRAPHS = {"seq2seq": ("encoder.onnx", "decoder_step.onnx"), "lm": ("step.onnx",)}
-
 
 def export(path, out) -> Path:
-    """Write the shared folder of the checkpoint at `path` (seq2seq.inference.pretrained) into `out`, with the ONNX
-    graphs beside it: the folder still loads with seq2seq.load, and with OnnxModel without PyTorch."""
+    """Write the shared folder of the checkpoint at `path` (seq2seq.inference.pretrained) into `out`, with the
+    ONNX graphs its model declares (`onnx_export`, seq2seq.models.export) beside it and their signature in
+    config.json: the folder still loads with seq2seq.load, and with OnnxModel without PyTorch."""
+    import json
     import warnings
 
     import torch
 
+    from seq2seq.core.files import write_file
     from seq2seq.inference import pretrained
-    from seq2seq.models.seq2seq import Encoded
     from seq2seq.tasks.codec import codec_from_state
 
     source, _ = find.find(path, "best.pt")
     module, checkpoint = pretrained.read(source)
-    family = module.family
-    codec = codec_from_state(checkpoint["task"]) if family != "lm" else None
-    if family == "captioner" or (codec is not None and codec.eos_id is not None):
-        kind = "an image captioner" if family == "captioner" else "a variable-length (pairs) model"
+    codec = codec_from_state(checkpoint["task"])
+    if module.family == "captioner" or getattr(codec, "eos_id", None) is not None:
+        kind = "an image captioner" if module.family == "captioner" else "a variable-length (pairs) model"
         raise ConfigError(f"format=onnx exports fixed-width seq2seq models (addition) and language models, not {kind}")
+    exported = module.onnx_export(codec.width) if module.family == "seq2seq" else module.onnx_export()
     out = pretrained.save_loaded(source, module, checkpoint, out)
-
-    class Graph(torch.nn.Module):  # the model registered as a submodule: its weights become the graph's
-        def __init__(self):
-            super().__init__()
-            self.model = module
-
-    class EncoderGraph(Graph):
-        def forward(self, src):
-            enc = self.model.encoder(src)
-            return enc.states, enc.summary
-
-    class DecoderStepGraph(Graph):
-        def forward(self, token, states, summary, h, c):
-            logits, (h, c) = self.model.decoder(token, Encoded(states, summary, None), (h, c))
-            return logits[:, -1], h, c
-
-    class LanguageModelGraph(Graph):
-        def forward(self, tokens, h, c):
-            logits, (h, c) = self.model(tokens, (h, c))
-            return logits, h, c
-
-    def save(graph, inputs, names, outputs, axes, file):
+    for graph in exported.graphs:
         with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")  # the TorchScript exporter's notes on LSTM batch sizes
-            torch.onnx.export(graph.eval(), inputs, str(out / file), input_names=names, output_names=outputs,
-                              dynamic_axes=axes, dynamo=False, keep_initializers_as_inputs=False)  # fmt: skip
-
-    B = 2
-    if family == "seq2seq":
-        H, S = module.decoder.lstm.hidden_size, codec.width
-        src = torch.zeros(B, S, dtype=torch.long)
-        states, summary = torch.zeros(B, S, H), torch.zeros(B, H)
-        h = c = torch.zeros(1, B, H)
-        save(EncoderGraph(), (src,), ["src"], ["states", "summary"],
-             {"src": {0: "B"}, "states": {0: "B"}, "summary": {0: "B"}}, "encoder.onnx")  # fmt: skip
-        token = torch.zeros(B, 1, dtype=torch.long)
-        batch = {0: "B"}
-        save(DecoderStepGraph(), (token, states, summary, h, c), ["token", "states", "summary", "h", "c"],
-             ["logits", "h_out", "c_out"], {"token": batch, "states": batch, "summary": batch, "h": {1: "B"},
-             "c": {1: "B"}, "logits": batch, "h_out": {1: "B"}, "c_out": {1: "B"}}, "decoder_step.onnx")  # fmt: skip
-    else:
-        L, H = module.lstm.num_layers, module.lstm.hidden_size
-        tokens, h = torch.zeros(B, 3, dtype=torch.long), torch.zeros(L, B, H)
-        save(LanguageModelGraph(), (tokens, h, h.clone()), ["tokens", "h", "c"], ["logits", "h_out", "c_out"],
-             {"tokens": {0: "B", 1: "T"}, "h": {1: "B"}, "c": {1: "B"}, "logits": {0: "B", 1: "T"},
-              "h_out": {1: "B"}, "c_out": {1: "B"}}, "step.onnx")  # fmt: skip
+            warnings.simplefilter("ignore")  # the TorchScript exporter's notes on recurrent batch sizes
+            torch.onnx.export(graph.module.eval(), graph.inputs, str(out / graph.file), input_names=graph.input_names,
+                              output_names=graph.output_names, dynamic_axes=graph.dynamic_axes, dynamo=False,
+                              keep_initializers_as_inputs=False)  # fmt: skip
+    config = read_json(out / "config.json", "config")
+    write_file(out / "config.json", json.dumps({**config, "onnx": exported.signature}, indent=2, ensure_ascii=False))
     return out
 
 
@@ -129,15 +94,18 @@ class OnnxModel:
         if not isinstance(config, dict) or config.get("format") != "seq2seq-pretrained":
             raise CheckpointError(f"{folder}/config.json: not a seq2seq model folder (no format 'seq2seq-pretrained')")
         self.family = config.get("family")
-        if self.family not in GRAPHS or not all((folder / g).is_file() for g in GRAPHS[self.family]):
-            raise CheckpointError(f"{folder}: not an exported ONNX folder (no {' and '.join(GRAPHS['seq2seq'])})")
+        if self.family not in ("seq2seq", "lm"):
+            raise CheckpointError(f"{folder}/config.json: family {str(self.family)[:40]!r} has no ONNX runner")
+        self.signature = check_signature(config.get("onnx", compat.old_onnx_signature(self.family)), folder)
+        graphs = [g for g in (self.signature["encoder"], self.signature["step"]) if g]
+        if not all((folder / g).is_file() for g in graphs):
+            raise CheckpointError(f"{folder}: not an exported ONNX folder (no {' and '.join(graphs)})")
         generation = folder / "generation_config.json"
         self.defaults = read_json(generation, "generation config") if generation.exists() else {}
-        if self.family in GRAPHS:
-            try:
-                decoding.check_defaults(self.defaults, str(generation), self.family)
-            except ConfigError as e:
-                raise CheckpointError(str(e)) from None
+        try:
+            decoding.check_defaults(self.defaults, str(generation), self.family)
+        except ConfigError as e:
+            raise CheckpointError(str(e)) from None
         task = config.get("task")
         fields = {"seq2seq": {"vocab": list, "question_width": int, "answer_width": int, "reverse": bool},
                   "lm": {"vocab": list, "eos": str}}[self.family]  # fmt: skip
@@ -152,7 +120,7 @@ class OnnxModel:
             options.intra_op_num_threads = threads
         try:
             self.sessions = [ort.InferenceSession(str(folder / g), options, providers=["CPUExecutionProvider"])
-                             for g in GRAPHS[self.family]]  # fmt: skip
+                             for g in graphs]  # fmt: skip
         except Exception as e:  # onnxruntime's own refusal of a damaged or foreign graph
             raise CheckpointError(
                 f"{folder}: a graph onnxruntime cannot load ({str(e).splitlines()[0][:120]})"
@@ -171,10 +139,13 @@ class OnnxModel:
                 raise CheckpointError(f"{folder}/config.json: question and answer widths out of range, or no {START!r}")
         else:
             self.eos = task["eos"]
-            shape = self.sessions[0].get_inputs()[1].shape  # h: (L, B, H)
-            if len(shape) != 3 or not isinstance(shape[0], int) or not isinstance(shape[2], int):
-                raise CheckpointError(f"{folder}: step.onnx is not a language model's step")
-            self.layers, self.hidden = shape[0], shape[2]
+            if self.signature["initial"] == "graph":  # an export of 0.4: the state's shape is the graph's
+                declared = {i.name: i.shape for i in self.sessions[0].get_inputs()}
+                self.signature["initial"] = {n: ["B" if d == "B" else d for d in declared.get(n, [])]
+                                             for n in self.signature["state"]}  # fmt: skip
+            for name, shape in self.signature["initial"].items():
+                if len(shape) != 3 or not all(isinstance(d, int) or d == "B" for d in shape):
+                    raise CheckpointError(f"{folder}: the state {name} is not a language model's (L, B, H)")
 
     def generate(self, inputs, **options):
         """Outputs for one input (a str) or a list of inputs, decoded with the shared options
@@ -229,16 +200,22 @@ class OnnxModel:
 
     def answers(self, texts: list[str], max_new_tokens: int, skip_ids, pick) -> list[str]:
         encoder, step = self.sessions
-        src = self.encode(texts)
-        states, summary = self.run(encoder, {"src": src})
-        h = summary[None].copy()  # (1, N, H): the decoder starts from the encoder's summary, cell zero
-        c = np.zeros_like(h)
+        signature = self.signature
+        outputs = self.run(encoder, {"src": self.encode(texts)})
+        memory = dict(zip(signature["memory"], outputs, strict=False))
+        if signature["initial"] == "encoder":
+            state = outputs[len(memory) :]
+            if len(memory) != len(signature["memory"]) or len(state) != len(signature["state"]):
+                raise CheckpointError(f"{self.folder}: the encoder graph gives {len(outputs)} outputs, its signature "
+                                      f"{len(signature['memory']) + len(signature['state'])}")  # fmt: skip
+        else:  # an export of 0.4 ("summary"): the decoder starts from the encoder's summary, an LSTM's cell zero
+            state = compat.old_onnx_initial_state(memory["summary"])
         token = np.full((len(texts), 1), self.stoi[START], dtype=np.int64)
         out = []
         needs = {i.name for i in step.get_inputs()}  # the exporter drops inputs a decoder does not read
         for _ in range(max_new_tokens):
-            feed = {"token": token, "states": states, "summary": summary, "h": h, "c": c}
-            logits, h, c = self.run(step, {k: v for k, v in feed.items() if k in needs})
+            feed = {"token": token, **memory, **dict(zip(signature["state"], state, strict=True))}
+            logits, state = self.step_outputs(self.run(step, {k: v for k, v in feed.items() if k in needs}))
             token = self.choose(logits, skip_ids, **pick)[:, None].astype(np.int64)
             out.append(token[:, 0])
         ids = np.stack(out, axis=1)  # (N, max_new_tokens)
@@ -246,27 +223,62 @@ class OnnxModel:
 
     def next_word_probs(self, words: list[str]) -> np.ndarray:
         """The language model's distribution (V,) of the word after `words`."""
-        logits, _, _ = self.run_lm(np.array([[self.stoi[w] for w in words]], dtype=np.int64), None)
+        logits, _ = self.run_lm(np.array([[self.stoi[w] for w in words]], dtype=np.int64), None)
         return softmax(logits[0, -1].astype(np.float64))
 
     def run_lm(self, tokens: np.ndarray, state):
+        """One step of a language model: logits (B, T, V) and the state; None starts from zeros."""
         if state is None:
-            zeros = np.zeros((self.layers, tokens.shape[0], self.hidden), dtype=np.float32)
-            state = (zeros, zeros)
-        logits, h, c = self.run(self.sessions[0], {"tokens": tokens, "h": state[0], "c": state[1]})
-        return logits, h, c
+            shapes = self.signature["initial"]
+            state = [np.zeros([tokens.shape[0] if d == "B" else d for d in shapes[n]], dtype=np.float32)
+                     for n in self.signature["state"]]  # fmt: skip
+        feed = {"tokens": tokens, **dict(zip(self.signature["state"], state, strict=True))}
+        return self.step_outputs(self.run(self.sessions[0], feed))
+
+    def step_outputs(self, outputs: list) -> tuple:
+        """A step's logits and state, as many state tensors as the signature names."""
+        if len(outputs) != 1 + len(self.signature["state"]):
+            raise CheckpointError(f"{self.folder}: the step graph gives {len(outputs)} outputs, its signature "
+                                  f"{1 + len(self.signature['state'])}")  # fmt: skip
+        return outputs[0], outputs[1:]
 
     def continue_prompt(self, prompt: str, max_new_tokens: int, skip_ids, pick) -> str:
         words = prompt.split()
         unknown = [w for w in words if w not in self.stoi]
         if not words or unknown:
             raise DataError(f"prompt words {unknown[:5]} are not in the vocabulary" if words else "the prompt is empty")
-        logits, h, c = self.run_lm(np.array([[self.stoi[w] for w in words]], dtype=np.int64), None)
+        logits, state = self.run_lm(np.array([[self.stoi[w] for w in words]], dtype=np.int64), None)
         picked = []
         for t in range(max_new_tokens):
             token = self.choose(logits[:, -1], skip_ids, **pick)
             picked.append(int(token[0]))
             if t + 1 < max_new_tokens:
-                logits, h, c = self.run_lm(token[:, None].astype(np.int64), (h, c))
+                logits, state = self.run_lm(token[:, None].astype(np.int64), state)
         joined = " ".join(words + [self.itos[i] for i in picked])
         return joined.replace(f" {self.eos}", ".\n").replace("\n ", "\n").strip()
+
+
+def check_signature(signature, folder: Path) -> dict:
+    """config.json's "onnx" (seq2seq.models.export), checked: graph files by plain name, the names of the memory
+    and the state, where the first state comes from."""
+    where = f"{folder}/config.json: onnx"
+    if not isinstance(signature, dict) or set(signature) != {"encoder", "step", "memory", "state", "initial"}:
+        raise CheckpointError(f"{where} holds encoder, step, memory, state and initial, nothing else")
+    graphs = [signature["step"], *([signature["encoder"]] if signature["encoder"] is not None else [])]
+    if not all(isinstance(g, str) and g.endswith(".onnx") and g == Path(g).name and not g.startswith(".")
+               for g in graphs):  # fmt: skip
+        raise CheckpointError(f"{where}: graphs are .onnx files of the folder, named plainly")
+    names = [*signature["memory"], *signature["state"]] if isinstance(signature["memory"], list) and isinstance(
+        signature["state"], list) else None  # fmt: skip
+    if not names or not all(isinstance(n, str) and n.isidentifier() and len(n) <= 40 for n in names) or len(
+            set(names)) != len(names) or len(signature["state"]) > 8:  # fmt: skip
+        raise CheckpointError(f"{where}: memory and state are lists of distinct names")
+    initial = signature["initial"]
+    shapes_ok = isinstance(initial, dict) and set(initial) == set(signature["state"]) and all(
+        isinstance(shape, list) and len(shape) <= 8 and all(d == "B" or (isinstance(d, int) and not isinstance(
+            d, bool) and 0 <= d <= 1 << 16) for d in shape) for shape in initial.values())  # fmt: skip
+    if initial not in ("encoder", "summary", "graph") and not shapes_ok:
+        raise CheckpointError(f"{where}: initial is 'encoder' or the shapes of each state's zeros")
+    if (signature["encoder"] is None) != (initial not in ("encoder", "summary")):
+        raise CheckpointError(f"{where}: an encoder gives the first state; without one, zeros do")
+    return signature

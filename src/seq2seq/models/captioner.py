@@ -57,15 +57,16 @@ class ImageCaptioner(Seq2seq):
         self,
         vocab_size: int,
         wordvec_size: int = 16,  # word embedding size of the decoder
-        hidden_size: int = 128,  # decoder LSTM units, and the size of the image summary h
+        hidden_size: int = 128,  # the decoder's units, and the size of the image summary h
         decoder: str = "peeky",  # plain | peeky | attention (over the CNN's grid cells)
         channels: int = 32,  # channels of the first conv layer (the second has twice as many)
         grid_height: int = 3,  # the feature grid the CNN pools to
         grid_width: int = 12,
         init: str = "chapter",  # the decoder's initialisation; the CNN keeps PyTorch's
+        cell: str = "lstm",  # the decoder's recurrent cell: lstm | gru | rnn
     ):
         if decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")
         # The CNN keeps PyTorch's ReLU-friendly default initialisation; `init` applies to the decoder.
         cnn = CNNEncoder(hidden_size, channels, grid_height, grid_width, grid_states=decoder == "attention")
-        super().__init__(vocab_size, wordvec_size, hidden_size, decoder, init, encoder=cnn)
+        super().__init__(vocab_size, wordvec_size, hidden_size, decoder, init, cell=cell, encoder=cnn)

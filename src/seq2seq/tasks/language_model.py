@@ -10,6 +10,7 @@ from seq2seq.core.checks import POSITIVE, SEED
 from seq2seq.core.errors import DataError
 from seq2seq.core.registry import register_task
 from seq2seq.data.ptb import EOS, load_ptb
+from seq2seq.models import recurrent
 from seq2seq.tasks.codec import WordsCodec
 
 
@@ -35,13 +36,6 @@ def windows(data: torch.Tensor, time_size: int) -> list[tuple[torch.Tensor, torc
         (data[:, i : min(i + time_size, length)], data[:, i + 1 : i + 1 + time_size])
         for i in range(0, length, time_size)
     ]
-
-
-def repackage_hidden(state):
-    """Detach the LSTM state from the previous window's graph (truncated BPTT)."""
-    if state is None:
-        return None
-    return tuple(s.detach() for s in state)
 
 
 @register_task("language_model")
@@ -106,12 +100,11 @@ class LanguageModelTask:
 
     def training_step(self, model, batch, carry=None):
         x, y = batch  # (B, T), (B, T)
-        return model(x, repackage_hidden(carry), targets=y)  # the mean loss, the new state
+        return model(x, recurrent.detach(carry), targets=y)  # the mean loss, the new state (truncated BPTT)
 
     def carry_shapes(self, model) -> list[tuple[int, ...]]:
-        """The LSTM state carried between training windows, (h, c): each (num_layers, B, H)."""
-        shape = (model.lstm.num_layers, self.train_data.shape[0], model.lstm.hidden_size)
-        return [shape, shape]
+        """The model's state carried between training windows (its cell's: an LSTM's h and c, (L, B, H) each)."""
+        return model.carry_shapes(self.train_data.shape[0])
 
     def train_metrics(self, mean_loss: float) -> dict[str, float]:
         return {"train/ppl": math.exp(mean_loss)}

@@ -204,7 +204,7 @@ class PairsTask:
             loss_sum += F.cross_entropy(
                 logits.flatten(0, 1).float(), target.flatten(), ignore_index=codec.pad_id, reduction="sum"
             )
-            pred = model.generate(src, codec.start_id, codec.steps, enc=enc)  # (B, L), L >= T'
+            pred = model.generate(enc, codec.start_id, codec.steps)  # (B, L), L >= T'
             real = target != codec.pad_id
             match = (pred[:, : target.shape[1]] == target) & real
             tokens += real.sum()
