@@ -131,7 +131,7 @@ def points(run: Path) -> dict[str, list[int]]:
 
 
 def assert_same_run(a: Path, b: Path, tags: list[str]) -> None:
-    sa, sb = ckpt.load(a / "last.pt"), ckpt.load(b / "last.pt")
+    sa, sb = ckpt.read(a / "last.pt"), ckpt.read(b / "last.pt")
     for k, v in sa["model_state"].items():
         assert torch.equal(v, sb["model_state"][k]), k
     assert sa["optimizer"]["param_groups"][0]["lr"] == sb["optimizer"]["param_groups"][0]["lr"]

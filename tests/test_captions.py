@@ -101,7 +101,7 @@ def test_captions_run_logs_word_metrics_and_images(caption_run):
 @pytest.mark.slow
 def test_caption_a_saved_png_end_to_end(caption_run):
     run, _, tmp = caption_run
-    model, saved = ckpt.load_model(run / "best.pt")
+    model, saved = ckpt.read_model(run / "best.pt")
     from seq2seq.tasks import CaptionsTask
 
     task = CaptionsTask(num_train=600, num_val=50, seed=0)

@@ -71,7 +71,7 @@ def context_run(tmp_path_factory):
 def test_a_context_model_reads_the_earlier_turns(context_run, chat_run):
     model = load(context_run, device="cpu")
     codec = model.codec
-    assert ckpt.load(context_run)["task"]["context_turns"] == 2 and SEP in codec.vocab
+    assert ckpt.read(context_run)["task"]["context_turns"] == 2 and SEP in codec.vocab
     x, _ = codec.encode(["how are you ?"], ["hi", "hello there", "yo"])  # the last two turns are read
     assert codec.tokens(x[0].tolist()) == tokenize_turns(["hello there", "yo", "how are you ?"], "wordpunct", True)
     assert codec.tokens(codec.encode(["how are you ?"])[0][0].tolist()) == ["how", "are", "you", "?"]
@@ -143,7 +143,7 @@ def test_chat_answers_each_line_of_standard_input(chat_run):
     assert_ok(result)
     replies = result.stdout.split("\n")[:-1]
     assert len(replies) == 2 and "you>" not in result.stdout  # piped: replies only, no prompt
-    model, saved = ckpt.load_model(run / "best.pt")
+    model, saved = ckpt.read_model(run / "best.pt")
     from seq2seq.tasks.codec import codec_from_state
 
     codec = codec_from_state(saved["task"])
@@ -250,5 +250,5 @@ def test_chat_input_that_is_not_utf8_is_one_line_and_replies_hold_no_special_tok
     assert stderr.splitlines()[-1].startswith("error: standard input is not UTF-8 text")
     from seq2seq.tasks.codec import codec_from_state
 
-    codec = codec_from_state(ckpt.load(run / "best.pt")["task"])
+    codec = codec_from_state(ckpt.read(run / "best.pt")["task"])
     assert codec.decode([codec.start_id, codec.pad_id, codec.start_id]) == ""  # never "<bos>" in a reply

@@ -221,7 +221,7 @@ def test_malformed_specs_are_one_line_checkpoint_errors(good, tmp_path, change, 
     change(c)
     torch.save(c, tmp_path / "bad.pt")
     with pytest.raises(CheckpointError, match=message):
-        ckpt.load_model(tmp_path / "bad.pt")
+        ckpt.read_model(tmp_path / "bad.pt")
 
 
 def test_a_malformed_spec_is_one_line_on_the_command_line(good, tmp_path):
@@ -349,16 +349,16 @@ def test_the_archive_is_checked_before_any_entry_is_read(tiny_run, tmp_path):
     raw[at + 24 : at + 28] = struct.pack("<I", 0xFFFFFFF0)
     (tmp_path / "lying.pt").write_bytes(bytes(raw))
     with pytest.raises(CheckpointError, match=r"its entries declare [\d,]+ bytes in a file of"):
-        ckpt.load(tmp_path / "lying.pt")
+        ckpt.read(tmp_path / "lying.pt")
     with zipfile.ZipFile(tmp_path / "deflated.pt", "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("archive/data.pkl", b"\0" * 10_000_000)  # 10 MB that compress to a few KB
     with pytest.raises(CheckpointError, match=r"compressed entry 'archive/data\.pkl'"):
-        ckpt.load(tmp_path / "deflated.pt")
+        ckpt.read(tmp_path / "deflated.pt")
     state = torch.load(tiny_run / "best.pt", weights_only=True)
     state["payload"] = "anything"
     torch.save(state, tmp_path / "extra.pt")
     with pytest.raises(CheckpointError, match="unknown top-level key 'payload'"):
-        ckpt.load(tmp_path / "extra.pt")
+        ckpt.read(tmp_path / "extra.pt")
 
 
 @pytest.mark.slow

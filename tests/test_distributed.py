@@ -24,7 +24,7 @@ def torchrun(tmp_path: Path, run_dir: Path, *overrides: str) -> None:
 def test_two_processes_match_one_on_addition(make_cfg, tmp_path):
     one = train(make_cfg(*ADDITION, out=tmp_path / "one"))
     torchrun(tmp_path, tmp_path / "two", *ADDITION)
-    two = ckpt.load(tmp_path / "two" / "last.pt")
+    two = ckpt.read(tmp_path / "two" / "last.pt")
     assert two["metrics"]["val/loss"] == pytest.approx(one["val/loss"], rel=RTOL)
     assert two["metrics"]["val/char_acc"] == pytest.approx(one["val/char_acc"], abs=0.01)
     assert one["val/loss"] < 2.0  # it learnt something, so the comparison means something
@@ -55,7 +55,7 @@ def test_two_processes_match_one_on_a_language_model_and_resume(make_cfg, tmp_pa
     one = train(make_cfg(*lm, "trainer.max_epochs=2", out=tmp_path / "one"))
     torchrun(tmp_path, tmp_path / "two", *lm, "trainer.max_epochs=1")
     torchrun(tmp_path, tmp_path / "two", *lm, "trainer.max_epochs=2", f"trainer.resume={tmp_path / 'two'}")
-    two = ckpt.load(tmp_path / "two" / "last.pt")
+    two = ckpt.read(tmp_path / "two" / "last.pt")
     assert two["progress"]["epoch"] == 2
     assert two["metrics"]["val/ppl"] == pytest.approx(one["val/ppl"], rel=RTOL)
 
@@ -75,6 +75,6 @@ def test_pair_tasks_train_under_torchrun(make_cfg, tmp_path, task):
     overrides += ["trainer.device=cpu"]  # gloo on the CPU: a 1-GPU machine has no GPU for a second process
     one = train(make_cfg(*overrides, out=tmp_path / "one"))
     torchrun(tmp_path, tmp_path / "two", *overrides)
-    two = ckpt.load(tmp_path / "two" / "last.pt")
+    two = ckpt.read(tmp_path / "two" / "last.pt")
     assert two["progress"]["epoch"] == 2
     assert two["metrics"]["val/loss"] == pytest.approx(one["val/loss"], rel=0.05)

@@ -20,7 +20,7 @@ def run_generate(*args: str, stdin: str | None = None) -> subprocess.CompletedPr
 
 
 def test_answers_match_the_validation_decoding(peeky_run):
-    model, saved = ckpt.load_model(peeky_run / "best.pt")
+    model, saved = ckpt.read_model(peeky_run / "best.pt")
     task = saved["task"]
     assert task["reverse"] is True
     questions = ["12+3", "7+70", "99+99"]
@@ -45,7 +45,7 @@ def test_answers_match_the_validation_decoding(peeky_run):
     ],
 )
 def test_bad_questions_are_refused(peeky_run, questions, message):
-    _, saved = ckpt.load_model(peeky_run / "best.pt")
+    _, saved = ckpt.read_model(peeky_run / "best.pt")
     with pytest.raises(DataError, match=message):
         codec_from_state(saved["task"]).encode(questions)
 
@@ -117,12 +117,12 @@ def test_truncated_and_foreign_files_are_refused(peeky_run, tmp_path):
     data = (peeky_run / "best.pt").read_bytes()
     (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match="not a readable checkpoint"):
-        ckpt.load(tmp_path / "cut.pt")
+        ckpt.read(tmp_path / "cut.pt")
     torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match="not a seq2seq checkpoint"):
-        ckpt.load(tmp_path / "other.pt")
+        ckpt.read(tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match="no such checkpoint"):
-        ckpt.load(tmp_path / "missing.pt")
+        ckpt.read(tmp_path / "missing.pt")
 
 
 @pytest.mark.slow

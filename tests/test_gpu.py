@@ -77,7 +77,7 @@ def test_deterministic_cuda_runs_and_resumes_are_bit_identical(make_cfg, tmp_pat
         train(make_cfg(*lm, f"trainer.resume={tmp_path / 'split'}", out=tmp_path / "split"))
     finally:
         set_deterministic(False)
-    a, b, split = (ckpt.load(tmp_path / d / "last.pt", "last.pt")["model_state"] for d in ("a", "b", "split"))
+    a, b, split = (ckpt.read(tmp_path / d / "last.pt", "last.pt")["model_state"] for d in ("a", "b", "split"))
     for k in a:
         assert torch.equal(a[k], b[k]), k
         assert torch.equal(a[k], split[k]), k

@@ -95,7 +95,7 @@ def checkpoint_metric(cfg, tag: str) -> float:
     """The first full epoch's value of `tag`, from the run's checkpoint of that epoch's end."""
     from seq2seq.training import checkpoint as ckpt
 
-    return ckpt.load(Path(cfg.paths.output_dir) / "best.pt")["metrics"][tag]
+    return ckpt.read(Path(cfg.paths.output_dir) / "best.pt")["metrics"][tag]
 
 
 def wandb_history(path: Path) -> list[dict]:

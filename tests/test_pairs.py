@@ -147,7 +147,7 @@ def test_pairs_task_learns_and_its_metrics_agree_with_a_recount(reverse_run):
 
     run, metrics, tsv = reverse_run
     assert metrics["val/acc"] > 0.8, metrics
-    model, saved = ckpt.load_model(run / "last.pt")
+    model, saved = ckpt.read_model(run / "last.pt")
     task = TsvTask(str(tsv), tokenize="word", seed=0)
     codec = task.codec
     assert codec.state_dict() == saved["task"]

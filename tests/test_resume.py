@@ -41,7 +41,7 @@ from .helpers import (
 def test_max_steps_stops_early_and_resume_continues(make_cfg):
     run = Path(make_cfg().paths.output_dir)
     train(make_cfg(*TINY_ADDITION, "trainer.max_epochs=3", "trainer.max_steps=15"))
-    saved = ckpt.load(run / "last.pt")["progress"]
+    saved = ckpt.read(run / "last.pt")["progress"]
     assert (saved["step"], saved["epoch"], saved["batch"]) == (15, 1, 4)  # 11 steps an epoch
     assert [s for s, _ in scalars(run, "val_step/acc")] == [15]  # the end of a max_steps run is a point
     assert [s for s, _ in scalars(run, "val/acc")] == [1]  # val/* holds full epochs
@@ -83,7 +83,7 @@ def test_a_peeky_checkpoint_of_0_2_loads_and_resumes(make_cfg):
         state["model"]["name"] = "PeekySeq2seq"
         state["config"]["model"]["_target_"] = "seq2seq.models.PeekySeq2seq"
         ckpt.save(state, run / name)
-    model, _ = ckpt.load_model(run)
+    model, _ = ckpt.read_model(run)
     assert type(model.decoder).__name__ == "PeekyDecoder"
     with pytest.raises(CheckpointError, match=r"model.decoder: peeky -> plain"):
         train(make_cfg(*TINY_ADDITION, "trainer.max_epochs=2", f"trainer.resume={run}"))
@@ -157,7 +157,7 @@ def test_language_model_resumes_bit_identically_after_ctrl_c_mid_epoch(make_cfg,
     with pytest.raises(TrainingInterrupted, match=r"stopped by SIGINT at step 20.*trainer\.resume="):
         train(make_cfg(*overrides, out=tmp_path / "split"))
     monkeypatch.undo()
-    saved = ckpt.load(tmp_path / "split" / "last.pt")
+    saved = ckpt.read(tmp_path / "split" / "last.pt")
     assert saved["progress"]["batch"] > 0 and saved["carry"] is not None  # really mid-epoch, state kept
     train(make_cfg(*overrides, f"trainer.resume={tmp_path / 'split'}", out=tmp_path / "split"))
     assert_same_run(
@@ -201,7 +201,7 @@ def test_signal_stops_with_a_resumable_checkpoint(tmp_path, sig):
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 128 + sig, out
     assert "trainer.resume=" in out, out
-    saved = ckpt.load(run / "last.pt")
+    saved = ckpt.read(run / "last.pt")
     assert saved["progress"]["step"] > 0 and saved["progress"]["epoch"] < 200
     assert not list(run.glob("*.tmp"))
     # it resumes where it stopped
@@ -210,7 +210,7 @@ def test_signal_stops_with_a_resumable_checkpoint(tmp_path, sig):
         "seq2seq.train", *TINY_ADDITION, "task.num_examples=2000", more_epochs, f"trainer.resume={run}", cwd=tmp_path
     )
     assert_ok(resumed)
-    assert ckpt.load(run / "last.pt")["progress"]["epoch"] == saved["progress"]["epoch"] + 1
+    assert ckpt.read(run / "last.pt")["progress"]["epoch"] == saved["progress"]["epoch"] + 1
 
 
 def test_resume_refuses_another_task_or_vocabulary_and_junk_files(make_cfg, tmp_path):
@@ -260,7 +260,7 @@ def test_kill_before_the_first_best_is_repaired_on_resume(straight, lm, tmp_path
     # the first best.pt is due at the end of epoch 1 on every run: the process dies after writing last.pt
     died = train_cli(run, *lm, crash="between-last-and-best@1")
     assert died.returncode == -signal.SIGKILL
-    assert ckpt.load(run / "last.pt", "last.pt")["progress"]["epoch"] == 1 and not (run / "best.pt").exists()
+    assert ckpt.read(run / "last.pt", "last.pt")["progress"]["epoch"] == 1 and not (run / "best.pt").exists()
     assert_ok(train_cli(run, *lm, f"trainer.resume={run}"))
     assert same_weights(run / "best.pt", straight / "best.pt") and same_weights(run / "last.pt", straight / "last.pt")
     assert points(run) == points(straight)
@@ -270,11 +270,11 @@ def test_kill_before_the_first_best_is_repaired_on_resume(straight, lm, tmp_path
 def test_kill_between_last_and_best_is_repaired_on_resume(straight, lm, tmp_path):
     run = tmp_path / "run"
     # the precondition, from the uninterrupted run: epoch 2 improved, so best.pt is written twice
-    assert ckpt.load(straight / "best.pt")["progress"]["epoch"] == 2
+    assert ckpt.read(straight / "best.pt")["progress"]["epoch"] == 2
     # the 2nd time best.pt is due the process dies after writing last.pt
     died = train_cli(run, *lm, crash="between-last-and-best@2")
     assert died.returncode == -signal.SIGKILL
-    last, best = ckpt.load(run / "last.pt", "last.pt"), ckpt.load(run / "best.pt")
+    last, best = ckpt.read(run / "last.pt", "last.pt"), ckpt.read(run / "best.pt")
     assert last["progress"]["best_step"] == last["progress"]["step"] != best["progress"]["step"]  # stale best.pt
     assert_ok(train_cli(run, *lm, f"trainer.resume={run}"))
     assert same_weights(run / "best.pt", straight / "best.pt") and same_weights(run / "last.pt", straight / "last.pt")
@@ -287,7 +287,7 @@ def test_kill_mid_epoch_loses_only_the_steps_since_the_last_checkpoint(straight,
     # a checkpoint every 40 steps: the 2nd save (step 80, mid-epoch 1) dies between its write and its rename
     died = train_cli(run, *lm, crash="before-rename-last.pt@2")
     assert died.returncode == -signal.SIGKILL
-    progress = ckpt.load(run / "last.pt", "last.pt")["progress"]
+    progress = ckpt.read(run / "last.pt", "last.pt")["progress"]
     assert (progress["epoch"], progress["step"]) == (0, 40)  # mid-epoch: a crash loses minutes, not an epoch
     assert list(run.glob(".last.pt.*.tmp"))  # the torn write's temporary file is there ...
     assert_ok(train_cli(run, *lm, f"trainer.resume={run}"))
@@ -329,7 +329,7 @@ def test_resume_refuses_what_it_cannot_honour(finished):
     plain = finished.parent / "plain"
     train(compose_train(plain, *TINY_ADDITION, "trainer.max_epochs=1"))
     train(compose_train(plain, *TINY_ADDITION, "trainer.max_epochs=2", f"trainer.resume={plain}"))
-    saved = ckpt.load(plain / "last.pt", "last.pt")
+    saved = ckpt.read(plain / "last.pt", "last.pt")
     assert saved["progress"]["epoch"] == 2 and saved["config"]["trainer"]["max_epochs"] == 2
 
 
@@ -345,15 +345,15 @@ def test_resume_writes_into_the_runs_own_directory_and_best_pt_only_forks(tmp_pa
     assert sorted(p.name for p in outputs.iterdir()) == ["run"]  # no second directory
     assert "epoch 2" in (run / "train.log").read_text() and list((run / ".hydra").glob("resumed_*/overrides.yaml"))
     assert (run / "config.yaml").read_text().count(f"output_dir: {run}") == 1
-    assert ckpt.load(run / "last.pt", "last.pt")["progress"]["epoch"] == 2
+    assert ckpt.read(run / "last.pt", "last.pt")["progress"]["epoch"] == 2
     fork = tmp_path / "fork"
     best_before = hashlib.sha256((run / "best.pt").read_bytes()).hexdigest()
     train(compose_train(fork, *more, "trainer.max_epochs=3", f"trainer.resume={run / 'best.pt'}"))
-    assert ckpt.load(fork / "last.pt", "last.pt")["progress"]["epoch"] == 3
+    assert ckpt.read(fork / "last.pt", "last.pt")["progress"]["epoch"] == 3
     # The fork's best.pt is of its own epochs (the source's best, however good, stays in the source).
-    assert ckpt.load(fork / "best.pt")["progress"]["step"] > ckpt.load(run / "best.pt")["progress"]["step"]
+    assert ckpt.read(fork / "best.pt")["progress"]["step"] > ckpt.read(run / "best.pt")["progress"]["step"]
     assert hashlib.sha256((run / "best.pt").read_bytes()).hexdigest() == best_before
-    assert ckpt.load(run / "last.pt", "last.pt")["progress"]["epoch"] == 2
+    assert ckpt.read(run / "last.pt", "last.pt")["progress"]["epoch"] == 2
 
 
 @pytest.mark.slow
@@ -365,7 +365,7 @@ def test_resume_latest_continues_the_newest_run_of_the_experiment(tmp_path):
     more = ["trainer.max_epochs=2", "trainer.resume=latest"]
     resumed = train_cli(tmp_path / "unused", "experiment=peeky_addition", *TINY_ADDITION, *more, cwd=tmp_path)
     assert_ok(resumed)
-    epochs = {d.name: ckpt.load(d / "last.pt", "last.pt")["progress"]["epoch"] for d in outputs.iterdir()}
+    epochs = {d.name: ckpt.read(d / "last.pt", "last.pt")["progress"]["epoch"] for d in outputs.iterdir()}
     assert epochs == {"2026-01-01_00-00-00": 1, "2026-01-02_00-00-00": 2}
     assert sorted(p.name for p in outputs.iterdir()) == ["2026-01-01_00-00-00", "2026-01-02_00-00-00"]
     none = train_cli(tmp_path / "unused", "experiment=baseline_addition", *TINY_ADDITION, *more, cwd=tmp_path)
@@ -377,10 +377,10 @@ def test_save_top_k_keeps_the_k_best_epochs_across_a_crash(lm, tmp_path):
     three = [*lm, "trainer.max_epochs=3", "trainer.save_top_k=2"]
     straight = tmp_path / "straight"
     train(compose_train(straight, *three))
-    top = ckpt.load(straight / "last.pt", "last.pt")["progress"]["top"]  # [val/ppl, epoch], best first
+    top = ckpt.read(straight / "last.pt", "last.pt")["progress"]["top"]  # [val/ppl, epoch], best first
     assert [epoch for _, epoch in top] != [] and len(top) == 2 and top[0][0] <= top[1][0]
     assert sorted(p.name for p in straight.glob("epoch-*.pt")) == sorted(f"epoch-{e}.pt" for _, e in top)
-    assert [ckpt.load(straight / f"epoch-{e}.pt")["metrics"]["val/ppl"] for _, e in top] == [v for v, _ in top]
+    assert [ckpt.read(straight / f"epoch-{e}.pt")["metrics"]["val/ppl"] for _, e in top] == [v for v, _ in top]
     assert same_weights(straight / f"epoch-{top[0][1]}.pt", straight / "best.pt")
     # The 10th last.pt write is the end of epoch 3 (105 steps an epoch, a checkpoint at every 40th step
     # and at each epoch's end): killed after epoch-3.pt was written, before last.pt recorded it
@@ -444,7 +444,7 @@ def test_a_best_pt_without_a_progress_record_is_mended_or_refused_in_one_line(tm
     run = tmp_path / "run"
     train(compose_train(run, *TINY_ADDITION, "trainer.max_epochs=1"))
     for progress in ("missing", [1, 2]):
-        state = ckpt.load(run / "best.pt")
+        state = ckpt.read(run / "best.pt")
         state.pop("progress") if progress == "missing" else state.update(progress=progress)
         ckpt.save({k: v for k, v in state.items() if k not in ("format", "version")}, run / "best.pt")
         result = run_module("seq2seq.train", *TINY_ADDITION, "trainer.max_epochs=1", f"trainer.resume={run}")
@@ -452,7 +452,7 @@ def test_a_best_pt_without_a_progress_record_is_mended_or_refused_in_one_line(tm
     before = tree(run)
     mended = run_module("seq2seq.train", *TINY_ADDITION, "trainer.max_epochs=2", f"trainer.resume={run}")
     assert_ok(mended)
-    assert "rewriting it from last.pt" in mended.stderr and ckpt.load(run / "best.pt")["progress"]["epoch"] >= 1
+    assert "rewriting it from last.pt" in mended.stderr and ckpt.read(run / "best.pt")["progress"]["epoch"] >= 1
     assert tree(run) != before
 
 

@@ -223,7 +223,7 @@ def test_two_runs_in_one_directory(tmp_path):
     first.send_signal(signal.SIGTERM)  # stops at the next step with a checkpoint
     _, err = first.communicate(timeout=120)
     assert first.returncode == 128 + signal.SIGTERM, err
-    assert ckpt.load(run / "last.pt", "last.pt")["config"]["seed"] == 0
+    assert ckpt.read(run / "last.pt", "last.pt")["config"]["seed"] == 0
     # a new run into the stopped run's directory is refused too: it would overwrite its checkpoints
     again = train_cli(run, *TINY_ADDITION)
     assert again.returncode == 2 and "already holds a run" in again.stderr

@@ -50,11 +50,11 @@ def test_optuna_search_optimises_best_val_acc(tmp_path):
     )
     assert len(runs) == 3
     results = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
-    bests = [ckpt.load(r / "last.pt")["progress"]["best"] for r in runs]
+    bests = [ckpt.read(r / "last.pt")["progress"]["best"] for r in runs]
     assert results["best_value"] == max(bests)
     # The command line pins batch and hidden size, which leaves the learning rate searched.
     assert set(results["best_params"]) == {"optimizer.lr"}
-    lrs = {ckpt.load(r / "last.pt")["config"]["optimizer"]["lr"] for r in runs}
+    lrs = {ckpt.read(r / "last.pt")["config"]["optimizer"]["lr"] for r in runs}
     assert len(lrs) == 3
 
 
@@ -69,7 +69,7 @@ def test_slurm_launcher_config_composes():
 def test_different_seeds_in_a_multirun_give_different_runs(tmp_path):
     args = ["-m", "seed=0,1", *TINY_ADDITION, "trainer.max_epochs=1", f"hydra.sweep.dir={tmp_path}"]
     assert_ok(run_module("seq2seq.train", *args, cwd=tmp_path))
-    a, b = (ckpt.load(p / "last.pt") for p in sorted(p for p in tmp_path.iterdir() if p.is_dir()))
+    a, b = (ckpt.read(p / "last.pt") for p in sorted(p for p in tmp_path.iterdir() if p.is_dir()))
     assert (a["config"]["seed"], b["config"]["seed"]) == (0, 1)
     assert not torch.equal(a["model_state"]["encoder.embed.weight"], b["model_state"]["encoder.embed.weight"])
     assert a["metrics"]["val/loss"] != b["metrics"]["val/loss"]

@@ -274,7 +274,7 @@ def test_a_resumed_auto_run_keeps_the_precision_it_chose(cache, monkeypatch, tmp
 
     run = tmp_path / "run"
     train(compose_train(run, *TINY_ADDITION, "trainer.max_epochs=1", "trainer.precision=auto"))
-    assert ckpt.load(run / "last.pt", "last.pt")["progress"]["precision"] == "fp32"
+    assert ckpt.read(run / "last.pt", "last.pt")["progress"]["precision"] == "fp32"
     monkeypatch.setattr(precision, "bf16_missing", lambda kind: None)  # a probe would now say bf16 ...
     monkeypatch.setattr(precision, "probe", lambda *a: {"speedup": 2.0, "loss_change": 0.0, "grad_cosine": 1.0})
     with caplog.at_level(logging.INFO, logger="seq2seq.training.precision"):

@@ -69,7 +69,7 @@ def test_end_to_end_run_writes_events_checkpoints_and_config(make_cfg):
     acc = EventAccumulator(str(run))
     acc.Reload()
     assert "val/samples/text_summary" in acc.Tags()["tensors"]
-    saved = ckpt.load(run / "last.pt")
+    saved = ckpt.read(run / "last.pt")
     assert saved["progress"]["epoch"] == 2 and saved["config"]["seed"] == 0
     assert saved["task"]["vocab"][0] == " "
 
@@ -87,7 +87,7 @@ def test_checkpoint_rebuilds_the_model_alone(make_cfg):
         *TINY_ADDITION, "trainer.max_epochs=1", "model.decoder=peeky", "model.wordvec_size=8", "model.hidden_size=32"
     )
     train(cfg)
-    model, saved = ckpt.load_model(Path(cfg.paths.output_dir) / "best.pt")
+    model, saved = ckpt.read_model(Path(cfg.paths.output_dir) / "best.pt")
     assert type(model).__name__ == "Seq2seq" and type(model.decoder).__name__ == "PeekyDecoder"
     assert saved["model"]["args"]["decoder"] == "peeky"
     assert model.decoder.lstm.hidden_size == 32
@@ -96,7 +96,7 @@ def test_checkpoint_rebuilds_the_model_alone(make_cfg):
 def test_val_every_n_steps_writes_a_step_curve_on_a_subset(make_cfg):
     run = Path(make_cfg().paths.output_dir)
     train(make_cfg(*TINY_ADDITION, "trainer.max_epochs=2", "trainer.val_every_n_steps=4", "task.eval_limit=7"))
-    steps = ckpt.load(run / "last.pt")["progress"]["step"]  # two epochs
+    steps = ckpt.read(run / "last.pt")["progress"]["step"]  # two epochs
     curve = scalars(run, "val_step/acc")
     assert [s for s, _ in curve] == sorted({*range(4, steps + 1, 4), steps // 2, steps})  # every 4, each epoch's end
     assert all(round(v * 7) == v * 7 for _, v in curve)  # exact match over 7 questions
@@ -113,7 +113,7 @@ def test_two_job_multirun_writes_two_runs(tmp_path):
     assert_ok(run_module("seq2seq.generate", f"checkpoint={runs[1]}", "question=1+2"))
     for run in runs:
         assert len(list(run.glob("events.out.tfevents.*"))) >= 1 and (run / "last.pt").is_file()
-    seeds = [ckpt.load(r / "last.pt")["config"]["seed"] for r in runs]
+    seeds = [ckpt.read(r / "last.pt")["config"]["seed"] for r in runs]
     assert seeds == [1, 2]
 
 
@@ -251,7 +251,7 @@ def test_same_seed_same_metrics_other_seed_other_run(make_cfg, tmp_path):
     c = train(make_cfg(*TINY_ADDITION, "trainer.max_epochs=1", "seed=1", out=tmp_path / "c"))
     assert {k: v for k, v in a.items() if k != "val/time"} == {k: v for k, v in b.items() if k != "val/time"}
     assert a["val/loss"] != c["val/loss"]
-    assert ckpt.load(tmp_path / "c" / "last.pt")["config"]["seed"] == 1
+    assert ckpt.read(tmp_path / "c" / "last.pt")["config"]["seed"] == 1
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(make_cfg, tmp_path, monkeypatch):
@@ -259,7 +259,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(make_cfg, tmp_
     from seq2seq.training.loop import NonFiniteLossError
 
     train(make_cfg(*TINY_ADDITION, "trainer.max_epochs=1", out=tmp_path / "run"))
-    good = ckpt.load(tmp_path / "run" / "last.pt")
+    good = ckpt.read(tmp_path / "run" / "last.pt")
     original = AdditionTask.training_step
 
     def exploding(self, model, batch, carry=None):
@@ -271,7 +271,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(make_cfg, tmp_
         train(
             make_cfg(*TINY_ADDITION, "trainer.max_epochs=2", f"trainer.resume={tmp_path / 'run'}", out=tmp_path / "run")
         )
-    kept = ckpt.load(tmp_path / "run" / "last.pt")
+    kept = ckpt.read(tmp_path / "run" / "last.pt")
     for key in ("rng", "cuda_rng"):  # tensors (cuda_rng: None without CUDA)
         a, b = kept["progress"].pop(key), good["progress"].pop(key)
         assert (a is None and b is None) or a.equal(b), key

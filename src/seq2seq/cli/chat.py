@@ -25,7 +25,7 @@ QUIT = ("/quit", "/exit", "exit", "quit")
 
 def chat_from_config(cfg: DictConfig) -> Chat:
     cli.check_keys(cfg, cli.ChatConfig, "seq2seq.chat")
-    return Chat(cli.load(cfg), cli.decode_options(cfg), cfg.context)
+    return Chat(cli.open_model(cfg), cli.decode_options(cfg), cfg.context)
 
 
 def converse(chat: Chat, lines, interactive: bool) -> None:

@@ -329,7 +329,7 @@ def checkpoint_file(value: str) -> Path:
     return file
 
 
-def load(cfg: DictConfig):
+def open_model(cfg: DictConfig):
     """The checkpoint `checkpoint=` means as an api.TrainedModel."""
     from seq2seq.core.threads import Threads
     from seq2seq.inference import api

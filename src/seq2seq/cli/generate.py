@@ -56,7 +56,7 @@ def run(cfg: DictConfig, free_text: str | None = None) -> Iterator[str]:
     """The outputs to print, one by one. Everything but the lines of file= is checked before the first.
     `free_text`: the words after `--` on the command line."""
     cli.check_keys(cfg, cli.GenerateConfig, "seq2seq.generate")
-    model = cli.load(cfg)
+    model = cli.open_model(cfg)
     options = cli.decode_options(cfg)
     family = FAMILIES[model.family]
     allowed = family.generate_inputs  # the first is what the words after `--` are

@@ -55,7 +55,7 @@ def load(path: str | Path, device: str | torch.device | None = None) -> "Trained
         log.info("%s", note)
     from seq2seq.inference import pretrained
 
-    module, checkpoint = pretrained.read(file)  # a shared model's folder is read with no pickle involved
+    module, checkpoint = pretrained.read_model(file)  # a shared model's folder is read with no pickle involved
     return TrainedModel(module, checkpoint, file, pick_device(device))
 
 

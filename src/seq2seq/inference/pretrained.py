@@ -9,8 +9,8 @@
     generation_config.json   the decoding defaults to use it with (seq2seq.core.decoding)
     README.md                the model card
 
-`save(path, out)` writes the folder from a training checkpoint; `load(folder)` checks and reads it as
-seq2seq.training.checkpoint.load_model reads a checkpoint: every field checked before it is used, the
+`save(file, out)` writes the folder from a training checkpoint; `read_folder(folder)` checks and reads it as
+seq2seq.training.checkpoint.read_model reads a checkpoint: every field checked before it is used, the
 safetensors header checked against the model before any tensor is read, so a crafted folder costs at
 most what its files hold.
 """
@@ -52,22 +52,16 @@ CONFIG_FIELDS = {
 }  # fmt: skip (onnx: the graphs' signature, seq2seq.inference.serving)
 
 
-def is_folder(path) -> bool:
-    """Whether `path` is a shared model's folder (a config.json beside a model.safetensors)."""
-    path = Path(path)
-    return path.is_dir() and (path / "config.json").is_file() and (path / "model.safetensors").is_file()
-
-
-def read(file: Path) -> tuple[torch.nn.Module, dict]:
+def read_model(file: Path) -> tuple[torch.nn.Module, dict]:
     """The model and checkpoint (a folder's record) of a file or folder `find.find` returned."""
-    return load(file) if file.is_dir() else ckpt.load_model(file)
+    return read_folder(file) if file.is_dir() else ckpt.read_model(file)
 
 
 def save(file: Path, out: str | Path) -> Path:
     """Write the folder of the checkpoint `file` (a .pt file, or a shared folder, copied: what
     seq2seq.inference.find names) into `out` (made if missing; refused when it holds other files than a shared
     folder's)."""
-    return save_loaded(file, *read(file), out)
+    return save_loaded(file, *read_model(file), out)
 
 
 def save_loaded(source: Path, module, checkpoint: dict, out: str | Path) -> Path:
@@ -252,7 +246,7 @@ def check_header(path: Path, expected: dict[str, tuple[tuple[int, ...], torch.dt
         raise CheckpointError(f"{path}: weights do not fit the model in config.json (first difference: {diff[0]})")
 
 
-def load(folder: str | Path) -> tuple[torch.nn.Module, dict]:
+def read_folder(folder: str | Path) -> tuple[torch.nn.Module, dict]:
     """Model (in eval mode, on the CPU) and a checkpoint-like dict (model, task, config), from a folder
     written by `save`; anything that does not fit is a CheckpointError naming the file."""
     from safetensors.torch import load_file

@@ -50,7 +50,7 @@ def export(path, out) -> Path:
     from seq2seq.tasks.codec import codec_from_state
 
     source, _ = find.find(path, "best.pt")
-    module, checkpoint = pretrained.read(source)
+    module, checkpoint = pretrained.read_model(source)
     codec = codec_from_state(checkpoint["task"])
     if module.family == "captioner" or getattr(codec, "eos_id", None) is not None:
         kind = "an image captioner" if module.family == "captioner" else "a variable-length (pairs) model"

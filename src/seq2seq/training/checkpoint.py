@@ -93,16 +93,15 @@ def save(checkpoint: dict, path: str | Path) -> None:
             os.unlink(tmp)
 
 
-def training_state(
-    *, model_spec: dict, model: nn.Module, task: dict, config: dict, optimizer, schedule, progress: dict, carry, metrics
-) -> dict:
-    """A resumable checkpoint (the layout of this module's docstring) from plain values: the model's spec
-    and weights, the task state, the resolved config, the optimizer and schedule, where training stands
-    (`progress`, with the random generators' states), the state carried between batches and the last
-    validation metrics."""
+def training_state(setup, task: dict, config: dict, progress: dict, carry, metrics: dict) -> dict:
+    """A resumable checkpoint (the layout of this module's docstring): the model's spec and weights, the
+    optimizer and schedule of `setup` (seq2seq.training.build.Setup), the task state, the resolved config,
+    where training stands (`progress`, with the random generators' states), the state carried between
+    batches and the last validation metrics."""
+    model, optimizer, schedule = setup.model, setup.optimizer, setup.schedule
     rng = {"rng": torch.get_rng_state(), "cuda_rng": torch.cuda.get_rng_state() if torch.cuda.is_available() else None}
     return {
-        "model": model_spec,
+        "model": setup.model_spec,
         "model_state": model.state_dict(),
         "task": task,
         "config": config,
@@ -382,7 +381,7 @@ def check_archive(path: Path) -> None:
         )
 
 
-def load(path: str | Path, name: str = "best.pt") -> dict:
+def read(path: str | Path, name: str = "best.pt") -> dict:
     """Read and check a checkpoint (a run directory means its `name`). Every field that generation or
     resuming reads is checked here; anything else is refused with a CheckpointError naming the file."""
     path = resolve(path, name)
@@ -503,8 +502,8 @@ def build_model(spec: dict, weights: dict, where: str = "checkpoint") -> nn.Modu
     return model
 
 
-def load_model(path: str | Path, name: str = "best.pt") -> tuple[nn.Module, dict]:
+def read_model(path: str | Path, name: str = "best.pt") -> tuple[nn.Module, dict]:
     """Model (in eval mode, on the CPU) and checked checkpoint, from the file alone."""
-    checkpoint = load(path, name)
+    checkpoint = read(path, name)
     model = build_model(checkpoint["model"], checkpoint["model_state"], str(resolve(path, name)))
     return model.eval(), checkpoint

@@ -105,10 +105,10 @@ def repair_best(run_dir: Path, progress: dict) -> None:
     if step is None:
         return
     if best.is_file():
-        progress = ckpt.load(best).get("progress")  # a best.pt made elsewhere may hold none
+        progress = ckpt.read(best).get("progress")  # a best.pt made elsewhere may hold none
         if isinstance(progress, dict) and progress.get("step") == step:
             return
-    last = ckpt.load(run_dir / "last.pt", "last.pt")
+    last = ckpt.read(run_dir / "last.pt", "last.pt")
     if last["progress"].get("step") != step:
         raise CheckpointError(f"{best}: not the best checkpoint (step {step}) and last.pt cannot replace it")
     log.warning("best.pt is behind the recorded best (step %d): rewriting it from last.pt", step)
@@ -158,16 +158,6 @@ class Checkpoints:
             raise NonFiniteLossError(f"{bad} is not finite at {where}: not saved; {self.kept()}")
         if setup.ctx.is_main:
             self.writer.flush()  # every event up to this checkpoint is on disk before it
-            saved = ckpt.training_state(
-                model_spec=setup.model_spec,
-                model=setup.model,
-                task=self.task_state,
-                config=self.config,
-                optimizer=setup.optimizer,
-                schedule=setup.schedule,
-                progress=state.as_dict(),
-                carry=carry,
-                metrics=metrics,
-            )
+            saved = ckpt.training_state(setup, self.task_state, self.config, state.as_dict(), carry, metrics)
             commit(saved, self.run_dir, best, top, drop)
         self.saved_step, self.last_time = state.step, time.monotonic()

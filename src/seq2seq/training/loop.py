@@ -199,7 +199,7 @@ def finish(run: Run) -> dict:
     metrics = {**run.metrics, f"best/{task.monitor}": state.best}
     best_pt = run.checkpoints.run_dir / "best.pt"
     if task.final_splits and ctx.is_main and best_pt.is_file():
-        model.load_state_dict(ckpt.load(best_pt)["model_state"])  # repaired at the start if needed
+        model.load_state_dict(ckpt.read(best_pt)["model_state"])  # repaired at the start if needed
         model.eval()
         for split in task.final_splits:
             with run.amp:

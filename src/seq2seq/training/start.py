@@ -105,7 +105,7 @@ def plan(cfg: DictConfig, run_dir: Path) -> Plan:
     check_target(kind, source, run_dir)
     if source is None:
         return Plan(kind, run_dir)
-    saved = ckpt.load(source, "last.pt")
+    saved = ckpt.read(source, "last.pt")
     if not isinstance(saved.get("config"), dict):
         raise CheckpointError(f"{source}: holds no config to compare this run's with, so it cannot be resumed")
     compat.keep_old_behaviour(saved.get("config"), cfg)
