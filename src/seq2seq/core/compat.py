@@ -62,6 +62,18 @@ def current_task(task):
     return task
 
 
+def question_form(vocab, saved: str | None) -> str:
+    """A fixed-width model's question form: what its task state says, or for a checkpoint of 0.3 (which did
+    not record it) "a+b" when its vocabulary is an addition file's."""
+    if saved is not None:
+        return saved
+    return "a+b" if set(vocab) <= set("0123456789+ _") and "+" in vocab else ""
+
+
+# Temporary checkpoint files of 0.2 and 0.3 (`last.pt.tmp`): removed at a run's start as today's are.
+OLD_TMP_PATTERNS = ("last.pt.tmp", "best.pt.tmp")
+
+
 # --- configs of earlier runs ---------------------------------------------------------------------------
 
 # Keys added after seq2seq 0.2, with the value that reproduces a run made before they existed: resuming

@@ -5,18 +5,8 @@ the form it was trained on (a+b). Torch-free: seq2seq.tasks.codec and the ONNX r
 import re
 
 from seq2seq.core.errors import DataError
-from seq2seq.data.addition import START
 
 SUM = re.compile(r"(\d+)\+(\d+)")  # the addition task's question: a+b
-ARITHMETIC = set("0123456789+ ") | {START}  # an addition file's characters
-
-
-def question_form_of(vocab, saved: str | None) -> str:
-    """ "a+b" when every training question was a sum; checkpoints of 0.3 did not record it, and then an
-    addition file's vocabulary says so."""
-    if saved is not None:
-        return saved
-    return "a+b" if set(vocab) <= ARITHMETIC and "+" in vocab else ""
 
 
 def check_texts(texts: list[str]) -> None:

@@ -32,7 +32,7 @@ from seq2seq.core.decoding import MAX_NEW_TOKENS
 from seq2seq.core.errors import CheckpointError, ConfigError, DataError
 from seq2seq.core.files import read_json
 from seq2seq.data.addition import START
-from seq2seq.data.questions import check_question, check_texts, question_form_of
+from seq2seq.data.questions import check_question, check_texts
 from seq2seq.inference import find
 
 
@@ -134,7 +134,7 @@ class OnnxModel:
             self.steps = task["answer_width"] - 1
             digits = task.get("number_digits")
             self.number_digits = digits if isinstance(digits, int) and digits > 0 else None
-            self.question_form = question_form_of(self.itos, task.get("question_form"))
+            self.question_form = compat.question_form(self.itos, task.get("question_form"))
             if not (1 <= self.width <= 1000 and 1 <= self.steps <= MAX_NEW_TOKENS) or START not in self.stoi:
                 raise CheckpointError(f"{folder}/config.json: question and answer widths out of range, or no {START!r}")
         else:

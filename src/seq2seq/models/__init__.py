@@ -3,7 +3,8 @@
 each registered class here by name: a config's `_target_: seq2seq.models.<Class>` builds it.
 
 Models take plain typed arguments (sizes that depend on the data, the vocabulary's, are passed at the call
-site) and speak the decoding protocol of seq2seq.models.sampling and seq2seq.models.beam.
+site), speak the decoding protocol of seq2seq.models.sampling and seq2seq.models.beam, and declare their ONNX
+export (seq2seq.models.export). Imports: seq2seq.core only.
 """
 
 import importlib

@@ -3,6 +3,7 @@ seq2seq.tasks.base.Task): one class a file, registered where it is defined (`@re
 seq2seq.core.registry), and a `configs/task/<name>.yaml`; its config schema is derived from its constructor
 (seq2seq.core.options). Importing this package imports every module in it, so the registry holds every task,
 and exposes each registered class here by name: a config's `_target_: seq2seq.tasks.<Class>` builds it.
+Imports: seq2seq.core, data, models.
 """
 
 import importlib

@@ -14,12 +14,13 @@ from typing import ClassVar
 
 import torch
 
+from seq2seq.core import compat
 from seq2seq.core.decoding import MAX_NEW_TOKENS
 from seq2seq.core.errors import DataError
 from seq2seq.core.registry import CODECS, register_codec
 from seq2seq.data.addition import START
 from seq2seq.data.digit_images import load_png
-from seq2seq.data.questions import check_question, check_texts, question_form_of, where
+from seq2seq.data.questions import check_question, check_texts, where
 from seq2seq.data.text import BOS, EOS, PAD, TOKENIZERS, UNK, detokenize, tokenize, tokenize_turns
 from seq2seq.data.vocab import Vocab
 
@@ -61,7 +62,7 @@ class FixedWidthCodec:
         self.number_digits = number_digits  # the longest number in the training questions (None: unknown)
         # "a+b": every training question was a sum (None: not recorded, as in checkpoints of 0.3, where an
         # addition file's vocabulary says so); "": any text that fits the width and the vocabulary.
-        self.question_form = question_form_of(vocab, question_form)
+        self.question_form = compat.question_form(vocab, question_form)
         self.start_id = self.vocab.stoi[START]
         self.steps = answer_width - 1  # decoder steps: the answer without its start symbol
 

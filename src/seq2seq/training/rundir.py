@@ -22,6 +22,7 @@ import shutil
 import time
 from pathlib import Path
 
+from seq2seq.core import compat
 from seq2seq.core.errors import ConfigError
 from seq2seq.core.files import write_file
 from seq2seq.training.checkpoints import TOP_RECORD
@@ -30,8 +31,8 @@ from seq2seq.training.runs import STATUS
 
 log = logging.getLogger(__name__)
 
-# Temporary files: `.<name>.<random>.tmp` (seq2seq.core.files.write_file); `*.pt.tmp` of older versions.
-TMP_PATTERNS = (".*.pt.*.tmp", "last.pt.tmp", "best.pt.tmp", ".config.yaml.*.tmp", ".topk.*.tmp", ".lock.*.tmp")
+# Temporary files: `.<name>.<random>.tmp` (seq2seq.core.files.write_file), and those of earlier versions.
+TMP_PATTERNS = (".*.pt.*.tmp", ".config.yaml.*.tmp", ".topk.*.tmp", ".lock.*.tmp", *compat.OLD_TMP_PATTERNS)
 
 
 def remove_leftovers(run_dir: Path) -> None:
