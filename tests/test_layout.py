@@ -3,6 +3,7 @@ run): packages by role importing one way, no cycle, a short top level, every tab
 from the registry, small functions."""
 
 import ast
+import os
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,55 @@ def test_the_registry_is_the_one_list(kind):
             extra = ["task.data_dir=x"] if path.stem == "ptb" else []
             cfg = compose("train", overrides=[f"{kind}={path.stem}", *extra])
             assert by_target(cfg[kind]._target_) in table.values(), path.name
+
+
+@pytest.mark.slow
+def test_the_contributors_walkthroughs_add_a_model_and_a_task_in_one_file_each(tmp_path):
+    """The model and the task of docs/contributing.md, their files and YAMLs written into a copy of the
+    package, train and generate with nothing else changed."""
+    import re
+    import shutil
+    import subprocess
+    import sys
+
+    import seq2seq
+
+    from .helpers import REPO
+
+    page = (REPO / "docs" / "contributing.md").read_text()
+    package = tmp_path / "site" / "seq2seq"
+    shutil.copytree(Path(seq2seq.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__"))
+    blocks = re.findall(r"^```(?:py|yaml)\n# src/seq2seq/(\S+)\n(.*?)^```", page, re.S | re.M)
+    assert sorted(name for name, _ in blocks) == [
+        "configs/model/ngram.yaml", "configs/task/reverse.yaml", "models/ngram.py", "tasks/reverse.py"]  # fmt: skip
+    for name, text in blocks:
+        assert not (package / name).exists()  # new files, nothing replaced
+        (package / name).write_text(text)
+    data = tmp_path / "ptb"
+    data.mkdir()
+    for split in ("train", "valid", "test"):
+        (data / f"ptb.{split}.txt").write_text(" the cat sat on the mat \n a dog ran far away \n" * 30)
+    env = {**os.environ, "PYTHONPATH": str(package.parent)}
+    quick = ["trainer.max_epochs=1", "trainer.progress=false", "trainer.device=cpu"]
+    runs = {
+        "ngram": ["experiment=rnnlm_ptb", "model=ngram", "model.context=3", f"task.data_dir={data}",
+                  "task.batch_size=4", "task.time_size=5", "task.eval_batch_size=2"],
+        "reverse": ["task=reverse", "task.num_examples=300", "model.decoder=attention", "model.hidden_size=16",
+                    "task.batch_size=16"],
+    }  # fmt: skip
+    for name, overrides in runs.items():
+        run = tmp_path / name
+        result = subprocess.run([sys.executable, "-m", "seq2seq.train", *overrides, *quick, f"hydra.run.dir={run}"],
+                                capture_output=True, text=True, env=env, cwd=tmp_path)  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+        question = ["prompt=the cat", "max_new_tokens=4"] if name == "ngram" else ["question=abc"]
+        result = subprocess.run([sys.executable, "-m", "seq2seq.generate", f"checkpoint={run}", *question],
+                                capture_output=True, text=True, env=env, cwd=tmp_path)  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+        if name == "ngram":
+            assert result.stdout.startswith("the cat ")  # the prompt and its continuation
+        else:
+            assert result.stdout.count("\n") == 1  # one answer (a reverser of one epoch may answer "")
+    help_text = subprocess.run([sys.executable, "-m", "seq2seq.train", "model=ngram", "--help"], capture_output=True,
+                               text=True, env=env, cwd=tmp_path).stdout  # fmt: skip
+    assert "model.context=4" in help_text and "words read before each prediction" in help_text

@@ -9,18 +9,16 @@ import torch
 from torch import nn
 
 from seq2seq.core.checks import DROPOUT, LAYERS, SIZE, one_of
-from seq2seq.core.decoding import GenerationConfig
 from seq2seq.core.registry import register_model
 from seq2seq.models import recurrent
-from seq2seq.models.beam import beam_search
 from seq2seq.models.export import OnnxExport, OnnxGraph
 from seq2seq.models.init import INITS, chapter_init_, check_init
+from seq2seq.models.lm import LanguageModel
 from seq2seq.models.loss import linear_cross_entropy
-from seq2seq.models.sampling import decode_loop
 
 
 @register_model("rnnlm")
-class Rnnlm(nn.Module):
+class Rnnlm(LanguageModel):
     """Embedding + a recurrent cell (num_layers; the chapter's LSTM, or a GRU or plain RNN) + Linear.
 
     BetterRnnlm of the chapter is this class with two 650-unit layers, dropout 0.5 after the
@@ -28,8 +26,6 @@ class Rnnlm(nn.Module):
     init: "chapter" (the reference code's initialisation) or "pytorch" (PyTorch's defaults).
     """
 
-    family = "lm"
-    has_attention = False
     CHECKS: ClassVar[dict] = {
         "wordvec_size": SIZE,
         "hidden_size": SIZE,
@@ -44,7 +40,7 @@ class Rnnlm(nn.Module):
         vocab_size: int,
         wordvec_size: int = 100,  # embedding size
         hidden_size: int = 100,  # units of the recurrent cell per layer
-        num_layers: int = 1,  # stacked LSTM layers
+        num_layers: int = 1,  # stacked layers of the cell
         dropout: float = 0.0,  # after the embedding, between the layers and before the output
         tie_weights: bool = False,  # the output layer shares the embedding's weights (wordvec_size == hidden_size)
         init: str = "chapter",  # the reference code's N(0, 1/fan_in) weights; "pytorch" for PyTorch's defaults
@@ -84,45 +80,9 @@ class Rnnlm(nn.Module):
         """The state carried between training windows of `rows` rows: each (L, rows, H)."""
         return recurrent.state_shapes(self.rnn, rows)
 
-    # The decoding protocol (see seq2seq.models.beam): the state is the cell's, a tuple.
-    def start_decoding(self, prompt: torch.Tensor, num_rows: int = 1):
-        """Feed prompt (P,) through the model in num_rows identical rows -> logits (N, V) of the next
-        word, and the cell's state."""
-        if prompt.numel() == 0:
-            raise ValueError("generate needs a prompt of at least one word")
-        tokens = prompt.view(1, -1).expand(num_rows, -1)  # (N, P)
-        logits, state = self(tokens)
-        return logits[:, -1], state
-
-    def decode_step(self, token: torch.Tensor, state):
-        logits, state = self(token, state)  # (N, 1, V)
-        return logits[:, -1], state
-
     @staticmethod
     def select_state(state, rows: torch.Tensor):
         return recurrent.rows(state, rows)  # (L, N, H) each
-
-    @torch.no_grad()
-    def generate(
-        self,
-        prompt: torch.Tensor,
-        max_new_tokens: int,
-        how: GenerationConfig | None = None,
-        skip_ids: list[int] | tuple[int, ...] = (),
-        generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
-        """Feed `prompt` (P,) through the model, then pick `max_new_tokens` more words as `how` (resolved
-        decoding options, seq2seq.core.decoding) says, for each of its num_samples independent samples
-        (sample), or once (greedy; argmax without `how`). Returns the new ids only: (samples, max_new_tokens)."""
-        samples = how.num_samples if how is not None and how.strategy == "sample" else 1
-        logits, state = self.start_decoding(prompt, samples)
-        return decode_loop(self, logits, state, max_new_tokens, how, skip_ids, generator)
-
-    def beam_search(self, prompt: torch.Tensor, max_new_tokens: int, how: GenerationConfig, skip_ids=()):
-        """The likeliest continuations of prompt (P,) by beam search (see seq2seq.models.beam): ids
-        (1, n_best, max_new_tokens) and their scores (1, n_best)."""
-        logits, state = self.start_decoding(prompt)
-        return beam_search(self, logits, state, max_new_tokens, how, skip_ids)
 
     def onnx_export(self) -> OnnxExport:
         """The graph of a step for serving without PyTorch (seq2seq.models.export): tokens (B, T) and the state
