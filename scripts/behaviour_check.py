@@ -10,8 +10,10 @@ after a change and compare, so that "behaviour unchanged" is a measured claim.
 pairs, programs, captions, chitchat) on one thread, and records for each its final metrics, its answers to a
 few inputs through seq2seq.load and a digest of its weights. Compared on the machine (processor and torch)
 that wrote the reference, everything must be bit for bit the same; elsewhere float rounding differs (AVX2 and
-AVX-512 sum in other orders), so metrics must agree to REL_TOL and the answers exactly, and the weights are not
-compared. CI runs `--tiny --compare scripts/behaviour_reference.json`.
+AVX-512 sum in other orders, and a tiny model's training amplifies it), so losses must agree to REL_TOL,
+counted metrics (accuracies, BLEU) to COUNT_TOL and most answers (ANSWERS) exactly, and the weights are not
+compared: what a change of behaviour moves (an initialisation, a data order) moves far more. CI runs
+`--tiny --compare scripts/behaviour_reference.json`.
 
 Experiments whose epochs take minutes on a CPU run a fixed number of steps instead (SHORT below).
 """
@@ -35,7 +37,9 @@ import seq2seq
 from seq2seq.training.config import CONFIG_DIR
 from seq2seq.training.loop import train
 
-REL_TOL = 1e-4
+REL_TOL = 2e-3  # losses and perplexities, on another machine than the reference's
+COUNT_TOL = 0.05  # accuracies and BLEU (counts of right answers or tokens), likewise
+ANSWERS = 0.75  # the share of a run's answers that must be the same, likewise
 REFERENCE = Path(__file__).with_name("behaviour_reference.json")
 
 # Experiments cut to a number of steps (and a validation subset), not 2 epochs.
@@ -133,15 +137,23 @@ def machine() -> dict:
     return {k: v for k, v in info().items() if k != "threads"} | {"torch": torch.__version__}
 
 
-def close(a, b, exact: bool) -> bool:
+def close(key: str, a, b, exact: bool) -> bool:
     if exact or not (isinstance(a, float) and isinstance(b, float)):
         return a == b
-    return math.isclose(a, b, rel_tol=REL_TOL, abs_tol=1e-9)
+    if key.rsplit("/", 1)[-1] in ("loss", "ppl"):
+        return math.isclose(a, b, rel_tol=REL_TOL, abs_tol=1e-9)
+    return abs(a - b) <= COUNT_TOL * max(1.0, abs(a)) if "bleu" in key else abs(a - b) <= COUNT_TOL
+
+
+def same_answers(a, b, exact: bool) -> bool:
+    if exact or not (isinstance(a, list) and isinstance(b, list)) or len(a) != len(b) or not a:
+        return a == b
+    return sum(x == y for x, y in zip(a, b, strict=True)) >= ANSWERS * len(a)
 
 
 def differences(before: dict, after: dict, exact: bool = True) -> list[str]:
-    """What differs (timings aside), as lines: metrics bit for bit (`exact`) or to REL_TOL, answers exactly,
-    weights only when `exact`."""
+    """What differs (timings aside), as lines: everything bit for bit when `exact` (the reference's machine),
+    else metrics to REL_TOL and COUNT_TOL and most answers, and no weights."""
     lines = []
     runs_before, runs_after = before.get("runs", before), after.get("runs", after)
     for case in sorted(set(runs_before) | set(runs_after)):
@@ -153,9 +165,9 @@ def differences(before: dict, after: dict, exact: bool = True) -> list[str]:
         for key in sorted(set(metrics_a) | set(metrics_b)):
             if key.endswith("time") or key == "seconds":
                 continue
-            if not close(metrics_a.get(key), metrics_b.get(key), exact):
+            if not close(key, metrics_a.get(key), metrics_b.get(key), exact):
                 lines.append(f"{case}: {key} {metrics_a.get(key)} -> {metrics_b.get(key)}")
-        if a.get("answers") != b.get("answers"):
+        if not same_answers(a.get("answers"), b.get("answers"), exact):
             lines.append(f"{case}: answers {a.get('answers')} -> {b.get('answers')}")
         if exact and a.get("weights") != b.get("weights"):
             lines.append(f"{case}: weights {a.get('weights')} -> {b.get('weights')}")
