@@ -40,13 +40,23 @@ CONSOLE = {"seq2seq-train": "seq2seq.train", "seq2seq-generate": "seq2seq.genera
            "seq2seq-export": "seq2seq.export", "seq2seq-explore": "seq2seq.explore"}  # fmt: skip
 
 
+WALKTHROUGH = "<!-- walkthrough: run by tests/test_layout.py with the files above added to a copy of the package -->"
+
+
 def commands(page: Path) -> list[tuple[str, str | None]]:
     """(command line, the error line the page shows after it, if any) in page order: lines of code blocks
     (a `$ ` prompt or none; `\\` continuations joined) and inline code spans of the prose."""
     text = page.read_text()
     found = []
     for match in re.finditer(r"^```(\w*)\n(.*?)^```", text, re.S | re.M):
-        if match.group(1) == "python":
+        walkthrough = (
+            text[: match.start()]
+            .rstrip()
+            .endswith(
+                "<!-- walkthrough: run by tests/test_layout.py with the files above added to a copy of the package -->"
+            )
+        )
+        if match.group(1) == "python" or walkthrough:  # a walkthrough's files are not the package's
             continue
         lines = match.group(2).replace("\\\n", " ").splitlines()
         for i, line in enumerate(lines):
