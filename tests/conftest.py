@@ -102,7 +102,8 @@ def train_explore_runs(root: Path, tmp_path_factory) -> None:
     corpus = tmp_path_factory.mktemp("tiny_ptb")
     for split in ptb.SPLITS:
         (corpus / f"ptb.{split}.txt").write_text(" the cat sat on the mat \n N dogs <unk> ran \n" * 10)
-    rng, pairs = random.Random(0), tmp_path_factory.mktemp("pairs") / "reverse.tsv"
+    (root / "data").mkdir(parents=True)  # under the explorer's root: where it reads the data a run names
+    rng, pairs = random.Random(0), root / "data" / "reverse.tsv"
     words = [[rng.choice("abcdef") for _ in range(rng.randint(1, 4))] for _ in range(600)]
     pairs.write_text("".join(f"{' '.join(w)}\t{' '.join(reversed(w))}\n" for w in words))
     # Tiny addition runs that answer a few validation questions right (5% in 8 epochs), so the accuracy the

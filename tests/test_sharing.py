@@ -71,7 +71,8 @@ def test_each_family_exports_and_answers_exactly_as_its_checkpoint(runs, folders
 
 def test_the_folder_holds_what_the_hub_expects(runs, folders):
     folder = folders["peeky"]
-    assert sorted(p.name for p in folder.iterdir()) == sorted(pretrained.FILES)
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*pretrained.FILES, files.MANIFEST])
+    assert json.loads((folder / files.MANIFEST).read_text()) == sorted(pretrained.FILES)  # what it wrote there
     config = json.loads((folder / "config.json").read_text())
     assert config["format"] == pretrained.FORMAT and config["model"]["name"] == "Seq2seq"
     assert config["model"]["args"]["decoder"] == "peeky" and config["family"] == "seq2seq"
@@ -348,23 +349,35 @@ def test_export_writes_only_its_own_files_and_says_why_it_cannot(runs, folders, 
 
     victim = tmp_path / "victim.txt"
     victim.write_text("keep me")
-    for planted in ("link", "directory"):
+    for planted in ("link", "directory", "file"):
         out = tmp_path / planted
         out.mkdir()
         if planted == "link":
             (out / "config.json").symlink_to(victim)
-        else:
+        elif planted == "directory":
             (out / "config.json").mkdir()
+        else:  # a user's own README beside nothing of an export
+            (out / "README.md").write_text("my notes")
+        name = "README.md" if planted == "file" else "config.json"
         for source in (runs["peeky"] / "best.pt", folders["peeky"]):  # from a checkpoint, and copying a folder
-            with pytest.raises(ConfigError, match=r"already holds config\.json: give an empty or new directory"):
+            with pytest.raises(ConfigError, match=rf"already holds {name}, which this project did not write there"):
                 pretrained.save(source, out)
-    assert victim.read_text() == "keep me"
+    assert victim.read_text() == "keep me" and (tmp_path / "file" / "README.md").read_text() == "my notes"
+    mine = copied(folders["peeky"], tmp_path / "mine")
+    (mine / "encoder.onnx").write_text("a user's graph")  # not in the export's list of its files
+    with pytest.raises(ConfigError, match=r"already holds encoder\.onnx, which this project did not write"):
+        pretrained.save(runs["peeky"] / "best.pt", mine)
+    assert (mine / "encoder.onnx").read_text() == "a user's graph"
     (tmp_path / "afile").write_text("x")
-    with pytest.raises(ConfigError, match="cannot write there"):
+    with pytest.raises(ConfigError, match=r"cannot write there|not a directory"):
         pretrained.save(runs["peeky"] / "best.pt", tmp_path / "afile" / "sub")
-    stale = copied(onnx_folders["peeky"], tmp_path / "stale")  # re-exported without onnx: old graphs go
-    pretrained.save(runs["attention"] / "best.pt", stale)
-    assert not any((stale / name).exists() for name in pretrained.GRAPHS)
+    graphs = copied(onnx_folders["peeky"], tmp_path / "graphs")  # a plain export would drop its graphs: refused
+    with pytest.raises(ConfigError, match="holds an ONNX export: export with format=onnx to replace it"):
+        pretrained.save(runs["attention"] / "best.pt", graphs)
+    assert all((graphs / name).is_file() for name in ("encoder.onnx", "decoder_step.onnx"))
+    again = pretrained.save(runs["attention"] / "best.pt", copied(folders["peeky"], tmp_path / "again"))
+    assert json.loads((again / "config.json").read_text())["model"]["args"]["decoder"] == "attention"  # replaced
+    assert sorted(p.name for p in tmp_path.iterdir() if ".staged-" in p.name) == []  # no staging left
 
 
 def test_the_onnx_runner_checks_what_it_reads(onnx_folders, tmp_path):

@@ -6,11 +6,12 @@ replaced, never followed. No torch here: the ONNX runner and the explorer read f
 
 import json
 import os
+import shutil
 import stat
 import tempfile
 from pathlib import Path
 
-from seq2seq.core.errors import CheckpointError
+from seq2seq.core.errors import CheckpointError, ConfigError
 
 MAX_NESTING = 32  # a saved config is a few levels deep; hundreds would exhaust recursion where it is read
 
@@ -115,3 +116,94 @@ def write_file(path: Path, content) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+# --- folders written whole ---------------------------------------------------------------------------------
+
+MANIFEST = ".seq2seq-files.json"  # the files a folder written by write_folder holds: its own, and no others
+RENAME_EXCHANGE = 2  # renameat2's flag (Linux): swap two paths in one step
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths in one atomic step (Linux's renameat2); False where the system cannot."""
+    import ctypes
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_cwd = -100  # AT_FDCWD
+    return renameat2(at_cwd, os.fsencode(a), at_cwd, os.fsencode(b), RENAME_EXCHANGE) == 0
+
+
+def owned(folder: Path) -> list[str] | None:
+    """The names a folder's manifest lists (what write_folder wrote there), None when it has none to trust."""
+    path = folder / MANIFEST
+    if path.is_symlink() or not path.is_file():
+        return None
+    try:
+        names = json.loads(read_bytes(path, "file list").decode("utf-8"))
+    except (CheckpointError, UnicodeError, ValueError):
+        return None
+    return names if isinstance(names, list) and all(isinstance(n, str) for n in names) else None
+
+
+def foreign(folder: Path) -> list[str]:
+    """What `folder` holds that write_folder did not write there (everything, without a manifest); links and
+    sub-folders always count."""
+    names = set(owned(folder) or [])
+    return sorted(p.name for p in folder.iterdir() if p.name != MANIFEST and (p.name not in names or p.is_symlink()
+                   or not p.is_file()))  # fmt: skip
+
+
+def remove_stale(parent: Path, name: str) -> None:
+    """Staging folders of earlier writes of `name` whose process is gone (a kill mid-write leaves them); those
+    of a live process are another process's, left alone."""
+    for path in parent.glob(f".{name}.staged-*"):
+        pid = path.name.rsplit(".staged-", 1)[1].split("-")[0]
+        if pid.isdigit() and not path.is_symlink() and path.is_dir():
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                shutil.rmtree(path, ignore_errors=True)
+            except (PermissionError, OverflowError, ValueError):
+                pass
+
+
+def write_folder(out: Path, fill) -> Path:
+    """Write the folder `out` whole: `fill(staging)` writes its files into a staging folder beside it (a unique
+    hidden name with this process's pid), which then takes `out`'s place in one step. A folder already at `out`
+    is replaced only when everything in it was written this way (its manifest lists it): a user's file there is
+    never written over or deleted (refused in one line, naming it), and a kill at any point leaves either the
+    old folder or the new one, never a mix."""
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise ConfigError(f"out={out}: not a directory")
+    if out.is_dir() and any(out.iterdir()):
+        others = foreign(out)
+        if others:
+            raise ConfigError(f"out={out} already holds {', '.join(others[:5])}, which this project did not write "
+                              "there: give an empty or new directory")  # fmt: skip
+    out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(out.parent, out.name)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.staged-{os.getpid()}-"))
+    try:
+        fill(staging)
+        names = sorted(p.name for p in staging.iterdir())
+        (staging / MANIFEST).write_text(json.dumps(names) + "\n")
+        os.chmod(staging, 0o755)
+        for path in staging.iterdir():
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())
+        if not out.exists():
+            os.rename(staging, out)  # fails if another process made `out` meanwhile: its folder stays
+        elif exchange(staging, out):
+            shutil.rmtree(staging)  # the old folder, now at the staging name
+        else:  # no atomic swap here: the old folder aside, the new one in, the old one removed
+            aside = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.staged-{os.getpid()}-old-"))
+            os.replace(out, aside)
+            os.rename(staging, out)
+            shutil.rmtree(aside, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out

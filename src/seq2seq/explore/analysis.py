@@ -131,11 +131,11 @@ def carries(question: str) -> int | None:
     return count
 
 
-def validation_task(model):
+def validation_task(model, data_roots: tuple = ()):
     """The checkpoint's task rebuilt from its saved config (same seed, same data, task.eval_limit applied as
-    in training): its validation split is what `val/acc` counted."""
+    in training): its validation split is what `val/acc` counted. Data files only from `data_roots`."""
     node = model.config.get("task") if isinstance(model.config, dict) else None
-    return task_from_saved_config(node, f"{model.path}: config.task")
+    return task_from_saved_config(node, f"{model.path}: config.task", data_roots)
 
 
 @torch.no_grad()

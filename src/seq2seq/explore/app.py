@@ -89,7 +89,8 @@ class Explorer:
         model = self.model(value, "seq2seq")
         node = model.config.get("task") if isinstance(model.config, dict) else None
         task_key = json.dumps(node, sort_keys=True, default=str)
-        task = self.remember(self.tasks, task_key, lambda: analysis.validation_task(model))
+        roots = (self.runs.root, Path.cwd())  # the data a run names is read under the root or where the page runs
+        task = self.remember(self.tasks, task_key, lambda: analysis.validation_task(model, roots))
         return self.remember(self.validations, self.file(value)[1], lambda: analysis.validate(model, task))
 
 

@@ -19,16 +19,15 @@ import json
 import math
 import shutil
 import struct
-import sys
 from pathlib import Path
 
 import torch
 
-from seq2seq.core import __version__, decoding
+from seq2seq.core import __version__, decoding, files
 from seq2seq.core.checks import check_fields
 from seq2seq.core.errors import CheckpointError, ConfigError
 from seq2seq.core.extras import require
-from seq2seq.core.files import read_json, write_file
+from seq2seq.core.files import read_json
 from seq2seq.core.registry import FAMILIES
 from seq2seq.training import checkpoint as ckpt
 
@@ -64,42 +63,41 @@ def save(file: Path, out: str | Path) -> Path:
     return save_loaded(file, *read_model(file), out)
 
 
-def save_loaded(source: Path, module, checkpoint: dict, out: str | Path) -> Path:
-    """`save` for a model already read from `source`."""
+def save_loaded(source: Path, module, checkpoint: dict, out: str | Path, onnx=None) -> Path:
+    """`save` for a model already read from `source`; `onnx`: (the graphs' signature, a function writing the
+    graphs into a folder), from seq2seq.inference.serving. The folder is written whole (seq2seq.core.files
+    .write_folder): a kill leaves the old folder or the new one, and a user's file in `out` is never touched."""
     out = Path(out)
+    if onnx is None and out.is_dir() and any(name.endswith(".onnx") for name in files.owned(out) or []):
+        raise ConfigError(f"out={out} holds an ONNX export: export with format=onnx to replace it, or give another "
+                          "directory")  # fmt: skip
     try:
-        return write_folder(out, module, checkpoint, source)
+        return files.write_folder(out, lambda folder: fill_folder(folder, out.name, module, checkpoint, source, onnx))
     except OSError as e:  # a read-only place, a full disk, a path through a file
         raise ConfigError(f"out={out}: cannot write there ({e.strerror or e})") from None
 
 
-def write_folder(out: Path, module, checkpoint: dict, source: Path) -> Path:
+def fill_folder(folder: Path, name: str, module, checkpoint: dict, source: Path, onnx) -> None:
+    """The files of the shared folder `name`, written into the (staging) `folder`."""
     from safetensors.torch import save_model
 
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"out={out}: not a directory")
-    if out.is_dir():  # only a shared folder's own files may be written over: regular files, no links
-        own = FILES + GRAPHS
-        others = sorted(p.name for p in out.iterdir() if p.name not in own or p.is_symlink() or not p.is_file())
-        if others:
-            raise ConfigError(f"out={out} already holds {', '.join(others[:5])}: give an empty or new directory")
-    out.mkdir(parents=True, exist_ok=True)
-    for name in GRAPHS:  # an earlier ONNX export's graphs belong to another model (serving.export adds its own)
-        if (out / name).exists():
-            print(f"note: {out / name} of an earlier export removed (format=onnx writes it anew)", file=sys.stderr)
-            (out / name).unlink()
     if source.is_dir():  # a shared folder (checked when read), copied file by file: streamed, links left out
-        if source.resolve() != out.resolve():
-            for name in FILES:
-                if (source / name).is_file() and not (source / name).is_symlink():
-                    write_file(out / name, lambda tmp, name=name: shutil.copyfile(source / name, tmp))
-        return out
-    config = folder_config(module, checkpoint, source)
-    write_file(out / "config.json", json.dumps(config, indent=2, ensure_ascii=False) + "\n")
-    write_file(out / "generation_config.json", json.dumps(decoding.family_defaults(module.family), indent=2) + "\n")
-    write_file(out / "model.safetensors", lambda tmp: save_model(module, tmp, metadata={"format": "pt"}))  # tied: once
-    write_file(out / "README.md", model_card(config, out))
-    return out
+        for name in FILES:
+            if (source / name).is_file() and not (source / name).is_symlink():
+                shutil.copyfile(source / name, folder / name)
+        config = read_json(source / "config.json", "config")
+    else:
+        config = folder_config(module, checkpoint, source)
+        (folder / "generation_config.json").write_text(json.dumps(decoding.family_defaults(module.family), indent=2))
+        save_model(module, str(folder / "model.safetensors"), metadata={"format": "pt"})  # tied weights: once
+        (folder / "README.md").write_text(model_card(config, name))
+    if onnx is not None:
+        signature, write_graphs = onnx
+        config = {**config, "onnx": signature}
+        write_graphs(folder)
+    else:
+        config.pop("onnx", None)  # a copy of an ONNX export without its graphs
+    (folder / "config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
 
 
 def recorded_overrides(run_dir: Path) -> list[str] | None:
@@ -139,7 +137,7 @@ def folder_config(module, checkpoint: dict, path: Path) -> dict:
     }
 
 
-def model_card(config: dict, out: Path) -> str:
+def model_card(config: dict, name: str) -> str:
     source, model = config["source"], config["model"]
     metrics = "\n".join(f"| `{k}` | {v:.4f} |" for k, v in sorted(source["metrics"].items())) or "| - | - |"
     family = FAMILIES[config["family"]]
@@ -175,11 +173,11 @@ stopping at step {source.get("step")} (epoch {source.get("epoch")}).
 
 ## Use
 
-    python -m seq2seq.generate checkpoint={out.name} {family.example}
+    python -m seq2seq.generate checkpoint={name} {family.example}
 
 ```python
 import seq2seq
-model = seq2seq.load("{out.name}")
+model = seq2seq.load("{name}")
 {family.api_example}
 ```
 

@@ -39,13 +39,11 @@ from seq2seq.inference import find
 def export(path, out) -> Path:
     """Write the shared folder of the checkpoint at `path` (seq2seq.inference.pretrained) into `out`, with the
     ONNX graphs its model declares (`onnx_export`, seq2seq.models.export) beside it and their signature in
-    config.json: the folder still loads with seq2seq.load, and with OnnxModel without PyTorch."""
-    import json
+    config.json, all in one staged folder: it loads with seq2seq.load, and with OnnxModel without PyTorch."""
     import warnings
 
     import torch
 
-    from seq2seq.core.files import write_file
     from seq2seq.inference import pretrained
     from seq2seq.tasks.codec import codec_from_state
 
@@ -55,17 +53,26 @@ def export(path, out) -> Path:
     if module.family == "captioner" or getattr(codec, "eos_id", None) is not None:
         kind = "an image captioner" if module.family == "captioner" else "a variable-length (pairs) model"
         raise ConfigError(f"format=onnx exports fixed-width seq2seq models (addition) and language models, not {kind}")
+    if not hasattr(module, "onnx_export"):
+        raise ConfigError(f"format=onnx: a {type(module).__name__} declares no ONNX graphs (onnx_export)")
     exported = module.onnx_export(codec.width) if module.family == "seq2seq" else module.onnx_export()
-    out = pretrained.save_loaded(source, module, checkpoint, out)
-    for graph in exported.graphs:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")  # the TorchScript exporter's notes on recurrent batch sizes
-            torch.onnx.export(graph.module.eval(), graph.inputs, str(out / graph.file), input_names=graph.input_names,
-                              output_names=graph.output_names, dynamic_axes=graph.dynamic_axes, dynamo=False,
-                              keep_initializers_as_inputs=False)  # fmt: skip
-    config = read_json(out / "config.json", "config")
-    write_file(out / "config.json", json.dumps({**config, "onnx": exported.signature}, indent=2, ensure_ascii=False))
-    return out
+
+    def write_graphs(folder: Path) -> None:
+        for graph in exported.graphs:
+            with warnings.catch_warnings(), torch.no_grad():
+                warnings.simplefilter("ignore")  # the TorchScript exporter's notes on recurrent batch sizes
+                names = {"input_names": graph.input_names, "output_names": graph.output_names}
+                torch.onnx.export(
+                    graph.module.eval(),
+                    graph.inputs,
+                    str(folder / graph.file),
+                    **names,
+                    dynamic_axes=graph.dynamic_axes,
+                    dynamo=False,
+                    keep_initializers_as_inputs=False,
+                )
+
+    return pretrained.save_loaded(source, module, checkpoint, out, onnx=(exported.signature, write_graphs))
 
 
 # What the runner decodes (beam search and the rest need the PyTorch API).

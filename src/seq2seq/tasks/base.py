@@ -9,6 +9,7 @@ tokens out: the same interface), "lm" (language models: `forward(x, state, targe
 """
 
 import hashlib
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import torch
@@ -105,9 +106,11 @@ def held_data_fingerprint(task) -> str:
     return digest.hexdigest()[:32]
 
 
-def task_from_saved_config(node, where: str):
+def task_from_saved_config(node, where: str, data_roots: tuple[Path, ...] = ()):
     """The task a checkpoint's saved `config.task` describes, built without Hydra: the class from the registry,
-    every field checked against its constructor's types (nested `_target_`s are just wrong types)."""
+    every field checked against its constructor's types (nested `_target_`s are just wrong types). The data
+    files it names (the task's DATA_KEYS) are read only inside `data_roots` (default: the folder the command
+    runs in), so a checkpoint from elsewhere cannot make the project read, or show, any other file."""
     named = node.get("_target_") if isinstance(node, dict) else None
     cls = by_target(named)
     if cls not in TASKS.values():
@@ -120,4 +123,24 @@ def task_from_saved_config(node, where: str):
     for key, (ok, says) in component_checks(cls).items():  # the caps a config has (num_examples, ...)
         if values.get(key) is not None and not ok(values[key]):
             raise CheckpointError(f"{where}: {key}={str(values[key])[:40]} {says}")
+    check_data_paths(cls, values, where, tuple(data_roots) or (Path.cwd(),))
     return cls(**values)
+
+
+def check_data_paths(cls: type, values: dict, where: str, roots: tuple[Path, ...]) -> None:
+    """Every data file or folder a saved config names (cls.DATA_KEYS) lies inside one of `roots` once every link
+    is followed; else refused in one line, naming it."""
+    inside = [Path(root).resolve() for root in roots]
+    for key in cls.DATA_KEYS:
+        value = values.get(key)
+        for path in [value] if isinstance(value, str) else value or []:
+            try:
+                full = Path(path).resolve()
+            except (OSError, RuntimeError):  # a loop of links, a name too long
+                full = None
+            if full is None or not any(full.is_relative_to(root) for root in inside):
+                shown = ", ".join(str(root) for root in inside)
+                raise CheckpointError(
+                    f"{where}: {key}={str(path)[:100]} lies outside {shown}: data a checkpoint names is read only "
+                    "from the folder a command runs in (run it from the folder that holds the data)"
+                )

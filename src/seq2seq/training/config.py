@@ -10,6 +10,7 @@ and the trainer's (declared at its fields).
 
 import dataclasses
 import inspect
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,10 @@ CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 # `${suffix:x}` is '_x', or '' when x is empty: run directory names without a dangling '_'.
 OmegaConf.register_new_resolver("suffix", lambda s: f"_{s}" if s else "", replace=True)
 
+
+# A run's name is a folder of outputs/: one plain name, never a path (`../x` would write elsewhere).
+NAME = Check(lambda v: isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}", v) is not None,
+             "must be a plain name (letters, digits, _ . + -, at most 100), not a path")  # fmt: skip
 
 # More threads than this only thrash (and libgomp fails to create 100,000 of them).
 THREADS = Check(
@@ -145,7 +150,7 @@ class PathsConfig:
 
 @dataclass
 class TrainConfig:
-    name: str = option("run", resumable=True)
+    name: str = option("run", NAME, resumable=True, help="names the run directory: outputs/<name>/<time>_<overrides>")
     seed: int = option(0, SEED, resumable=False)
     task: Any = MISSING
     model: Any = MISSING
