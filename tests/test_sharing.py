@@ -395,7 +395,7 @@ def test_the_onnx_runner_checks_what_it_reads(onnx_folders, tmp_path):
         "another format": (config_change(lambda c: c.update(format="evil")), "not a seq2seq model folder"),
         "a vocabulary the graphs do not score": (
             config_change(lambda c: c["task"]["vocab"].append("x")), "the graphs score 13 tokens"),
-        "a damaged graph": (lambda f: (f / "encoder.onnx").write_bytes(b"\0" * 100), "a graph onnxruntime cannot load"),
+        "a damaged graph": (lambda f: (f / "encoder.onnx").write_bytes(b"\0" * 100), "encoder.onnx: not an ONNX graph"),
         "the graphs swapped": (
             lambda f: ((f / "encoder.onnx").rename(f / "x"), (f / "decoder_step.onnx").rename(f / "encoder.onnx"),
                        (f / "x").rename(f / "decoder_step.onnx")), "the graphs score 32 tokens"),
@@ -405,6 +405,71 @@ def test_the_onnx_runner_checks_what_it_reads(onnx_folders, tmp_path):
     for name, (change, says) in cases.items():
         with pytest.raises(CheckpointError, match=re.escape(says)):
             OnnxModel(crafted(name.replace(" ", "_"), change)).generate("16+75")
+
+
+def crafted_graph(nodes, initializers=(), inputs=("token",)):
+    """A tiny ONNX graph in place of an export's decoder step."""
+    from onnx import TensorProto, helper
+
+    given = [helper.make_tensor_value_info(n, TensorProto.INT64, None) for n in inputs]
+    out = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, None)]
+    graph = helper.make_graph(nodes, "crafted", given, out, list(initializers))
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+
+
+def test_crafted_onnx_graphs_cost_what_their_files_hold(onnx_folders, tmp_path):
+    """Refusing a graph is bounded by its size: huge tensors it asks for at run time fail at once against the
+    runner's memory (onnxruntime's arena), loops and foreign operators are refused before loading, tensors must
+    hold the data they declare, and logits that are not finite are an error, never an empty answer."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    from seq2seq.inference import serving
+    from seq2seq.inference.serving import OnnxModel
+
+    huge = numpy_helper.from_array(np.array([20_000, 20_000, 13], dtype=np.int64), "shape")  # 20.8 GB of floats
+    index = numpy_helper.from_array(np.array(0, dtype=np.int64), "index")
+    one = helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0])
+    declared = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[750_000_000])  # 750M values declared, none held
+    loop = helper.make_node("Loop", ["n", "", ""], ["logits"], body=helper.make_graph([], "b", [], []))
+    fill = [
+        helper.make_node("ConstantOfShape", ["shape"], ["big"], value=one),
+        helper.make_node("Gather", ["big", "index"], ["logits"]),
+    ]  # (20000, 13): logits of the right width
+    cases = {
+        "a small file asking for 20 GB": (crafted_graph(fill, [huge, index]), "the graphs do not fit"),
+        "a loop of 10**15 steps": (
+            crafted_graph([loop], [numpy_helper.from_array(np.array(10**15), "n")]),
+            "operator 'Loop' is not one a model here exports",
+        ),
+        "a tensor of 750M declared values": (
+            crafted_graph([helper.make_node("Identity", ["w"], ["logits"])], [declared]),
+            "declares 750,000,000 values and holds 0",
+        ),
+        "a foreign operator": (
+            crafted_graph([helper.make_node("RandomNormal", [], ["logits"], shape=[10**9])]),
+            "operator 'RandomNormal' is not one",
+        ),
+    }
+    for name, (graph, says) in cases.items():
+        folder = copied(onnx_folders["peeky"], tmp_path / name.replace(" ", "_"))
+        (folder / "decoder_step.onnx").write_bytes(graph)
+        started = time.monotonic()
+        with pytest.raises(CheckpointError, match=re.escape(says)):
+            OnnxModel(folder).generate("16+75")
+        assert time.monotonic() - started < 10, name
+    nan = copied(onnx_folders["peeky"], tmp_path / "nan")
+    import onnx
+
+    graph = onnx.load(str(nan / "decoder_step.onnx"))
+    for tensor in graph.graph.initializer:  # weights of NaN: every logit NaN
+        if tensor.data_type == TensorProto.FLOAT:
+            tensor.CopyFrom(numpy_helper.from_array(np.full(numpy_helper.to_array(tensor).shape, np.nan, np.float32),
+                                                    tensor.name))  # fmt: skip
+    onnx.save(graph, str(nan / "decoder_step.onnx"))
+    with pytest.raises(CheckpointError, match="the step graph gives NaN or infinite logits"):
+        OnnxModel(nan).generate("16+75")
+    assert serving.MEMORY <= 4 * 2**30
 
 
 def test_the_onnx_runner_refuses_the_questions_pytorch_refuses(runs, onnx_folders):
@@ -418,3 +483,33 @@ def test_the_onnx_runner_refuses_the_questions_pytorch_refuses(runs, onnx_folder
         with pytest.raises(DataError) as by_onnx:
             onnx_model.generate(bad)
         assert str(by_onnx.value) == str(by_torch.value), bad
+
+
+def test_every_family_decoder_and_cell_exports_graphs_the_runner_accepts(tmp_path):
+    """The runner's list of operators covers what every model of the project exports (so the list can stay
+    closed): each family, decoder, cell, one and two layers, one and both directions."""
+    import warnings
+
+    from seq2seq.inference.serving import check_graph
+    from seq2seq.models.rnnlm import Rnnlm
+    from seq2seq.models.seq2seq import Seq2seq
+
+    models = [
+        (Seq2seq(13, 8, 16, decoder=d, cell=c, bidirectional=b), 7)
+        for d in ("plain", "peeky", "attention")
+        for c in ("lstm", "gru", "rnn")
+        for b in (False, True)
+    ]
+    cells = ("lstm", "gru", "rnn")
+    models += [(Rnnlm(20, 8, 8, num_layers=n, cell=c, tie_weights=True), None) for n in (1, 2) for c in cells]
+    for n, (model, width) in enumerate(models):
+        exported = model.eval().onnx_export(width) if width else model.eval().onnx_export()
+        for graph in exported.graphs:
+            path = tmp_path / f"{n}_{graph.file}"
+            with warnings.catch_warnings(), torch.no_grad():
+                warnings.simplefilter("ignore")
+                names = {"input_names": graph.input_names, "output_names": graph.output_names}
+                torch.onnx.export(
+                    graph.module, graph.inputs, str(path), **names, dynamic_axes=graph.dynamic_axes, dynamo=False
+                )
+            check_graph(path)

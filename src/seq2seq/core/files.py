@@ -51,6 +51,14 @@ def refuse_constant(name: str):
     raise ValueError(f"{name} is not a number a config holds")
 
 
+def finite_float(text: str) -> float:
+    """A JSON number as a float, refused when it is too large to be one (`1e999999999` would read as inf)."""
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text[:40]} is not a finite number")
+    return value
+
+
 def read_bytes(path: Path, what: str) -> bytes:
     """A regular file (never a FIFO or a device) of at most MAX_JSON bytes."""
     try:
@@ -79,7 +87,7 @@ def read_json(path: Path, what: str):
     surrogates), nested and counted within the bounds above."""
     raw = read_bytes(path, what)
     try:
-        value = json.loads(raw.decode("utf-8"), parse_constant=refuse_constant)
+        value = json.loads(raw.decode("utf-8"), parse_constant=refuse_constant, parse_float=finite_float)
         json.dumps(value, ensure_ascii=False).encode("utf-8")  # no lone surrogates ("\\ud800") in its text
     except (UnicodeError, ValueError, RecursionError) as e:
         raise CheckpointError(f"{path}: not a JSON {what} ({str(e).splitlines()[0][:100]})") from None

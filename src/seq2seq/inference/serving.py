@@ -125,6 +125,10 @@ class OnnxModel:
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
+        for graph in graphs:
+            check_graph(folder / graph)
+        bounded_memory(ort)
+        options.add_session_config_entry("session.use_env_allocators", "1")  # the bounded arena below
         try:
             self.sessions = [ort.InferenceSession(str(folder / g), options, providers=["CPUExecutionProvider"])
                              for g in graphs]  # fmt: skip
@@ -202,8 +206,8 @@ class OnnxModel:
     def run(self, session, feed: dict):
         try:
             return session.run(None, feed)
-        except Exception as e:  # graphs that do not fit each other or the config
-            raise CheckpointError(f"{self.folder}: the graphs do not fit ({str(e).splitlines()[0][:120]})") from None
+        except Exception as e:  # graphs that do not fit each other or the config, or ask for more than MEMORY
+            raise CheckpointError(f"{self.folder}: the graphs do not fit ({str(e).splitlines()[0][:160]})") from None
 
     def answers(self, texts: list[str], max_new_tokens: int, skip_ids, pick) -> list[str]:
         encoder, step = self.sessions
@@ -247,6 +251,8 @@ class OnnxModel:
         if len(outputs) != 1 + len(self.signature["state"]):
             raise CheckpointError(f"{self.folder}: the step graph gives {len(outputs)} outputs, its signature "
                                   f"{1 + len(self.signature['state'])}")  # fmt: skip
+        if not np.isfinite(outputs[0]).all():  # a graph of broken weights answers nothing, never silently ""
+            raise CheckpointError(f"{self.folder}: the step graph gives NaN or infinite logits")
         return outputs[0], outputs[1:]
 
     def continue_prompt(self, prompt: str, max_new_tokens: int, skip_ids, pick) -> str:
@@ -289,3 +295,88 @@ def check_signature(signature, folder: Path) -> dict:
     if (signature["encoder"] is None) != (initial not in ("encoder", "summary")):
         raise CheckpointError(f"{where}: an encoder gives the first state; without one, zeros do")
     return signature
+
+
+# What a graph of this project is made of: the operators its exports use (every family, decoder and cell;
+# tests/test_sharing.py exports each and checks them against this list). No control flow (Loop, Scan, If),
+# no function, no other domain: a graph's work is bounded by its operators and their sizes.
+OPERATORS = frozenset({"Add", "Concat", "Constant", "ConstantOfShape", "Equal", "Expand", "GRU", "Gather", "Identity",
+                       "LSTM", "MatMul", "Mul", "RNN", "Reshape", "Shape", "Slice", "Softmax", "Squeeze", "Transpose",
+                       "Unsqueeze", "Where"})  # fmt: skip
+MAX_GRAPH_BYTES = 2**31  # protobuf's own limit
+MAX_NODES = 10_000
+MAX_ELEMENTS = 2**31  # of one tensor in the file
+MEMORY = 2 * 2**30  # bytes the runner's graphs may allocate, all sessions together (onnxruntime's arena)
+
+
+def check_graph(path: Path) -> None:
+    """An ONNX graph read as data before onnxruntime loads it, refused in one line unless: a regular file of at
+    most MAX_GRAPH_BYTES, of the default domain's OPERATORS only (no subgraph, no function), every tensor it holds
+    (weights, constants) in the file itself and of the size its dimensions declare. What it computes at run
+    time is bounded by MEMORY (`bounded_memory`): a small file cannot ask for gigabytes."""
+    import onnx
+
+    where = f"{path.parent.name}/{path.name}"
+    if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_GRAPH_BYTES:
+        raise CheckpointError(f"{where}: not a regular file of at most {MAX_GRAPH_BYTES:,} bytes")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # not a protobuf, truncated, ...
+        raise CheckpointError(f"{where}: not an ONNX graph ({str(e).splitlines()[0][:100] if str(e) else e})") from None
+    graph = model.graph
+    if model.functions or any(o.domain not in ("", "ai.onnx") for o in model.opset_import):
+        raise CheckpointError(f"{where}: functions or operators of another domain than ONNX's own")
+    if len(graph.node) > MAX_NODES or graph.sparse_initializer:
+        raise CheckpointError(f"{where}: more than {MAX_NODES:,} operators, or sparse tensors")
+    tensors = list(graph.initializer)
+    for node in graph.node:
+        if node.domain not in ("", "ai.onnx") or node.op_type not in OPERATORS:
+            raise CheckpointError(f"{where}: operator {node.op_type[:40]!r} is not one a model here exports")
+        for attribute in node.attribute:
+            if attribute.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
+                raise CheckpointError(f"{where}: {node.op_type} holds a subgraph")
+            if attribute.type == onnx.AttributeProto.SPARSE_TENSOR:
+                raise CheckpointError(f"{where}: {node.op_type} holds a sparse tensor")
+            tensors += [attribute.t] if attribute.type == onnx.AttributeProto.TENSOR else list(attribute.tensors)
+    for tensor in tensors:
+        check_tensor_proto(tensor, where)
+
+
+def check_tensor_proto(tensor, where: str) -> None:
+    """A tensor of the file holds, in the file, exactly the data its dimensions declare."""
+    import math
+
+    import onnx
+
+    if tensor.data_location == onnx.TensorProto.EXTERNAL or tensor.external_data:
+        raise CheckpointError(f"{where}: tensor {tensor.name[:40]!r} keeps its data outside the file")
+    elements = math.prod(tensor.dims) if all(d >= 0 for d in tensor.dims) else -1
+    if not 0 <= elements <= MAX_ELEMENTS:
+        raise CheckpointError(f"{where}: tensor {tensor.name[:40]!r} declares dimensions {list(tensor.dims)[:8]}")
+    try:
+        itemsize = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+    except (KeyError, TypeError, ValueError):
+        raise CheckpointError(f"{where}: tensor {tensor.name[:40]!r} of an unknown type") from None
+    fields = ("float_data", "int32_data", "int64_data", "double_data", "uint64_data", "string_data")
+    held = len(tensor.raw_data) // itemsize if tensor.raw_data else sum(len(getattr(tensor, f)) for f in fields)
+    if held != elements:
+        raise CheckpointError(f"{where}: tensor {tensor.name[:40]!r} declares {elements:,} values and holds {held:,}")
+
+
+def bounded_memory(ort) -> None:
+    """onnxruntime's CPU memory for every session of this process from one arena of at most MEMORY bytes: a
+    graph asking for more fails at once (a one-line error), instead of taking the machine's memory."""
+    global ARENA
+    if ARENA:
+        return
+    ort.set_default_logger_severity(4)  # its errors reach the user as ours, in one line
+    info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
+    try:
+        ort.create_and_register_allocator(info, ort.OrtArenaCfg(MEMORY, -1, -1, -1))
+    except Exception as e:  # registered already by this process's earlier runner
+        if "already" not in str(e).lower():
+            raise
+    ARENA = True
+
+
+ARENA = False  # whether this process registered the bounded arena

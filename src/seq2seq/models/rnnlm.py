@@ -62,15 +62,15 @@ class Rnnlm(LanguageModel):
             self.out.weight = self.embed.weight
 
     @property
-    def rnn(self) -> nn.RNNBase:
-        return getattr(self, self.cell)
+    def layers(self) -> nn.RNNBase:
+        return getattr(self, self.cell)  # the cell's layers, stored under its name (lstm, gru, rnn)
 
     def forward(self, tokens: torch.Tensor, state=None, targets: torch.Tensor | None = None):
         """tokens (B, T), the cell's state (a tuple, seq2seq.models.recurrent) or None -> logits (B, T, V), new
         state. With targets (B, T), the mean cross-entropy loss instead of the logits (see seq2seq.models.loss:
         faster on a CPU)."""
         x = self.drop(self.embed(tokens))  # (B, T, D)
-        out, state = recurrent.run(self.rnn, x, state)  # (B, T, H)
+        out, state = recurrent.run(self.layers, x, state)  # (B, T, H)
         out = self.drop(out)
         if targets is None:
             return self.out(out), state  # (B, T, V)
@@ -78,7 +78,7 @@ class Rnnlm(LanguageModel):
 
     def carry_shapes(self, rows: int) -> list[tuple[int, ...]]:
         """The state carried between training windows of `rows` rows: each (L, rows, H)."""
-        return recurrent.state_shapes(self.rnn, rows)
+        return recurrent.state_shapes(self.layers, rows)
 
     @staticmethod
     def select_state(state, rows: torch.Tensor):
@@ -87,7 +87,7 @@ class Rnnlm(LanguageModel):
     def onnx_export(self) -> OnnxExport:
         """The graph of a step for serving without PyTorch (seq2seq.models.export): tokens (B, T) and the state
         -> logits (B, T, V) and the state; the first state is zeros."""
-        names = recurrent.state_names(self.rnn)
+        names = recurrent.state_names(self.layers)
         shapes = self.carry_shapes(2)
         tokens, state = torch.zeros(2, 3, dtype=torch.long), tuple(torch.zeros(shape) for shape in shapes)
         axes = {"tokens": {0: "B", 1: "T"}, "logits": {0: "B", 1: "T"}}

@@ -49,15 +49,16 @@ EVEN_WHEN_BIDIRECTIONAL = Rule(
 
 
 class Recurrent(nn.Module):
-    """A module built around one recurrent cell (`cell`: lstm, gru or rnn), stored under the cell's name."""
+    """A module built around one recurrent cell (`cell`: lstm, gru or rnn), stored under the cell's name and
+    reached as `layers`."""
 
     def add_rnn(self, cell: str, input_size: int, hidden_size: int, **options) -> None:
         self.cell = cell
         self.add_module(cell, recurrent.make(cell, input_size, hidden_size, **options))
 
     @property
-    def rnn(self) -> nn.RNNBase:
-        return getattr(self, self.cell)
+    def layers(self) -> nn.RNNBase:
+        return getattr(self, self.cell)  # the cell's layers, stored under its name (lstm, gru, rnn)
 
 
 class Encoder(Recurrent):
@@ -80,14 +81,16 @@ class Encoder(Recurrent):
     def forward(self, src: torch.Tensor, lengths: torch.Tensor | None = None) -> Encoded:
         x = self.embed(src)  # (B, S, D)
         if lengths is None:  # fixed width (the chapter's format): every position is real
-            states, (h, *_) = recurrent.run(self.rnn, x)  # (B, S, H)
+            states, (h, *_) = recurrent.run(self.layers, x)  # (B, S, H)
             mask = None
         else:
             packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-            states, (h, *_) = recurrent.run(self.rnn, packed)  # h: (directions, B, H / directions), at each row's end
+            states, (h, *_) = recurrent.run(
+                self.layers, packed
+            )  # h: (directions, B, H / directions), at each row's end
             states, _ = pad_packed_sequence(states, batch_first=True, total_length=src.shape[1])  # (B, S, H)
             mask = padding_mask(lengths, src.shape[1])
-        summary = torch.cat([h[-2], h[-1]], dim=-1) if self.rnn.bidirectional else h[-1]  # (B, H)
+        summary = torch.cat([h[-2], h[-1]], dim=-1) if self.layers.bidirectional else h[-1]  # (B, H)
         return Encoded(states, summary, mask)
 
 
@@ -102,11 +105,11 @@ class Decoder(Recurrent):
         self.out = nn.Linear(hidden_size, vocab_size)
 
     def init_state(self, enc: Encoded) -> tuple:
-        return recurrent.initial(self.rnn, enc.summary.unsqueeze(0))  # h0 (1, B, H)
+        return recurrent.initial(self.layers, enc.summary.unsqueeze(0))  # h0 (1, B, H)
 
     def forward(self, tokens: torch.Tensor, enc: Encoded, state):
         """tokens (B, T) and the encoder's output -> logits (B, T, V) and the new state."""
-        out, state = recurrent.run(self.rnn, self.embed(tokens), state)  # (B, T, H)
+        out, state = recurrent.run(self.layers, self.embed(tokens), state)  # (B, T, H)
         return self.out(out), state  # (B, T, V)
 
 
@@ -127,7 +130,7 @@ class PeekyDecoder(Decoder):
         B, T = tokens.shape
         peek = enc.summary[:, None].expand(B, T, enc.summary.shape[-1])  # (B, T, H), a view: no copy
         x = torch.cat([self.embed(tokens), peek], dim=-1)  # (B, T, D + H)
-        out, state = recurrent.run(self.rnn, x, state)  # (B, T, H)
+        out, state = recurrent.run(self.layers, x, state)  # (B, T, H)
         return self.out(torch.cat([out, peek], dim=-1)), state  # (B, T, V)
 
 
@@ -149,7 +152,7 @@ class AttentionDecoder(Decoder):
 
     def forward(self, tokens, enc: Encoded, state, with_weights: bool = False):
         """As Decoder.forward; with_weights also returns the attention weights (B, T, S)."""
-        out, state = recurrent.run(self.rnn, self.embed(tokens), state)  # (B, T, H)
+        out, state = recurrent.run(self.layers, self.embed(tokens), state)  # (B, T, H)
         weights = self.attend(out, enc)  # (B, T, S)
         context = torch.bmm(weights, enc.states)  # (B, T, H)
         logits = self.out(torch.cat([out, context], dim=-1))  # (B, T, V)
@@ -295,7 +298,7 @@ class Seq2seq(nn.Module):
         """The graphs of a fixed-width model (questions of `width` tokens) for serving without PyTorch
         (seq2seq.models.export): the encoder gives the memory each step reads and the decoder's first state;
         a step feeds one token."""
-        names = recurrent.state_names(self.decoder.rnn)
+        names = recurrent.state_names(self.decoder.layers)
         outs = [f"{n}_out" for n in names]
         src, token = torch.zeros(2, width, dtype=torch.long), torch.zeros(2, 1, dtype=torch.long)
         enc = self.encoder(src)

@@ -99,14 +99,21 @@ def prune_top(run_dir: Path, progress: dict) -> None:
 
 def repair_best(run_dir: Path, progress: dict) -> None:
     """Make best.pt the checkpoint of progress["best_step"]. Only the last write can have been lost, and
-    then the best is last.pt itself, so best.pt becomes a copy of it."""
+    then the best is last.pt itself, so best.pt becomes a copy of it. A best.pt of another run (a copy put
+    there: its progress names another run) is refused, never used nor written over."""
     step = progress.get("best_step")
     best = run_dir / "best.pt"
     if step is None:
         return
     if best.is_file():
-        progress = ckpt.read(best).get("progress")  # a best.pt made elsewhere may hold none
-        if isinstance(progress, dict) and progress.get("step") == step:
+        saved = ckpt.read(best).get("progress")  # a best.pt made elsewhere may hold none
+        saved = saved if isinstance(saved, dict) else {}
+        if None not in (saved.get("run"), progress.get("run")) and saved["run"] != progress["run"]:
+            raise CheckpointError(
+                f"{best}: written by another run ({saved['run']}, this run is {progress['run']}): move it out of "
+                "the run directory, then resume"
+            )
+        if saved.get("step") == step:
             return
     last = ckpt.read(run_dir / "last.pt", "last.pt")
     if last["progress"].get("step") != step:

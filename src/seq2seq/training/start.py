@@ -15,6 +15,7 @@ seq2seq.training.launch.
 """
 
 import logging
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -148,12 +149,13 @@ def restore(plan: Plan, cfg: DictConfig, setup) -> tuple[RunState, object, dict]
     state, or the checkpoint's, checked against what this config builds and the data it reads."""
     fingerprints = data_fingerprint(setup.task), held_data_fingerprint(setup.task)
     if plan.kind == "fresh":
-        return RunState(data=fingerprints[0], held_data=fingerprints[1]), None, {}
+        return RunState(data=fingerprints[0], held_data=fingerprints[1], run=secrets.token_hex(8)), None, {}
     check_resumable(plan.saved, setup, setup.task.state_dict(), plan.source)
     saved, carry, metrics = ckpt.restore(plan.saved, setup.model, setup.optimizer, setup.schedule, setup.device)
     state = RunState.from_saved(saved, str(plan.source))
     if plan.kind == "fork":  # a new run: its best.pt and top-k files are of the epochs it trains (the source's stay)
         state.top, state.best, state.best_partial, state.best_step = [], None, False, None
+        state.run = secrets.token_hex(8)
     if not (state.finished and state.done(cfg.trainer)):  # a finished run says so instead (train.fit)
         log.info("resuming %s at epoch %d, step %d", plan.source, state.epoch + 1, state.step)
     check_same_data(plan, cfg, state, fingerprints)

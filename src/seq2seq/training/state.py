@@ -30,6 +30,7 @@ class RunState:
     held_data: str | None = None  # all data the task holds, validation included (held_data_fingerprint)
     finished: bool = False  # the run ended and wrote its final splits: resuming it again does nothing
     precision: str | None = None  # what trainer.precision (auto included) chose at the run's start
+    run: str | None = None  # this run's identity, drawn at its start: a checkpoint of another run is not its own
 
     @classmethod
     def from_saved(cls, saved, where: str) -> "RunState":
