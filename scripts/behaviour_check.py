@@ -201,6 +201,8 @@ def main() -> None:
         args.out.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
     if args.compare:
         reference = json.loads(args.compare.read_text())
+        if args.only:  # the cases run, not the whole reference
+            reference["runs"] = {k: v for k, v in reference.get("runs", {}).items() if k in results}
         exact = reference.get("machine") == report["machine"]
         changed = differences(reference, report, exact)
         how = (

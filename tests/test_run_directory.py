@@ -4,6 +4,7 @@ through a planted link, the lock survives its file being deleted, a finished run
 nothing, other data is refused in place, `latest` means the experiment's exact name."""
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -19,7 +20,7 @@ from seq2seq.training import checkpoint as ckpt
 from seq2seq.training import checkpoints, events, lock
 from seq2seq.training.loop import NonFiniteLossError, train
 
-from .helpers import TINY_ADDITION, compose_train, run_module, scalars, tiny, train_cli
+from .helpers import TINY_ADDITION, compose_train, run_module, tiny, train_cli
 
 
 def test_top_k_cleaning_spares_files_the_run_did_not_write(tmp_path):
@@ -98,22 +99,31 @@ def test_a_link_inside_hydras_record_is_refused(tmp_path):
 
 
 def test_event_compaction_touches_only_the_runs_own_readable_event_files(tmp_path):
-    """On resume, TensorBoard's files are compacted into one: a user's file whose name merely contains
-    'tfevents', a link named like an event file, and a damaged event file are never read through or
-    deleted; the damaged one is kept aside under a name TensorBoard skips."""
+    """On resume, the run's own TensorBoard files (those its record lists) are compacted into one: a user's
+    file whose name merely contains 'tfevents', a link named like an event file and another writer's event
+    file are never read, renamed or deleted; an own file whose data fails its checksum is kept aside under a
+    name TensorBoard skips, never deleted."""
     run = tmp_path / "run"
     train(tiny(run, "trainer.max_epochs=1"))
+    (own,) = events.event_files(run)
+    assert json.loads((run / events.RECORD).read_text()) == [own.name]
     (run / "my_tfevents_notes.txt").write_text("notes")
     (tmp_path / "elsewhere").write_bytes(b"not events")
     (run / "events.out.tfevents.1234567890.link").symlink_to(tmp_path / "elsewhere")
-    damaged = b"\x07" * 64
-    (run / "events.out.tfevents.1000000000.host.1.0").write_bytes(damaged)
+    foreign = run / "events.out.tfevents.1000000000.host.1.0"
+    foreign.write_bytes(b"\x07" * 64)  # another writer's (damaged) file
+    data = bytearray(own.read_bytes())
+    data[-6] ^= 0xFF  # a byte of the last record's data: its length checks, its data does not
+    own.write_bytes(bytes(data))
+    damaged = own.read_bytes()
     train(tiny(run, "trainer.max_epochs=2", f"trainer.resume={run}"))
     assert (run / "my_tfevents_notes.txt").read_text() == "notes"
     assert (run / "events.out.tfevents.1234567890.link").is_symlink()
-    assert (tmp_path / "elsewhere").read_bytes() == b"not events"
-    assert (run / "events.out.unreadable.1000000000.host.1.0").read_bytes() == damaged
-    assert [step for step, _ in scalars(run, "val/acc")] == [1, 2]
+    assert (tmp_path / "elsewhere").read_bytes() == b"not events" and foreign.read_bytes() == b"\x07" * 64
+    aside = own.with_name(own.name.replace("tfevents", "unreadable", 1))
+    assert aside.read_bytes() == damaged and not own.exists()
+    recorded = json.loads((run / events.RECORD).read_text())
+    assert foreign.name not in recorded and all((run / n).is_file() for n in recorded)
 
 
 def test_an_event_file_cut_short_by_a_crash_keeps_its_whole_records(tmp_path):

@@ -3,10 +3,15 @@ imported, so `--version` and mistakes answer at once), the schemas of `seq2seq.g
 `seq2seq.chat`, the decoding options of their configs, and user errors in one line with exit code 2.
 """
 
+import contextlib
 import difflib
+import itertools
+import os
 import re
+import signal
 import string
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -211,7 +216,8 @@ def sweep_variants(overrides: list[str]) -> list[list[str]]:
         values = [override.input_line]
         if override.is_sweep_override():
             try:
-                encoded = list(override.sweep_iterator(transformer=Transformer.encode))
+                iterator = override.sweep_iterator(transformer=Transformer.encode)  # range(0,100000): the first few
+                encoded = list(itertools.islice(iterator, MAX_SWEEP_CHECKS))
                 values = [f"{override.get_key_element()}={v}" for v in encoded] or values
             except Exception:  # a sweep only a sweeper can expand
                 values = []
@@ -243,11 +249,15 @@ def check_interpolations(cfg: DictConfig, overrides: list[str]) -> None:
 def check_overrides(args: list[str]) -> None:
     """The training command line's overrides: Hydra's own errors (a key that does not exist, a value of
     the wrong type, an interpolation that does not resolve) in one line, before Hydra prints them with
-    a traceback hint; in a sweep (-m), for each value of its lists."""
+    a traceback hint; in a sweep (-m), for each value of its lists, the values' own checks too (a run is
+    checked by Hydra's callback, a sweep's jobs only when each starts: `task.batch_size=32,0` would train
+    the first before the 0 was refused)."""
+    from seq2seq.training.config import check as check_config
     from seq2seq.training.config import unknown_keys
 
     overrides = overrides_of(args)
-    for variant in sweep_variants(overrides) if {"-m", "--multirun"} & set(args) else [overrides]:
+    sweep = bool({"-m", "--multirun"} & set(args))
+    for variant in sweep_variants(overrides) if sweep else [overrides]:
         try:
             cfg = compose_config("train", variant, [])
         except ConfigError as e:
@@ -258,6 +268,8 @@ def check_overrides(args: list[str]) -> None:
             valid = unknown_keys(compose_config("train", others, []))[1]
             raise ConfigError(unknown_key_message(unknown.group(1), valid, "python -m seq2seq.train --help")) from None
         check_interpolations(cfg, variant)
+        if sweep:
+            check_config(cfg)
 
 
 def command_line(prog: str, schema: type, example: str, input_key: str | None, checkpoint: bool = True) -> Callable:
@@ -296,11 +308,46 @@ def command_line(prog: str, schema: type, example: str, input_key: str | None, c
             if {"--cfg", "-c"} & set(args):
                 print(OmegaConf.to_yaml(cfg))
                 return
-            run(cfg, free_text) if input_key else run(cfg)
+            with interruptible(prog):
+                run(cfg, free_text) if input_key else run(cfg)
 
         return main
 
     return wrap
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so its cleanups run (a folder being written stays as it was)."""
+
+
+@contextlib.contextmanager
+def interruptible(prog: str):
+    """A command's run: Ctrl-C and SIGTERM end it in one line (exit 130 and 143), with its cleanups run; output
+    it cannot write (a full disk, `ulimit -f`) is one line too, and a reader that went away (`| head`) ends it
+    quietly."""
+
+    def terminate(signum, frame):
+        raise Terminated
+
+    previous = (
+        signal.signal(signal.SIGTERM, terminate) if threading.current_thread() is threading.main_thread() else None
+    )
+    try:
+        yield
+    except Terminated:
+        print(f"{prog}: stopped by SIGTERM", file=sys.stderr)
+        sys.exit(143)
+    except KeyboardInterrupt:
+        print(f"{prog}: stopped (Ctrl-C)", file=sys.stderr)
+        sys.exit(130)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        sys.exit(141)
+    except OSError as e:
+        fail(f"cannot write: {e.strerror or e}", code=1)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def schema_keys(schema: type) -> list[str]:

@@ -2,6 +2,7 @@
 wiring only: the checks before Hydra writes anything, resuming in place, and one-line errors."""
 
 import logging
+import resource
 import sys
 from pathlib import Path
 
@@ -76,14 +77,29 @@ class TrainJob:
         return next((v for k, v in metrics.items() if k.startswith("best/")), None)
 
     def remove_if_made_here(self, run_dir: Path) -> None:
-        """A run that stopped before training leaves no empty folder behind, when this command made it."""
-        if str(run_dir.resolve()) not in self.launch.existing:
-            rundir.remove_unstarted(run_dir)
+        """A run that stopped before training leaves nothing behind it wrote: no folder it made, no record or
+        log in a folder that was there."""
+        rundir.remove_unstarted(run_dir, self.launch.existing.get(str(run_dir.resolve())))
+
+
+MIN_FILE_SIZE = 1 << 20  # a run's config record, log and tiny checkpoints
+
+
+def small_file_limit() -> str | None:
+    """The refusal of a file size limit (`ulimit -f`) too small for a run's first files, else None: Hydra's own
+    write of its record would end in a traceback. (Checkpoints larger than the limit are refused as they come.)"""
+    limit, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    if limit != resource.RLIM_INFINITY and limit < MIN_FILE_SIZE:
+        return (
+            f"files may be at most {limit:,} bytes here (ulimit -f): a run writes more (its record, log, checkpoints)"
+        )
+    return None
 
 
 def main() -> None:
     """`python -m seq2seq.train` and `seq2seq-train`: the command line checked and completed (seq2seq.training
     .launch) before Hydra writes anything, then handed to Hydra, which reads it from sys.argv."""
+    logging.raiseExceptions = False  # a log line that cannot be written (ulimit -f) is lost, not a traceback
     args, notes = compat.translate_model_choice(sys.argv[1:])
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
@@ -92,7 +108,7 @@ def main() -> None:
         "key=value (trainer.max_epochs=3); --help lists both", config_name="train",
     )  # fmt: skip
     try:
-        message = missing_plugin(args)
+        message = missing_plugin(args) or small_file_limit()
         if message:
             raise ConfigError(message)
         launch = Launch.from_command_line(args)

@@ -159,6 +159,12 @@ def state_from_log(log, running: bool) -> str:
     return "failed" if b"][ERROR] - " in tail else "interrupted"
 
 
+def events_without_record(record) -> None:
+    """Runs of 0.4 and earlier kept no record of their event files: every one in the folder is taken as theirs
+    (None), as those versions did. A run of today writes its record when its writer starts."""
+    return None
+
+
 # --- exported folders ----------------------------------------------------------------------------------
 
 

@@ -20,6 +20,8 @@ STRATEGIES = ("greedy", "beam", "sample")
 # The chapter's skip list for language models: numbers, unknown words and '$' are never emitted.
 CHAPTER_SKIP = ("N", "<unk>", "$")
 MAX_NEW_TOKENS = 100_000
+MAX_FILE_NEW_TOKENS = 1_000  # a model's own default (generation_config.json): a file sets no hour-long default
+BUDGET = 2_000_000  # tokens one call may decode, all rows together: inputs x samples or beams x new tokens
 WORDS = Check(lambda v: isinstance(v, list | tuple) and all(isinstance(w, str) for w in v), "a list of words")
 
 
@@ -160,7 +162,22 @@ def check_defaults(defaults, where: str, family: str) -> dict:
         if value is None and name == "max_new_tokens" and family != "lm":
             continue
         check(name, value, where)
+    if (defaults.get("max_new_tokens") or 0) > MAX_FILE_NEW_TOKENS:
+        raise ConfigError(f"{where}: max_new_tokens={defaults['max_new_tokens']}: a model's default is at most "
+                          f"{MAX_FILE_NEW_TOKENS:,} (ask for more with max_new_tokens=)")  # fmt: skip
     return defaults
+
+
+def check_budget(inputs: int, opts: "GenerationConfig", steps: int) -> None:
+    """One call decodes at most BUDGET tokens: inputs x (samples or beams) x steps, refused in one line beyond."""
+    each, what = {"sample": (opts.num_samples, "samples"), "beam": (opts.beam_size, "beams")}.get(
+        opts.strategy, (1, "output"))  # fmt: skip
+    if inputs * each * steps > BUDGET:
+        raise ConfigError(
+            f"{inputs} input{'s' if inputs != 1 else ''} x {each} {what} x {steps:,} tokens = "
+            f"{inputs * each * steps:,} tokens to decode; at most {BUDGET:,} a call (ask for fewer samples, "
+            "shorter outputs or fewer inputs at a time)"
+        )
 
 
 def help_text(families: str = "all") -> str:

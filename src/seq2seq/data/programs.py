@@ -84,15 +84,24 @@ def generate_program(rng: random.Random, length: int = 2, nesting: int = 2, stat
 
 
 def generate_programs(num: int, length: int, nesting: int, statements: int, seed: int) -> list[tuple[str, str]]:
-    """num distinct programs with their outputs, fixed by the seed."""
+    """num distinct programs with their outputs, fixed by the seed. When draws stop finding new programs (the
+    grammar's space is spent: many more draws since the last new one than programs found), it says so at once
+    rather than drawing 50 times num."""
     rng = random.Random(seed)
     seen: dict[str, str] = {}
+    since_new = 0
     for _ in range(50 * num):
         source, output = generate_program(rng, length, nesting, statements)
-        seen.setdefault(source, output)
+        if source in seen:
+            since_new += 1
+            if since_new > 20 * len(seen) + 10_000:
+                break
+            continue
+        seen[source], since_new = output, 0
         if len(seen) == num:
             return list(seen.items())
-    raise DataError(f"only {len(seen)} distinct programs exist with length={length}, nesting={nesting}")
+    raise DataError(f"task.num_examples={num}: about {len(seen)} distinct programs exist with length={length}, "
+                    f"nesting={nesting}, statements={statements} (ask for fewer, or raise them)")
 
 
 class Refused(DataError):

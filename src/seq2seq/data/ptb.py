@@ -28,11 +28,20 @@ SHA256 = {
 }
 
 
-def tokenize(path: Path) -> list[str]:
-    text = read_utf8(path.read_bytes(), str(path))
+def read(path: Path) -> str:
+    text = read_utf8(path.read_bytes(), str(path))  # (a byte-order mark is not text)
     if not text.strip():
         raise DataError(f"{path}: empty file, expected one sentence per line")
+    return text
+
+
+def tokenize(text: str) -> list[str]:
     return text.replace("\n", f" {EOS} ").split()
+
+
+def line_of(word: str, text: str) -> int:
+    """The first line (from 1) of `text` that holds `word` (it holds it: the word came from there)."""
+    return next((n for n, line in enumerate(text.split("\n"), 1) if word in line.split()), 1)
 
 
 def download(split: str, data_dir: Path, timeout: float = 30.0) -> None:
@@ -70,16 +79,14 @@ def load_ptb(data_dir: str | Path, download_missing: bool = True) -> tuple[Vocab
                     f"{data_dir}, or set task.data_dir (or PTB_DIR) to the folder holding them."
                 )
             download(split, data_dir)
-    words = {split: tokenize(data_dir / f"ptb.{split}.txt") for split in SPLITS}
+    texts = {split: read(data_dir / f"ptb.{split}.txt") for split in SPLITS}
+    words = {split: tokenize(text) for split, text in texts.items()}
     vocab = Vocab(dict.fromkeys(words["train"]))  # dict keeps first-appearance order
     streams = {}
     for split in SPLITS:
         unknown = [w for w in dict.fromkeys(words[split]) if w not in vocab]
         if unknown:
-            path = data_dir / f"ptb.{split}.txt"
-            line = next(
-                n for n, text in enumerate(path.read_text("utf-8").split("\n"), 1) if unknown[0] in text.split()
-            )
+            path, line = data_dir / f"ptb.{split}.txt", line_of(unknown[0], texts[split])
             raise DataError(
                 f"{path}:{line}: {unknown[0]!r} is not in the training vocabulary ({len(unknown)} such words "
                 "in this file); PTB files map rare words to <unk>"

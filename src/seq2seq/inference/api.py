@@ -134,6 +134,7 @@ class TrainedModel:
         ids (N, outputs, L) and, for beam search, their scores (N, outputs), else None."""
         codec = self.codec
         new = opts.max_new_tokens or codec.steps  # max_new_tokens; a fixed-width task's default: its width
+        decoding.check_budget(len(texts), opts, new)
         x, lengths = codec.encode(texts, list(context)) if context else codec.encode(texts)  # (N, S), (N,) or None
         x, lengths = x.to(self.device), None if lengths is None else lengths.to(self.device)
         skip_ids = self.skip_ids(opts)
@@ -161,6 +162,7 @@ class TrainedModel:
         """Language model: the ids of the prompt (P,), of its continuations (outputs, steps) as `opts`
         (resolved) say, and for beam search their scores (outputs,), else None."""
         ids = self.prompt_ids(prompt)  # (P,)
+        decoding.check_budget(1, opts, opts.max_new_tokens)
         skip_ids = self.skip_ids(opts)
         if opts.strategy == "beam":
             rows, scores = self.module.beam_search(ids, opts.max_new_tokens, opts, skip_ids)

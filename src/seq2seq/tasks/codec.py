@@ -15,7 +15,6 @@ from typing import ClassVar
 import torch
 
 from seq2seq.core import compat
-from seq2seq.core.decoding import MAX_NEW_TOKENS
 from seq2seq.core.errors import DataError
 from seq2seq.core.registry import CODECS, register_codec
 from seq2seq.data.addition import START
@@ -31,6 +30,7 @@ def sample_lines(source: str, target: str, output: str, right: bool, source_mark
 
 
 MAX_WIDTH = 1000  # the widest fixed-width line seq2seq.data.addition reads
+MAX_LENGTH = 10_000  # the most tokens a pair task's side may hold (task.max_length): a default decode's length
 
 
 @register_codec("fixed_width")
@@ -50,9 +50,9 @@ class FixedWidthCodec:
         number_digits: int | None = None,
         question_form: str | None = None,
     ):
-        if not (1 <= question_width <= MAX_WIDTH and 2 <= answer_width <= MAX_NEW_TOKENS + 1):
+        if not (1 <= question_width <= MAX_WIDTH and 2 <= answer_width <= MAX_WIDTH + 1):
             raise ValueError(f"question_width={question_width} and answer_width={answer_width}: must be from 1 and 2 "
-                             f"to {MAX_WIDTH} and {MAX_NEW_TOKENS + 1:,}")  # fmt: skip
+                             f"to {MAX_WIDTH} and {MAX_WIDTH + 1}")  # fmt: skip
         if number_digits is not None and not 1 <= number_digits <= MAX_WIDTH:
             raise ValueError(f"number_digits={number_digits}: must be from 1 to {MAX_WIDTH}")
         if not all(len(token) == 1 for token in vocab) or START not in vocab:
@@ -98,7 +98,7 @@ class PairCodec:
     def __init__(
         self, vocab: list[str], tokenize: str, lowercase: bool, reverse: bool, max_length: int, context_turns: int = 0
     ):
-        if tokenize not in TOKENIZERS or not 1 <= max_length <= MAX_NEW_TOKENS or not 0 <= context_turns <= 1000:
+        if tokenize not in TOKENIZERS or not 1 <= max_length <= MAX_LENGTH or not 0 <= context_turns <= 1000:
             raise ValueError(f"tokenize={tokenize!r}, max_length={max_length} are not a pair codec's")
         self.vocab = Vocab(vocab)
         self.context_turns = context_turns  # earlier turns a source holds (0: the message alone)

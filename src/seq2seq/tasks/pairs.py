@@ -17,14 +17,14 @@ from typing import ClassVar
 import torch
 from torch.nn import functional as F
 
-from seq2seq.core.checks import FRACTION, NON_NEGATIVE, POSITIVE, SEED, one_of
+from seq2seq.core.checks import FRACTION, NON_NEGATIVE, POSITIVE, SEED, at_most, one_of
 from seq2seq.core.errors import ConfigError, DataError
 from seq2seq.core.extras import available, require
 from seq2seq.core.metrics import mode as metric_mode
 from seq2seq.data import text
 from seq2seq.data.split import epoch_generator
 from seq2seq.data.text import TOKENIZERS
-from seq2seq.tasks.codec import PairCodec, sample_lines
+from seq2seq.tasks.codec import MAX_LENGTH, PairCodec, sample_lines
 from seq2seq.tasks.plots import attention_figures, attention_maps
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ class PairsTask:
         "tokenize": one_of(TOKENIZERS),
         "min_freq": POSITIVE,
         "max_vocab": POSITIVE,
-        "max_length": POSITIVE,
+        "max_length": at_most(MAX_LENGTH, "tokens a side"),
         "batch_size": POSITIVE,
         "eval_batch_size": POSITIVE,
         "num_samples": NON_NEGATIVE,

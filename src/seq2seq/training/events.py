@@ -5,6 +5,7 @@ writers make are read or replaced; what cannot be read whole is kept aside, neve
 import contextlib
 import csv
 import io
+import json
 import logging
 import os
 import re
@@ -14,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from seq2seq.core import compat
 from seq2seq.core.files import write_file
 
 log = logging.getLogger(__name__)
@@ -26,15 +28,42 @@ STEP_TAGS = ("train/loss", "val_step/")  # TensorBoard tags (or prefixes) indexe
 EVENT_FILE = re.compile(r"events\.out\.tfevents\.\d{10}\.[^/]+")
 
 
+RECORD = ".events.json"  # the event files this run's writers made: compaction reads and replaces these only
+
+
 def event_files(run_dir: Path) -> list[Path]:
     return sorted(p for p in run_dir.iterdir() if EVENT_FILE.fullmatch(p.name) and p.is_file() and not p.is_symlink())
 
 
+def written(run_dir: Path) -> set[str] | None:
+    """The names of the event files this run wrote (RECORD), or None for a run of an earlier version,
+    which kept no record (seq2seq.core.compat: its event files are all taken as its own)."""
+    path = run_dir / RECORD
+    if not path.is_file() or path.is_symlink():
+        return compat.events_without_record(path)
+    try:
+        names = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return set()
+    return {n for n in names if isinstance(n, str) and EVENT_FILE.fullmatch(n)} if isinstance(names, list) else set()
+
+
+def record(run_dir: Path, names: set[str]) -> None:
+    write_file(run_dir / RECORD, json.dumps(sorted(names)))
+
+
+def own_event_files(run_dir: Path) -> list[Path]:
+    """This run's event files: those its record lists (another writer's file in the folder is someone else's)."""
+    names = written(run_dir)
+    return [p for p in event_files(run_dir) if names is None or p.name in names]
+
+
 def read_events(path: Path):
     """The events of a TensorBoard file, or None when it cannot be read whole. Records are framed as
-    <length: u64> <masked crc32c of length: u32> <data> <crc: u32>; a crash mid-write leaves a last
-    record cut short (its length intact), which is dropped; a length whose checksum fails, or data that
-    is not an event, means the file is damaged, and it is kept, never rewritten."""
+    <length: u64> <masked crc32c of length: u32> <data> <masked crc32c of data: u32>; a crash mid-write
+    leaves a last record cut short (its length intact), which is dropped; a checksum that fails (of the
+    length or of the data), or data that is not an event, means the file is damaged, and it is kept, never
+    rewritten."""
     from tensorboard.compat.proto.event_pb2 import Event
     from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
 
@@ -46,8 +75,11 @@ def read_events(path: Path):
         (length,) = struct.unpack("<Q", header)
         if at + 16 + length > len(data):
             break  # the record a crash cut short
+        body = data[at + 12 : at + 12 + length]
+        if masked_crc32c(body) != struct.unpack("<I", data[at + 12 + length : at + 16 + length])[0]:
+            return None
         try:
-            events.append(Event.FromString(data[at + 12 : at + 12 + length]))
+            events.append(Event.FromString(body))
         except Exception:
             return None
         at += 16 + length
@@ -74,7 +106,7 @@ def compact_events(run_dir: Path, step: int, epoch: int) -> None:
     from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
     files, loaded = [], {}
-    for path in event_files(run_dir):
+    for path in own_event_files(run_dir):
         events = read_events(path)
         if events is None:  # history that cannot be parsed is set aside under a name TensorBoard skips
             aside = path.with_name(path.name.replace("tfevents", "unreadable", 1))
@@ -84,6 +116,8 @@ def compact_events(run_dir: Path, step: int, epoch: int) -> None:
                 "%s cannot be read whole: kept aside as %s, its points left out of TensorBoard", path, aside.name
             )
             os.replace(path, aside)
+            if written(run_dir) is not None:  # no longer an event file of the run's
+                record(run_dir, written(run_dir) - {path.name})
         else:
             files.append(path)
             loaded[path] = events
@@ -108,10 +142,18 @@ def compact_events(run_dir: Path, step: int, epoch: int) -> None:
         # so the compacted file must sort before any file written after it: one second before the
         # oldest file it replaces (event file names start with their creation time).
         stamps = [p.name.split(".")[3] for p in files]
-        first = min((int(s) for s in stamps if s.isdigit()), default=int(time.time()))
-        os.replace(new, run_dir / f"events.out.tfevents.{first - 1:010d}.compacted")
+        first = min((int(s) for s in stamps if s.isdigit()), default=int(time.time())) - 1
+        target = run_dir / f"events.out.tfevents.{first:010d}.compacted"
+        while (target.exists() or target.is_symlink()) and target not in files:  # another's file: never replaced
+            first -= 1
+            target = run_dir / f"events.out.tfevents.{first:010d}.compacted"
+        ours = (written(run_dir) or {p.name for p in files}) | {target.name}  # recorded before it exists
+        record(run_dir, ours)
+        os.replace(new, target)
         for path in files:
-            path.unlink()
+            if path != target:
+                path.unlink()
+        record(run_dir, ours - {p.name for p in files if p != target})
     finally:
         with contextlib.suppress(OSError):
             shutil.rmtree(staging)

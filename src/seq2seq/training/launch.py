@@ -9,7 +9,8 @@ to every training job it runs: no state between the command line and the run liv
   hydra.run.dir forks instead.
 - A run directory named on the command line is locked before Hydra writes into it (`locks`): a second run
   refused there writes nothing; the run keeps the lock.
-- The run directories named that existed before the command (`existing`): a refused run never removes them.
+- The run directories named that existed before the command, and what they held (`existing`): a refused run
+  removes from them only what it wrote there.
 """
 
 import logging
@@ -35,7 +36,8 @@ log = logging.getLogger(__name__)
 class Launch:
     args: list[str] = field(default_factory=list)  # the overrides Hydra gets, resuming in place's added
     staged: Path | None = None  # where Hydra's record and log of an in-place resume wait for the checks
-    existing: frozenset[str] = frozenset()  # run directories named that existed before this command
+    existing: dict[str, frozenset[str]] = field(default_factory=dict)  # run directories named that existed, and
+    # what each held before this command
     locks: dict[str, lock.RunLock] = field(default_factory=dict)  # run directories locked before Hydra wrote
 
     @classmethod
@@ -51,7 +53,8 @@ class Launch:
             raise
         named = [a.split("=", 1)[1].strip("\"'") for a in launch.args if a.startswith(("hydra.run.dir=",
                  "hydra.sweep.dir="))]  # fmt: skip
-        launch.existing = frozenset(str(Path(v).resolve()) for v in named if Path(v).exists())
+        launch.existing = {str(Path(v).resolve()): frozenset(p.name for p in Path(v).iterdir()) for v in named
+                           if Path(v).is_dir()}  # fmt: skip
         return launch
 
     @property

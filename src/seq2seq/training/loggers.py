@@ -45,9 +45,13 @@ class TensorBoardLogger:
     def __init__(self, run_dir: str, resume_at: tuple[int, int] | None = None):
         from torch.utils.tensorboard import SummaryWriter
 
+        run_dir = Path(run_dir)
         if resume_at is not None:
-            events.compact_events(Path(run_dir), *resume_at)
+            events.compact_events(run_dir, *resume_at)
+        before = {p.name for p in events.event_files(run_dir)}
         self.writer = SummaryWriter(str(run_dir))
+        made = {p.name for p in events.event_files(run_dir)} - before  # the file it opened, recorded as this run's
+        events.record(run_dir, (events.written(run_dir) or set()) | made)
         self.session_end = None
 
     def add_scalar(self, tag: str, value: float, step: int) -> None:

@@ -26,13 +26,22 @@ from seq2seq.core import compat
 from seq2seq.core.errors import ConfigError
 from seq2seq.core.files import write_file
 from seq2seq.training.checkpoints import TOP_RECORD
+from seq2seq.training.events import RECORD as EVENTS_RECORD
 from seq2seq.training.lock import LOCK
 from seq2seq.training.runs import STATUS
 
 log = logging.getLogger(__name__)
 
 # Temporary files: `.<name>.<random>.tmp` (seq2seq.core.files.write_file), and those of earlier versions.
-TMP_PATTERNS = (".*.pt.*.tmp", ".config.yaml.*.tmp", ".topk.*.tmp", ".lock.*.tmp", *compat.OLD_TMP_PATTERNS)
+TMP_PATTERNS = (
+    ".*.pt.*.tmp",
+    ".config.yaml.*.tmp",
+    ".topk.*.tmp",
+    ".lock.*.tmp",
+    ".status.json.*.tmp",
+    ".events.json.*.tmp",
+    *compat.OLD_TMP_PATTERNS,
+)
 
 
 def remove_leftovers(run_dir: Path) -> None:
@@ -47,19 +56,22 @@ def remove_leftovers(run_dir: Path) -> None:
 BEFORE_TRAINING = {".hydra", "train.log", LOCK}
 
 
-def remove_unstarted(run_dir: Path) -> bool:
-    """Remove a run directory that this command created and that holds nothing but what is written
-    before training starts (a run refused for its data leaves no directory behind). Anything else in
-    it, a checkpoint or an event file, keeps it whole."""
+def remove_unstarted(run_dir: Path, existed: frozenset[str] | None = None) -> bool:
+    """What a refused run wrote before training started (Hydra's record and log, the lock's pid) goes: a
+    directory this command created (`existed` None) is removed whole when it holds nothing else; in a directory
+    that existed, only the names of BEFORE_TRAINING it did not hold before (`existed`) are removed. Anything
+    else, a checkpoint or an event file, keeps the directory as it is."""
     try:
         names = {p.name for p in run_dir.iterdir()}
     except OSError:
         return False
-    if not names <= BEFORE_TRAINING or (run_dir / ".hydra").is_symlink():
+    if not names <= BEFORE_TRAINING | (existed or set()) or (run_dir / ".hydra").is_symlink():
         return False
-    for name in names:
+    for name in names - (existed or set()):
         path = run_dir / name
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
+        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+    if existed is not None:
+        return True
     run_dir.rmdir()
     with contextlib.suppress(OSError):  # outputs/<name>/, when this run was its only one
         run_dir.parent.rmdir()
@@ -67,7 +79,18 @@ def remove_unstarted(run_dir: Path) -> bool:
 
 
 # The names the project (and Hydra, for it) writes in a run directory: none may be a symbolic link.
-WRITTEN = ("config.yaml", STATUS, "train.log", "metrics.csv", ".hydra", "last.pt", "best.pt", TOP_RECORD, LOCK)
+WRITTEN = (
+    "config.yaml",
+    STATUS,
+    "train.log",
+    "metrics.csv",
+    ".hydra",
+    "last.pt",
+    "best.pt",
+    TOP_RECORD,
+    LOCK,
+    EVENTS_RECORD,
+)
 
 
 def check_no_links(run_dir: Path) -> None:
