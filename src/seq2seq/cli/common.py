@@ -129,6 +129,29 @@ def render_help(config_name: str, args: list[str]) -> str:
     return string.Template(template).safe_substitute(APP_CONFIG_GROUPS=config_groups(), CONFIG=OmegaConf.to_yaml(job))
 
 
+def render_config(args: list[str]) -> str:
+    """What `--cfg job|hydra|all` (with `--resolve`) prints for the training command, rendered here: Hydra's
+    own rendering cannot resolve paths.output_dir outside a run; here it is the run directory this command
+    would make."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    which = args[args.index("--cfg" if "--cfg" in args else "-c") + 1] if len(args) > 1 else "job"
+    if which not in ("job", "hydra", "all"):
+        raise ConfigError(f"--cfg {which[:20]}: give --cfg job, hydra or all")
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=overrides_of(args), return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    run_dir = str(cfg.hydra.run.dir)
+    OmegaConf.set_readonly(cfg.hydra, False)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = run_dir
+    HydraConfig.instance().set_config(cfg)
+    parts = {"job": [k for k in cfg if k != "hydra"], "hydra": ["hydra"], "all": list(cfg)}[which]
+    return OmegaConf.to_yaml(OmegaConf.masked_copy(cfg, parts), resolve="--resolve" in args)
+
+
 def check_args(prog: str, args: list[str], hint: Callable[[str], str], config_name: str | None = None) -> None:
     """`--version`; `--help` (rendered here, quickly); and words that are not key=value
     (`seq2seq.generate checkpoint=... 16+75`), which Hydra's override parser would end in a traceback."""

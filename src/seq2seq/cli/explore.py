@@ -26,6 +26,8 @@ def run_command(cfg: DictConfig) -> None:
         cli.fail(e)
     try:
         launch(explorer, cfg.host, cfg.port)
+    except Seq2seqError as e:
+        cli.fail(e)
     except OSError as e:  # the port is taken, the address is not this machine's
         cli.fail(f"cannot serve on {cfg.host}:{cfg.port} ({str(e).splitlines()[0][:160]}); give another port=")
 

@@ -107,6 +107,12 @@ def main() -> None:
         "seq2seq.train", args, lambda word: "choose with group=option (experiment=peeky_addition) and set "
         "key=value (trainer.max_epochs=3); --help lists both", config_name="train",
     )  # fmt: skip
+    if {"--cfg", "-c"} & set(args):  # the composed config, printed here (Hydra's cannot resolve the run's paths)
+        try:
+            print(cli.render_config(args), end="")
+        except Exception as e:
+            cli.fail(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
+        return
     try:
         message = missing_plugin(args) or small_file_limit()
         if message:

@@ -48,7 +48,7 @@ class DecodeOptions:
     )
     skip: list[str] | None = option((), WORDS, "tokens never emitted, e.g. [<unk>]", lm=CHAPTER_SKIP)  # noqa: RUF009 (a field)
     repetition_penalty: float | None = option(
-        1.0, Check(lambda v: 0 < v <= 100, "in (0, 100]"), "> 1 makes tokens already generated less likely"
+        1.0, Check(lambda v: 0.01 <= v <= 100, "from 0.01 to 100"), "> 1 makes tokens already generated less likely"
     )
     beam_size: int | None = option(5, at_most(1000, "beams"), "beams per input", strategy="beam")
     n_best: int | None = option(1, at_most(1000, "outputs"), "outputs per input, best first", strategy="beam")

@@ -100,8 +100,10 @@ def generate_programs(num: int, length: int, nesting: int, statements: int, seed
         seen[source], since_new = output, 0
         if len(seen) == num:
             return list(seen.items())
-    raise DataError(f"task.num_examples={num}: about {len(seen)} distinct programs exist with length={length}, "
-                    f"nesting={nesting}, statements={statements} (ask for fewer, or raise them)")
+    raise DataError(
+        f"task.num_examples={num}: about {len(seen)} distinct programs exist with length={length}, "
+        f"nesting={nesting}, statements={statements} (ask for fewer, or raise them)"
+    )
 
 
 class Refused(DataError):

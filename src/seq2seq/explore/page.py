@@ -13,6 +13,7 @@ Every handler returns its outputs and, last, its tab's message (seq2seq.explore.
 """
 
 import html
+import sys
 import time
 from types import SimpleNamespace
 
@@ -440,6 +441,8 @@ def build(explorer: Explorer):
         opens |= {checked[0]: ("Errors", SEQ2SEQ_KINDS, True), checked[1]: ("Errors", SEQ2SEQ_KINDS, False)}
         opens |= {sampled: ("Sample", LM_KINDS, True), chatted: ("Chat", CHAT_KINDS, True)}
         connect_runs(gr, demo, explorer, runs, opens)
+    for function in demo.fns.values():  # the page's own handlers: no HTTP API for other clients to call
+        function.api_visibility = "private"
     return demo
 
 
@@ -455,10 +458,45 @@ def theme():
     )
 
 
+QUEUE = 8  # requests waiting for the one worker at most; more are refused at once, the page stays responsive
+
+
+def serving_address(host: str, port: int) -> tuple[str, int, set[str] | None]:
+    """The address to serve on (port 0: a free one, found here), and the Host headers the page answers: its
+    loopback names, or any when it is served to the network on purpose (host=0.0.0.0 or a name)."""
+    import ipaddress
+    import socket
+
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    if address is not None and address.version == 6:
+        raise DataError(f"host={host}: IPv6 addresses are not served; give 127.0.0.1 (this machine) or 0.0.0.0")
+    if port == 0:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind((host, 0))
+            port = probe.getsockname()[1]
+    loopback = host == "localhost" or (address is not None and address.is_loopback)
+    hosts = {f"{name}:{port}" for name in ("127.0.0.1", "localhost", host)} if loopback else None
+    return host, port, hosts
+
+
 def launch(explorer: Explorer, host: str = "127.0.0.1", port: int = 7860, block: bool = True):
     """Serve the page on host:port (never a public share link); the URL. block=False returns at once
-    (tests), with the server running in its own threads."""
-    demo = build(explorer)
+    (tests), with the server running in its own threads. Requests pass seq2seq.explore.guard first; the
+    page's handlers take one request at a time from a queue of at most QUEUE."""
+    import logging
+    import socket
+
+    from starlette.middleware import Middleware
+
+    from seq2seq.explore.guard import Guard
+
+    host, port, hosts = serving_address(host, port)
+    for name in ("uvicorn.error", "uvicorn.access"):  # a client's mistake is its answer, not the terminal's
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    demo = build(explorer).queue(default_concurrency_limit=1, max_size=QUEUE, api_open=False)
     _, url, _ = demo.launch(
         server_name=host,
         server_port=port,
@@ -469,7 +507,13 @@ def launch(explorer: Explorer, host: str = "127.0.0.1", port: int = 7860, block:
         theme=theme(),
         css=CSS,
         footer_links=[],
+        max_file_size="1kb",
+        app_kwargs={"middleware": [Middleware(Guard, hosts=hosts)]},
     )
+    if hosts is None:  # served to the network: say so, and give an address another machine can use
+        url = f"http://{socket.gethostname() if host == '0.0.0.0' else host}:{port}/"
+        print(f"warning: serving on {host}:{port}: anyone who can reach this machine's port {port} can use the "
+              "explorer and read the runs under its root", file=sys.stderr)  # fmt: skip
     if block:
         try:
             print(f"seq2seq explorer: {url} (runs under {explorer.runs.root}); Ctrl-C stops it", flush=True)

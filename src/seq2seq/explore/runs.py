@@ -101,6 +101,18 @@ def started(path: Path) -> float:
     return path.lstat().st_mtime
 
 
+def confined(root: Path, path: Path) -> Path:
+    """`path`, a file of a run, read only when it lies under the root once every link is followed: a
+    config.yaml or a .hydra/ linking out of the root is no file of the root's runs (CheckpointError)."""
+    try:
+        inside = path.resolve().is_relative_to(root)
+    except (OSError, RuntimeError):  # a loop of links
+        inside = False
+    if not inside:
+        raise CheckpointError(f"{path}: lies outside {root} once its links are followed")
+    return path
+
+
 def status(path: Path) -> str:
     """finished, running, interrupted or failed (seq2seq.training.runs.state)."""
     return run_state(path)
@@ -130,9 +142,9 @@ def scalars(path: Path, prefix: str = "val/") -> dict[str, list[tuple[int, float
     return {tag: sorted(steps.items()) for tag, steps in sorted(by_tag.items())}
 
 
-def overrides(path: Path) -> str:
+def overrides(root: Path, path: Path) -> str:
     try:
-        words = read_yaml(path / ".hydra" / "overrides.yaml", "Hydra's record of the command line")
+        words = read_yaml(confined(root, path / ".hydra" / "overrides.yaml"), "Hydra's record of the command line")
     except CheckpointError:
         return ""
     return " ".join(str(w) for w in words) if isinstance(words, list) else ""
@@ -162,9 +174,9 @@ def describe(root: Path, path: Path, known: Run | None = None) -> Run:
     run = Run(path.relative_to(root).as_posix(), path, "unknown", signature=seen)
     run.date = time.strftime("%Y-%m-%d %H:%M", time.localtime(started(path)))
     if (path / "config.json").is_file() and (path / "model.safetensors").is_file():
-        return describe_shared(run)
+        return describe_shared(root, run)
     try:
-        config = read_yaml(path / "config.yaml", "a run's config")
+        config = read_yaml(confined(root, path / "config.yaml"), "a run's config")
     except CheckpointError:
         config = None
     if isinstance(config, dict):
@@ -177,7 +189,7 @@ def describe(root: Path, path: Path, known: Run | None = None) -> Run:
         run.seed = config.get("seed") if isinstance(config.get("seed"), int) else None
         monitor = task.get("monitor")
         run.metric = monitor if isinstance(monitor, str) else getattr(task_class, "monitor", "")
-    run.overrides = overrides(path)
+    run.overrides = overrides(root, path)
     run.status = status(path)
     run.curves = scalars(path)
     values = [v for _, v in run.curves.get(run.metric, []) if math.isfinite(v)]
@@ -187,11 +199,11 @@ def describe(root: Path, path: Path, known: Run | None = None) -> Run:
     return run
 
 
-def describe_shared(run: Run) -> Run:
+def describe_shared(root: Path, run: Run) -> Run:
     """A shared model's folder: what its config.json says of where it came from."""
     run.status = "shared"
     try:
-        config = read_json(run.path / "config.json", "a shared model's config")
+        config = read_json(confined(root, run.path / "config.json"), "a shared model's config")
     except CheckpointError:
         return run
     config = config if isinstance(config, dict) else {}

@@ -36,6 +36,7 @@ def sample_next(logits, how: GenerationConfig, skip_ids=(), generator=None, hist
         cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
         # Drop a word when the words ranked above it already hold top_p of the mass (the first is kept).
         drop = cumulative - sorted_logits.softmax(dim=-1) >= top_p
+        drop[:, 0] = False  # the likeliest stays, whatever top_p (a top_p below float's smallest number is 0)
         logits.scatter_(1, order, sorted_logits.masked_fill(drop, float("-inf")))
     probs = F.softmax(logits, dim=-1)
     return torch.multinomial(probs, 1, generator=generator)  # (B, 1)
