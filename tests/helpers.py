@@ -16,6 +16,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
 
 from seq2seq.core.device import bf16_missing
+from seq2seq.core.files import CRASH_ENV
 from seq2seq.training import checkpoint as ckpt
 from seq2seq.training.config import CONFIG_DIR
 
@@ -104,7 +105,7 @@ def measured(*args: str, cwd=None) -> tuple[subprocess.CompletedProcess, float, 
 
 def train_cli(run: Path, *args: str, crash: str | None = None, limit_kb: int | None = None, cwd=None):
     """`python -m seq2seq.train` in a fresh process writing into `run` (unless args name hydra.run.dir)."""
-    env = {**os.environ, ckpt.CRASH_ENV: crash} if crash else None
+    env = {**os.environ, CRASH_ENV: crash} if crash else None
     cmd = [sys.executable, "-m", "seq2seq.train", *args]
     if not any(a.startswith(("hydra.run.dir=", "trainer.resume=")) for a in args):
         cmd.append(f"hydra.run.dir={run}")

@@ -72,6 +72,21 @@ def test_a_sweep_is_checked_value_by_value():
     assert sweep_variants(["a=1", "b=2,3", "c=range(4,6)", "d=interval(0,1)"]) == [
         ["a=1", "b=2", "c=4"], ["a=1", "b=3", "c=4"], ["a=1", "b=2", "c=5"]]  # fmt: skip
     assert sweep_variants(["name='x y',z"]) == [["name='x y'"], ["name=z"]]
+    long = sweep_variants(["seed=range(0,100000)", "task.batch_size=32,0"])  # a long list crowds out no other
+    assert long[:3] == [["seed=0", "task.batch_size=32"], ["seed=1", "task.batch_size=32"],
+                        ["seed=0", "task.batch_size=0"]]  # fmt: skip
+
+
+def test_a_long_sweep_starts_its_first_jobs_at_once():
+    """Hydra composes every job of a batch before running it: batches are capped for the basic sweeper (a
+    sweep of 100,000 seeds starts at once), left alone for a sweeper or batch size the user chose."""
+    from seq2seq.training.launch import SWEEP_BATCH, Launch
+
+    capped = f"hydra.sweeper.max_batch_size={SWEEP_BATCH}"
+    assert capped in Launch.from_command_line(["-m", "seed=range(0,100000)"]).args
+    for chosen in ("hparams_search=addition_optuna", "hydra.sweeper.max_batch_size=3", "hydra/sweeper=basic"):
+        assert capped not in Launch.from_command_line(["-m", "seed=0,1", chosen]).args
+    assert capped not in Launch.from_command_line(["seed=1"]).args
 
 
 def test_keys_that_a_target_takes_are_valid_and_others_are_not(tmp_path):

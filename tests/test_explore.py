@@ -365,3 +365,72 @@ def test_the_page_bounds_what_one_request_may_ask():
         strategy = "sample" if name != "max_new_tokens" else None
         with pytest.raises(DataError, match=says):
             options_of(strategy, list({**fields, name: value}.values()))
+
+
+def test_files_linking_out_of_the_root_are_not_read(explore_root, tmp_path):
+    """A run whose config.yaml, .hydra/ record or shared config.json links out of the root is listed without
+    what those files hold: the page never shows a file outside its root."""
+    root, secret = tmp_path / "outputs", tmp_path / "secret"
+    secret.mkdir()
+    (secret / "config.yaml").write_text("name: SECRET_NAME\nseed: 7\ntask: {monitor: SECRET_METRIC}\n")
+    (secret / "overrides.yaml").write_text("- SECRET_OVERRIDE=1\n")
+    (secret / "config.json").write_text(json.dumps({"family": "seq2seq", "source": {"experiment": "SECRET"}}))
+    for name in ("config", "hydra", "shared"):
+        shutil.copytree(explore_root / PEEKY, root / name)
+    (root / "config" / "config.yaml").unlink()
+    (root / "config" / "config.yaml").symlink_to(secret / "config.yaml")
+    shutil.rmtree(root / "hydra" / ".hydra")
+    (root / "hydra" / ".hydra").symlink_to(secret)
+    pretrained.save(explore_root / PEEKY / "best.pt", root / "exported")
+    (root / "exported" / "config.json").unlink()
+    (root / "exported" / "config.json").symlink_to(secret / "config.json")
+    shown = json.dumps([run.row() for run in Runs(root).scan()])
+    assert "SECRET" not in shown
+    rows = {row[0]: row for row in json.loads(shown)}
+    assert set(rows) == {"config", "hydra", "shared", "exported"}  # listed all the same
+
+
+def test_the_server_takes_its_own_pages_requests_only(explorer):
+    """Real HTTP: another site's origin, another host name (DNS rebinding), uploads and oversized bodies are
+    refused before Gradio; the page has no API for other clients; the queue is bounded."""
+    import urllib.error
+    import urllib.request
+
+    from seq2seq.explore import page
+
+    demo, url = page.launch(explorer, "127.0.0.1", 0, block=False)
+    try:
+
+        def status(path="", headers=None, data=None) -> tuple[int, str]:
+            request = urllib.request.Request(url + path, data=data, headers=headers or {})
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    return response.status, response.read().decode(errors="replace")
+            except urllib.error.HTTPError as e:
+                return e.code, e.read().decode(errors="replace")
+
+        assert status()[0] == 200
+        assert status(headers={"Origin": "http://evil.example"}) == (403, "requests from another page are not taken\n")
+        port = url.rstrip("/").rsplit(":", 1)[1]
+        assert status(headers={"Host": f"evil.example:{port}"})[0] == 421
+        assert status("gradio_api/upload", data=b"x" * 10)[0] == 403
+        assert (
+            status("gradio_api/queue/join", data=b"{" * 300_000, headers={"Content-Type": "application/json"})[0] == 413
+        )
+        assert json.loads(status("gradio_api/info")[1]) == {"named_endpoints": {}, "unnamed_endpoints": {}}
+        assert demo._queue.max_size == page.QUEUE
+    finally:
+        demo.close()
+
+
+def test_the_serving_address_is_checked_and_said():
+    from seq2seq.core.errors import DataError
+    from seq2seq.explore.page import serving_address
+
+    host, port, hosts = serving_address("127.0.0.1", 0)
+    assert host == "127.0.0.1"
+    assert port > 0 and hosts == {f"127.0.0.1:{port}", f"localhost:{port}"}  # port=0: a free one, found here
+    assert serving_address("0.0.0.0", 8123)[2] is None  # to the network, on purpose: any host name
+    for ipv6 in ("::", "::1"):
+        with pytest.raises(DataError, match="IPv6 addresses are not served"):
+            serving_address(ipv6, 7860)

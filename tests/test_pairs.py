@@ -221,8 +221,9 @@ def test_attention_heatmap_png_of_chosen_validation_examples(reverse_run, tmp_pa
     script = Path(__file__).resolve().parents[1] / "scripts" / "attention_heatmap.py"
     out = tmp_path / "att.png"
     cmd = [sys.executable, str(script), str(run / "best.pt"), "--val-index", "0", "4", "--out", str(out)]
-    result = subprocess.run(cmd, capture_output=True, text=True)
+    # data a checkpoint names is read from the folder a command runs in: here, the one holding the .tsv files
+    result = subprocess.run(cmd, capture_output=True, text=True, cwd=run.parent)
     assert result.returncode == 0, result.stderr
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    bad = subprocess.run([*cmd[:3], "--val-index", "100000"], capture_output=True, text=True)
+    bad = subprocess.run([*cmd[:3], "--val-index", "100000"], capture_output=True, text=True, cwd=run.parent)
     assert bad.returncode == 1 and "validation set has examples 0.." in bad.stderr

@@ -226,7 +226,8 @@ MAX_SWEEP_CHECKS = 24  # compositions checked before a sweep starts (about 0.25 
 def sweep_variants(overrides: list[str]) -> list[list[str]]:
     """The command lines a sweep's lists (`a=1,2`, `range(..)`, `choice(..)`) expand to, checked before any
     job runs: all lists at their first value, then each other value of each list with the rest at
-    their first (not the whole product). Lists Hydra's sweepers draw from (interval, glob) are left to them."""
+    their first (not the whole product), the lists taking turns so that a long list cannot crowd out another.
+    Lists Hydra's sweepers draw from (interval, glob) are left to them."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.core.override_parser.types import Transformer
 
@@ -247,9 +248,10 @@ def sweep_variants(overrides: list[str]) -> list[list[str]]:
         choices.append(values)
     choices = [values for values in choices if values]
     first = [values[0] for values in choices]
-    variants = [first]
-    for at, values in enumerate(choices):
-        variants += [[*first[:at], value, *first[at + 1 :]] for value in values[1:]]
+    variants = [first]  # then each list's second value, each list's third, ...: every list is reached early
+    for index in range(1, max(map(len, choices), default=1)):
+        variants += [[*first[:at], values[index], *first[at + 1 :]] for at, values in enumerate(choices)
+                     if index < len(values)]  # fmt: skip
     return variants[:MAX_SWEEP_CHECKS]
 
 

@@ -7,6 +7,7 @@ replaced, never followed. No torch here: the ONNX runner and the explorer read f
 import json
 import os
 import shutil
+import signal
 import stat
 import tempfile
 from pathlib import Path
@@ -17,6 +18,20 @@ MAX_NESTING = 32  # a saved config is a few levels deep; hundreds would exhaust 
 
 
 MAX_VALUES = 1_000_000  # containers and values outside tensors: a vocabulary of 10,000 words is 10,000
+
+
+CRASH_ENV = "SEQ2SEQ_CRASH_AT"
+_reached: dict[str, int] = {}
+
+
+def crash_point(name: str) -> None:
+    """Fault injection for the crash tests: `SEQ2SEQ_CRASH_AT=<name>` (or `<name>@<n>`: the n-th time)
+    kills the process here with SIGKILL, as a power cut or the OOM killer would (no cleanup at all)."""
+    target, _, nth = os.environ.get(CRASH_ENV, "").partition("@")
+    if target == name:
+        _reached[name] = _reached.get(name, 0) + 1
+        if _reached[name] == int(nth or 1):
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 def nesting_beyond(obj, limit: int) -> str | None:
@@ -202,6 +217,7 @@ def write_folder(out: Path, fill) -> Path:
         for path in staging.iterdir():
             with open(path, "rb") as f:
                 os.fsync(f.fileno())
+        crash_point("export-staged")
         if not out.exists():
             os.rename(staging, out)  # fails if another process made `out` meanwhile: its folder stays
         elif exchange(staging, out):

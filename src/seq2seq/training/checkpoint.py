@@ -25,7 +25,6 @@ import inspect
 import logging
 import math
 import os
-import signal
 import tempfile
 import zipfile
 from pathlib import Path
@@ -37,7 +36,7 @@ from torch.overrides import TorchFunctionMode
 from seq2seq.core import compat
 from seq2seq.core.checks import check_fields, component_checks
 from seq2seq.core.errors import CheckpointError
-from seq2seq.core.files import MAX_NESTING, nesting_beyond
+from seq2seq.core.files import MAX_NESTING, crash_point, nesting_beyond
 from seq2seq.core.options import is_module
 from seq2seq.core.registry import CODECS, model_by_class_name, state_kinds
 from seq2seq.models import MODELS  # every model registered
@@ -46,21 +45,7 @@ from seq2seq.tasks.codec import codec_from_state  # (and every task, with its co
 log = logging.getLogger(__name__)
 
 FORMAT = "seq2seq-checkpoint"
-CRASH_ENV = "SEQ2SEQ_CRASH_AT"
 VERSION = 2
-
-
-_reached: dict[str, int] = {}
-
-
-def crash_point(name: str) -> None:
-    """Fault injection for the crash tests: `SEQ2SEQ_CRASH_AT=<name>` (or `<name>@<n>`: the n-th time)
-    kills the process here with SIGKILL, as a power cut or the OOM killer would (no cleanup at all)."""
-    target, _, nth = os.environ.get(CRASH_ENV, "").partition("@")
-    if target == name:
-        _reached[name] = _reached.get(name, 0) + 1
-        if _reached[name] == int(nth or 1):
-            os.kill(os.getpid(), signal.SIGKILL)
 
 
 def save(checkpoint: dict, path: str | Path) -> None:

@@ -32,6 +32,9 @@ from seq2seq.training.start import check_target, config_changes
 log = logging.getLogger(__name__)
 
 
+SWEEP_BATCH = 10  # jobs of a sweep composed and checked together by Hydra before they run
+
+
 @dataclass
 class Launch:
     args: list[str] = field(default_factory=list)  # the overrides Hydra gets, resuming in place's added
@@ -47,6 +50,7 @@ class Launch:
         launch = cls(list(args))
         try:
             launch.resume_in_place()
+            launch.batch_sweep()
             launch.check_run_dir()
         except BaseException:
             launch.close()
@@ -78,6 +82,15 @@ class Launch:
         self.staged = Path(tempfile.mkdtemp(prefix="seq2seq-resume-"))
         self.args += [f"hydra.run.dir={quoted(run)}", f"hydra.output_subdir={quoted(self.staged / 'record')}",
                       f"hydra.job_logging.handlers.file.filename={quoted(self.staged / 'train.log')}"]  # fmt: skip
+
+    def batch_sweep(self) -> None:
+        """Hydra's basic sweeper composes the config of every job of a batch before the batch starts, and one
+        batch is the whole sweep unless capped: `seed=range(0,100000)` would compose for hours before its first
+        job. Batches of SWEEP_BATCH jobs, unless the user chose a batch size or another sweeper (whose config
+        has no such key)."""
+        chosen = ("hydra.sweeper.", "hydra/sweeper=", "hparams_search=", "+hparams_search=")
+        if self.multirun and not any(a.lstrip("+~").startswith(chosen) for a in self.args):
+            self.args.append(f"hydra.sweeper.max_batch_size={SWEEP_BATCH}")
 
     def check_run_dir(self) -> None:
         """A run directory named on the command line that is in use, or that holds a run this command does
