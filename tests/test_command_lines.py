@@ -109,7 +109,7 @@ def test_a_run_refused_for_its_data_leaves_no_directory(tmp_path):
     run = tmp_path / "outputs" / "run"
     missing = tmp_path / "missing.tsv"
     result = run_module("seq2seq.train", "task=pairs", f"task.train={missing}", f"hydra.run.dir={run}", cwd=tmp_path)
-    assert result.returncode == 1 and "Traceback" not in result.stderr and str(missing) in result.stderr
+    assert result.returncode == 2 and "Traceback" not in result.stderr and str(missing) in result.stderr
     assert not run.exists()
     run.mkdir(parents=True)  # a directory the user made is never removed
     (run / "notes.txt").write_text("mine")
@@ -156,7 +156,7 @@ def test_usage_mistakes_of_generate_and_chat(workdir, tmp_path):
     not_one = one_error_line(run_module("seq2seq.generate", f"checkpoint={tmp_path / 'notes.txt'}", "question=1+1"))
     assert not_one.startswith(f"error: {tmp_path / 'notes.txt'}: not a readable checkpoint")
     empty = one_error_line(run_module("seq2seq.generate", f"checkpoint={tmp_path}", "question=1+1"))
-    assert empty == f"error: checkpoint={tmp_path}: no run with a best.pt in {tmp_path} or below it"
+    assert empty == f"error: checkpoint={tmp_path}: no run with a best.pt in {tmp_path} and three folders below it"
 
 
 @pytest.mark.slow
@@ -168,9 +168,8 @@ def test_checkpoint_latest_and_an_experiment_folder_take_the_newest_finished_run
     for value in ("latest", "outputs/peeky_addition"):
         result = run_module("seq2seq.generate", f"checkpoint={value}", "question=16+75", cwd=workdir)
         assert_ok(result)
-        assert f"note: checkpoint={value}: the newest finished run of 2 is {Path('outputs/peeky_addition')}" in (
-            result.stderr
-        )
+        searched = "outputs" if value == "latest" else value
+        assert f"note: checkpoint={value}: the newest finished run of 2 in {searched} is" in result.stderr
         assert result.stderr.rstrip().endswith(finished.name)
     (unfinished / "best.pt").unlink()
     unfinished.rmdir()

@@ -37,7 +37,8 @@ COMMAND = re.compile(r"^(?:[A-Z_]+=\S+\s+)*(?:printf .*\|\s*)?(?:python -m seq2s
 # <run>, <file.tsv>, <seed>: the docs' placeholders (not the special tokens <unk>, <eos>, ... of skip lists).
 PLACEHOLDER = re.compile(r"<(?!(?:unk|eos|bos|pad|sep)>)[^>\s][^>]*>")
 CONSOLE = {"seq2seq-train": "seq2seq.train", "seq2seq-generate": "seq2seq.generate", "seq2seq-chat": "seq2seq.chat",
-           "seq2seq-export": "seq2seq.export", "seq2seq-explore": "seq2seq.explore"}  # fmt: skip
+           "seq2seq-export": "seq2seq.export", "seq2seq-explore": "seq2seq.explore", "seq2seq-evaluate":
+           "seq2seq.evaluate", "seq2seq-plot": "seq2seq.plot", "seq2seq-runs": "seq2seq.runs"}  # fmt: skip
 
 
 WALKTHROUGH = "<!-- walkthrough: run by tests/test_layout.py with the files above added to a copy of the package -->"
@@ -201,6 +202,10 @@ def run_command(line: str, error: str | None, root: Path, capsys) -> None:
         digit_images.main([str(root / "pngs"), "--num", "1", "--seed", "0"])
         (root / "digits.png").write_bytes(next((root / "pngs").glob("*.png")).read_bytes())
         capsys.readouterr()
+    if module in ("seq2seq.plot", "seq2seq.runs"):  # a documented run or sweep folder: the sandbox's outputs/
+        valued = {"--out", "--tag", "--x", "--title", "--label", "--metric", "--sort"}
+        args = [a if a.startswith("-") or (i and args[i - 1] in valued) or (root / a).exists() else "outputs"
+                for i, a in enumerate(args)]  # fmt: skip
     if module == "seq2seq.explore" and not error:  # it would serve until stopped: its config composed instead
         args = [*args, "--cfg", "job"]  # (serving the page: tests/test_explore*.py)
     if module == "seq2seq.chat" and stdin is None:  # at a terminal a person would type a message
@@ -211,6 +216,7 @@ def run_command(line: str, error: str | None, root: Path, capsys) -> None:
     else:
         assert code == 0, (line, err[-2000:])
         empty = {"--help", "-h"} & set(args) or module.startswith("seq2seq.data")  # (maybe an empty answer)
+        empty = empty or (module == "seq2seq.plot" and "--table" not in args)  # a figure, said on stderr
         assert out or empty, line
 
 

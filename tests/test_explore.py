@@ -278,7 +278,7 @@ def test_command_line_mistakes_are_one_line(explore_root, tmp_path):
          f"'root={explore_root}']; runpy.run_module('seq2seq.explore', run_name='__main__')"],
         capture_output=True, text=True,
     )  # fmt: skip
-    assert blocked.returncode == 2 and "pip install 'seq2seq[app]'" in blocked.stderr, blocked.stderr
+    assert blocked.returncode == 2 and "pip install '.[app]'" in blocked.stderr, blocked.stderr
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
     taken.listen()

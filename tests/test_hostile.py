@@ -59,7 +59,9 @@ def test_sigterm_during_an_onnx_export_is_one_line_and_leaves_nothing(peeky_run,
     out = tmp_path / "graphs"
     cmd = [sys.executable, "-m", "seq2seq.export", f"checkpoint={peeky_run}", f"out={out}", "format=onnx"]
     process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(4)  # inside the export (the interpreter and torch take about 3 s to start)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".graphs.staged-*")) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)  # until the export writes its staging folder
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=60)
     if process.returncode == 0:  # the export won the race: a finished folder, which is fine too
@@ -132,3 +134,49 @@ def test_refused_runs_leave_an_existing_folder_as_it_was(tmp_path):
     assert refused.returncode != 0 and "Traceback" not in refused.stderr
     assert "ptb.test.txt:1: 'zzz' is not in the training vocabulary" in refused.stderr
     assert list(run.iterdir()) == []  # no .lock, no .hydra/, no train.log
+
+
+def test_a_file_added_while_exporting_is_kept_and_the_export_refused(tmp_path):
+    """The target is checked again once the new folder has taken its place: a file someone put there
+    meanwhile sends the old folder back, with that file, and the export is refused."""
+    from seq2seq.core.errors import ConfigError
+    from seq2seq.core.files import write_folder
+
+    out = tmp_path / "shared"
+    write_folder(out, lambda staging: (staging / "config.json").write_text("{}"))
+    before = (out / "config.json").read_text()
+
+    def fill(staging: Path) -> None:
+        (staging / "config.json").write_text('{"new": 1}')
+        (out / "thesis.txt").write_text("a user's work")  # arrives while the export writes
+
+    with pytest.raises(ConfigError, match=r"thesis\.txt appeared there while exporting"):
+        write_folder(out, fill)
+    assert (out / "thesis.txt").read_text() == "a user's work" and (out / "config.json").read_text() == before
+
+
+@pytest.mark.slow
+def test_an_edited_generation_config_is_not_written_over(peeky_run, tmp_path):
+    folder = tmp_path / "shared"
+    assert run_module("seq2seq.export", f"checkpoint={peeky_run}", f"out={folder}").returncode == 0
+    edited = json.dumps({"strategy": "beam", "beam_size": 3})
+    (folder / "generation_config.json").write_text(edited)
+    again = run_module("seq2seq.export", f"checkpoint={peeky_run}", f"out={folder}")
+    one_line(again, "already holds generation_config.json, which this project did not write there (or which changed")
+    assert (folder / "generation_config.json").read_text() == edited
+    assert oct((folder / "model.safetensors").stat().st_mode & 0o777) == "0o644"  # as the other files
+
+
+def test_weights_that_overflow_are_an_error_in_every_strategy(peeky_run):
+    import torch
+
+    import seq2seq
+    from seq2seq.core.errors import CheckpointError
+
+    model = seq2seq.load(peeky_run, device="cpu")
+    with torch.no_grad():
+        for p in model.module.parameters():
+            p.fill_(3e38)  # finite, but every score overflows
+    for options in ({}, {"strategy": "beam"}, {"strategy": "sample"}):
+        with pytest.raises(CheckpointError, match="NaN or infinite scores"):
+            model.generate("16+75", **options)

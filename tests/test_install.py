@@ -62,15 +62,17 @@ def test_a_missing_extra_names_its_pip_install(tmp_path):
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr == "error: task=chitchat needs the package chitchat-dataset: pip install 'seq2seq[chat]'\n"
+    says = "task=chitchat needs the package chitchat-dataset: pip install '.[chat]' in the project's folder"
+    assert result.stderr == f"error: {says}\n"
     assert not (tmp_path / "outputs").exists()  # refused before the run directory was made
 
 
 def test_a_missing_hydra_plugin_names_its_pip_install(monkeypatch):
     monkeypatch.setattr(extras, "available", lambda module: False)
     message = extras.missing_plugin(["-m", "hparams_search=addition_optuna"])
-    assert message == "hparams_search needs the Hydra plugin hydra-optuna-sweeper: pip install 'seq2seq[sweeps]'"
-    assert "seq2seq[cluster]" in extras.missing_plugin(["hydra/launcher=slurm"])
+    plugin = "hydra-optuna-sweeper: pip install '.[sweeps]' in the project's folder"
+    assert message == f"hparams_search needs the Hydra plugin {plugin}"
+    assert "'.[cluster]'" in extras.missing_plugin(["hydra/launcher=slurm"])
     assert extras.missing_plugin(["hparams_search=null", "seed=1"]) is None
 
 

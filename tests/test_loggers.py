@@ -142,5 +142,5 @@ def test_wandb_offline_run_holds_the_curves(make_cfg, monkeypatch):
 
 def test_a_missing_extra_names_its_pip_command(make_cfg, monkeypatch):
     monkeypatch.setitem(sys.modules, "wandb", None)  # import wandb fails, as where it is not installed
-    with pytest.raises(ConfigError, match=r"logger=wandb needs the package wandb: pip install 'seq2seq\[wandb\]'"):
+    with pytest.raises(ConfigError, match=r"logger=wandb needs the package wandb: pip install '\.\[wandb\]'"):
         train(make_cfg(*QUICK, "logger=[wandb]"))

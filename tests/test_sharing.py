@@ -72,7 +72,9 @@ def test_each_family_exports_and_answers_exactly_as_its_checkpoint(runs, folders
 def test_the_folder_holds_what_the_hub_expects(runs, folders):
     folder = folders["peeky"]
     assert sorted(p.name for p in folder.iterdir()) == sorted([*pretrained.FILES, files.MANIFEST])
-    assert json.loads((folder / files.MANIFEST).read_text()) == sorted(pretrained.FILES)  # what it wrote there
+    written = json.loads((folder / files.MANIFEST).read_text())  # what it wrote there, with each file's digest
+    assert sorted(written) == sorted(pretrained.FILES)
+    assert all(written[name] == files.digest(folder / name) for name in written)
     config = json.loads((folder / "config.json").read_text())
     assert config["format"] == pretrained.FORMAT and config["model"]["name"] == "Seq2seq"
     assert config["model"]["args"]["decoder"] == "peeky" and config["family"] == "seq2seq"

@@ -121,10 +121,10 @@ def test_two_job_multirun_writes_two_runs(tmp_path):
 def test_plot_curves_writes_a_png_with_one_line_per_run(make_cfg, tmp_path):
     for seed in (0, 1):
         train(make_cfg(*TINY_ADDITION, "trainer.max_epochs=2", f"seed={seed}", out=tmp_path / "runs" / f"seed{seed}"))
-    script = Path(__file__).resolve().parents[1] / "scripts" / "plot_curves.py"
+    script = "seq2seq.plot"  # python -m seq2seq.plot, installed as seq2seq-plot
     out = tmp_path / "curves.png"
     result = subprocess.run(
-        [sys.executable, str(script), str(tmp_path / "runs"), "--out", str(out), "--table", "--x", "time"],
+        [sys.executable, "-m", script, str(tmp_path / "runs"), "--out", str(out), "--table", "--x", "time"],
         capture_output=True,
         text=True,
     )
@@ -136,11 +136,11 @@ def test_plot_curves_writes_a_png_with_one_line_per_run(make_cfg, tmp_path):
     quiet = tmp_path / "quiet"
     quiet.mkdir()
     table = subprocess.run(  # the table alone writes nothing, and prints only the table on stdout
-        [sys.executable, str(script), str(tmp_path / "runs"), "--table"], capture_output=True, text=True, cwd=quiet
+        [sys.executable, "-m", script, str(tmp_path / "runs"), "--table"], capture_output=True, text=True, cwd=quiet
     )
     assert table.returncode == 0 and not list(quiet.iterdir()), table.stderr
     assert table.stdout.splitlines()[0].startswith("| run") and "wrote" not in table.stdout
-    missing = subprocess.run([sys.executable, str(script), str(tmp_path / "nothing")], capture_output=True, text=True)
+    missing = subprocess.run([sys.executable, "-m", script, str(tmp_path / "nothing")], capture_output=True, text=True)
     assert missing.returncode != 0 and "no such file" in missing.stderr
 
 
@@ -196,7 +196,7 @@ def test_a_run_ends_with_a_summary_line(make_cfg, caplog):
     best = metrics["best/val/acc"]
     assert line.startswith(f"done: best val/acc {best:.4f} (step ")
     assert f"final val/acc {metrics['val/acc']:.4f}" in line
-    assert "2 epochs, 22 steps in " in line and line.endswith("best.pt")
+    assert "2 full epochs, 22 steps in " in line and line.endswith("best.pt")
 
 
 def test_early_stopping_on_a_plateau_and_on_resume(make_cfg, tmp_path):

@@ -58,6 +58,15 @@ class ExportConfig:
 
 
 @dataclass
+class EvaluateConfig:
+    checkpoint: str = "best"
+    split: str | None = None
+    file: str | None = None
+    out: str | None = None
+    device: str = "auto"
+
+
+@dataclass
 class ExploreConfig:
     root: str = "outputs"
     host: str = "127.0.0.1"
@@ -70,6 +79,7 @@ ConfigStore.instance().store(name="generate_schema", node=GenerateConfig)
 ConfigStore.instance().store(name="explore_schema", node=ExploreConfig)
 ConfigStore.instance().store(name="export_schema", node=ExportConfig)
 ConfigStore.instance().store(name="chat_schema", node=ChatConfig)
+ConfigStore.instance().store(name="evaluate_schema", node=EvaluateConfig)
 
 # Hydra's flags that take a value (the word after one is not a stray argument), and the flags that
 # print something instead of running.

@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from seq2seq.cli import common as cli
 from seq2seq.core import compat
-from seq2seq.core.errors import ConfigError, Seq2seqError, TrainingInterrupted
+from seq2seq.core.errors import ConfigError, DataError, Seq2seqError, TrainingInterrupted
 from seq2seq.core.extras import missing_plugin
 from seq2seq.training import distributed, rundir
 from seq2seq.training.config import check as config_check
@@ -70,7 +70,11 @@ class TrainJob:
                 log.warning("stopped by a signal before any checkpoint was written")
                 self.remove_if_made_here(run_dir)
             sys.exit(130)
-        except Seq2seqError as e:
+        except (ConfigError, DataError) as e:  # a user's mistake (a refused resume, data that does not fit)
+            self.remove_if_made_here(run_dir)
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
+        except Seq2seqError as e:  # training failed (a checkpoint unreadable, the loss not finite, the disk)
             log.error("%s", e)
             self.remove_if_made_here(run_dir)
             sys.exit(1)

@@ -33,7 +33,7 @@ def available(module: str) -> bool:
 
 def missing_message(module: str, feature: str) -> str:
     package, extra = PACKAGES[module.split(".")[0]]
-    return f"{feature} needs the package {package}: pip install 'seq2seq[{extra}]'"
+    return f"{feature} needs the package {package}: pip install '.[{extra}]' in the project's folder"
 
 
 def require(module: str, feature: str):
@@ -68,5 +68,6 @@ def missing_plugin(args: list[str]) -> str | None:
     would only say the config option does not exist)."""
     for prefix, module, package, extra in PLUGINS:
         if any(a.startswith(prefix) and a != "hparams_search=null" for a in args) and not available(module):
-            return f"{prefix.rstrip('=')} needs the Hydra plugin {package}: pip install 'seq2seq[{extra}]'"
+            feature = prefix.rstrip("=")
+            return f"{feature} needs the Hydra plugin {package}: pip install '.[{extra}]' in the project's folder"
     return None

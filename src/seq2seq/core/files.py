@@ -4,6 +4,7 @@ within bounds, so a crafted file costs what it holds. Written whole: through a t
 and a rename, so a crash or a full disk never leaves half a file, and a link planted at the target is
 replaced, never followed. No torch here: the ONNX runner and the explorer read files too."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -159,8 +160,9 @@ def exchange(a: Path, b: Path) -> bool:
     return renameat2(at_cwd, os.fsencode(a), at_cwd, os.fsencode(b), RENAME_EXCHANGE) == 0
 
 
-def owned(folder: Path) -> list[str] | None:
-    """The names a folder's manifest lists (what write_folder wrote there), None when it has none to trust."""
+def owned(folder: Path) -> dict[str, str | None] | None:
+    """What a folder's manifest lists (what write_folder wrote there): {name: its content's sha256, None in the
+    name-only lists of earlier versions}; None when it has none to trust."""
     path = folder / MANIFEST
     if path.is_symlink() or not path.is_file():
         return None
@@ -168,15 +170,32 @@ def owned(folder: Path) -> list[str] | None:
         names = json.loads(read_bytes(path, "file list").decode("utf-8"))
     except (CheckpointError, UnicodeError, ValueError):
         return None
-    return names if isinstance(names, list) and all(isinstance(n, str) for n in names) else None
+    if isinstance(names, list) and all(isinstance(n, str) for n in names):
+        return dict.fromkeys(names)
+    if isinstance(names, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in names.items()):
+        return names
+    return None
+
+
+def digest(path: Path) -> str:
+    sha = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()
 
 
 def foreign(folder: Path) -> list[str]:
-    """What `folder` holds that write_folder did not write there (everything, without a manifest); links and
-    sub-folders always count."""
-    names = set(owned(folder) or [])
-    return sorted(p.name for p in folder.iterdir() if p.name != MANIFEST and (p.name not in names or p.is_symlink()
-                   or not p.is_file()))  # fmt: skip
+    """What `folder` holds that write_folder did not write there, or that changed since (a model card or a
+    generation config someone edited): everything, without a manifest; links and sub-folders always count."""
+    recorded = owned(folder) or {}
+
+    def written(p: Path) -> bool:
+        if p.name not in recorded or p.is_symlink() or not p.is_file():
+            return False
+        return recorded[p.name] is None or digest(p) == recorded[p.name]
+
+    return sorted(p.name for p in folder.iterdir() if p.name != MANIFEST and not written(p))
 
 
 def remove_stale(parent: Path, name: str) -> None:
@@ -205,23 +224,29 @@ def write_folder(out: Path, fill) -> Path:
         others = foreign(out)
         if others:
             raise ConfigError(f"out={out} already holds {', '.join(others[:5])}, which this project did not write "
-                              "there: give an empty or new directory")  # fmt: skip
+                              "there (or which changed since): give an empty or new directory")  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_stale(out.parent, out.name)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.staged-{os.getpid()}-"))
     try:
         fill(staging)
-        names = sorted(p.name for p in staging.iterdir())
-        (staging / MANIFEST).write_text(json.dumps(names) + "\n")
+        names = {p.name: digest(p) for p in sorted(staging.iterdir())}
+        (staging / MANIFEST).write_text(json.dumps(names, indent=1) + "\n")
         os.chmod(staging, 0o755)
         for path in staging.iterdir():
+            os.chmod(path, 0o644)  # as any file a user writes (temporary files are made 0600)
             with open(path, "rb") as f:
                 os.fsync(f.fileno())
         crash_point("export-staged")
         if not out.exists():
             os.rename(staging, out)  # fails if another process made `out` meanwhile: its folder stays
-        elif exchange(staging, out):
-            shutil.rmtree(staging)  # the old folder, now at the staging name
+        elif exchange(staging, out):  # the old folder is now at the staging name: checked again before it goes
+            late = foreign(staging)  # a file someone put there while this wrote
+            if late:
+                exchange(staging, out)  # swapped back: the folder stays as it was, the new files at the staging name
+                raise ConfigError(f"out={out}: {', '.join(late[:5])} appeared there while exporting, which this "
+                                  "project did not write: nothing was replaced")  # fmt: skip
+            shutil.rmtree(staging)
         else:  # no atomic swap here: the old folder aside, the new one in, the old one removed
             aside = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.staged-{os.getpid()}-old-"))
             os.replace(out, aside)

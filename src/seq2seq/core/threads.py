@@ -13,7 +13,7 @@ machine (PASSIVE: 2x) and on a busy one alike (docs/speed.md).
 
 How it measures. Other work's load is the busy time of this process's CPUs (/proc/stat), less this run's
 own CPU time (its threads, and the other ranks of a torchrun job on this machine), over the last window:
-a neighbour keeping half a core or more busy takes one core away (at 0.4 of a core, one thread less was
+a neighbour keeping 0.4 of a core or more busy takes one core away (from there, one thread less was
 already as fast on 2 cores).
 
 What is honoured as given: `trainer.threads`, OMP_NUM_THREADS (the joblib launcher and the tests' workers

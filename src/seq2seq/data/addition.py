@@ -37,8 +37,12 @@ def random_operand(rng: random.Random, max_digits: int) -> int:
     return rng.randint(low, 10**digits - 1)
 
 
-def generate_addition(num_examples: int = 50_000, max_digits: int = 3, seed: int = 0) -> FixedWidthPairs:
-    """Distinct questions `a+b` (`a+b` and `b+a` count as the same question), padded as in the chapter."""
+def generate_addition(
+    num_examples: int = 50_000, max_digits: int = 3, seed: int = 0, small_sums: bool = False
+) -> FixedWidthPairs:
+    """Distinct questions `a+b` (`a+b` and `b+a` count as the same question), padded as in the chapter.
+    small_sums: the 55 sums of two one-digit numbers come first (drawn at random they are about 0.01% of
+    the questions; the book's data holds a handful), then random ones up to num_examples."""
     capacity = (10**max_digits) * (10**max_digits + 1) // 2  # unordered pairs of 0 .. 10**max_digits - 1
     if num_examples > capacity:
         raise DataError(f"only {capacity} distinct questions exist with max_digits={max_digits}")
@@ -47,8 +51,12 @@ def generate_addition(num_examples: int = 50_000, max_digits: int = 3, seed: int
     a_width = max_digits + 2  # START + up to max_digits + 1 digits
     seen: set[tuple[int, int]] = set()
     questions, answers = [], []
+    small = [(a, b) for a in range(10) for b in range(a, 10)] if small_sums else []
+    rng.shuffle(small)
+    if len(small) > num_examples:
+        raise DataError(f"small_sums needs num_examples >= {len(small)}")
     while len(questions) < num_examples:
-        a, b = random_operand(rng, max_digits), random_operand(rng, max_digits)
+        a, b = small.pop() if small else (random_operand(rng, max_digits), random_operand(rng, max_digits))
         key = (min(a, b), max(a, b))
         if key in seen:
             continue
@@ -115,8 +123,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--num-examples", type=int, default=50_000)
     parser.add_argument("--max-digits", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--small-sums", action="store_true", help="the 55 sums of two one-digit numbers first")
     args = parser.parse_args(argv)
-    data = generate_addition(args.num_examples, args.max_digits, args.seed)
+    data = generate_addition(args.num_examples, args.max_digits, args.seed, args.small_sums)
     args.out.write_text(format_fixed_width(data), encoding="utf-8")
     print(f"wrote {len(data.questions)} questions to {args.out}")
 

@@ -67,6 +67,22 @@ def download(split: str, data_dir: Path, timeout: float = 30.0) -> None:
     tmp.replace(dest)
 
 
+def read_stream(path: str | Path, vocab: Vocab) -> list[int]:
+    """The id stream of a text file in the PTB format, read with a trained vocabulary; a word outside it fails
+    with its line."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    text = read(path)
+    words = tokenize(text)
+    unknown = [w for w in dict.fromkeys(words) if w not in vocab]
+    if unknown:
+        where = f"{path}:{line_of(unknown[0], text)}"
+        raise DataError(f"{where}: {unknown[0]!r} is not in the training vocabulary ({len(unknown)} such words in "
+                        "this file); write rare words as <unk>, as PTB does")  # fmt: skip
+    return vocab.encode(words)
+
+
 def load_ptb(data_dir: str | Path, download_missing: bool = True) -> tuple[Vocab, dict[str, list[int]]]:
     """Vocabulary from the training file and the id stream of every split ('train', 'valid', 'test')."""
     data_dir = Path(data_dir)

@@ -182,8 +182,14 @@ def connect_runs(gr, demo, explorer: Explorer, ui, opens: dict):
         runs.scan()
         rows = rows_of(query)
         kept = [s for s in (selected or []) if s in runs.runs]
-        choices = [gr.update(choices=[r.id for r in runs.runs.values() if r.kind in opens[s][1]]) for s in selectors]
+        first = opening(list(runs.runs.values())) if not kept else None  # nothing chosen yet: the best run
+        kept = [first.id] if first else kept
+        choices = [gr.update(choices=[r.id for r in runs.runs.values() if r.kind in opens[s][1]],
+                             **({"value": first.id} if first and first.kind in opens[s][1] else {}))
+                   for s in selectors]  # fmt: skip
         note = f"{len(runs.runs)} runs under {runs.root}" if runs.runs else f"no runs under {runs.root}"
+        if first:
+            note += f"; opened `{first.id}`, the best {first.metric} of its experiment's runs ({first.experiment})"
         return (rows, gr.update(choices=list(runs.runs), value=kept), *curves(kept, metric, rows), *choices, note)
 
     inputs = [ui.query, ui.plotted, ui.metric]
@@ -210,6 +216,23 @@ def connect_runs(gr, demo, explorer: Explorer, ui, opens: dict):
         return (selected, *updates, f"opened `{run.id}` in {where or 'no tab (a kind of model not explored here)'}")
 
     ui.table.select(open_run, [ui.plotted], [ui.plotted, *selectors, ui.message])
+
+
+def opening(found: list) -> object | None:
+    """The run the page opens on: the best by its monitored metric among the runs of the newest run's
+    experiment (debug runs aside), else the newest run; None when there is none."""
+    from seq2seq.core.metrics import lower_is_better
+    from seq2seq.training.runs import DEBUG
+
+    found = [r for r in found if r.id.split("/", 1)[0] != DEBUG and r.status != "unreadable"] or found
+    if not found:
+        return None
+    newest = found[0]  # runs are listed newest first
+    same = [r for r in found if r.experiment == newest.experiment and r.metric and r.best is not None]
+    if not same:
+        return newest
+    sign = 1 if lower_is_better(same[0].metric) else -1
+    return min(same, key=lambda r: sign * r.best)
 
 
 def ask_tab(gr, explorer: Explorer) -> list:

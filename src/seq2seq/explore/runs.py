@@ -19,7 +19,8 @@ from seq2seq.core.files import read_json, read_yaml
 from seq2seq.core.metrics import lower_is_better
 from seq2seq.core.registry import by_target
 from seq2seq.tasks import TASKS
-from seq2seq.training.events import event_files, read_events
+from seq2seq.training.events import curves as scalars
+from seq2seq.training.events import event_files
 from seq2seq.training.runs import state as run_state
 
 log = logging.getLogger(__name__)
@@ -27,8 +28,6 @@ log = logging.getLogger(__name__)
 MAX_DEPTH = 4  # folders below the root searched for runs (outputs/multirun/<time>/<job> is 3)
 MAX_RUNS = 1000  # runs listed; a root holding more is cut, newest first
 MAX_FOLDERS = 20_000  # folders looked into when searching (root=/ must not walk the whole disk)
-MAX_EVENTS_BYTES = 256 * 2**20  # a run's TensorBoard file read for curves (images make them large)
-SUMMARY_TAGS = ("val/best_",)  # one value at a run's end (val/best_acc), no curve
 
 
 @dataclass
@@ -116,30 +115,6 @@ def confined(root: Path, path: Path) -> Path:
 def status(path: Path) -> str:
     """finished, running, interrupted or failed (seq2seq.training.runs.state)."""
     return run_state(path)
-
-
-def scalars(path: Path, prefix: str = "val/") -> dict[str, list[tuple[int, float]]]:
-    """Each scalar tag starting with prefix: (step, value) sorted by step, the last value of a step kept
-    (a resumed run may write a step twice). Unreadable or oversized event files are left out."""
-    by_tag: dict[str, dict[int, float]] = {}
-    for file in event_files(path):
-        try:
-            if file.stat().st_size > MAX_EVENTS_BYTES:
-                continue
-            events = read_events(file) or []
-        except OSError:
-            continue
-        for event in events:
-            if not event.HasField("summary"):
-                continue
-            for value in event.summary.value:
-                if (
-                    value.tag.startswith(prefix)
-                    and not value.tag.startswith(SUMMARY_TAGS)
-                    and value.HasField("simple_value")
-                ):
-                    by_tag.setdefault(value.tag, {})[event.step] = value.simple_value
-    return {tag: sorted(steps.items()) for tag, steps in sorted(by_tag.items())}
 
 
 def overrides(root: Path, path: Path) -> str:

@@ -188,7 +188,7 @@ class TrainedModel:
         node = self.config.get("task") if isinstance(self.config, dict) else None
         task = task_from_saved_config(node, f"{self.path}: config.task")
         if not hasattr(task, "batch"):
-            raise DataError("validation examples by index need a pair task (TSV pairs, chitchat, programs, captions)")
+            raise DataError("validation examples by index need a seq2seq or captioning task, not a language model")
         n = len(task.tokenized["val"])
         bad = [i for i in indices if not 0 <= i < n]
         if bad:
@@ -196,7 +196,15 @@ class TrainedModel:
         return task, tuple(None if t is None else t.to(self.device) for t in task.batch("val", indices))
 
     def validation_answer(self, index: int) -> tuple[str, str]:
-        """Greedy output for validation example `index` of the checkpoint's pair task, and the reference."""
+        """Greedy output for validation example `index` of the checkpoint's task, and the reference."""
+        node = self.config.get("task") if isinstance(self.config, dict) else None
+        task = task_from_saved_config(node, f"{self.path}: config.task")
+        if hasattr(task, "val_questions"):  # fixed-width questions (addition, dates): the question's text
+            n = len(task.val_questions)
+            if not 0 <= index < n:
+                raise DataError(f"index {index}: the validation set has examples 0..{n - 1}")
+            reference = task.vocab.decode(task.t_val[index, 1:].tolist()).strip()
+            return self.generate(task.val_questions[index].strip()), reference
         task, (src, lengths, _) = self.validation_batch([index])
         ids = self.module.generate(src, task.codec.start_id, task.codec.steps, lengths=lengths)[0].tolist()
         reference = task.tokenized["val"][index][1]

@@ -93,7 +93,9 @@ class OnnxModel:
         try:
             import onnxruntime as ort
         except ImportError:
-            raise ConfigError("the ONNX runner needs onnxruntime: pip install 'seq2seq[onnx]'") from None
+            raise ConfigError(
+                "the ONNX runner needs onnxruntime: pip install '.[onnx]' in the project's folder"
+            ) from None
         folder = Path(folder)
         if not (folder / "config.json").is_file():
             raise CheckpointError(f"{folder}: not an exported ONNX folder (no config.json)")

@@ -10,7 +10,7 @@ import torch
 from torch.nn import functional as F
 
 from seq2seq.core.decoding import GenerationConfig
-from seq2seq.models.sampling import adjust_logits
+from seq2seq.models.sampling import adjust_logits, check_finite
 
 
 @torch.no_grad()
@@ -40,6 +40,7 @@ def beam_search(
     finished = torch.zeros(B, K, dtype=torch.bool, device=device)
     lengths = torch.zeros(B, K, device=device)
     for t in range(max_new_tokens):
+        check_finite(logits)
         history = tokens.view(B * K, -1)
         logp = F.log_softmax(adjust_logits(logits, skip_ids, history, how.repetition_penalty), dim=-1).view(B, K, -1)
         V = logp.shape[-1]

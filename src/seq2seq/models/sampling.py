@@ -5,6 +5,7 @@ import torch
 from torch.nn import functional as F
 
 from seq2seq.core.decoding import GenerationConfig
+from seq2seq.core.errors import CheckpointError
 
 
 def adjust_logits(logits, skip_ids=(), history=None, repetition_penalty=1.0):
@@ -43,6 +44,14 @@ def sample_next(logits, how: GenerationConfig, skip_ids=(), generator=None, hist
 
 
 @torch.no_grad()
+def check_finite(logits: torch.Tensor) -> None:
+    """Scores that are NaN or infinite (weights huge enough to overflow, though finite) answer nothing: an
+    error, never an empty or arbitrary answer."""
+    masked = logits == float("-inf")  # -inf is a token ruled out (a skip list, a finished beam): allowed
+    if bool(torch.isnan(logits).any() | torch.isposinf(logits).any() | masked.all(dim=-1).any()):
+        raise CheckpointError("the model gives NaN or infinite scores: its weights cannot be used to decode")
+
+
 def decode_loop(
     model, logits: torch.Tensor, state, max_new_tokens: int, how: GenerationConfig | None = None, skip_ids=(),
     generator=None,
@@ -52,6 +61,8 @@ def decode_loop(
     back. Without `how`, plain argmax: the greedy decoding validation measures. Returns the ids (N, steps)."""
     out = torch.empty(logits.shape[0], 0, dtype=torch.long, device=logits.device)  # (N, t)
     for t in range(max_new_tokens):
+        if how is not None:  # a user's decoding (validation's own, how=None, reports the metrics it gets)
+            check_finite(logits)
         if how is None:
             token = logits.argmax(dim=-1, keepdim=True)  # (N, 1)
         else:

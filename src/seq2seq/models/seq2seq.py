@@ -162,6 +162,17 @@ class AttentionDecoder(Decoder):
 DECODERS = {"plain": Decoder, "peeky": PeekyDecoder, "attention": AttentionDecoder}
 
 
+def greedy_reusing(model, start_id: int, enc: Encoded, tgt_in: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """Greedy outputs (B, T) from a teacher-forced pass (tgt_in (B, T), its logits (B, T, V)): the argmax where
+    it stays on the teacher's path, the rows that leave it decoded again by `model.generate`."""
+    pred = logits.argmax(dim=-1)  # (B, T)
+    strays = (pred[:, :-1] != tgt_in[:, 1:]).any(dim=1) | (tgt_in[:, 0] != start_id)  # (B,)
+    index = strays.nonzero().squeeze(1)  # rows whose greedy inputs leave the teacher's path
+    if len(index):
+        pred[index] = model.generate(enc.rows(index), start_id, tgt_in.shape[1])
+    return pred
+
+
 @register_model("seq2seq")
 class Seq2seq(nn.Module):
     """Encoder + Decoder joined by the encoder's hidden states.
@@ -279,12 +290,7 @@ class Seq2seq(nn.Module):
         argmax of the teacher-forced logits already is that row's greedy output. Only the other rows
         are decoded again, which makes validating a well-trained model almost free of decoding.
         """
-        pred = logits.argmax(dim=-1)  # (B, T)
-        strays = (pred[:, :-1] != tgt_in[:, 1:]).any(dim=1) | (tgt_in[:, 0] != start_id)  # (B,)
-        index = strays.nonzero().squeeze(1)  # rows whose greedy inputs leave the teacher's path
-        if len(index):
-            pred[index] = self.generate(enc.rows(index), start_id, tgt_in.shape[1])
-        return pred
+        return greedy_reusing(self, start_id, enc, tgt_in, logits)
 
     def beam_search(
         self, src: torch.Tensor, start_id: int, max_new_tokens: int, how: GenerationConfig, lengths=None,

@@ -60,8 +60,11 @@ class AdditionTask:
         drop_last: bool = True,  # drop each epoch's last partial batch, as the book does (351 steps, not 352)
         eval_limit: int | None = None,  # validate on the first eval_limit questions only (quick checks)
         seed: int = 0,  # generates the questions and shuffles each epoch (the config passes the run's seed)
+        small_sums: bool = False,  # generated data holds all 55 sums of two one-digit numbers (rare when drawn)
     ):
-        data = load_fixed_width(path) if path else generate_addition(num_examples, max_digits, seed)
+        if small_sums and path:
+            raise DataError("task.small_sums=true adds questions to generated data only: leave task.path null")
+        data = load_fixed_width(path) if path else generate_addition(num_examples, max_digits, seed, small_sums)
         n = len(data.questions)
         n_val = int(n * val_fraction)
         if not 0 < n_val < n:
@@ -101,6 +104,7 @@ class AdditionTask:
         if eval_limit is not None:  # quick checks: validate on the first eval_limit questions only
             self.x_val, self.t_val = self.x_val[:eval_limit], self.t_val[:eval_limit]
             self.val_questions = self.val_questions[:eval_limit]
+        self.added: dict[str, tuple[torch.Tensor, torch.Tensor, list[str]]] = {}  # splits of add_split
 
     @property
     def vocab_size(self) -> int:
@@ -133,32 +137,95 @@ class AdditionTask:
 
     @torch.no_grad()
     def evaluate(self, model, split: str = "val"):
-        """Loss with teacher forcing; exact match and per-character accuracy of batched greedy decoding.
-        Greedy decoding reuses the teacher-forced pass wherever it would read the same inputs (see
-        Seq2seq.greedy_from_teacher_forcing): only wrongly answered questions are decoded again."""
-        if split != "val":
-            raise ValueError(f"AdditionTask has no split {split!r}")
-        x, t = self.x_val, self.t_val
-        tgt_in, target = t[:, :-1], t[:, 1:]  # (N, A-1) each
-        enc = model.encoder(x)  # encoded once for both the loss and the greedy answers
-        logits = model.decode(enc, tgt_in)  # (N, A-1, V)
+        """Loss with teacher forcing; exact match and per-character accuracy of batched greedy decoding
+        (only wrongly answered questions are decoded again: see greedy)."""
+        x, t, questions = self.split(split)
+        logits, pred = self.greedy(model, x, t)
+        target = t[:, 1:]  # (N, A-1)
         loss = F.cross_entropy(logits.flatten(0, 1), target.flatten())
-        pred = model.greedy_from_teacher_forcing(x, self.start_id, enc, tgt_in, logits)  # (N, A-1)
         right = pred == target
         metrics = {
-            "val/loss": loss.item(),
-            "val/acc": right.all(dim=1).float().mean().item(),
-            "val/char_acc": right.float().mean().item(),
+            f"{split}/loss": loss.item(),
+            f"{split}/acc": right.all(dim=1).float().mean().item(),
+            f"{split}/char_acc": right.float().mean().item(),
         }
-        return metrics, self.format_samples(pred[: self.num_samples], right[: self.num_samples])
+        return metrics, self.format_samples(pred[: self.num_samples], right[: self.num_samples], t, questions)
 
-    def format_samples(self, pred: torch.Tensor, right: torch.Tensor) -> str:
+    def split(self, split: str) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+        """A split's questions (N, S), answers (N, A) and question texts: val, or one added by add_split."""
+        if split == "val":
+            return self.x_val, self.t_val, self.val_questions
+        if split in self.added:
+            return self.added[split]
+        raise ValueError(f"AdditionTask has no split {split!r}")
+
+    def greedy(self, model, x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Teacher-forced logits (N, A-1, V) and greedy answers (N, A-1). Greedy decoding reuses the
+        teacher-forced pass wherever it would read the same inputs (Seq2seq.greedy_from_teacher_forcing)."""
+        tgt_in = t[:, :-1]  # (N, A-1)
+        enc = model.encoder(x)  # encoded once for both the loss and the greedy answers
+        logits = model.decode(enc, tgt_in)  # (N, A-1, V)
+        return logits, model.greedy_from_teacher_forcing(x, self.start_id, enc, tgt_in, logits)
+
+    def format_samples(self, pred: torch.Tensor, right: torch.Tensor, t: torch.Tensor, questions: list[str]) -> str:
         """The chapter's printout: question, correct answer, prediction marked ☑ or ☒."""
         lines = []
         for i in range(len(pred)):
-            target, output = self.vocab.decode(self.t_val[i, 1:].tolist()), self.vocab.decode(pred[i].tolist())
-            lines += sample_lines(self.val_questions[i], target, output, bool(right[i].all()), source_mark="Q")
+            target, output = self.vocab.decode(t[i, 1:].tolist()), self.vocab.decode(pred[i].tolist())
+            lines += sample_lines(questions[i], target, output, bool(right[i].all()), source_mark="Q")
         return "\n".join(lines)
+
+    def add_split(self, name: str, path: str) -> None:
+        """A file of questions and answers in the training format ('16+75  _91  ' per line) as split `name`
+        (seq2seq.evaluate file=): the widths and characters must be the trained ones."""
+        data = load_fixed_width(path)
+        widths = (len(data.questions[0]), len(data.answers[0]))
+        if widths != (self.question_width, self.answer_width):
+            raise DataError(f"{path}: questions and answers {widths[0]} and {widths[1]} characters wide; this model "
+                            f"was trained on {self.question_width} and {self.answer_width}")  # fmt: skip
+        for number, line in enumerate(zip(data.questions, data.answers, strict=True), start=1):
+            unknown = sorted(set("".join(line)) - set(self.vocab.stoi))
+            if unknown:
+                raise DataError(f"{path}:{number}: {unknown[0]!r} is not a character this model was trained on")
+        x, _ = self.codec.encode(data.questions)  # (N, S), reversed if trained so
+        t = torch.tensor([self.vocab.encode(a) for a in data.answers])  # (N, A)
+        self.added[name] = (x.to(self.x_val.device), t.to(self.x_val.device), list(data.questions))
+
+    @torch.no_grad()
+    def predictions(self, model, split: str) -> list[dict]:
+        """Each question of the split with its answer, the greedy prediction scored in validation, whether it
+        is right and its loss (mean cross-entropy of the answer's characters, teacher-forced)."""
+        x, t, questions = self.split(split)
+        logits, pred = self.greedy(model, x, t)
+        target = t[:, 1:]  # (N, A-1)
+        losses = F.cross_entropy(logits.transpose(1, 2), target, reduction="none").mean(dim=1)  # (N,)
+        right = (pred == target).all(dim=1)
+        return [{"input": q.strip(), "target": self.vocab.decode(a).strip(), "prediction": self.vocab.decode(p).strip(),
+                 "correct": bool(ok), "loss": round(float(loss), 6)}
+                for q, a, p, ok, loss in zip(questions, target.tolist(), pred.tolist(), right.tolist(),
+                                             losses.tolist(), strict=True)]  # fmt: skip
+
+    def breakdown(self, rows: list[dict]) -> dict[str, dict[str, tuple[int, int]]]:
+        """Natural groups of the questions with (right, total) each: sums by the digits of their longer
+        number and by their carries; other fixed-width data (dates) by the form of the question (its letters
+        as `a`, its digits as `9`)."""
+        groups: dict[str, dict[str, list[int]]] = {}
+
+        def count(by: str, key: str, ok: bool) -> None:
+            tally = groups.setdefault(by, {}).setdefault(key, [0, 0])
+            tally[0] += ok
+            tally[1] += 1
+
+        for row in rows:
+            sum_ = SUM.fullmatch(row["input"])
+            if self.question_form == "a+b" and sum_:
+                a, b = sum_.group(1), sum_.group(2)
+                count("digits", f"digits={max(len(a), len(b))}", row["correct"])
+                count("carries", f"carries={carries(int(a), int(b))}", row["correct"])
+            else:
+                form = re.sub(r"[^\W\d_]", "a", re.sub(r"\d", "9", row["input"]))
+                count("form", form, row["correct"])
+        return {by: {k: (v[0], v[1]) for k, v in sorted(keys.items())} for by, keys in groups.items()}
 
     @torch.no_grad()
     def figures(self, model) -> dict:
@@ -179,3 +246,13 @@ class AdditionTask:
             "number_digits": self.number_digits,
             "question_form": self.question_form,
         }
+
+
+def carries(a: int, b: int) -> int:
+    """How many digit columns of a + b carry into the next one (99+1: 2)."""
+    count = carry = 0
+    while a or b:
+        carry = (a % 10 + b % 10 + carry) >= 10
+        count += carry
+        a, b = a // 10, b // 10
+    return count

@@ -9,7 +9,7 @@ import torch
 from seq2seq.core.checks import POSITIVE, SEED
 from seq2seq.core.errors import DataError
 from seq2seq.core.registry import register_task
-from seq2seq.data.ptb import EOS, load_ptb
+from seq2seq.data.ptb import EOS, load_ptb, read_stream
 from seq2seq.models import recurrent
 from seq2seq.tasks.codec import WordsCodec
 
@@ -73,6 +73,7 @@ class LanguageModelTask:
             "val": batchify(streams["valid"], eval_batch_size),
             "test": batchify(streams["test"], eval_batch_size),
         }
+        self.streams = {"val": streams["valid"], "test": streams["test"]}  # in order, for per-sentence losses
         self.num_tokens = {"train": len(streams["train"]), "val": len(streams["valid"]), "test": len(streams["test"])}
         for split, file, rows in (
             ("train", "train", batch_size),
@@ -123,6 +124,38 @@ class LanguageModelTask:
             count += y.numel()
         loss = total / count
         return {f"{split}/loss": loss, f"{split}/ppl": math.exp(loss)}, None
+
+    def add_split(self, name: str, path: str) -> None:
+        """A text file in the PTB format (words separated by spaces, a sentence a line) as split `name`
+        (seq2seq.evaluate file=): words outside the training vocabulary must be written <unk>, as PTB does."""
+        stream = read_stream(path, self.vocab)
+        if len(stream) < 2 * self.eval_data["val"].shape[0]:
+            raise DataError(f"{path}: {len(stream)} tokens, too few for {self.eval_data['val'].shape[0]} rows of 2")
+        self.streams[name] = stream
+        self.eval_data[name] = batchify(stream, self.eval_data["val"].shape[0]).to(self.eval_data["val"].device)
+
+    @torch.no_grad()
+    def predictions(self, model, split: str) -> list[dict]:
+        """Each sentence of the split (up to its <eos>) with its mean loss and perplexity, the model reading
+        the split as one stream with its state carried from sentence to sentence (as in evaluation, where
+        the stream is read in eval_batch_size rows: the split's perplexity differs from the mean of these
+        in the first words of each row only)."""
+        stream = torch.tensor(self.streams[split], device=self.eval_data[split].device)[None]  # (1, N)
+        losses, state = [], None
+        for x, y in windows(stream, self.time_size):
+            logits, state = model(x, state)  # (1, T, V)
+            losses += torch.nn.functional.cross_entropy(logits[0].float(), y[0], reduction="none").tolist()
+        eos, rows, words, start = self.vocab.stoi[EOS], [], self.streams[split], 0
+        for i in range(len(losses)):  # losses[i] scores word i + 1 given the words before it
+            if words[i + 1] == eos or i == len(losses) - 1:
+                sentence = losses[start : i + 1]
+                mean = sum(sentence) / len(sentence)
+                first = start + 1 if start else 0  # the stream's first word is read, never scored
+                text = " ".join(self.vocab.itos[w] for w in words[first : i + 1])
+                rows.append({"input": text, "tokens": len(sentence), "loss": round(mean, 6),
+                             "ppl": round(math.exp(min(mean, 50.0)), 4)})  # fmt: skip
+                start = i + 1
+        return rows
 
     def figures(self, model) -> dict:
         return {}

@@ -93,7 +93,7 @@ class PairsTask:
         if self.bleu:
             require("sacrebleu", "val/bleu")
         elif tokenize != "char":
-            log.warning("val/bleu is not computed: it needs sacrebleu (pip install 'seq2seq[bleu]')")
+            log.warning("val/bleu is not computed: it needs sacrebleu (pip install '.[bleu]' in the project's folder)")
         self.monitor, self.mode = monitor, metric_mode(monitor)
         self.batch_size, self.eval_batch_size, self.bucket = batch_size, eval_batch_size, bucket
         self.num_samples, self.num_heatmaps, self.seed = num_samples, num_heatmaps, seed
@@ -224,6 +224,48 @@ class PairsTask:
             refs = [" ".join(t) for _, t in self.tokenized[split][:n]]
             metrics[f"{split}/bleu"] = require("sacrebleu", "val/bleu").corpus_bleu(hyps, [refs], tokenize="none").score
         return metrics, self.samples(split, outputs[: self.num_samples])
+
+    def add_split(self, name: str, path: str) -> None:
+        """A TSV file of `source<TAB>target` lines as split `name` (seq2seq.evaluate file=), tokenised with the
+        training vocabulary (unknown tokens become <unk>, as in validation)."""
+        pairs = text.load_tsv(path)
+        mode, lowercase = self.codec.mode, self.codec.lowercase
+        tokens = [(self.source_tokens(s, mode, lowercase), text.tokenize(t, mode, lowercase)) for s, t in pairs]
+        kept = [(s, t) for s, t in tokens if s and t and len(s) <= self.codec.max_length
+                and len(t) <= self.codec.max_length]  # fmt: skip
+        if len(kept) < len(tokens):
+            raise DataError(f"{path}: {len(tokens) - len(kept)} pairs have an empty side or more than "
+                            f"{self.codec.max_length} tokens, the trained maximum")  # fmt: skip
+        device = self.data["val"]["src"].device
+        self.tokenized[name] = kept
+        self.data[name] = self.tensors(name)
+        for key in ("src", "src_len", "tgt"):
+            self.data[name][key] = self.data[name][key].to(device)
+
+    @torch.no_grad()
+    def predictions(self, model, split: str) -> list[dict]:
+        """Each pair of the split with its greedy output as scored in validation, whether it matches the
+        target exactly, and its loss (mean cross-entropy of the target's tokens, teacher-forced)."""
+        codec, n = self.codec, len(self.tokenized[split])
+        rows: list[dict] = [{}] * n
+        for start in range(0, n, self.eval_batch_size):
+            index = list(range(start, min(n, start + self.eval_batch_size)))
+            src, lengths, tgt = self.batch(split, index)
+            enc = model.encoder(src, lengths)
+            target = tgt[:, 1:]  # (B, T')
+            logits = model.decode(enc, tgt[:, :-1])  # (B, T', V)
+            losses = F.cross_entropy(logits.transpose(1, 2).float(), target, ignore_index=codec.pad_id,
+                                     reduction="none")  # (B, T')  # fmt: skip
+            real = target != codec.pad_id
+            pred = model.generate(enc, codec.start_id, codec.steps)  # (B, L)
+            exact = ((pred[:, : target.shape[1]] == target) | ~real).all(dim=1)
+            mean = (losses.sum(dim=1) / real.sum(dim=1)).tolist()
+            for i, ids, ok, loss in zip(index, pred.tolist(), exact.tolist(), mean, strict=True):
+                source, reference = self.tokenized[split][i]
+                rows[i] = {"input": text.detokenize(source, codec.mode),
+                           "target": text.detokenize(reference, codec.mode), "prediction": codec.decode(ids),
+                           "correct": bool(ok), "loss": round(loss, 6)}  # fmt: skip
+        return rows
 
     def samples(self, split: str, outputs: list[list[int]]) -> str:
         """The first pairs of the split with their greedy outputs: source, target, output ☑ or ☒."""

@@ -28,6 +28,9 @@ STEP_TAGS = ("train/loss", "val_step/")  # TensorBoard tags (or prefixes) indexe
 EVENT_FILE = re.compile(r"events\.out\.tfevents\.\d{10}\.[^/]+")
 
 
+MAX_EVENTS_BYTES = 256 * 2**20  # an event file read for curves (images make them large)
+SUMMARY_TAGS = ("val/best_",)  # one value at a run's end (val/best_acc), no curve
+
 RECORD = ".events.json"  # the event files this run's writers made: compaction reads and replaces these only
 
 
@@ -181,3 +184,27 @@ def trim_csv(path: Path, fields, step: int, epoch: int) -> None:
     writer.writeheader()
     writer.writerows(kept)
     write_file(path, text.getvalue())
+
+
+def curves(path: Path, prefix: str = "val/") -> dict[str, list[tuple[int, float]]]:
+    """Each scalar tag starting with prefix: (step, value) sorted by step, the last value of a step kept
+    (a resumed run may write a step twice). Unreadable or oversized event files are left out."""
+    by_tag: dict[str, dict[int, float]] = {}
+    for file in event_files(path):
+        try:
+            if file.stat().st_size > MAX_EVENTS_BYTES:
+                continue
+            events = read_events(file) or []
+        except OSError:
+            continue
+        for event in events:
+            if not event.HasField("summary"):
+                continue
+            for value in event.summary.value:
+                if (
+                    value.tag.startswith(prefix)
+                    and not value.tag.startswith(SUMMARY_TAGS)
+                    and value.HasField("simple_value")
+                ):
+                    by_tag.setdefault(value.tag, {})[event.step] = value.simple_value
+    return {tag: sorted(steps.items()) for tag, steps in sorted(by_tag.items())}

@@ -86,8 +86,14 @@ def summary(monitor: str, state: RunState, metrics: dict, seconds: float, run_di
     final = metrics.get(monitor)
     return (
         f"done: best {monitor} {best} | final {monitor} {'none' if final is None else f'{final:.4f}'} | "
-        f"{state.epoch} epochs, {state.step} steps in {seconds:.1f} s | {run_dir / 'best.pt'}"
+        f"{progress(state)} in {seconds:.1f} s | {run_dir / 'best.pt'}"
     )
+
+
+def progress(state: RunState) -> str:
+    """How far training went: full epochs and steps, and the batches of an epoch stopped within (max_steps)."""
+    within = f" and {state.batch} batches of epoch {state.epoch + 1}" if state.batch else ""
+    return f"{state.epoch} full epochs{within}, {state.step} steps"
 
 
 def format_metrics(metrics: dict[str, float]) -> str:

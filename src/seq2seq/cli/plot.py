@@ -1,41 +1,39 @@
-"""Plot a TensorBoard scalar (default val/acc) against epoch, one labelled line per run.
+"""`seq2seq-plot` (or `python -m seq2seq.plot`): a TensorBoard scalar (default val/acc) of one or more runs, or of
+a whole sweep, against epoch or time, one labelled line per run, to a PNG you name; `--table` prints final
+and best values and seconds per epoch as a Markdown table.
 
-    python scripts/plot_curves.py outputs/multirun/2026-11-25_13-47-29 --out docs/addition_val_acc.png
+    seq2seq-plot outputs/multirun/2026-11-25_13-47-29 --out addition.png --label model.decoder,task.reverse
+    seq2seq-plot outputs/rnnlm_ptb outputs/better_rnnlm_ptb --tag val/ppl --out ppl.png --table
 
-Each argument is a run directory or a folder searched for run directories (any folder holding
-TensorBoard event files). A run is labelled by the `name` in its config.yaml and its folder name.
+Each argument is a run directory or a folder searched for run directories (any folder holding TensorBoard
+event files). A run is labelled by the `name` in its config.yaml and its folder name, or by the values of
+the config keys given to --label.
 """
 
 import argparse
 import sys
 from pathlib import Path
 
-import matplotlib
+from seq2seq.core.errors import CheckpointError
+from seq2seq.core.files import read_yaml
+from seq2seq.training.events import curves
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-from matplotlib.ticker import MaxNLocator
-from omegaconf import OmegaConf
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+PROG = "seq2seq-plot"
 
 
 def find_runs(paths: list[Path]) -> list[Path]:
     runs = set()
     for path in paths:
         if not path.exists():
-            sys.exit(f"plot_curves: {path}: no such file or directory")
+            sys.exit(f"{PROG}: error: {path}: no such file or directory")
         runs.update(p.parent for p in path.rglob("events.out.tfevents.*"))
     return sorted(runs)
 
 
 def read_scalar(run: Path, tag: str) -> tuple[list[int], list[float]]:
-    acc = EventAccumulator(str(run), size_guidance={"scalars": 0})
-    acc.Reload()
-    if tag not in acc.Tags()["scalars"]:
-        return [], []
-    by_step = {e.step: e.value for e in acc.Scalars(tag)}  # a resumed run may repeat a step: keep the last
-    steps = sorted(by_step)
-    return steps, [by_step[s] for s in steps]
+    """(steps, values) of `tag`; a resumed run may repeat a step: the last value is kept."""
+    points = curves(run, tag).get(tag, [])
+    return [s for s, _ in points], [v for _, v in points]
 
 
 def elapsed(run: Path, epochs: list[int]) -> list[float]:
@@ -51,9 +49,26 @@ def elapsed(run: Path, epochs: list[int]) -> list[float]:
     return [out[e] for e in epochs]
 
 
-def label(run: Path) -> str:
-    config = run / "config.yaml"
-    name = OmegaConf.load(config).get("name") if config.is_file() else None
+def config_of(run: Path) -> dict:
+    try:
+        config = read_yaml(run / "config.yaml", "a run's config") if (run / "config.yaml").is_file() else {}
+    except CheckpointError:
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def lookup(config: dict, key: str):
+    for part in key.split("."):
+        config = config.get(part) if isinstance(config, dict) else None
+    return config
+
+
+def label(run: Path, keys: list[str] | None = None) -> str:
+    """The run's name and folder, or `key=value` of each key given (a sweep's lines told apart by what varied)."""
+    config = config_of(run)
+    if keys:
+        return " ".join(f"{key.rsplit('.', 1)[-1]}={lookup(config, key)}" for key in keys)
+    name = config.get("name")
     return f"{name} ({run.name})" if name and name not in run.name else run.name
 
 
@@ -63,7 +78,7 @@ def shown(tag: str, value: float) -> str:
     return f"{100 * value:.1f}%" if name.endswith("acc") else f"{value:.2f}" if name == "bleu" else f"{value:.4f}"
 
 
-def print_table(runs: list[Path], tag: str) -> None:
+def print_table(runs: list[Path], tag: str, keys: list[str] | None = None) -> None:
     """Markdown table: final and best value of `tag`, mean seconds per training epoch and per validation."""
     print(f"| run | epochs | final {tag} | best {tag} | s/epoch (train) | s/validation |")
     print("| --- | --- | --- | --- | --- | --- |")
@@ -74,11 +89,13 @@ def print_table(runs: list[Path], tag: str) -> None:
         best = max(values) if "acc" in tag else min(values)
         train_s, val_s = (read_scalar(run, t)[1] for t in ("train/epoch_time", "val/time"))
         mean = [f"{sum(v) / len(v):.2f}" if v else "-" for v in (train_s, val_s)]
-        print(f"| {label(run)} | {steps[-1]} | {shown(tag, values[-1])} | {shown(tag, best)} | {mean[0]} | {mean[1]} |")
+        cells = [label(run, keys), str(steps[-1]), shown(tag, values[-1]), shown(tag, best), *mean]
+        print("| " + " | ".join(cells) + " |")
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    raw = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=raw)
     parser.add_argument("runs", nargs="+", type=Path, help="run directories or folders holding them")
     parser.add_argument("--tag", default="val/acc", help="scalar to plot (default: val/acc)")
     parser.add_argument(
@@ -89,14 +106,22 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--title", default=None)
     parser.add_argument("--table", action="store_true", help="print final and best value and s/epoch per run")
+    parser.add_argument("--label", default=None, help="config keys naming each line, e.g. model.decoder,task.reverse")
     args = parser.parse_args(argv)
+    keys = [k for k in args.label.split(",") if k] if args.label else None
 
     runs = find_runs(args.runs)
     if not runs:
-        sys.exit(f"plot_curves: no TensorBoard event files under {', '.join(map(str, args.runs))}")
+        sys.exit(f"{PROG}: error: no TensorBoard event files under {', '.join(map(str, args.runs))}")
     if args.table and args.out is None:  # the table alone: nothing written
-        print_table(runs, args.tag)
+        print_table(runs, args.tag, keys)
         return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
     fig, ax = plt.subplots(figsize=(7, 4.5))
     plotted = 0
     for run in runs:
@@ -104,14 +129,14 @@ def main(argv: list[str] | None = None) -> None:
         if steps and args.x == "time":
             steps = elapsed(run, steps)
         if steps:
-            ax.plot(steps, values, marker="o", markersize=3, label=label(run))
+            ax.plot(steps, values, marker="o", markersize=3, label=label(run, keys))
             plotted += 1
         else:
-            print(f"plot_curves: {run} has no {args.tag!r} scalar, skipped", file=sys.stderr)
+            print(f"{PROG}: {run} has no {args.tag!r} scalar, skipped", file=sys.stderr)
     if not plotted:
-        sys.exit(f"plot_curves: no run has a {args.tag!r} scalar")
+        sys.exit(f"{PROG}: error: no run has a {args.tag!r} scalar")
     if args.table:
-        print_table(runs, args.tag)
+        print_table(runs, args.tag, keys)
     ax.set_xlabel("epoch" if args.x == "epoch" else "seconds (training + validation)")
     if args.x == "epoch":
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole: no ticks at 1.2, 1.4
@@ -123,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     out = args.out or Path("curves.png")
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)
-    print(f"wrote {out} ({plotted} runs)", file=sys.stderr)
+    print(f"wrote {out} ({plotted} runs of {len(runs)} found under {', '.join(map(str, args.runs))})", file=sys.stderr)
 
 
 if __name__ == "__main__":
