@@ -73,3 +73,45 @@ def test_it_is_shared_evaluated_and_refused_like_the_others(run, tmp_path):
                       ("model.dropout=1.5", "from 0 to below 1"), ("model.num_layers=0", "from 1 to 24")]:  # fmt: skip
         with pytest.raises(ConfigError, match=says):
             train(compose_train(tmp_path / bad, *SMALL, bad))
+
+
+def test_the_language_model_caches_trains_resumes_and_is_shared(tmp_path):
+    from seq2seq.inference import pretrained
+    from seq2seq.inference.evaluate import evaluate
+    from seq2seq.models import TransformerLM
+
+    torch.manual_seed(0)
+    lm = TransformerLM(20, d_model=16, num_heads=2, num_layers=2, dim_feedforward=32).eval()
+    prompt = torch.tensor([3, 5, 7])
+    cached = lm.generate(prompt, 6)  # (1, 6): greedy with the key/value cache
+    tokens = prompt[None]
+    for _ in range(6):  # the whole sequence again at every step, no cache
+        tokens = torch.cat([tokens, lm(tokens)[0][:, -1].argmax(-1, keepdim=True)], dim=1)
+    assert torch.equal(cached, tokens[:, 3:])
+    data = tmp_path / "ptb"
+    data.mkdir()
+    for split in ("train", "valid", "test"):
+        (data / f"ptb.{split}.txt").write_text(" a b c d e f \n" * 30)
+    sizes = ["experiment=transformer_ptb", f"task.data_dir={data}", "task.batch_size=2", "task.time_size=4",
+             "task.eval_batch_size=2", "model.d_model=16", "model.dim_feedforward=32", "trainer.device=cpu",
+             "trainer.progress=false", "trainer.max_epochs=2"]  # fmt: skip
+    metrics = train(compose_train(tmp_path / "run", *sizes))
+    assert metrics["test/ppl"] < 6  # six words a cycle, learnt from windows of four
+    train(compose_train(tmp_path / "split", *sizes, "trainer.max_steps=30"))
+    train(compose_train(tmp_path / "split", *sizes, f"trainer.resume={tmp_path / 'split' / 'last.pt'}"))
+    assert_same_run(tmp_path / "run", tmp_path / "split", ["train/loss", "val/ppl"])
+    folder = pretrained.save(tmp_path / "run" / "best.pt", tmp_path / "shared")
+    options = {"strategy": "sample", "seed": 3, "max_new_tokens": 8, "skip": []}
+    assert seq2seq.load(folder, device="cpu").generate("a b", **options) == seq2seq.load(
+        tmp_path / "run", device="cpu").generate("a b", **options)  # fmt: skip
+    beams = seq2seq.load(tmp_path / "run", device="cpu").generate("a", strategy="beam", n_best=2, max_new_tokens=5)
+    assert len(beams) == 2
+    import os
+
+    here = os.getcwd()
+    os.chdir(tmp_path)  # the saved config's data is read from the folder the command runs in
+    try:
+        result = evaluate(tmp_path / "run", split="test", device="cpu")
+    finally:
+        os.chdir(here)
+    assert result.metrics["test/ppl"] == pytest.approx(metrics["test/ppl"], rel=1e-6) and len(result.rows) == 30

@@ -124,8 +124,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-digits", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--small-sums", action="store_true", help="the 55 sums of two one-digit numbers first")
+    only = "only the 100 sums a+b of one-digit a and b (at --max-digits widths): a test file"
+    parser.add_argument("--one-digit-only", action="store_true", help=only)
     args = parser.parse_args(argv)
-    data = generate_addition(args.num_examples, args.max_digits, args.seed, args.small_sums)
+    if args.one_digit_only:
+        q_width, a_width = 2 * args.max_digits + 1, args.max_digits + 2
+        sums = [(a, b) for a in range(10) for b in range(10)]
+        data = FixedWidthPairs([f"{a}+{b}".ljust(q_width) for a, b in sums],
+                               [f"{START}{a + b}".ljust(a_width) for a, b in sums])  # fmt: skip
+    else:
+        data = generate_addition(args.num_examples, args.max_digits, args.seed, args.small_sums)
     args.out.write_text(format_fixed_width(data), encoding="utf-8")
     print(f"wrote {len(data.questions)} questions to {args.out}")
 
