@@ -3,6 +3,7 @@ kill or a signal in the middle of a write, a disk that fills. Each ends in one l
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -180,3 +181,20 @@ def test_weights_that_overflow_are_an_error_in_every_strategy(peeky_run):
     for options in ({}, {"strategy": "beam"}, {"strategy": "sample"}):
         with pytest.raises(CheckpointError, match="NaN or infinite scores"):
             model.generate("16+75", **options)
+
+
+STARTS = [[sys.executable, "-m", "seq2seq.generate", "question=1+1"], ["seq2seq-train", "--help"]]
+
+
+@pytest.mark.parametrize("command", STARTS)
+def test_ctrl_c_while_a_command_starts_is_one_line(command):
+    """Importing torch and Hydra takes a second or two before a command's own handlers are in place: a Ctrl-C
+    then ends in one line too."""
+    if shutil.which(command[0]) is None:
+        pytest.skip(f"{command[0]} is not on PATH (the package is not installed with its scripts)")
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.4)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130 and "Traceback" not in stderr, stderr[-1000:]
+    assert stderr.strip().splitlines()[-1].endswith(("stopped by Ctrl-C while starting", "stopped by Ctrl-C"))

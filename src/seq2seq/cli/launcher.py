@@ -1,0 +1,62 @@
+"""Every command's first step: its module imported with Ctrl-C ending in one line. Importing torch and Hydra
+takes a second or two, before a command installs its own handlers (seq2seq.cli.common.interruptible); a
+Ctrl-C then would print Python's traceback. The console scripts and the `python -m` modules start here."""
+
+import importlib
+import sys
+
+COMMANDS = ("train", "generate", "chat", "export", "explore", "evaluate", "plot", "runs", "bench")
+
+
+def command(name: str) -> None:
+    """Import seq2seq.cli.<name> and run its main()."""
+    try:
+        module = importlib.import_module(f"seq2seq.cli.{name}")
+    except KeyboardInterrupt:
+        print(f"seq2seq.{name}: stopped by Ctrl-C while starting", file=sys.stderr)
+        raise SystemExit(130) from None
+    module.main()
+
+
+def lazy(names: dict[str, str]):
+    """A module's __getattr__ that imports `name` from its module on first use (PEP 562), so that importing
+    the `python -m` module itself stays light."""
+
+    def get(name: str):
+        if name not in names:
+            raise AttributeError(name)
+        return getattr(importlib.import_module(names[name]), name)
+
+    return get
+
+
+def train() -> None:
+    command("train")
+
+
+def generate() -> None:
+    command("generate")
+
+
+def chat() -> None:
+    command("chat")
+
+
+def export() -> None:
+    command("export")
+
+
+def explore() -> None:
+    command("explore")
+
+
+def evaluate() -> None:
+    command("evaluate")
+
+
+def plot() -> None:
+    command("plot")
+
+
+def runs() -> None:
+    command("runs")
