@@ -79,7 +79,7 @@ def test_evaluate_prints_what_the_run_logged_and_writes_predictions(folder, tmp_
     (tmp_path / "wide.txt").write_text("1+1      _2  \n")
     with pytest.raises(DataError, match="characters wide; this model was trained on 5 and 4"):
         evaluate(run, file=str(tmp_path / "wide.txt"), device="cpu")
-    with pytest.raises(DataError, match="split=train: the AdditionTask task has val"):
+    with pytest.raises(DataError, match=r"split=train: this checkpoint's task \(AdditionTask\) has split val"):
         evaluate(run, split="train", device="cpu")
 
 
@@ -101,11 +101,11 @@ def test_the_evaluate_command_writes_jsonl_or_csv_and_says_where(folder):
     lines = table.stdout.splitlines()
     assert table.returncode == 0 and len(lines) == 3
     assert lines[0].split()[:4] == ["run", "experiment", "status", "metric"]
-    assert "1 debug runs left out" in table.stderr and "peeky_addition/seed1" in table.stdout
+    assert "1 debug run(s) left out" in table.stderr and "peeky_addition/seed1" in table.stdout
     assert float(lines[1].split()[4]) >= float(lines[2].split()[4])  # best first
 
 
-def test_language_models_evaluate_the_test_split_per_sentence(tiny_lm_run):
+def test_language_models_evaluate_the_test_split_per_sentence(tiny_lm_run, monkeypatch):
     data = tiny_lm_run.parent / "ptb"
     import os
 
@@ -120,6 +120,11 @@ def test_language_models_evaluate_the_test_split_per_sentence(tiny_lm_run):
     sentences = (data / "ptb.test.txt").read_text().count("\n")
     assert len(result.rows) == sentences and {row["input"] for row in result.rows} == {"a b c d e f"}
     assert all(row["tokens"] == 7 for row in result.rows[1:])  # six words and the end of the sentence
+    monkeypatch.setenv("PTB_DIR", str(data))  # where a user keeps Penn Treebank: read from there too
+    assert evaluate(tiny_lm_run, split="test", device="cpu").metrics == result.metrics
+    monkeypatch.delenv("PTB_DIR")
+    with pytest.raises(Exception, match="lies outside"):
+        evaluate(tiny_lm_run, split="test", device="cpu")  # neither here nor PTB_DIR
 
 
 def test_small_sums_are_in_the_data_when_asked():

@@ -69,7 +69,7 @@ def run(cfg: DictConfig, free_text: str | None = None) -> Iterator[str]:
     wrong = [k for k in given if k not in allowed]
     if wrong:
         choices = " or ".join(f"{k}=" for k in allowed)
-        raise DataError(f"{wrong[0]}= does not apply to {family.words} model: give {choices}")
+        raise DataError(f"{wrong[0]}= does not apply to {family.words}: give {choices}")
     if len(given) > 1:
         raise DataError(f"give one of {', '.join(f'{k}=' for k in allowed)}, not {' and '.join(given)}")
     if cfg.index is not None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from seq2seq.core.errors import DataError
 from seq2seq.core.metrics import lower_is_better
-from seq2seq.training.runs import DEBUG
+from seq2seq.training.runs import DEBUG, read_status
 
 PROG = "seq2seq-runs"
 SORTS = ("best", "final", "date", "run")
@@ -31,6 +31,9 @@ def rows(folder: Path, metric: str | None, debug: bool) -> tuple[list[list], int
     for run in kept:
         name = metric or run.metric
         best, final = run.best, run.final
+        if best is None and name == run.metric:  # no epoch curve (a max_steps run): its status.json's values
+            status = read_status(run.path)
+            best, final = (v if isinstance(v, float) else None for v in (status.get("best"), status.get("final")))
         if metric and metric != run.metric:
             values = [v for _, v in run.curves.get(metric, []) if math.isfinite(v)]
             best = (min if lower_is_better(metric) else max)(values) if values else None
@@ -84,10 +87,10 @@ def main(argv: list[str] | None = None) -> None:
     except DataError as e:
         parser.exit(2, f"{PROG}: error: {e}\n")
     if not table:
-        more = f" ({skipped} debug runs left out: --debug lists them)" if skipped else ""
+        more = f" ({skipped} debug run(s) left out: --debug lists them)" if skipped else ""
         parser.exit(1, f"{PROG}: no runs under {args.folder.resolve()}{more}\n")
     print(render(ordered(table, args.sort), args.markdown))
-    more = f"; {skipped} debug runs left out (--debug lists them)" if skipped else ""
+    more = f"; {skipped} debug run(s) left out (--debug lists them)" if skipped else ""
     print(f"{len(table)} runs under {args.folder.resolve()}{more}", file=sys.stderr)
 
 

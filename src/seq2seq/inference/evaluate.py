@@ -12,6 +12,7 @@ prediction for error analysis, and where a task has natural groups its errors by
 import csv
 import io
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,13 +49,20 @@ def evaluate(checkpoint: str | Path, split: str | None = None, file: str | None 
     node = model.config.get("task") if isinstance(model.config, dict) else None
     if node is None:
         raise DataError(f"{model.path}: holds no task config to rebuild its data from (evaluate the run it came from)")
-    task = task_from_saved_config(node, f"{model.path}: config.task").to(model.device)
+    roots = (Path.cwd(), *([Path(os.environ["PTB_DIR"])] if os.environ.get("PTB_DIR") else []))
+    task = task_from_saved_config(node, f"{model.path}: config.task", roots).to(model.device)  # (PTB_DIR: the user's)
     notes = []
+    limit = node.get("eval_limit") if isinstance(node, dict) else None
+    if limit:
+        notes.append(f"the run's task.eval_limit={limit}: the metrics cover the first {limit:,} examples (tokens for a "
+                     "language model) of the split, the predictions all of it")  # fmt: skip
     if file is not None and split is not None:
         raise DataError("give split= or file=, not both")
     if file is not None:
         if not hasattr(task, "add_split"):
             raise DataError(f"file= is not taken by the {type(task).__name__} task: evaluate a split= of it")
+        if not Path(file).is_file():
+            raise DataError(f"file={file}: no such file")
         task.add_split(FILE_SPLIT, file)
         split = FILE_SPLIT
     else:
@@ -64,7 +72,8 @@ def evaluate(checkpoint: str | Path, split: str | None = None, file: str | None 
             notes.append(f"{type(task).__name__} holds out one split, val (the book's test set): evaluated that")
             split = "val"
         if split not in known:
-            raise DataError(f"split={split}: the {type(task).__name__} task has {' and '.join(known)}")
+            raise DataError(f"split={split}: this checkpoint's task ({type(task).__name__}) has split "
+                            f"{' and '.join(known)}")  # fmt: skip
     module = model.module
     metrics, _ = task.evaluate(module, split)
     rows = task.predictions(module, split) if hasattr(task, "predictions") else []

@@ -77,7 +77,8 @@ class Search:
         """What the search left out and how to reach it: debug runs, runs without a best.pt."""
         said = []
         if self.debug:
-            said.append(f"{self.debug} debug run(s) under {self.folder / DEBUG} skipped (name one: checkpoint=<run>)")
+            said.append(f"{self.debug} debug run(s) under {self.folder / DEBUG} skipped (they are searched when named: "
+                        f"checkpoint=latest@{self.folder / DEBUG})")  # fmt: skip
         if self.without:
             said.append(f"{len(self.without)} run(s) stopped before their first {self.name}, e.g. {self.without[0]} "
                         f"(checkpoint={self.without[0] / 'last.pt'} uses its latest state)")  # fmt: skip
