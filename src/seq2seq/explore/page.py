@@ -200,7 +200,7 @@ def connect_runs(gr, demo, explorer: Explorer, ui, opens: dict):
     @handler(4)
     def refilter(query, selected, metric):
         rows = rows_of(query)
-        return (rows, *curves(selected, metric, rows), "")
+        return (rows, *curves(selected, metric, rows), gr.skip())  # the message of what opened stays
 
     ui.query.change(refilter, inputs, [ui.table, ui.plot, ui.metric, ui.message])
     ui.plotted.change(refilter, inputs, [ui.table, ui.plot, ui.metric, ui.message])
