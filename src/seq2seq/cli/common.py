@@ -22,7 +22,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from seq2seq.core import __version__, compat, decoding
 from seq2seq.core.checks import unknown_key_message
 from seq2seq.core.decoding import DecodeOptions
-from seq2seq.core.errors import ConfigError
+from seq2seq.core.errors import ConfigError, Seq2seqError
 from seq2seq.inference import find
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -344,7 +344,10 @@ def command_line(prog: str, schema: type, example: str, input_key: str | None, c
                 print(OmegaConf.to_yaml(cfg))
                 return
             with interruptible(prog):
-                run(cfg, free_text) if input_key else run(cfg)
+                try:
+                    run(cfg, free_text) if input_key else run(cfg)
+                except Seq2seqError as e:  # a user's mistake found while running: one line, exit code 2
+                    fail(e)
 
         return main
 

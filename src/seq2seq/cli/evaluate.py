@@ -7,7 +7,6 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from seq2seq.cli import common as cli
-from seq2seq.core.errors import Seq2seqError
 
 
 def default_out(checkpoint: Path, split: str) -> Path:
@@ -38,16 +37,9 @@ def run(cfg: DictConfig):
     return result
 
 
-def run_command(cfg: DictConfig) -> None:
-    try:
-        run(cfg)
-    except Seq2seqError as e:
-        cli.fail(e)
-
-
 main = cli.command_line(
     "seq2seq.evaluate", cli.EvaluateConfig, "checkpoint=best split=test", input_key=None, checkpoint=False
-)(run_command)
+)(run)
 
 if __name__ == "__main__":
     main()

@@ -7,7 +7,6 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from seq2seq.cli import common as cli
-from seq2seq.core.errors import Seq2seqError
 from seq2seq.core.extras import require
 
 
@@ -48,16 +47,7 @@ def run(cfg: DictConfig) -> Path:
     return folder
 
 
-def run_command(cfg: DictConfig) -> None:
-    try:
-        run(cfg)
-    except Seq2seqError as e:
-        cli.fail(e)
-
-
-main = cli.command_line("seq2seq.export", cli.ExportConfig, "checkpoint=latest out=my-model", input_key=None)(
-    run_command
-)
+main = cli.command_line("seq2seq.export", cli.ExportConfig, "checkpoint=latest out=my-model", input_key=None)(run)
 
 if __name__ == "__main__":
     main()

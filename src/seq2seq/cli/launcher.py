@@ -2,6 +2,7 @@
 takes a second or two, before a command installs its own handlers (seq2seq.cli.common.interruptible); a
 Ctrl-C then would print Python's traceback. The console scripts and the `python -m` modules start here."""
 
+import functools
 import importlib
 import sys
 
@@ -30,33 +31,6 @@ def lazy(names: dict[str, str]):
     return get
 
 
-def train() -> None:
-    command("train")
-
-
-def generate() -> None:
-    command("generate")
-
-
-def chat() -> None:
-    command("chat")
-
-
-def export() -> None:
-    command("export")
-
-
-def explore() -> None:
-    command("explore")
-
-
-def evaluate() -> None:
-    command("evaluate")
-
-
-def plot() -> None:
-    command("plot")
-
-
-def runs() -> None:
-    command("runs")
+# The console scripts' entry points (pyproject.toml): seq2seq-train is launcher:train, and so on.
+for _name in COMMANDS:
+    globals()[_name] = functools.partial(command, _name)

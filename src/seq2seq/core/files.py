@@ -123,6 +123,16 @@ def read_yaml(path: Path, what: str):
     return bounded(value, path)
 
 
+def read_names(path: Path, pattern) -> set[str]:
+    """The names a record file lists (a JSON list written by this project) that match `pattern` (a compiled
+    regular expression); nothing for a link, an unreadable file or anything else."""
+    try:
+        names = None if path.is_symlink() else json.loads(path.read_text())
+    except (OSError, ValueError):
+        return set()
+    return {n for n in names if isinstance(n, str) and pattern.fullmatch(n)} if isinstance(names, list) else set()
+
+
 def write_file(path: Path, content) -> None:
     """Write a file whole, through a temporary file of a unique name (created exclusively, so a link
     planted there is never followed) and a rename: a crash or a full disk never leaves half of it, and

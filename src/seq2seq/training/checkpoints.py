@@ -14,7 +14,7 @@ import torch
 from omegaconf import OmegaConf
 
 from seq2seq.core.errors import CheckpointError, ConfigError, NonFiniteLossError
-from seq2seq.core.files import write_file
+from seq2seq.core.files import read_names, write_file
 from seq2seq.training import checkpoint as ckpt
 
 log = logging.getLogger(__name__)
@@ -32,14 +32,7 @@ def top_name(epoch: int) -> str:
 
 
 def written_top(run_dir: Path) -> set[str]:
-    path = run_dir / TOP_RECORD
-    try:
-        if path.is_symlink():
-            return set()
-        names = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return set()
-    return {n for n in names if isinstance(n, str) and TOP_FILE.fullmatch(n)} if isinstance(names, list) else set()
+    return read_names(run_dir / TOP_RECORD, TOP_FILE)
 
 
 def record_top(run_dir: Path, names: set[str]) -> None:

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from seq2seq.core import compat
-from seq2seq.core.files import write_file
+from seq2seq.core.files import read_names, write_file
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +44,7 @@ def written(run_dir: Path) -> set[str] | None:
     path = run_dir / RECORD
     if not path.is_file() or path.is_symlink():
         return compat.events_without_record(path)
-    try:
-        names = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return set()
-    return {n for n in names if isinstance(n, str) and EVENT_FILE.fullmatch(n)} if isinstance(names, list) else set()
+    return read_names(path, EVENT_FILE)
 
 
 def record(run_dir: Path, names: set[str]) -> None:
