@@ -4,6 +4,7 @@ Ctrl-C then would print Python's traceback. The console scripts and the `python 
 
 import functools
 import importlib
+import os
 import sys
 
 COMMANDS = ("train", "generate", "chat", "export", "explore", "evaluate", "plot", "runs", "bench")
@@ -14,8 +15,10 @@ def command(name: str) -> None:
     try:
         module = importlib.import_module(f"seq2seq.cli.{name}")
     except KeyboardInterrupt:
-        print(f"seq2seq.{name}: stopped by Ctrl-C while starting", file=sys.stderr)
-        raise SystemExit(130) from None
+        print(f"seq2seq.{name}: stopped by Ctrl-C while starting", file=sys.stderr, flush=True)
+        # Nothing is open yet to clean up; exiting at once keeps the exit code 130 (Python would otherwise die by
+        # the signal itself where the interrupt reached its own import machinery first).
+        os._exit(130)
     module.main()
 
 
