@@ -87,8 +87,8 @@ def tiny_lm_run(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def explore_root(tmp_path_factory) -> Path:
     """A folder of tiny runs of each family the explorer shows, trained by the command line as a user's
-    are (so each has its train.log and Hydra's record) into the layout of `outputs/`: attention and Peeky
-    addition, a language model on a tiny corpus, a word-pairs model that reverses its message (chat)."""
+    are (so each has its train.log and Hydra's record) into the layout of `outputs/`: a Transformer, attention
+    and Peeky addition, a language model on a tiny corpus, a word-pairs model that reverses its message (chat)."""
     return trained_once(tmp_path_factory, "explore", lambda root: train_explore_runs(root, tmp_path_factory))
 
 
@@ -115,7 +115,8 @@ def train_explore_runs(root: Path, tmp_path_factory) -> None:
         "optimizer.lr=0.01",
         "trainer.max_epochs=8",
     ]
-    runs = {
+    runs = {  # the newest (the last) is the one the page opens on
+        "transformer_addition/tiny": ["experiment=transformer_addition", *TINY_ADDITION, "trainer.max_epochs=2"],
         "attention_addition/tiny": [*addition, "name=attention_addition", "model.decoder=attention"],
         "peeky_addition/tiny": [*addition, "name=peeky_addition", "model.decoder=peeky", "task.reverse=true"],
         "rnnlm_ptb/tiny": ["experiment=rnnlm_ptb", f"task.data_dir={corpus}", "task.batch_size=2", "task.time_size=5",
@@ -129,7 +130,7 @@ def train_explore_runs(root: Path, tmp_path_factory) -> None:
 
 
 def pytest_collection_modifyitems(items) -> None:
-    # The explorer's runs (`explore_root`) are four trainings: a test over them is slow, whatever its own time.
+    # The explorer's runs (`explore_root`) are five trainings: a test over them is slow, whatever its own time.
     for item in items:
         if "explore_root" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slow)

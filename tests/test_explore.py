@@ -26,6 +26,7 @@ from .helpers import run_module, scalars
 pytest.importorskip("gradio", reason="the explorer needs the app extra: pip install 'seq2seq[app]'")
 
 ATTENTION, PEEKY, LM, CHAT = "attention_addition/tiny", "peeky_addition/tiny", "rnnlm_ptb/tiny", "reverse_pairs/tiny"
+TRANSFORMER = "transformer_addition/tiny"
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,7 @@ def explorer(explore_root) -> Explorer:
 
 def test_the_runs_table_describes_every_run(explorer, explore_root):
     runs = explorer.runs.runs
-    assert set(runs) == {ATTENTION, PEEKY, LM, CHAT}
+    assert set(runs) == {TRANSFORMER, ATTENTION, PEEKY, LM, CHAT}
     assert {runs[i].kind for i in runs} == {"fixed_width", "lm", "token_pairs"}
     for run in runs.values():
         assert run.status == "finished" and run.date

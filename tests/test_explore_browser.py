@@ -19,6 +19,7 @@ from .helpers import REPO, run_module, scalars
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = Path(os.environ.get("SEQ2SEQ_TEST_ARTIFACTS", REPO / "test-artifacts")) / "explorer"
 ATTENTION, PEEKY, LM, CHAT = "attention_addition/tiny", "peeky_addition/tiny", "rnnlm_ptb/tiny", "reverse_pairs/tiny"
+TRANSFORMER = "transformer_addition/tiny"
 WAIT = 60_000  # ms: the first answer of a worker that is also training may be slow
 
 pytestmark = [
@@ -104,9 +105,9 @@ def wait_text(page, elem_id: str, pattern: str) -> str:
 
 def test_the_runs_table_lists_the_runs_and_a_click_opens_one(page):
     table = wait_text(page, "runs-table", "tiny")
-    for run in (ATTENTION, PEEKY, LM, CHAT):
+    for run in (TRANSFORMER, ATTENTION, PEEKY, LM, CHAT):
         assert run in table
-    assert table.count("finished") == 4
+    assert table.count("finished") == 5
     page.wait_for_selector("#runs-curves canvas, #runs-curves svg")  # the val/ curves are drawn
     screenshot(page, "runs")
     assert "the best" in wait_text(page, "runs-message", "opened")  # the page opens on a run of its own choice
@@ -144,6 +145,33 @@ def test_a_question_gets_each_models_answer_with_steps_and_a_heatmap(page, explo
     rows = page.locator("#ask-out-0 .s2s-nbest tr").all_inner_texts()[1:]
     assert [row.split("\t")[1].strip() for row in rows] == [b.strip() for b in beams]
     screenshot(page, "ask-beam")
+
+
+def test_the_heatmap_shows_the_transformer_layer_and_head_asked_for(page, explore_root):
+    """A Transformer's heatmap: the last layer's mean of heads by default, any layer and head on demand (the
+    page's weights equal the model's), and a layer it does not have is a message."""
+    from seq2seq.explore import analysis
+
+    open_tab(page, "Ask")
+    choose(page, "ask-run-0", TRANSFORMER)
+    fill(page, "ask-question", "16+75")
+    page.click("#ask-button")
+    page.wait_for_selector("#ask-out-0 .s2s-heatmap")
+    assert "layer 2 of 2, mean of 2 heads" in page.locator("#ask-out-0 .s2s-attention-of").inner_text()
+    fill(page, "ask-layer", "1")
+    fill(page, "ask-head", "2")
+    page.locator("body").click(position={"x": 5, "y": 5})  # leave the number box: its value is set
+    page.click("#ask-button")
+    page.wait_for_selector("#ask-out-0 .s2s-attention-of:has-text('layer 1 of 2, head 2 of 2')")
+    model = seq2seq.load(explore_root / TRANSFORMER, device="cpu")
+    expected = analysis.ask(model, "16+75", {}, layer=1, head=2).attention
+    shown = [float(cell.get_attribute("title")) for cell in page.locator("#ask-out-0 .s2s-heatmap td").all()]
+    assert shown == pytest.approx([w for row in expected for w in row], abs=1e-3)
+    screenshot(page, "ask-transformer-heads")
+    fill(page, "ask-layer", "3")
+    page.locator("body").click(position={"x": 5, "y": 5})
+    page.click("#ask-button")
+    page.wait_for_selector("#ask-message:has-text('attention layer 3: this model has 2 (1 to 2)')")
 
 
 def test_bad_input_and_paths_outside_the_root_show_a_message(page, tmp_path):

@@ -489,12 +489,14 @@ def test_the_onnx_runner_refuses_the_questions_pytorch_refuses(runs, onnx_folder
 
 def test_every_family_decoder_and_cell_exports_graphs_the_runner_accepts(tmp_path):
     """The runner's list of operators covers what every model of the project exports (so the list can stay
-    closed): each family, decoder, cell, one and two layers, one and both directions."""
+    closed): each family, decoder, cell, one and two layers, one and both directions, the Transformers."""
     import warnings
 
     from seq2seq.inference.serving import check_graph
     from seq2seq.models.rnnlm import Rnnlm
     from seq2seq.models.seq2seq import Seq2seq
+    from seq2seq.models.transformer import Transformer
+    from seq2seq.models.transformer_lm import TransformerLM
 
     models = [
         (Seq2seq(13, 8, 16, decoder=d, cell=c, bidirectional=b), 7)
@@ -504,6 +506,8 @@ def test_every_family_decoder_and_cell_exports_graphs_the_runner_accepts(tmp_pat
     ]
     cells = ("lstm", "gru", "rnn")
     models += [(Rnnlm(20, 8, 8, num_layers=n, cell=c, tie_weights=True), None) for n in (1, 2) for c in cells]
+    models += [(Transformer(13, 16, 2, n, 32), 7) for n in (1, 3)] + [(TransformerLM(20, 16, 2, n, 32), None)
+                                                                      for n in (1, 3)]  # fmt: skip
     for n, (model, width) in enumerate(models):
         exported = model.eval().onnx_export(width) if width else model.eval().onnx_export()
         for graph in exported.graphs:

@@ -1,28 +1,19 @@
-"""The Transformer encoder-decoder (seq2seq/models/transformer.py) through the project's machinery: training
-and exact resume, every decoding strategy with its key/value cache checked against decoding without one,
-cross-attention by layer and head, the Python API, sharing, evaluation and bad options."""
-
-from pathlib import Path
+"""What is the Transformers' own (seq2seq/models/transformer.py, transformer_lm.py): the key/value cache
+decodes as the whole prefix does, cross-attention by layer and head gives padding nothing, the language model
+learns from windows read on their own, bad options. Every feature of the project for every family (training,
+resume, decoding, sharing, ONNX, evaluation, the explorer, sweeps, torchrun, chat): tests/test_families.py."""
 
 import pytest
 import torch
 
-import seq2seq
 from seq2seq.core.errors import ConfigError
 from seq2seq.models import Transformer
 from seq2seq.train import train
 
-from .helpers import assert_same_run, compose_train
+from .helpers import compose_train
 
 SMALL = ["experiment=transformer_addition", "task.num_examples=400", "task.max_digits=2", "task.batch_size=32",
          "model.d_model=32", "model.dim_feedforward=64", "trainer.device=cpu", "trainer.progress=false"]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("transformer") / "run"
-    train(compose_train(out, *SMALL, "trainer.max_epochs=2"))
-    return out
 
 
 def test_the_cache_decodes_as_the_whole_prefix_does():
@@ -43,41 +34,14 @@ def test_the_cache_decodes_as_the_whole_prefix_does():
     assert model.attention(src, tokens[:, :-1], lengths).shape == (5, 6, 7)  # the last layer, heads averaged
 
 
-def test_it_trains_resumes_exactly_and_decodes_every_way(run, tmp_path):
-    split = tmp_path / "split"
-    train(compose_train(split, *SMALL, "trainer.max_epochs=2", "trainer.max_steps=13"))
-    train(compose_train(split, *SMALL, "trainer.max_epochs=2", f"trainer.resume={split / 'last.pt'}"))
-    assert_same_run(run, split, ["train/loss", "val/acc", "val/loss"])
-    model = seq2seq.load(run, device="cpu")
-    assert type(model.module).__name__ == "Transformer"
-    greedy = model.generate(["16+75", "3+4"])
-    assert len(greedy) == 2 and all(isinstance(a, str) for a in greedy)
-    beams = model.generate("16+75", strategy="beam", beam_size=3, n_best=3)
-    assert isinstance(beams, list) and len(beams) == 3
-    samples = model.generate("16+75", strategy="sample", num_samples=4, seed=1, top_k=3)
-    assert len(samples) == 4 and samples == model.generate("16+75", strategy="sample", num_samples=4, seed=1, top_k=3)
-
-
-def test_it_is_shared_evaluated_and_refused_like_the_others(run, tmp_path):
-    from seq2seq.inference import pretrained, serving
-    from seq2seq.inference.evaluate import evaluate
-
-    folder = pretrained.save(run / "best.pt", tmp_path / "shared")
-    questions = ["16+75", "9+9", "42+0"]
-    assert seq2seq.load(folder, device="cpu").generate(questions) == seq2seq.load(run, device="cpu").generate(questions)
-    result = evaluate(run / "best.pt", device="cpu")
-    assert set(result.metrics) == {"val/loss", "val/acc", "val/char_acc"} and len(result.rows) == 40
-    with pytest.raises(ConfigError, match="format=onnx: a Transformer declares no ONNX graphs"):
-        serving.export(run / "best.pt", tmp_path / "onnx")
+def test_bad_options_are_refused_in_one_line(tmp_path):
     for bad, says in [("model.num_heads=5", "d_model must be a multiple of num_heads"),
                       ("model.dropout=1.5", "from 0 to below 1"), ("model.num_layers=0", "from 1 to 24")]:  # fmt: skip
         with pytest.raises(ConfigError, match=says):
-            train(compose_train(tmp_path / bad, *SMALL, bad))
+            train(compose_train(tmp_path / bad, "experiment=transformer_addition", "debug=tiny", bad))
 
 
-def test_the_language_model_caches_trains_resumes_and_is_shared(tmp_path):
-    from seq2seq.inference import pretrained
-    from seq2seq.inference.evaluate import evaluate
+def test_the_language_model_caches_and_learns_a_cycle_from_short_windows(tmp_path):
     from seq2seq.models import TransformerLM
 
     torch.manual_seed(0)
@@ -97,21 +61,3 @@ def test_the_language_model_caches_trains_resumes_and_is_shared(tmp_path):
              "trainer.progress=false", "trainer.max_epochs=2"]  # fmt: skip
     metrics = train(compose_train(tmp_path / "run", *sizes))
     assert metrics["test/ppl"] < 6  # six words a cycle, learnt from windows of four
-    train(compose_train(tmp_path / "split", *sizes, "trainer.max_steps=30"))
-    train(compose_train(tmp_path / "split", *sizes, f"trainer.resume={tmp_path / 'split' / 'last.pt'}"))
-    assert_same_run(tmp_path / "run", tmp_path / "split", ["train/loss", "val/ppl"])
-    folder = pretrained.save(tmp_path / "run" / "best.pt", tmp_path / "shared")
-    options = {"strategy": "sample", "seed": 3, "max_new_tokens": 8, "skip": []}
-    assert seq2seq.load(folder, device="cpu").generate("a b", **options) == seq2seq.load(
-        tmp_path / "run", device="cpu").generate("a b", **options)  # fmt: skip
-    beams = seq2seq.load(tmp_path / "run", device="cpu").generate("a", strategy="beam", n_best=2, max_new_tokens=5)
-    assert len(beams) == 2
-    import os
-
-    here = os.getcwd()
-    os.chdir(tmp_path)  # the saved config's data is read from the folder the command runs in
-    try:
-        result = evaluate(tmp_path / "run", split="test", device="cpu")
-    finally:
-        os.chdir(here)
-    assert result.metrics["test/ppl"] == pytest.approx(metrics["test/ppl"], rel=1e-6) and len(result.rows) == 30

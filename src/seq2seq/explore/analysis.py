@@ -48,6 +48,7 @@ class Answer:
     samples: list[str] | None  # num_samples above 1: every sample
     source: list[str]  # the source tokens as fed to the encoder (reversed if trained so)
     attention: list[list[float]] | None  # attention models: weights (T, S) of each step over the source
+    attention_of: str = ""  # which layer and head the weights are (a Transformer's: one of several)
 
 
 def visible_tokens(codec, ids: list[int]) -> list[int]:
@@ -57,11 +58,28 @@ def visible_tokens(codec, ids: list[int]) -> list[int]:
     return ids
 
 
+def attention_choice(module, layer: int | None, head: int | None) -> tuple[int, int | None, str]:
+    """The page's attention layer and head (counted from 1; None: the last layer, the mean of the heads) as
+    the model's `attention` takes them (from 0), and their words. A model of one attention layer (or head)
+    shows it whatever is asked (runs side by side share the fields); beyond a model's several: a DataError."""
+    layers, heads = module.attention_heads
+    layer, head = layer if layers > 1 else None, head if heads > 1 else None
+    for name, value, most in (("layer", layer, layers), ("head", head, heads)):
+        if value is not None and not (isinstance(value, int) and 1 <= value <= most):
+            raise DataError(f"attention {name} {value}: this model has {most} (1 to {most})")
+    where = f"layer {layer or layers} of {layers}" if layers > 1 else ""
+    which = (f"head {head} of {heads}" if head else f"mean of {heads} heads") if heads > 1 else ""
+    return (layer or layers) - 1, None if head is None else head - 1, ", ".join(w for w in (where, which) if w)
+
+
 @torch.no_grad()
-def ask(model, question: str, options: dict) -> Answer:
+def ask(model, question: str, options: dict, layer: int | None = None, head: int | None = None) -> Answer:
     """A seq2seq model's answer to `question` decoded as `options` say (seq2seq.core.decoding), with the top
-    next tokens of each step of the best answer and, for an attention model, its attention weights."""
+    next tokens of each step of the best answer and, for an attention model, its attention weights: of decoder
+    layer `layer` and head `head` (counted from 1; None: the last layer, the mean of its heads)."""
     check_text(question, "question")
+    if model.module.has_attention:
+        at_layer, at_head, attention_of = attention_choice(model.module, layer, head)
     opts = model.resolve(options)
     ids, scores = model.answer_ids([question], opts)  # (1, outputs, L), (1, outputs) or None
     codec, module = model.codec, model.module
@@ -83,7 +101,9 @@ def ask(model, question: str, options: dict) -> Answer:
     ]
     texts = [codec.decode(row) for row in outputs]
     nbest = list(zip(texts, scores[0].tolist(), strict=True)) if scores is not None else None
-    weights = module.attention(x, tgt_in, lengths)[0].float().tolist() if module.has_attention else None  # (T, S)
+    weights = None
+    if module.has_attention:
+        weights = module.attention(x, tgt_in, lengths, layer=at_layer, head=at_head)[0].float().tolist()  # (T, S)
     return Answer(
         texts[0],
         steps,
@@ -91,6 +111,7 @@ def ask(model, question: str, options: dict) -> Answer:
         texts if len(texts) > 1 and scores is None else None,
         [itos[i] for i in x[0].tolist()],
         weights,
+        attention_of if module.has_attention else "",
     )
 
 

@@ -11,6 +11,7 @@ import functools
 import html
 import json
 import logging
+import math
 import os
 import threading
 from collections import OrderedDict
@@ -121,6 +122,15 @@ def options_of(strategy: str | None, values) -> dict:
         if value and decoding.ONLY_FOR.get(name, strategy) == strategy:
             options[name] = number(name, value)
     return options
+
+
+def whole(value) -> int | None:
+    """A whole-number field of the page (blank: None); anything else the page may be sent is refused."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value != int(value):
+        raise DataError(f"{str(value)[:20]!r} is not a whole number")
+    return int(value)
 
 
 def message(error: Exception) -> str:

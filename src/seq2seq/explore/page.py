@@ -20,7 +20,7 @@ from types import SimpleNamespace
 from seq2seq.core import decoding
 from seq2seq.core.errors import DataError, Seq2seqError
 from seq2seq.explore import analysis
-from seq2seq.explore.app import OPTION_FIELDS, Explorer, handler, options_of
+from seq2seq.explore.app import OPTION_FIELDS, Explorer, handler, options_of, whole
 from seq2seq.explore.runs import COLUMNS
 from seq2seq.inference.chat import Chat
 from seq2seq.tasks.plots import visible
@@ -76,9 +76,11 @@ def answer_html(run: str, question: str, answer: analysis.Answer, seconds: float
             + "</tr>"
             for step, weights in zip(answer.steps, answer.attention, strict=True)
         ]
+        of = f" ({e(answer.attention_of)})" if answer.attention_of else ""
         parts.append(
-            f"<div><small>attention: each output step (row) over the source as fed to the encoder "
-            f"(columns)</small></div><table class='s2s-heatmap'><tr><th></th>{top}</tr>{''.join(rows)}</table>"
+            f"<div><small class='s2s-attention-of'>attention{of}: each output step (row) over the source as fed "
+            f"to the encoder (columns)</small></div>"
+            f"<table class='s2s-heatmap'><tr><th></th>{top}</tr>{''.join(rows)}</table>"
         )
     parts.append(f"<small>{seconds * 1000:.0f} ms</small></div>")
     return "".join(parts)
@@ -245,13 +247,17 @@ def ask_tab(gr, explorer: Explorer) -> list:
         )
         button = gr.Button("Ask", variant="primary", elem_id="ask-button", scale=1)
     strategy, fields = decoding_fields(gr, "ask")
+    with gr.Row():  # which of a Transformer's layers and heads the heatmap shows (an attention decoder has one)
+        layer = gr.Number(0, label="attention layer (0: the last)", precision=0, elem_id="ask-layer")
+        head = gr.Number(0, label="attention head (0: the mean of the heads)", precision=0, elem_id="ask-head")
     message = gr.Markdown(elem_id="ask-message")
     with gr.Row():
         columns = [gr.HTML(elem_id=f"ask-out-{n}") for n in range(ANSWER_COLUMNS)]
 
     @handler(ANSWER_COLUMNS + 1)
     def answer(text, *values):
-        runs, strategy, fields = values[:ANSWER_COLUMNS], values[ANSWER_COLUMNS], values[ANSWER_COLUMNS + 1 :]
+        runs, strategy = values[:ANSWER_COLUMNS], values[ANSWER_COLUMNS]
+        fields, (layer, head) = values[ANSWER_COLUMNS + 1 : -2], values[-2:]
         if not any(runs):
             raise DataError("choose a run (run 1) first")
         # In the order of the page: the runs, the question, then its options.
@@ -263,7 +269,7 @@ def ask_tab(gr, explorer: Explorer) -> list:
             run = runs[n]
             started = time.perf_counter()
             try:
-                result = analysis.ask(model, text, options)
+                result = analysis.ask(model, text, options, whole(layer) or None, whole(head) or None)
             except Seq2seqError as e:
                 raise DataError(f"{run}: {e}") from None
             shown[n] = answer_html(run, text, result, time.perf_counter() - started)
@@ -271,7 +277,7 @@ def ask_tab(gr, explorer: Explorer) -> list:
 
     for trigger in (button.click, question.submit):
         # queue=False: answered at once, not through Gradio's queue (its round trip costs more than the models)
-        trigger(answer, [question, *chosen, strategy, *fields], [*columns, message], queue=False)
+        trigger(answer, [question, *chosen, strategy, *fields, layer, head], [*columns, message], queue=False)
     return chosen
 
 

@@ -156,9 +156,9 @@ class OnnxModel:
                 declared = {i.name: i.shape for i in self.sessions[0].get_inputs()}
                 self.signature["initial"] = {n: ["B" if d == "B" else d for d in declared.get(n, [])]
                                              for n in self.signature["state"]}  # fmt: skip
-            for name, shape in self.signature["initial"].items():
-                if len(shape) != 3 or not all(isinstance(d, int) or d == "B" for d in shape):
-                    raise CheckpointError(f"{folder}: the state {name} is not a language model's (L, B, H)")
+            for name, shape in self.signature["initial"].items():  # (L, B, H), or a cache's (L, B, K, 0, D/K)
+                if shape.count("B") != 1 or not all(isinstance(d, int) or d == "B" for d in shape):
+                    raise CheckpointError(f"{folder}: the state {name} has no batch dimension B")
 
     def generate(self, inputs, **options):
         """Outputs for one input (a str) or a list of inputs, decoded with the shared options
@@ -302,9 +302,10 @@ def check_signature(signature, folder: Path) -> dict:
 # What a graph of this project is made of: the operators its exports use (every family, decoder and cell;
 # tests/test_sharing.py exports each and checks them against this list). No control flow (Loop, Scan, If),
 # no function, no other domain: a graph's work is bounded by its operators and their sizes.
-OPERATORS = frozenset({"Add", "Concat", "Constant", "ConstantOfShape", "Equal", "Expand", "GRU", "Gather", "Identity",
-                       "LSTM", "MatMul", "Mul", "RNN", "Reshape", "Shape", "Slice", "Softmax", "Squeeze", "Transpose",
-                       "Unsqueeze", "Where"})  # fmt: skip
+OPERATORS = frozenset({"Add", "Cast", "Concat", "Constant", "ConstantOfShape", "Cos", "Div", "Equal", "Erf", "Expand",
+                       "Flatten", "GRU", "Gather", "Gelu", "Gemm", "Identity", "IsNaN", "LSTM", "LayerNormalization",
+                       "LessOrEqual", "MatMul", "Mod", "Mul", "Pow", "RNN", "Range", "Relu", "Reshape", "Shape", "Sin",
+                       "Slice", "Softmax", "Sqrt", "Squeeze", "Sub", "Transpose", "Unsqueeze", "Where"})  # fmt: skip
 MAX_GRAPH_BYTES = 2**31  # protobuf's own limit
 MAX_NODES = 10_000
 MAX_ELEMENTS = 2**31  # of one tensor in the file

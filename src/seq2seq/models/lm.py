@@ -1,7 +1,8 @@
 """What every language model shares: the decoding protocol (seq2seq.models.beam) and generation built on one
 method, `forward(tokens (B, T), state, targets=None) -> (logits (B, T, V) or the mean loss, state)`. A language
 model family subclasses `LanguageModel` and writes `forward`, `select_state` (the rows of its state) and
-`carry_shapes` (the state training carries between windows), nothing else of generation.
+`carry_shapes` (the state training carries between windows; none: override `between_windows` too), nothing
+else of generation.
 """
 
 import torch
@@ -15,6 +16,11 @@ from seq2seq.models.sampling import decode_loop
 class LanguageModel(nn.Module):
     family = "lm"  # trains on task=ptb (seq2seq.tasks.language_model) and decodes with the LM defaults
     has_attention = False
+
+    def between_windows(self, state):
+        """The state the next window of a stream starts from, given the one this window ended with: all of it
+        for a recurrent model; None for a model that reads each window on its own (as it was trained)."""
+        return state
 
     def start_decoding(self, prompt: torch.Tensor, num_rows: int = 1):
         """Feed prompt (P,) through the model in num_rows identical rows -> logits (N, V) of the next

@@ -225,11 +225,20 @@ class Seq2seq(nn.Module):
         """Whether `attention()` gives weights over the source (for heatmaps)."""
         return isinstance(self.decoder, AttentionDecoder)
 
+    @property
+    def attention_heads(self) -> tuple[int, int]:
+        """(layers, heads) of the attention `attention` shows: the attention decoder's is one of each."""
+        return (1, 1)
+
     @torch.no_grad()
-    def attention(self, src: torch.Tensor, tgt_in: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """Attention weights (B, T, S) with teacher forcing: which source position each step reads."""
+    def attention(self, src: torch.Tensor, tgt_in: torch.Tensor, lengths: torch.Tensor | None = None,
+                  layer: int = -1, head: int | None = None) -> torch.Tensor:  # fmt: skip
+        """Attention weights (B, T, S) with teacher forcing: which source position each step reads (`layer`
+        and `head` as the Transformer's: its only layer and head are 0 or -1)."""
         if not self.has_attention:
             raise TypeError(f"a Seq2seq with the {type(self.decoder).__name__} has no attention weights")
+        if layer not in (0, -1) or head not in (None, 0, -1):
+            raise ValueError("the attention decoder has one attention layer of one head")
         enc = self.encoder(src, lengths)
         _, _, weights = self.decoder(tgt_in, enc, self.decoder.init_state(enc), with_weights=True)
         return weights

@@ -23,6 +23,7 @@ from seq2seq.core.checks import DROPOUT, SIZE, Rule
 from seq2seq.core.decoding import GenerationConfig
 from seq2seq.core.registry import register_model
 from seq2seq.models.beam import beam_search
+from seq2seq.models.export import OnnxExport, OnnxGraph
 from seq2seq.models.sampling import decode_loop
 from seq2seq.models.seq2seq import Encoded, greedy_reusing, padding_mask
 
@@ -35,11 +36,10 @@ LAYERS = Rule(("num_layers",), lambda n: 1 <= n <= 24, "num_layers must be from 
 def positions(start: int, length: int, d_model: int, device) -> torch.Tensor:
     """Sinusoidal position encodings (length, D) of positions start .. start + length - 1."""
     position = torch.arange(start, start + length, device=device, dtype=torch.float32)[:, None]  # (L, 1)
-    rate = torch.exp(torch.arange(0, d_model, 2, device=device) * (-math.log(10_000.0) / d_model))  # (D/2,)
-    table = torch.zeros(length, d_model, device=device)
-    table[:, 0::2] = torch.sin(position * rate)
-    table[:, 1::2] = torch.cos(position * rate[: d_model // 2])
-    return table
+    rate = torch.exp(torch.arange(0, d_model, 2, device=device) * (-math.log(10_000.0) / d_model))  # (ceil(D/2),)
+    angle = position * rate  # (L, ceil(D/2))
+    # sin at even dimensions, cos at odd ones, interleaved by stacking (an ONNX graph has no strided writes)
+    return torch.stack([torch.sin(angle), torch.cos(angle)], dim=-1).flatten(1)[:, :d_model]  # (L, D)
 
 
 class Attention(nn.Module):
@@ -56,13 +56,18 @@ class Attention(nn.Module):
         B, L, D = x.shape
         return x.view(B, L, self.heads, D // self.heads).transpose(1, 2)  # (B, K, L, D/K)
 
+    def split_keys_values(self, source: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The keys and values (B, K, S, D/K) of a source (B, S, D)."""
+        k, v = self.key_value(source).chunk(2, dim=-1)
+        return self.split(k), self.split(v)
+
     def forward(self, x, source=None, cache=None, mask=None, with_weights=False):
         """x (B, T, D) queries; source (B, S, D) for cross-attention (None: self-attention over x and the
         cache); mask broadcastable to (B, K, T, keys), True where a query may look -> (B, T, D), the new
         cache (keys, values), and the weights (B, K, T, keys) when asked."""
         q = self.split(self.query(x))  # (B, K, T, D/K)
         if source is None or cache is None:
-            k, v = (self.split(t) for t in self.key_value(x if source is None else source).chunk(2, dim=-1))
+            k, v = self.split_keys_values(x if source is None else source)
             if source is None and cache is not None:  # self-attention: earlier positions' keys and values first
                 k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
         else:
@@ -171,6 +176,11 @@ class Transformer(nn.Module):
     def decode(self, enc: Encoded, tgt_in: torch.Tensor) -> torch.Tensor:
         return self.run_decoder(tgt_in, enc)[0]
 
+    @property
+    def attention_heads(self) -> tuple[int, int]:
+        """(decoder layers, heads) of the cross-attention `attention` shows."""
+        return len(self.layers), self.layers[0].cross_attn.heads
+
     @torch.no_grad()
     def attention(self, src, tgt_in, lengths=None, layer: int = -1, head: int | None = None) -> torch.Tensor:
         """Cross-attention weights (B, T, S) with teacher forcing: of decoder layer `layer` (the last by
@@ -210,3 +220,72 @@ class Transformer(nn.Module):
                     skip_ids=(), eos_id: int | None = None):  # fmt: skip
         logits, state = self.start_decoding(src, start_id, lengths)
         return beam_search(self, logits, state, max_new_tokens, how, skip_ids, eos_id)
+
+    def onnx_export(self, width: int) -> OnnxExport:
+        """The graphs of a fixed-width model (questions of `width` tokens, no padding mask) for serving without
+        PyTorch (seq2seq.models.export). The encoder gives the memory, every decoder layer's cross-attention
+        keys and values of the source (computed once), and an empty cache; a step feeds one token and the
+        cache, every layer's self-attention keys and values (each stacked over layers: (L, B, K, t, D/K)),
+        and gives the cache one position longer."""
+        src, token = torch.zeros(2, width, dtype=torch.long), torch.zeros(2, 1, dtype=torch.long)
+        names = ["source_keys", "source_values", "keys", "values"]
+        example = EncoderGraph(self)(src)
+        axes = {
+            "src": {0: "B"},
+            "token": {0: "B"},
+            "logits": {0: "B"},
+            "source_keys": {1: "B"},
+            "source_values": {1: "B"},
+        }
+        axes |= {name: {1: "B", 3: "t"} for name in ("keys", "values", "keys_out", "values_out")}
+        encoder = OnnxGraph("encoder.onnx", EncoderGraph(self), (src,), ["src"], names, axes)
+        step = OnnxGraph("decoder_step.onnx", StepGraph(self), (token, *example), ["token", *names],
+                         ["logits", "keys_out", "values_out"], axes)  # fmt: skip
+        signature = {"encoder": encoder.file, "step": step.file, "memory": names[:2], "state": names[2:],
+                     "initial": "encoder"}  # fmt: skip
+        return OnnxExport([encoder, step], signature)
+
+
+def stacked(caches) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-layer (keys, values) caches -> keys and values of every layer, (L, B, K, t, D/K) each."""
+    return torch.stack([k for k, _ in caches]), torch.stack([v for _, v in caches])
+
+
+def unstacked(keys: torch.Tensor, values: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    return [(keys[i], values[i]) for i in range(keys.shape[0])]
+
+
+class EncoderGraph(nn.Module):
+    """The encoder as an ONNX graph: src (B, S) -> each decoder layer's cross-attention keys and values of the
+    source (L, B, K, S, D/K), and the empty self-attention cache (L, B, K, 0, D/K)."""
+
+    def __init__(self, model: Transformer):
+        super().__init__()
+        self.model = model
+
+    def forward(self, src):
+        fast = torch.backends.mha.get_fastpath_enabled()
+        torch.backends.mha.set_fastpath_enabled(False)  # its fused layer has no ONNX form; the same sums unfused
+        try:
+            states = self.model.encoder(src).states  # (B, S, D)
+        finally:
+            torch.backends.mha.set_fastpath_enabled(fast)
+        source = stacked([layer.cross_attn.split_keys_values(states) for layer in self.model.layers])
+        empty = source[0][:, :, :, :0]  # (L, B, K, 0, D/K)
+        return *source, empty, empty
+
+
+class StepGraph(nn.Module):
+    """One decoder step as an ONNX graph: token (B, 1), the source's keys and values, the cache -> logits
+    (B, V), the cache."""
+
+    def __init__(self, model: Transformer):
+        super().__init__()
+        self.model = model
+
+    def forward(self, token, source_keys, source_values, keys, values):
+        caches = list(zip(unstacked(keys, values), unstacked(source_keys, source_values), strict=True))
+        # The layers read the source through its cached keys and values only: any tensor stands for it.
+        enc = Encoded(source_keys, source_keys, None)
+        logits, caches, _ = self.model.run_decoder(token, enc, caches)
+        return logits[:, -1], *stacked([own for own, _ in caches])

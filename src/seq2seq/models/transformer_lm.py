@@ -17,9 +17,10 @@ from torch import nn
 
 from seq2seq.core.checks import DROPOUT, SIZE
 from seq2seq.core.registry import register_model
+from seq2seq.models.export import OnnxExport, OnnxGraph
 from seq2seq.models.lm import LanguageModel
 from seq2seq.models.loss import linear_cross_entropy
-from seq2seq.models.transformer import HEADS_DIVIDE, LAYERS, Attention, positions
+from seq2seq.models.transformer import HEADS_DIVIDE, LAYERS, Attention, positions, stacked, unstacked
 
 
 class Block(nn.Module):
@@ -82,6 +83,36 @@ class TransformerLM(LanguageModel):
     def carry_shapes(self, rows: int) -> list[tuple[int, ...]]:
         return []  # nothing is carried between training windows
 
+    def between_windows(self, state):
+        return None  # each window is read on its own, as in training: no cache beyond the window's words
+
     @staticmethod
     def select_state(state, rows: torch.Tensor):
         return [tuple(t[rows] for t in layer) for layer in state]
+
+    def onnx_export(self) -> OnnxExport:
+        """The graph of a step for serving without PyTorch (seq2seq.models.export): tokens (B, T) and the cache,
+        every block's keys and values stacked (L, B, K, t, D/K) -> logits (B, T, V) and the cache t + T long;
+        the first cache is empty (t = 0)."""
+        heads = self.blocks[0].attn.heads
+        shape = [len(self.blocks), "B", heads, 0, self.embed.embedding_dim // heads]
+        tokens = torch.zeros(2, 3, dtype=torch.long)
+        empty = torch.zeros([2 if d == "B" else d for d in shape])
+        axes = {"tokens": {0: "B", 1: "T"}, "logits": {0: "B", 1: "T"}}
+        axes |= {name: {1: "B", 3: "t"} for name in ("keys", "values", "keys_out", "values_out")}
+        step = OnnxGraph("step.onnx", StepGraph(self), (tokens, empty, empty), ["tokens", "keys", "values"],
+                         ["logits", "keys_out", "values_out"], axes)  # fmt: skip
+        return OnnxExport([step], {"encoder": None, "step": step.file, "memory": [], "state": ["keys", "values"],
+                                   "initial": {"keys": shape, "values": shape}})  # fmt: skip
+
+
+class StepGraph(nn.Module):
+    """A step as an ONNX graph: tokens, the cache -> logits, the cache."""
+
+    def __init__(self, model: TransformerLM):
+        super().__init__()
+        self.model = model
+
+    def forward(self, tokens, keys, values):
+        logits, caches = self.model(tokens, unstacked(keys, values))
+        return logits, *stacked(caches)

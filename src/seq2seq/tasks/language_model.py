@@ -137,13 +137,14 @@ class LanguageModelTask:
     @torch.no_grad()
     def predictions(self, model, split: str) -> list[dict]:
         """Each sentence of the split (up to its <eos>) with its mean loss and perplexity, the model reading
-        the split as one stream with its state carried from sentence to sentence (as in evaluation, where
-        the stream is read in eval_batch_size rows: the split's perplexity differs from the mean of these
-        in the first words of each row only)."""
+        the split as one stream in windows of time_size words, with its state carried from window to window
+        where the model carries one (as in evaluation, where the stream is read in eval_batch_size rows: the
+        split's perplexity differs from the mean of these in the first words of each row only)."""
         stream = torch.tensor(self.streams[split], device=self.eval_data[split].device)[None]  # (1, N)
         losses, state = [], None
         for x, y in windows(stream, self.time_size):
             logits, state = model(x, state)  # (1, T, V)
+            state = model.between_windows(state)
             losses += torch.nn.functional.cross_entropy(logits[0].float(), y[0], reduction="none").tolist()
         eos, rows, words, start = self.vocab.stoi[EOS], [], self.streams[split], 0
         for i in range(len(losses)):  # losses[i] scores word i + 1 given the words before it
