@@ -5,8 +5,10 @@
 # chitchat chatbot and digit captioning. About 1.5 hours on 2 idle CPU cores for "all". Words after the
 # first are overrides given to every training (e.g. seed=1 trainer.max_epochs=5); everything is written under
 # outputs/reproduce/, figures included.
-# "families" trains Peeky with each recurrent cell (LSTM, GRU, RNN) and the Transformer on addition.
-#   bash scripts/reproduce.sh [addition|ptb|attention|fast|programs|chitchat|captions|families|all] [key=value ...]
+# "families" trains Peeky with each recurrent cell (LSTM, GRU, RNN; the GRU also with scheduler=onecycle) and the
+# Transformer on addition; "families_ptb" rnnlm with each cell and the Transformer LM on Penn Treebank.
+#   bash scripts/reproduce.sh [addition|ptb|attention|fast|programs|chitchat|captions|families|families_ptb|all] \
+#     [key=value ...]
 set -euo pipefail
 what="${1:-all}"
 shift || true
@@ -55,7 +57,18 @@ fi
 if [[ "$what" == families || "$what" == all ]]; then
   python -m seq2seq.train -m experiment=peeky_addition model.cell=lstm,gru,rnn trainer.progress=false "${extra[@]}" \
     hydra.sweep.dir="$out/families_$stamp/cells"
+  python -m seq2seq.train experiment=peeky_addition model.cell=gru scheduler=onecycle trainer.progress=false \
+    "${extra[@]}" hydra.run.dir="$out/families_$stamp/gru_onecycle"
   python -m seq2seq.train experiment=transformer_addition trainer.progress=false "${extra[@]}" \
     hydra.run.dir="$out/families_$stamp/transformer"
-  python -m seq2seq.plot "$out/families_$stamp" --out "$out/families_$stamp/val_acc.png" --table --label name,model.cell
+  python -m seq2seq.plot "$out/families_$stamp" --out "$out/families_$stamp/val_acc.png" --table \
+    --label name,model.cell,scheduler
+fi
+if [[ "$what" == families_ptb || "$what" == all ]]; then
+  python -m seq2seq.train -m experiment=rnnlm_ptb model.cell=lstm,gru,rnn trainer.progress=false "${extra[@]}" \
+    hydra.sweep.dir="$out/families_ptb_$stamp/cells"
+  python -m seq2seq.train experiment=transformer_ptb trainer.progress=false "${extra[@]}" \
+    hydra.run.dir="$out/families_ptb_$stamp/transformer"
+  python -m seq2seq.plot "$out/families_ptb_$stamp" --tag val/ppl --out "$out/families_ptb_$stamp/val_ppl.png" --table \
+    --label name,model.cell
 fi

@@ -172,6 +172,7 @@ def test_the_heatmap_shows_the_transformer_layer_and_head_asked_for(page, explor
     page.locator("body").click(position={"x": 5, "y": 5})
     page.click("#ask-button")
     page.wait_for_selector("#ask-message:has-text('attention layer 3: this model has 2 (1 to 2)')")
+    assert page.locator("#ask-out-0 .s2s-heatmap").count() == 0  # no answer left that reads as this request's
 
 
 def test_bad_input_and_paths_outside_the_root_show_a_message(page, tmp_path):

@@ -103,12 +103,14 @@ def test_each_family_decodes_every_way_and_is_shared_and_evaluated(family, tmp_p
 
 def test_each_family_answers_the_same_through_onnx(family, tmp_path):
     """Greedy answers of the ONNX runner equal PyTorch's on weights that answer each question differently."""
-    _, _, run = family
+    name, _, run = family
     noisy = scrambled(run, tmp_path / "noisy")
     folder = serving.export(noisy, tmp_path / "onnx")
     torch_model, onnx_model = seq2seq.load(noisy, device="cpu"), OnnxModel(folder)
     expected = torch_model.generate(QUESTIONS)
     assert len(set(expected)) > 10, expected[:10]  # varied answers: equality says something
+    card = (folder / "README.md").read_text()
+    assert f"tags: [seq2seq, {name}" in card and "OnnxModel" in card  # the card names the family and the graphs
     assert onnx_model.generate(QUESTIONS) == expected
     assert seq2seq.load(folder, device="cpu").generate(QUESTIONS) == expected
     sampled = onnx_model.generate(QUESTIONS[:10], strategy="sample", seed=3, top_k=4)
@@ -216,12 +218,21 @@ def test_a_sweep_crosses_families_and_cells(tmp_path):
     assert "val/acc" in picked.stdout
 
 
+DISTRIBUTED = {
+    "transformer": ["experiment=transformer_addition", "trainer.max_epochs=2"],
+    "gru": ["experiment=peeky_addition", "model.cell=gru", "trainer.max_epochs=2"],
+    "transformer_lm": ["experiment=transformer_ptb", f"task.data_dir={PTB_DIR}"],
+    # (SGD at the chapter's learning rate of 20 amplifies float rounding between the two: a gentler one here)
+    "rnn_lm": ["experiment=rnnlm_ptb", "model.cell=rnn", "optimizer.lr=1", f"task.data_dir={PTB_DIR}"],
+}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "overrides", [["experiment=transformer_addition"], ["experiment=peeky_addition", "model.cell=gru"]]
-)
-def test_two_processes_train_each_family_as_one_does(tmp_path, overrides):
-    common = [*overrides, "debug=tiny", "trainer.max_epochs=2"]
+@pytest.mark.parametrize("family", list(DISTRIBUTED))
+def test_two_processes_train_each_family_as_one_does(tmp_path, family):
+    if "lm" in family:
+        needs_ptb()
+    common = [*DISTRIBUTED[family], "debug=tiny"]
     one = train(compose_train(tmp_path / "one", *common))
     args = ["--standalone", "--nproc_per_node=2", "-m", "seq2seq.train", *common, f"hydra.run.dir={tmp_path / 'two'}"]
     assert_ok(run_module("torch.distributed.run", *args, cwd=tmp_path))
@@ -229,12 +240,20 @@ def test_two_processes_train_each_family_as_one_does(tmp_path, overrides):
     assert two["metrics"]["val/loss"] == pytest.approx(one["val/loss"], rel=1e-3)
 
 
+CHATTERS = {
+    "transformer": ["model=transformer", "model.d_model=16", "model.num_heads=2", "model.dim_feedforward=32"],
+    "gru": ["model.cell=gru", "model.decoder=attention", "model.wordvec_size=16", "model.hidden_size=32"],
+    "rnn": ["model.cell=rnn", "model.decoder=peeky", "model.wordvec_size=16", "model.hidden_size=32"],
+}
+
+
 @pytest.mark.slow
-def test_the_transformer_chats_as_the_recurrent_models_do(tmp_path):
-    """A Transformer on the chitchat corpus (variable lengths: padding masks in the encoder and in
-    cross-attention) answers through seq2seq-chat, seeded sampling repeating, and keeps the context turns."""
-    sizes = ["task=chitchat", "model=transformer", "task.max_conversations=80", "task.min_freq=1",
-             "task.context_turns=1", "model.d_model=16", "model.num_heads=2", "model.dim_feedforward=32",
+@pytest.mark.parametrize("family", list(CHATTERS))
+def test_each_family_chats(tmp_path, family):
+    """Each family on the chitchat corpus (variable lengths: padding masks, for the Transformer in its
+    encoder and in cross-attention) answers through seq2seq-chat, seeded sampling repeating, and keeps the
+    context turns it was trained with."""
+    sizes = ["task=chitchat", *CHATTERS[family], "task.max_conversations=80", "task.min_freq=1", "task.context_turns=1",
              "trainer.max_epochs=1", "trainer.device=cpu", "trainer.progress=false"]  # fmt: skip
     metrics = train(compose_train(tmp_path / "run", *sizes))
     assert {"val/loss", "val/bleu"} <= set(metrics)
@@ -268,3 +287,19 @@ def test_debug_tiny_composes_with_every_experiment_and_shrinks_each_family():
             assert cfg.model.d_model == 16, experiment
     cfg = compose_train(Path("unused"), "experiment=transformer_addition", "debug=tiny", "model.d_model=32")
     assert cfg.model.d_model == 32
+
+
+def test_a_run_stopped_inside_its_first_epoch_shows_its_values(tmp_path):
+    """debug=tiny's language models stop after 30 steps, inside epoch 1: no val/ curve, only val_step/. The
+    explorer's table shows their best and final from status.json; plot says which tag they have."""
+    from seq2seq.explore.runs import Runs
+    from seq2seq.training.runs import read_status
+
+    needs_ptb()
+    run = tmp_path / "runs" / "lm"
+    train(compose_train(run, *LANGUAGE_MODELS["transformer"], "debug=tiny", f"task.data_dir={PTB_DIR}"))
+    shown = Runs(run.parent).scan()
+    saved = read_status(run)
+    assert [(r.best, r.final) for r in shown] == [(saved["best"], saved["final"])] and saved["best"] > 0
+    result = run_module("seq2seq.plot", str(run), "--tag", "val/ppl", "--out", str(tmp_path / "x.png"))
+    assert result.returncode == 1 and "--tag val_step/ppl" in result.stderr

@@ -40,6 +40,9 @@ def test_best_picks_by_the_metric_in_its_direction_and_skips_debug_runs(folder):
     file, note = find.find("best", outputs=outputs)
     assert read_status(file.parent)["best"] == max(values.values())
     assert f"the best of 2 runs in {outputs}" in note and "1 debug run(s)" in note
+    assert f"checkpoint=best@{outputs / 'debug'}" in note  # the way to the debug runs keeps the choice asked for
+    _, note = find.find("best:val/loss", outputs=outputs)
+    assert f"checkpoint=best:val/loss@{outputs / 'debug'}" in note
     latest, note = find.find("latest", outputs=outputs)
     assert latest.parent.parent.name == "peeky_addition" and "1 debug run(s)" in note  # the debug run is newer
     loss, _ = find.find(f"best:val/loss@{outputs / 'peeky_addition'}")

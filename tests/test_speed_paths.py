@@ -224,3 +224,19 @@ def test_the_benchmark_times_steps_and_evaluation_at_trainer_precision(monkeypat
         assert bench.time_steps(setup, cfg, setup.task.train_batches(0), warmup=1, steps=2) > 0
         assert bench.time_eval(setup, cfg, "val") > 0
         assert seen == [("step", expected)] * 3 + [("eval", expected)] * 2, precision
+
+
+def test_the_benchmark_times_each_family_at_its_experiments_sizes():
+    """bench --families builds each family from its own experiment and cell (the timing itself is the
+    benchmark's, shared with its other rows)."""
+    from seq2seq.cli import bench
+
+    assert [bench.label(n, e) for n, e in bench.FAMILIES[0]] == [
+        "peeky_addition cell=lstm train", "peeky_addition cell=gru train", "peeky_addition cell=rnn train",
+        "transformer_addition train"]  # fmt: skip
+    for name, extra in [*bench.FAMILIES[0], *bench.FAMILIES[1]]:
+        cfg = bench.compose_experiment(name, extra)
+        if extra:
+            assert cfg.model.cell == extra[0].split("=")[1]
+        else:
+            assert cfg.model._target_.endswith(("Transformer", "TransformerLM"))

@@ -140,6 +140,11 @@ def test_plot_curves_writes_a_png_with_one_line_per_run(make_cfg, tmp_path):
     )
     assert table.returncode == 0 and not list(quiet.iterdir()), table.stderr
     assert table.stdout.splitlines()[0].startswith("| run") and "wrote" not in table.stdout
+    keys = "seed,optimizer,scheduler,model.cell"
+    labelled = subprocess.run([sys.executable, "-m", script, str(tmp_path / "runs"), "--table", "--label", keys],
+                              capture_output=True, text=True, cwd=quiet)  # fmt: skip
+    rows = [line for line in labelled.stdout.splitlines() if line.startswith("| seed=")]
+    assert rows[0].startswith("| seed=0 optimizer=Adam scheduler=- cell=lstm |"), rows  # a group by its class
     missing = subprocess.run([sys.executable, "-m", script, str(tmp_path / "nothing")], capture_output=True, text=True)
     assert missing.returncode != 0 and "no such file" in missing.stderr
 

@@ -8,6 +8,9 @@ training loop runs, with each experiment's own config:
   trained, so every answer is decoded again: validation's worst case);
 - PTB `rnnlm` and `better_rnnlm`: training and evaluation tokens/s, seconds per training epoch.
 
+--families times each model family instead, side by side at its experiment's sizes: Peeky with each
+recurrent cell and the Transformer on addition, rnnlm with each cell and the Transformer LM on PTB.
+
 --quick times fewer steps (and a prefix of the evaluation stream for better_rnnlm) and
 extrapolates to an epoch: CI runs it to show the loop has not become slower. --precision bf16 (or
 auto) times steps and evaluation under the autocast that `trainer.precision` gives training.
@@ -73,8 +76,19 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def bench_addition(name: str, quick: bool, overrides: list[str]) -> dict:
-    cfg = compose_experiment(name, overrides)
+# --families: (experiment, its overrides) of each family, addition then PTB
+FAMILIES = (
+    [("peeky_addition", [f"model.cell={cell}"]) for cell in ("lstm", "gru", "rnn")] + [("transformer_addition", [])],
+    [("rnnlm_ptb", [f"model.cell={cell}"]) for cell in ("lstm", "gru", "rnn")] + [("transformer_ptb", [])],
+)
+
+
+def label(name: str, extra: list[str]) -> str:
+    return " ".join([name, *(o.split(".")[-1] for o in extra), "train"])
+
+
+def bench_addition(name: str, quick: bool, overrides: list[str], extra: list[str] = ()) -> dict:
+    cfg = compose_experiment(name, [*overrides, *extra])
     setup = build(cfg)
     batches = setup.task.train_batches(0) * 2  # room for the warm-up before a full epoch
     per_epoch = len(batches) // 2
@@ -83,7 +97,7 @@ def bench_addition(name: str, quick: bool, overrides: list[str]) -> dict:
     eval_s = time_eval(setup, cfg, "val")
     examples = len(setup.task.x_train)
     return {
-        "bench": f"{name} train",
+        "bench": label(name, extra),
         "epoch_s": step_s * per_epoch,
         "rate": examples / (step_s * per_epoch),
         "unit": "examples/s",
@@ -94,20 +108,21 @@ def bench_addition(name: str, quick: bool, overrides: list[str]) -> dict:
     }
 
 
-def bench_language_model(name: str, quick: bool, ptb_dir: str | None, overrides: list[str]) -> dict:
-    cfg = compose_experiment(name, [*overrides, *([f"task.data_dir={ptb_dir}"] if ptb_dir else [])])
+def bench_language_model(name: str, quick: bool, ptb_dir: str | None, overrides: list[str], extra=()) -> dict:
+    cfg = compose_experiment(name, [*overrides, *extra, *([f"task.data_dir={ptb_dir}"] if ptb_dir else [])])
     setup = build(cfg)
     batches = setup.task.train_batches(0)
-    steps = (10 if quick else 100) if name == "rnnlm_ptb" else (3 if quick else 20)
+    heavy = name == "better_rnnlm_ptb"  # 13 M parameters: fewer steps, a prefix of the test stream when quick
+    steps = (3 if quick else 20) if heavy else (10 if quick else 100)
     step_s = time_steps(setup, cfg, batches, warmup=3, steps=steps)
     tokens_per_step = batches[0][0].numel()
     test = setup.task.eval_data["test"]
-    if quick and name != "rnnlm_ptb":
+    if quick and heavy:
         setup.task.eval_data["test"] = test[:, : 20 * setup.task.time_size + 1]  # a prefix of the test stream
     eval_tokens = setup.task.eval_data["test"][:, 1:].numel()
     eval_s = time_eval(setup, cfg, "test")
     return {
-        "bench": f"{name} train",
+        "bench": label(name, extra),
         "epoch_s": step_s * len(batches),
         "rate": tokens_per_step / step_s,
         "unit": "tokens/s",
@@ -125,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: trainer.threads's)")
     parser.add_argument("--ptb-dir", default=None, help="folder with ptb.*.txt (default: task.data_dir)")
     parser.add_argument("--skip-ptb", action="store_true", help="addition only")
+    parser.add_argument("--families", action="store_true", help="each model family (cells, Transformers) instead")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to train (default: cpu)")
     parser.add_argument("--precision", choices=("fp32", "bf16", "auto"), default="fp32", help="trainer.precision")
     return parser
@@ -140,11 +156,17 @@ def main(argv: list[str] | None = None) -> None:
     overrides = [f"trainer.device={args.device}", f"trainer.precision={args.precision}"]
     overrides += [f"trainer.threads={args.threads}"] if args.threads else []
 
-    names = ("baseline_addition", "reverse_addition", "peeky_addition")
-    rows = [bench_addition(name, args.quick, overrides) for name in names]
-    if not args.skip_ptb:
-        names = ("rnnlm_ptb", "better_rnnlm_ptb")
-        rows += [bench_language_model(name, args.quick, args.ptb_dir, overrides) for name in names]
+    if args.families:
+        rows = [bench_addition(name, args.quick, overrides, extra) for name, extra in FAMILIES[0]]
+        if not args.skip_ptb:
+            rows += [bench_language_model(name, args.quick, args.ptb_dir, overrides, extra)
+                     for name, extra in FAMILIES[1]]  # fmt: skip
+    else:
+        names = ("baseline_addition", "reverse_addition", "peeky_addition")
+        rows = [bench_addition(name, args.quick, overrides) for name in names]
+        if not args.skip_ptb:
+            names = ("rnnlm_ptb", "better_rnnlm_ptb")
+            rows += [bench_language_model(name, args.quick, args.ptb_dir, overrides) for name in names]
 
     info = {
         "torch": torch.__version__,
@@ -156,10 +178,10 @@ def main(argv: list[str] | None = None) -> None:
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     print(f"torch {info['torch']}, {info['device']}, {args.precision}, {info['threads']} threads, quick={args.quick}")
-    print(f"{'benchmark':<26}{'s/epoch':>9}{'train rate':>22}{'eval s':>9}{'eval rate':>24}{'peak MB':>9}")
+    print(f"{'benchmark':<34}{'s/epoch':>9}{'train rate':>22}{'eval s':>9}{'eval rate':>24}{'peak MB':>9}")
     for r in rows:
         print(
-            f"{r['bench']:<26}{r['epoch_s']:>9.2f}{r['rate']:>12,.0f} {r['unit']:<9}{r['eval_s']:>9.3f}"
+            f"{r['bench']:<34}{r['epoch_s']:>9.2f}{r['rate']:>12,.0f} {r['unit']:<9}{r['eval_s']:>9.3f}"
             f"{r['eval_rate']:>12,.0f} {r['eval_unit']:<11}{r['peak_mb']:>9.0f}"
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)

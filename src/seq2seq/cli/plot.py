@@ -67,9 +67,16 @@ def label(run: Path, keys: list[str] | None = None) -> str:
     """The run's name and folder, or `key=value` of each key given (a sweep's lines told apart by what varied)."""
     config = config_of(run)
     if keys:
-        return " ".join(f"{key.rsplit('.', 1)[-1]}={lookup(config, key)}" for key in keys)
+        return " ".join(f"{key.rsplit('.', 1)[-1]}={shown_value(lookup(config, key))}" for key in keys)
     name = config.get("name")
     return f"{name} ({run.name})" if name and name not in run.name else run.name
+
+
+def shown_value(value) -> str:
+    """A config value in a label: a chosen group (scheduler, optimizer) by its class, an absent one as -."""
+    if isinstance(value, dict):
+        return str(value.get("_target_", "{...}")).rsplit(".", 1)[-1]
+    return "-" if value is None else str(value)
 
 
 def shown(tag: str, value: float) -> str:
@@ -134,7 +141,10 @@ def main(argv: list[str] | None = None) -> None:
         else:
             print(f"{PROG}: {run} has no {args.tag!r} scalar, skipped", file=sys.stderr)
     if not plotted:
-        sys.exit(f"{PROG}: error: no run has a {args.tag!r} scalar")
+        by_step = args.tag.replace("val/", "val_step/", 1)  # a max_steps run stopped inside its first epoch
+        hint = (f" (a run stopped inside its first epoch has {by_step!r}, by step: --tag {by_step})"
+                if by_step != args.tag and any(read_scalar(run, by_step)[0] for run in runs) else "")  # fmt: skip
+        sys.exit(f"{PROG}: error: no run has a {args.tag!r} scalar{hint}")
     if args.table:
         print_table(runs, args.tag, keys)
     ax.set_xlabel("epoch" if args.x == "epoch" else "seconds (training + validation)")

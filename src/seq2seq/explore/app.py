@@ -137,9 +137,10 @@ def message(error: Exception) -> str:
     return f"**error:** {html.escape(str(error))}"
 
 
-def handler(outputs: int):
+def handler(outputs: int, clear: bool = False):
     """A page handler with `outputs` outputs, the last its tab's message: a user's mistake becomes that
-    message, anything else a one-line message too (its traceback goes to the terminal)."""
+    message, anything else a one-line message too (its traceback goes to the terminal). The other outputs
+    keep what they showed, or with `clear` (answers that would read as the failed request's) are emptied."""
 
     def wrap(fn):
         @functools.wraps(fn)
@@ -154,7 +155,7 @@ def handler(outputs: int):
                 log.exception("explorer: %s failed", fn.__name__)
                 what = f"{type(e).__name__}: {html.escape(str(e)[:200])}"
                 shown = f"**unexpected error** ({what}); details in the terminal"
-            return (*[gr.skip()] * (outputs - 1), shown)
+            return (*["" if clear else gr.skip()] * (outputs - 1), shown)
 
         return run
 

@@ -254,7 +254,7 @@ def ask_tab(gr, explorer: Explorer) -> list:
     with gr.Row():
         columns = [gr.HTML(elem_id=f"ask-out-{n}") for n in range(ANSWER_COLUMNS)]
 
-    @handler(ANSWER_COLUMNS + 1)
+    @handler(ANSWER_COLUMNS + 1, clear=True)
     def answer(text, *values):
         runs, strategy = values[:ANSWER_COLUMNS], values[ANSWER_COLUMNS]
         fields, (layer, head) = values[ANSWER_COLUMNS + 1 : -2], values[-2:]

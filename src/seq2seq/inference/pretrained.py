@@ -90,13 +90,14 @@ def fill_folder(folder: Path, name: str, module, checkpoint: dict, source: Path,
         config = folder_config(module, checkpoint, source)
         (folder / "generation_config.json").write_text(json.dumps(decoding.family_defaults(module.family), indent=2))
         save_model(module, str(folder / "model.safetensors"), metadata={"format": "pt"})  # tied weights: once
-        (folder / "README.md").write_text(model_card(config, name))
     if onnx is not None:
         signature, write_graphs = onnx
         config = {**config, "onnx": signature}
         write_graphs(folder)
     else:
         config.pop("onnx", None)  # a copy of an ONNX export without its graphs
+    if not source.is_dir():
+        (folder / "README.md").write_text(model_card(config, name))
     (folder / "config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
 
 
@@ -137,6 +138,25 @@ def folder_config(module, checkpoint: dict, path: Path) -> dict:
     }
 
 
+def onnx_use(config: dict, name: str) -> str:
+    """The model card's words on the ONNX graphs an export with format=onnx put beside the weights."""
+    if not config.get("onnx"):
+        return ""
+    graphs = " and ".join(f"`{g}`" for g in (config["onnx"]["encoder"], config["onnx"]["step"]) if g)
+    example = '["16+75"]' if config["family"] == "seq2seq" else '"the market", max_new_tokens=20'
+    return f"""
+## Without PyTorch
+
+{graphs} are the model as ONNX graphs, decoded by onnxruntime and numpy alone (greedy or sampled; beam
+search and the other options stay with the PyTorch API; a seed fixes this runner's samples, not PyTorch's):
+
+```python
+from seq2seq.inference.serving import OnnxModel
+print(OnnxModel("{name}").generate({example}))
+```
+"""
+
+
 def model_card(config: dict, name: str) -> str:
     source, model = config["source"], config["model"]
     metrics = "\n".join(f"| `{k}` | {v:.4f} |" for k, v in sorted(source["metrics"].items())) or "| - | - |"
@@ -151,7 +171,9 @@ def model_card(config: dict, name: str) -> str:
     ptb = "Penn Treebank (the LDC's licence applies to the text; the files come from the Mikolov distribution)"
     data = ptb if config["family"] == "lm" else "the task's data (see the training config in config.json)"
     args = ", ".join(f"{k}={v}" for k, v in model["args"].items())
-    tags = ", ".join(dict.fromkeys(["seq2seq", str(model["args"].get("cell", "lstm")), config["family"]]))
+    args_ = model["args"]  # a recurrent model's cell (LSTM before cells were an option), else the model's name
+    kind = args_.get("cell") or ("lstm" if "hidden_size" in args_ else str(model["name"]).lower())
+    tags = ", ".join(dict.fromkeys(["seq2seq", str(kind), config["family"]]))
     return f"""---
 library_name: seq2seq
 tags: [{tags}]
@@ -165,7 +187,7 @@ Trained (seed {source.get("seed")}) with:
 
 {command}
 
-stopping at step {source.get("step")} (epoch {source.get("epoch")}).
+The weights are its best.pt's: step {source.get("step")}, after {source.get("epoch")} full epoch(s).
 
 | metric (validation, best.pt) | value |
 |---|---|
@@ -183,7 +205,7 @@ model = seq2seq.load("{name}")
 
 `generation_config.json` holds the decoding defaults; `model.safetensors` the weights; `config.json`
 the model, its vocabulary and where it came from.
-
+{onnx_use(config, name)}
 ## Data
 
 Trained on {data}.

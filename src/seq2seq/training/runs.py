@@ -2,6 +2,7 @@
 seq2seq.training.rundir.write_status) without loading a checkpoint or importing torch."""
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,12 +74,12 @@ class Search:
                                    p.relative_to(folder).parts[0] == DEBUG)]  # fmt: skip
         return search
 
-    def passed_over(self) -> str:
+    def passed_over(self, what: str) -> str:
         """What the search left out and how to reach it: debug runs, runs without a best.pt."""
         said = []
         if self.debug:
             said.append(f"{self.debug} debug run(s) under {self.folder / DEBUG} skipped (they are searched when named: "
-                        f"checkpoint=latest@{self.folder / DEBUG})")  # fmt: skip
+                        f"{pointed(what, self.folder / DEBUG)})")  # fmt: skip
         if self.without:
             said.append(f"{len(self.without)} run(s) stopped before their first {self.name}, e.g. {self.without[0]} "
                         f"(checkpoint={self.without[0] / 'last.pt'} uses its latest state)")  # fmt: skip
@@ -89,8 +90,16 @@ class Search:
         if searched is None:
             return ConfigError(f"{what}: {self.folder.resolve()} does not exist (train a run first, or run the command "
                                "from the folder that holds outputs/)")  # fmt: skip
-        more = self.passed_over()
+        more = self.passed_over(what)
         return ConfigError(f"{what}: no run with a {self.name} in {searched}" + (f"; {more}" if more else ""))
+
+
+def pointed(what: str, folder: Path) -> str:
+    """A `checkpoint=` choice (latest, best:val/acc@..., or a folder) made in `folder` instead."""
+    choice = what.split("=", 1)[-1].split("@")[0]
+    if re.fullmatch(r"(latest|best)(:[A-Za-z_]+/[A-Za-z0-9_]+)?", choice):
+        return f"checkpoint={choice}@{folder}"
+    return f"checkpoint={folder}"
 
 
 def newest_run(folder: Path, name: str, what: str, skip_debug: bool = False) -> tuple[Path, str]:
@@ -103,7 +112,7 @@ def newest_run(folder: Path, name: str, what: str, skip_debug: bool = False) -> 
     done = [p for p in search.found if finished(p.parent)]
     chosen = max(done or search.found, key=lambda p: p.stat().st_mtime)
     kind = "finished run" if done else "run (none has finished)"
-    more = search.passed_over()
+    more = search.passed_over(what)
     note = f"{what}: the newest {kind} of {len(search.found)} in {folder} is {chosen.parent}"
     return chosen, note + (f"; {more}" if more else "")
 
@@ -145,7 +154,7 @@ def best_run(folder: Path, name: str, metric: str | None, what: str) -> tuple[Pa
                           f"{metric or 'monitored metric'}")  # fmt: skip
     if len(metrics) > 1:
         raise ConfigError(f"{what}: the runs in {folder} monitor different metrics ({', '.join(metrics)}): "
-                          f"name one, e.g. checkpoint=best:{metrics[0]}")  # fmt: skip
+                          f"name one, e.g. {pointed(f'checkpoint=best:{metrics[0]}', folder)}")  # fmt: skip
     metric = metrics[0]
     low = lower_is_better(metric)
     ranked = sorted(scored, key=lambda vp: (vp[0][1] if low else -vp[0][1], -vp[1].stat().st_mtime))
@@ -154,5 +163,5 @@ def best_run(folder: Path, name: str, metric: str | None, what: str) -> tuple[Pa
             f"{chosen.parent} ({metric} {value:.4f})")  # fmt: skip
     if len(ranked) > 1:
         note += f"; next {ranked[1][1].parent} ({ranked[1][0][1]:.4f})"
-    more = search.passed_over()
+    more = search.passed_over(what)
     return chosen, note + (f"; {more}" if more else "")
