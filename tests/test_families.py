@@ -148,7 +148,7 @@ def test_each_family_shows_its_steps_and_attention_in_the_explorer(family):
     if layers == 1:  # one layer and head: shown whatever is asked (models side by side share the page's fields)
         assert analysis.ask(model, "16+75", {}, layer=3, head=2).attention == answer.attention
         return
-    for bad in ({"layer": layers + 1}, {"head": heads + 1}, {"layer": 0}):
+    for bad in ({"layer": layers + 1}, {"head": heads + 1}, {"layer": 0}, {"layer": True}, {"head": 10**5000}):
         with pytest.raises(DataError, match=f"attention {next(iter(bad))} .*: this model has"):
             analysis.ask(model, "16+75", {}, **bad)
 
@@ -276,12 +276,14 @@ def test_debug_tiny_composes_with_every_experiment_and_shrinks_each_family():
     from seq2seq.training.config import CONFIG_DIR
 
     tiny_models = {p.stem.removeprefix("tiny_") for p in (CONFIG_DIR / "debug" / "model").glob("tiny_*.yaml")}
-    assert tiny_models >= {"seq2seq", "rnnlm", "better_rnnlm", "transformer", "transformer_lm"}
+    assert tiny_models == {p.stem for p in (CONFIG_DIR / "model").glob("*.yaml")}  # every family has its sizes
+    tiny_tasks = {p.stem.removeprefix("tiny_") for p in (CONFIG_DIR / "debug" / "task").glob("tiny_*.yaml")}
+    assert tiny_tasks == {p.stem for p in (CONFIG_DIR / "task").glob("*.yaml")} - {"pairs"}  # pairs: the user's file
     for experiment in sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml")):
         cfg = compose_train(Path("unused"), f"experiment={experiment}", "debug=tiny")
         assert cfg.trainer.device == "cpu" and cfg.trainer.progress is False, experiment
         model = cfg.model._target_.rsplit(".", 1)[-1]
-        if model in ("Seq2seq", "Rnnlm"):
+        if model in ("Seq2seq", "Rnnlm", "ImageCaptioner"):
             assert cfg.model.hidden_size <= 32, experiment
         if model in ("Transformer", "TransformerLM"):
             assert cfg.model.d_model == 16, experiment
@@ -303,3 +305,27 @@ def test_a_run_stopped_inside_its_first_epoch_shows_its_values(tmp_path):
     assert [(r.best, r.final) for r in shown] == [(saved["best"], saved["final"])] and saved["best"] > 0
     result = run_module("seq2seq.plot", str(run), "--tag", "val/ppl", "--out", str(tmp_path / "x.png"))
     assert result.returncode == 1 and "--tag val_step/ppl" in result.stderr
+
+
+def test_the_explorer_takes_whole_numbers_for_layer_and_head():
+    from seq2seq.explore.app import whole
+
+    assert [whole(v) for v in (None, "", 0, 2, 2.0)] == [None, None, 0, 2, 2]
+    for bad, says in [(1.5, "not a whole number"), (float("nan"), "not a whole number"), (True, "not a whole"),
+                      ("2", "not a whole"), (10**400, "beyond a million"), (1e308, "beyond a million")]:  # fmt: skip
+        with pytest.raises(DataError, match=says):
+            whole(bad)
+
+
+def test_the_command_line_says_what_a_sweep_across_families_cannot_set(tmp_path):
+    """debug=null (the default spelt out) runs as no debug; a key only some swept families have is refused
+    in one line before any job, naming why (Hydra composes the sweep with the groups at their defaults)."""
+    plain = run_module("seq2seq.train", "debug=null", "trainer.max_steps=1", "task.num_examples=400",
+                       f"hydra.run.dir={tmp_path / 'plain'}", cwd=tmp_path)  # fmt: skip
+    assert_ok(plain)
+    assert ckpt.read(tmp_path / "plain" / "last.pt")["config"]["model"]["hidden_size"] == 128  # not debug's 32
+    swept = run_module("seq2seq.train", "-m", "experiment=transformer_addition,transformer_ptb", "model.d_model=8",
+                       cwd=tmp_path)  # fmt: skip
+    assert swept.returncode == 2 and swept.stderr.count("\n") == 1, swept.stderr
+    assert "model.d_model: not a key of the config Hydra composes before the sweep's lists" in swept.stderr
+    assert not (tmp_path / "multirun").exists() and not (tmp_path / "outputs").exists()

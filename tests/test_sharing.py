@@ -403,10 +403,18 @@ def test_the_onnx_runner_checks_what_it_reads(onnx_folders, tmp_path):
                        (f / "x").rename(f / "decoder_step.onnx")), "the graphs score 32 tokens"),
         "a config that is a FIFO": (lambda f: ((f / "config.json").unlink(), os.mkfifo(f / "config.json")),
                                     "not an exported ONNX folder"),
+        "memory names swapped": (config_change(lambda c: c["onnx"].update(memory=["summary", "states"])),
+                                 "the encoder graph gives ['states', 'summary', 'h', 'c'], its signature names"),
+        "a 0.4 start without its summary": (config_change(lambda c: c["onnx"].update(memory=["states", "h"],
+                                            state=["c"], initial="summary")), "needs a memory named summary"),
     }  # fmt: skip
     for name, (change, says) in cases.items():
         with pytest.raises(CheckpointError, match=re.escape(says)):
             OnnxModel(crafted(name.replace(" ", "_"), change)).generate("16+75")
+    lm = copied(onnx_folders["lm"], tmp_path / "lm_of_petabytes")  # zeros of 8 PiB to start from: refused at once
+    config_change(lambda c: c["onnx"]["initial"].update(h=[65536, "B", 65536, 65536, 8]))(lm)
+    with pytest.raises(CheckpointError, match="a state of more than 268,435,456 values a row"):
+        OnnxModel(lm)
 
 
 def crafted_graph(nodes, initializers=(), inputs=("token",)):
@@ -460,8 +468,29 @@ def test_crafted_onnx_graphs_cost_what_their_files_hold(onnx_folders, tmp_path):
         with pytest.raises(CheckpointError, match=re.escape(says)):
             OnnxModel(folder).generate("16+75")
         assert time.monotonic() - started < 10, name
-    nan = copied(onnx_folders["peeky"], tmp_path / "nan")
+    # Work bounded by time: 30 products of 2,000 x 2,000 matrices in a 1 KB file (about 500 GFLOP) are stopped
+    # between two of them once the call has run max_seconds.
+    square = numpy_helper.from_array(np.array([2000, 2000], dtype=np.int64), "square")
+    chain = [helper.make_node("ConstantOfShape", ["square"], ["m0"], value=one)]
+    chain += [helper.make_node("MatMul", [f"m{k}", "m0"], [f"m{k + 1}"]) for k in range(30)]
+    slow = copied(onnx_folders["peeky"], tmp_path / "slow")
+    cut = [numpy_helper.from_array(np.array([v], dtype=np.int64), n) for n, v in (("s0", 0), ("s13", 13), ("s1", 1))]
+    chain.append(helper.make_node("Slice", ["m30", "s0", "s13", "s1"], ["logits"]))  # (2000, 13): logits' width
+    (slow / "decoder_step.onnx").write_bytes(crafted_graph(chain, [square, *cut]))
+    started = time.monotonic()
+    with pytest.raises(CheckpointError, match=r"ran past 1 s and was stopped"):
+        OnnxModel(slow, max_seconds=1).generate("16+75")
+    assert time.monotonic() - started < 10
+    scalar = copied(onnx_folders["peeky"], tmp_path / "scalar")  # logits of no dimension: no vocabulary to read
+    graph = crafted_graph([helper.make_node("Constant", [], ["logits"], value=one)])
     import onnx
+
+    model = onnx.load_from_string(graph)
+    model.graph.output[0].type.tensor_type.shape.SetInParent()  # declared: rank 0
+    (scalar / "decoder_step.onnx").write_bytes(model.SerializeToString())
+    with pytest.raises(CheckpointError, match="the step graph's first output is not logits over the vocabulary"):
+        OnnxModel(scalar)
+    nan = copied(onnx_folders["peeky"], tmp_path / "nan")
 
     graph = onnx.load(str(nan / "decoder_step.onnx"))
     for tensor in graph.graph.initializer:  # weights of NaN: every logit NaN

@@ -65,8 +65,9 @@ def attention_choice(module, layer: int | None, head: int | None) -> tuple[int, 
     layers, heads = module.attention_heads
     layer, head = layer if layers > 1 else None, head if heads > 1 else None
     for name, value, most in (("layer", layer, layers), ("head", head, heads)):
-        if value is not None and not (isinstance(value, int) and 1 <= value <= most):
-            raise DataError(f"attention {name} {value}: this model has {most} (1 to {most})")
+        if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= most):
+            shown = value if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 10**6 else "?"
+            raise DataError(f"attention {name} {shown}: this model has {most} (1 to {most})")
     where = f"layer {layer or layers} of {layers}" if layers > 1 else ""
     which = (f"head {head} of {heads}" if head else f"mean of {heads} heads") if heads > 1 else ""
     return (layer or layers) - 1, None if head is None else head - 1, ", ".join(w for w in (where, which) if w)

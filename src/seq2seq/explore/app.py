@@ -128,8 +128,12 @@ def whole(value) -> int | None:
     """A whole-number field of the page (blank: None); anything else the page may be sent is refused."""
     if value is None or value == "":
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value != int(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise DataError(f"{str(value)[:20]!r} is not a whole number")
+    if isinstance(value, float) and (not math.isfinite(value) or value != int(value)):
+        raise DataError(f"{value!r:.20} is not a whole number")
+    if abs(value) > 10**6:
+        raise DataError("a number beyond a million: no model here has that many layers or heads")
     return int(value)
 
 

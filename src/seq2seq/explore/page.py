@@ -248,8 +248,8 @@ def ask_tab(gr, explorer: Explorer) -> list:
         button = gr.Button("Ask", variant="primary", elem_id="ask-button", scale=1)
     strategy, fields = decoding_fields(gr, "ask")
     with gr.Row():  # which of a Transformer's layers and heads the heatmap shows (an attention decoder has one)
-        layer = gr.Number(0, label="attention layer (0: the last)", precision=0, elem_id="ask-layer")
-        head = gr.Number(0, label="attention head (0: the mean of the heads)", precision=0, elem_id="ask-head")
+        layer = gr.Number(0, label="attention layer (0: the last)", elem_id="ask-layer")
+        head = gr.Number(0, label="attention head (0: the mean of the heads)", elem_id="ask-head")
     message = gr.Markdown(elem_id="ask-message")
     with gr.Row():
         columns = [gr.HTML(elem_id=f"ask-out-{n}") for n in range(ANSWER_COLUMNS)]

@@ -23,6 +23,7 @@ Greedy answers equal PyTorch's; sampling draws from the same distributions with 
 a seed fixes the samples of this runner, not PyTorch's. Beam search stays with the PyTorch API.
 """
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +79,8 @@ def export(path, out) -> Path:
 # What the runner decodes (beam search and the rest need the PyTorch API).
 RUNNER_STRATEGIES = ("greedy", "sample")
 NOT_IN_THE_RUNNER = ("repetition_penalty", "num_samples", "top_p")
+MAX_SECONDS = 60.0  # one call of a graph (a decoding step of a batch), by default
+MAX_STATE_ELEMENTS = 2**28  # of one state tensor of one row, as the signature's shapes declare (1 GiB of floats)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -89,7 +92,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 class OnnxModel:
     """An exported folder run by onnxruntime: `generate` takes text, returns text, as the PyTorch API."""
 
-    def __init__(self, folder: str | Path, threads: int | None = None):
+    def __init__(self, folder: str | Path, threads: int | None = None, max_seconds: float = MAX_SECONDS):
         try:
             import onnxruntime as ort
         except ImportError:
@@ -132,16 +135,21 @@ class OnnxModel:
         bounded_memory(ort)
         options.add_session_config_entry("session.use_env_allocators", "1")  # the bounded arena below
         try:
-            self.sessions = [ort.InferenceSession(str(folder / g), options, providers=["CPUExecutionProvider"])
-                             for g in graphs]  # fmt: skip
+            # Constant folding computes at load, outside the bounded arena: a small file could ask for gigabytes.
+            self.sessions = [ort.InferenceSession(str(folder / g), options, providers=["CPUExecutionProvider"],
+                                                 disabled_optimizers=["ConstantFolding"]) for g in graphs]  # fmt: skip
         except Exception as e:  # onnxruntime's own refusal of a damaged or foreign graph
             raise CheckpointError(
                 f"{folder}: a graph onnxruntime cannot load ({str(e).splitlines()[0][:120]})"
             ) from None
-        self.folder = folder
-        outputs = self.sessions[-1].get_outputs()[0].shape[-1]  # V, the vocabulary the graphs score
+        self.folder, self.max_seconds, self.ort = folder, max_seconds, ort
+        shape = self.sessions[-1].get_outputs()[0].shape
+        if not isinstance(shape, list) or len(shape) < 2:
+            raise CheckpointError(f"{folder}: the step graph's first output is not logits over the vocabulary")
+        outputs = shape[-1]  # V, the vocabulary the graphs score
         if isinstance(outputs, int) and outputs != len(self.itos):
             raise CheckpointError(f"{folder}: the graphs score {outputs} tokens, the vocabulary has {len(self.itos)}")
+        self.check_names()
         if self.family == "seq2seq":
             self.width, self.reverse = task["question_width"], task["reverse"]
             self.steps = task["answer_width"] - 1
@@ -205,11 +213,35 @@ class OnnxModel:
             rows.append(row[::-1] if self.reverse else row)
         return np.array(rows, dtype=np.int64)  # (N, S)
 
+    def check_names(self) -> None:
+        """The graphs' own input and output names are the signature's: tensors are fed and read by name, so a
+        signature that swaps or renames them is refused, never fed keys as values."""
+        signature = self.signature
+        reads = {"seq2seq": {"token", *signature["memory"], *signature["state"]}, "lm": {"tokens", *signature["state"]}}
+        step = [i.name for i in self.sessions[-1].get_inputs()]
+        if not set(step) <= reads[self.family]:  # (the exporter drops inputs a decoder does not read)
+            raise CheckpointError(f"{self.folder}: the step graph reads {step[:8]}, its signature names "
+                                  f"{sorted(reads[self.family])[:8]}")  # fmt: skip
+        if self.family == "seq2seq" and signature["initial"] == "encoder":
+            gives = [o.name for o in self.sessions[0].get_outputs()]
+            if gives != [*signature["memory"], *signature["state"]]:
+                raise CheckpointError(f"{self.folder}: the encoder graph gives {gives[:8]}, its signature names "
+                                      f"{[*signature['memory'], *signature['state']][:8]}")  # fmt: skip
+
     def run(self, session, feed: dict):
+        """One call of a graph, stopped (an error) when it runs past max_seconds: onnxruntime checks the stop
+        between operators, so a call ends within max_seconds and the one operator running then."""
+        options = self.ort.RunOptions()
+        WATCHDOG.watch(options, self.max_seconds)
         try:
-            return session.run(None, feed)
+            return session.run(None, feed, options)
         except Exception as e:  # graphs that do not fit each other or the config, or ask for more than MEMORY
+            if options.terminate:
+                raise CheckpointError(f"{self.folder}: one call of its graphs ran past {self.max_seconds:g} s and "
+                                      "was stopped (OnnxModel(..., max_seconds=) allows more)") from None  # fmt: skip
             raise CheckpointError(f"{self.folder}: the graphs do not fit ({str(e).splitlines()[0][:160]})") from None
+        finally:
+            WATCHDOG.watch(None, 0)
 
     def answers(self, texts: list[str], max_new_tokens: int, skip_ids, pick) -> list[str]:
         encoder, step = self.sessions
@@ -294,6 +326,10 @@ def check_signature(signature, folder: Path) -> dict:
             d, bool) and 0 <= d <= 1 << 16) for d in shape) for shape in initial.values())  # fmt: skip
     if initial not in ("encoder", "summary", "graph") and not shapes_ok:
         raise CheckpointError(f"{where}: initial is 'encoder' or the shapes of each state's zeros")
+    if shapes_ok and any(math.prod(d for d in shape if d != "B") > MAX_STATE_ELEMENTS for shape in initial.values()):
+        raise CheckpointError(f"{where}: a state of more than {MAX_STATE_ELEMENTS:,} values a row")
+    if initial == "summary" and "summary" not in signature["memory"]:
+        raise CheckpointError(f"{where}: initial 'summary' (an export of 0.4) needs a memory named summary")
     if (signature["encoder"] is None) != (initial not in ("encoder", "summary")):
         raise CheckpointError(f"{where}: an encoder gives the first state; without one, zeros do")
     return signature
@@ -383,3 +419,33 @@ def bounded_memory(ort) -> None:
 
 
 ARENA = False  # whether this process registered the bounded arena
+
+
+class Watchdog:
+    """One thread for every runner of the process: it stops the graph call being watched (its RunOptions'
+    terminate) once its deadline has passed; a call costs two assignments, not a thread."""
+
+    def __init__(self):
+        self.current = None  # (RunOptions, deadline) of the call running now
+        self.thread = None
+
+    def watch(self, options, seconds: float) -> None:
+        import threading
+        import time
+
+        self.current = None if options is None else (options, time.monotonic() + seconds)
+        if options is not None and self.thread is None:
+            self.thread = threading.Thread(target=self.loop, name="onnx-watchdog", daemon=True)
+            self.thread.start()
+
+    def loop(self) -> None:
+        import time
+
+        while True:
+            time.sleep(0.1)
+            current = self.current
+            if current is not None and time.monotonic() > current[1]:
+                current[0].terminate = True
+
+
+WATCHDOG = Watchdog()
