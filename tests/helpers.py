@@ -154,3 +154,15 @@ def tree(run: Path) -> dict:
     """Every path under a run directory with its size and modification time (the lock's pid file aside)."""
     return {str(p.relative_to(run)): (p.lstat().st_size, p.lstat().st_mtime_ns) for p in run.rglob("*")
             if p.name != ".lock"}  # fmt: skip
+
+
+def assert_refused_alike(torch_model, onnx_model, bad_inputs) -> None:
+    """Each bad input refused by the ONNX runner in the PyTorch model's words."""
+    from seq2seq.core.errors import DataError
+
+    for bad in bad_inputs:
+        with pytest.raises(DataError) as by_torch:
+            torch_model.generate(bad)
+        with pytest.raises(DataError) as by_onnx:
+            onnx_model.generate(bad)
+        assert str(by_onnx.value) == str(by_torch.value), bad

@@ -213,8 +213,7 @@ def override_error(error: Exception, valid: list[str]) -> str:
     if inside and len(lines) > 1:  # a config file of a group that sets what the chosen config lacks
         group, name = inside.groups()
         where = f"{group}={name} sets {key}" if key else f"{group}={name}"
-        fits = " (the debug configs are made for the addition experiments)" if group == "debug" else ""
-        return f"{where}: {lines[1]}{fits}"
+        return f"{where}: {lines[1]}"
     cause = str(error.__cause__ or "").strip().splitlines()
     return f"{first}: {cause[0]}" if cause else first
 
