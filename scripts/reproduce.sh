@@ -6,7 +6,8 @@
 # first are overrides given to every training (e.g. seed=1 trainer.max_epochs=5); everything is written under
 # outputs/reproduce/, figures included.
 # "families" trains Peeky with each recurrent cell (LSTM, GRU, RNN; the GRU also with scheduler=onecycle) and the
-# Transformer on addition; "families_ptb" rnnlm with each cell and the Transformer LM on Penn Treebank.
+# Transformer on addition; "families_ptb" rnnlm with each cell (the RNN also at learning rate 5) and the
+# Transformer LM on Penn Treebank.
 #   bash scripts/reproduce.sh [addition|ptb|attention|fast|programs|chitchat|captions|families|families_ptb|all] \
 #     [key=value ...]
 set -euo pipefail
@@ -67,8 +68,10 @@ fi
 if [[ "$what" == families_ptb || "$what" == all ]]; then
   python -m seq2seq.train -m experiment=rnnlm_ptb model.cell=lstm,gru,rnn trainer.progress=false "${extra[@]}" \
     hydra.sweep.dir="$out/families_ptb_$stamp/cells"
+  python -m seq2seq.train experiment=rnnlm_ptb model.cell=rnn optimizer.lr=5 trainer.progress=false "${extra[@]}" \
+    hydra.run.dir="$out/families_ptb_$stamp/rnn_lr5"
   python -m seq2seq.train experiment=transformer_ptb trainer.progress=false "${extra[@]}" \
     hydra.run.dir="$out/families_ptb_$stamp/transformer"
   python -m seq2seq.plot "$out/families_ptb_$stamp" --tag val/ppl --out "$out/families_ptb_$stamp/val_ppl.png" --table \
-    --label name,model.cell
+    --label name,model.cell,optimizer.lr
 fi
