@@ -4,11 +4,14 @@ decodes with onnxruntime and numpy alone.
 The folder holds the shared folder's config.json and generation_config.json (seq2seq.inference.pretrained) and:
 
     seq2seq models (fixed-width questions, such as addition):
-      encoder.onnx        src (B, S) int64 -> states (B, S, H), summary (B, H), the decoder's first state
-      decoder_step.onnx   token (B, 1) int64, states, summary, state -> logits (B, V), state
-                          (one step of the plain, Peeky or attention decoder; an LSTM's state is h and c)
+      encoder.onnx        src (B, S) int64 -> the memory every step reads, and the decoder's first state
+      decoder_step.onnx   token (B, 1) int64, the memory, the state -> logits (B, V), the state
+                          (recurrent: memory states (B, S, H) and summary (B, H), state an LSTM's h and c or a
+                          GRU's h; Transformer: memory each layer's keys and values of the source, state each
+                          layer's key/value cache (L, B, K, t, D/K), empty at first)
     language models:
-      step.onnx           tokens (B, T) int64, state (L, B, H each) -> logits (B, T, V), state
+      step.onnx           tokens (B, T) int64, the state -> logits (B, T, V), the state (L, B, H each; the
+                          Transformer LM's key/value cache, from zeros of t = 0)
 
 The graphs and their signature are the model's (`onnx_export`, seq2seq.models.export); config.json's "onnx"
 says which graph is which and what the state is, so the runner drives any of them alike.
@@ -336,7 +339,8 @@ def check_signature(signature, folder: Path) -> dict:
 
 
 # What a graph of this project is made of: the operators its exports use (every family, decoder and cell;
-# tests/test_sharing.py exports each and checks them against this list). No control flow (Loop, Scan, If),
+# tests/test_sharing.py exports each and checks them against this list; Erf, Pow and Sub are what GELU and
+# layer norms become at the opsets of older PyTorch exporters). No control flow (Loop, Scan, If),
 # no function, no other domain: a graph's work is bounded by its operators and their sizes.
 OPERATORS = frozenset({"Add", "Cast", "Concat", "Constant", "ConstantOfShape", "Cos", "Div", "Equal", "Erf", "Expand",
                        "Flatten", "GRU", "Gather", "Gelu", "Gemm", "Identity", "IsNaN", "LSTM", "LayerNormalization",
@@ -422,19 +426,23 @@ ARENA = False  # whether this process registered the bounded arena
 
 
 class Watchdog:
-    """One thread for every runner of the process: it stops the graph call being watched (its RunOptions'
-    terminate) once its deadline has passed; a call costs two assignments, not a thread."""
+    """One thread for every runner of the process: it stops each graph call being watched (its RunOptions'
+    terminate) once its deadline has passed, a call of each thread at a time; a call costs two assignments,
+    not a thread."""
 
     def __init__(self):
-        self.current = None  # (RunOptions, deadline) of the call running now
+        self.calls = {}  # thread -> (RunOptions, deadline) of the call it runs now
         self.thread = None
 
     def watch(self, options, seconds: float) -> None:
         import threading
         import time
 
-        self.current = None if options is None else (options, time.monotonic() + seconds)
-        if options is not None and self.thread is None:
+        if options is None:
+            self.calls.pop(threading.get_ident(), None)
+            return
+        self.calls[threading.get_ident()] = (options, time.monotonic() + seconds)
+        if self.thread is None:
             self.thread = threading.Thread(target=self.loop, name="onnx-watchdog", daemon=True)
             self.thread.start()
 
@@ -443,9 +451,9 @@ class Watchdog:
 
         while True:
             time.sleep(0.1)
-            current = self.current
-            if current is not None and time.monotonic() > current[1]:
-                current[0].terminate = True
+            for options, deadline in list(self.calls.values()):
+                if time.monotonic() > deadline:
+                    options.terminate = True
 
 
 WATCHDOG = Watchdog()
