@@ -542,3 +542,27 @@ def test_every_family_decoder_and_cell_exports_graphs_the_runner_accepts(tmp_pat
                     graph.module, graph.inputs, str(path), **names, dynamic_axes=graph.dynamic_axes, dynamo=False
                 )
             check_graph(path)
+
+
+def test_the_watchdog_stops_each_threads_call_at_its_own_deadline():
+    """Two runners in two threads: the call past its deadline is stopped, the other is left to finish."""
+    import threading
+
+    from seq2seq.inference.serving import WATCHDOG
+
+    class Call:  # stands for onnxruntime's RunOptions: the watchdog sets its terminate flag
+        terminate = False
+
+    short, long = Call(), Call()
+
+    def run(call, seconds):
+        WATCHDOG.watch(call, seconds)
+        time.sleep(0.6)
+        WATCHDOG.watch(None, 0)
+
+    threads = [threading.Thread(target=run, args=(short, 0.2)), threading.Thread(target=run, args=(long, 30))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert short.terminate and not long.terminate and WATCHDOG.calls == {}
