@@ -14,7 +14,7 @@ from pathlib import Path
 
 from seq2seq.core.errors import DataError
 from seq2seq.core.metrics import lower_is_better
-from seq2seq.training.runs import DEBUG, read_status
+from seq2seq.training.runs import DEBUG
 
 PROG = "seq2seq-runs"
 SORTS = ("best", "final", "date", "run")
@@ -30,10 +30,7 @@ def rows(folder: Path, metric: str | None, debug: bool) -> tuple[list[list], int
     table = []
     for run in kept:
         name = metric or run.metric
-        best, final = run.best, run.final
-        if best is None and name == run.metric:  # no epoch curve (a max_steps run): its status.json's values
-            status = read_status(run.path)
-            best, final = (v if isinstance(v, float) else None for v in (status.get("best"), status.get("final")))
+        best, final = run.best, run.final  # (a max_steps run's from its status.json: explore.runs reads them)
         if metric and metric != run.metric:
             values = [v for _, v in run.curves.get(metric, []) if math.isfinite(v)]
             best = (min if lower_is_better(metric) else max)(values) if values else None

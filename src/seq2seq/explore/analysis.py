@@ -65,8 +65,9 @@ def attention_choice(module, layer: int | None, head: int | None) -> tuple[int, 
     layers, heads = module.attention_heads
     layer, head = layer if layers > 1 else None, head if heads > 1 else None
     for name, value, most in (("layer", layer, layers), ("head", head, heads)):
-        if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= most):
-            shown = value if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 10**6 else "?"
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        if value is not None and not (whole and 1 <= value <= most):
+            shown = value if whole and abs(value) < 10**6 else "?"
             raise DataError(f"attention {name} {shown}: this model has {most} (1 to {most})")
     where = f"layer {layer or layers} of {layers}" if layers > 1 else ""
     which = (f"head {head} of {heads}" if head else f"mean of {heads} heads") if heads > 1 else ""
@@ -79,6 +80,7 @@ def ask(model, question: str, options: dict, layer: int | None = None, head: int
     next tokens of each step of the best answer and, for an attention model, its attention weights: of decoder
     layer `layer` and head `head` (counted from 1; None: the last layer, the mean of its heads)."""
     check_text(question, "question")
+    at_layer, at_head, attention_of = -1, None, ""
     if model.module.has_attention:
         at_layer, at_head, attention_of = attention_choice(model.module, layer, head)
     opts = model.resolve(options)
@@ -112,7 +114,7 @@ def ask(model, question: str, options: dict, layer: int | None = None, head: int
         texts if len(texts) > 1 and scores is None else None,
         [itos[i] for i in x[0].tolist()],
         weights,
-        attention_of if module.has_attention else "",
+        attention_of,
     )
 
 

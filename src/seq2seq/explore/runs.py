@@ -21,7 +21,7 @@ from seq2seq.core.registry import by_target
 from seq2seq.tasks import TASKS
 from seq2seq.training.events import curves as scalars
 from seq2seq.training.events import event_files
-from seq2seq.training.runs import read_status
+from seq2seq.training.runs import recorded_values
 from seq2seq.training.runs import state as run_state
 
 log = logging.getLogger(__name__)
@@ -173,9 +173,7 @@ def describe(root: Path, path: Path, known: Run | None = None) -> Run:
         run.best = (min if lower_is_better(run.metric) else max)(values)
         run.final = run.curves[run.metric][-1][1]
     else:  # no epoch curve (a max_steps run stopped inside its first epoch): its status.json's values
-        saved = read_status(path)
-        run.best, run.final = (float(v) if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-                               else None for v in (saved.get("best"), saved.get("final")))  # fmt: skip
+        run.best, run.final = recorded_values(path)
     return run
 
 

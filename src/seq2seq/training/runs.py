@@ -15,6 +15,14 @@ STATUS = "status.json"
 STATES = ("running", "finished", "interrupted", "failed")
 
 
+def recorded_values(run_dir: Path) -> tuple[float | None, float | None]:
+    """The best and final value of the monitored metric a run's status.json records (None where absent or not
+    a finite number): a run stopped inside its first epoch has no epoch curve to read them from."""
+    status = read_status(run_dir)
+    return tuple(float(v) if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) else None
+                 for v in (status.get("best"), status.get("final")))  # fmt: skip
+
+
 def read_status(run_dir: Path) -> dict:
     """A run's status.json as plain values ({} when it has none or it cannot be read)."""
     path = Path(run_dir) / STATUS
